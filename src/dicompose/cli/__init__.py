@@ -1,0 +1,1 @@
+"""Command-line adapters: parse, call one service function, print. No domain logic here."""

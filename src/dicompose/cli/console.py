@@ -1,0 +1,123 @@
+"""Shared CLI plumbing: one error line and exit code per failure, progress bars, batch summaries."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dicompose.config import load_settings
+from dicompose.dicom.normalize import NormalizeParams, Scope
+from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError
+from dicompose.tools.normalize import FileResult, Status, Summary, run_normalize
+
+stdout = Console(highlight=False)
+stderr = Console(stderr=True, highlight=False)
+
+
+def fail(error: DicomposeError) -> NoReturn:
+    """Print one line (never a traceback) and exit with the error's code."""
+    stderr.print(f"[bold red]error:[/] {escape(str(error))}")
+    raise typer.Exit(error.exit_code)
+
+
+def parse_number(text: str, name: str) -> float:
+    """MIN/MAX as finite numbers, with a usage error (exit 2) naming the argument otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a number", param_hint=name) from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise typer.BadParameter(f"{text!r} is not a finite number", param_hint=name)
+    return value
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[tuple[Callable[[FileResult], None], Callable[[int], None]]]:
+    """(on_result, on_total) callbacks driving a rich progress bar; silent when output is not a terminal."""
+    if not enabled:
+        yield (lambda _r: None), (lambda _n: None)
+        return
+    columns = (TextColumn("normalize"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task("normalize", total=None)
+        yield (lambda _r: progress.advance(task)), (lambda n: progress.update(task, total=n))
+
+
+def normalize_and_report(
+    inputs: Sequence[Path],
+    low: float,
+    high: float,
+    out_dir: Path | None,
+    *,
+    scope: Scope,
+    workers: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> int:
+    """Run the batch and print problems as they happen, then the summary; return the exit code."""
+    params = NormalizeParams(low, high, scope)
+    chosen_workers = workers or load_settings().workers
+
+    def show(result: FileResult) -> None:
+        if result.status is not Status.PROCESSED and not as_json:
+            colour = "yellow" if result.status is Status.SKIPPED else "red"
+            stderr.print(f"[{colour}]{result.status.value}:[/] {escape(result.message)}")
+
+    try:
+        with progress_bar(enabled=stderr.is_terminal and not as_json and not quiet) as (advance, total):
+
+            def on_result(result: FileResult) -> None:
+                show(result)
+                advance(result)
+
+            summary = run_normalize(
+                inputs, params, out_dir, workers=chosen_workers, on_result=on_result, on_total=total
+            )
+    except DicomposeError as exc:
+        fail(exc)
+    if as_json:
+        print_json(summary, params)
+    elif not quiet:
+        print_summary(summary, out_dir)
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def print_summary(summary: Summary, out_dir: Path | None) -> None:
+    processed, skipped, failed = (summary.count(s) for s in (Status.PROCESSED, Status.SKIPPED, Status.FAILED))
+    where = f" → {escape(str(out_dir))}" if out_dir is not None and processed else ""
+    if processed == 1 and out_dir is None:
+        only = next(r for r in summary.results if r.status is Status.PROCESSED)
+        where = f" → {escape(str(only.output))}"
+    style = "red" if failed else "green"
+    stdout.print(
+        f"[{style}]{processed} processed, {skipped} skipped, {failed} failed[/] in {summary.seconds:.1f} s{where}"
+    )
+
+
+def print_json(summary: Summary, params: NormalizeParams) -> None:
+    """Versioned machine-readable envelope (stable contract for scripts)."""
+    document = {
+        "schema": "dicompose.normalize/1",
+        "parameters": {"min": params.low, "max": params.high, "scope": params.scope},
+        "counts": {s.value: summary.count(s) for s in Status},
+        "seconds": round(summary.seconds, 3),
+        "files": [
+            {
+                "source": str(r.source),
+                "status": r.status.value,
+                "output": str(r.output) if r.output else None,
+                "message": r.message or None,
+            }
+            for r in summary.results
+        ],
+    }
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")

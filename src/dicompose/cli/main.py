@@ -1,0 +1,69 @@
+"""``dicompose``: the command-line entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dicompose import __version__
+from dicompose.cli.console import normalize_and_report, parse_number
+from dicompose.dicom.normalize import Scope
+
+app = typer.Typer(
+    name="dicompose",
+    help="Portable, reproducible, secure container-based medical image analysis.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dicompose {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Portable, reproducible, secure container-based medical image analysis."""
+
+
+@app.command(context_settings={"ignore_unknown_options": False})
+def normalize(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False)
+    ],
+    minimum: Annotated[str, typer.Option("--min", help="Value each scan's minimum maps to.")] = "0",
+    maximum: Annotated[str, typer.Option("--max", help="Value each scan's maximum maps to.")] = "100",
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False)
+    ],
+    scope: Annotated[
+        Scope, typer.Option("--scope", help="Min/max per file (the paper's behaviour) or per series.")
+    ] = "file",
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes [default: all cores].")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print problems.")] = False,
+) -> None:
+    """Remap intensities of many DICOM scans to [--min, --max], in parallel, into --out."""
+    low = parse_number(minimum, "--min")
+    high = parse_number(maximum, "--max")
+    if low > high:
+        raise typer.BadParameter(f"--min ({minimum}) must not be greater than --max ({maximum})")
+    code = normalize_and_report(
+        inputs, low, high, out, scope=scope, workers=workers, as_json=as_json, quiet=quiet
+    )
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app(prog_name="dicompose")

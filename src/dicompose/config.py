@@ -1,0 +1,32 @@
+"""Defaults and environment overrides, in one place. Values are read when asked for, never cached globally."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+#: Root for UIDs dicompose derives. pydicom's root is registered for exactly this use (derived, generated UIDs).
+UID_ROOT = "1.2.826.0.1.3680043.8.498."
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-time settings; construct with :func:`load_settings` so environment overrides apply."""
+
+    workers: int
+    uid_root: str = UID_ROOT
+
+
+def default_workers() -> int:
+    """Use every core the process may run on (cgroup/affinity aware where the OS says so)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def load_settings() -> Settings:
+    """Settings from defaults, overridden by ``DICOMPOSE_WORKERS``."""
+    raw = os.environ.get("DICOMPOSE_WORKERS", "").strip()
+    workers = int(raw) if raw.isdigit() and int(raw) > 0 else default_workers()
+    return Settings(workers=workers)

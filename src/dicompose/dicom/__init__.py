@@ -1,0 +1,1 @@
+"""Pure DICOM operations: reading (with decompression), the normalize kernel, derived-object headers, writing."""

@@ -1,0 +1,107 @@
+"""Headers of derived objects: new deterministic UIDs, DERIVED image type, references and equipment.
+
+Shared by every tool that writes a new image from an input image, so each derived file tells what it came
+from and who made it, and the same input + parameters always give the same UIDs (and the same bytes).
+"""
+
+from __future__ import annotations
+
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import generate_uid
+
+from dicompose.config import UID_ROOT
+
+_MAX_LO = 64
+_MAX_ST = 1024
+#: DICOM lossy transfer syntaxes and the Lossy Image Compression Method (0028,2114) each implies.
+_LOSSY_METHODS = {
+    "1.2.840.10008.1.2.4.50": "ISO_10918_1",
+    "1.2.840.10008.1.2.4.51": "ISO_10918_1",
+    "1.2.840.10008.1.2.4.81": "ISO_14495_1",
+    "1.2.840.10008.1.2.4.91": "ISO_15444_1",
+    "1.2.840.10008.1.2.4.203": "ISO_15444_15",
+}
+
+
+def derived_uid(kind: str, source_uid: str, recipe: str, uid_root: str = UID_ROOT) -> str:
+    """A UID that is a pure function of (what it identifies, the source UID, the derivation recipe)."""
+    return str(generate_uid(prefix=uid_root, entropy_srcs=[kind, source_uid, recipe]))
+
+
+def code_item(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    item.CodeMeaning = meaning
+    return item
+
+
+def mark_derived(
+    ds: Dataset,
+    *,
+    recipe: str,
+    description: str,
+    tool: str,
+    software_version: str,
+    series_suffix: str,
+    uid_root: str = UID_ROOT,
+) -> None:
+    """Turn ``ds`` (a copy of the source image) into the header of a new derived instance, in place."""
+    source_class = str(ds.SOPClassUID)
+    source_instance = str(ds.SOPInstanceUID)
+    source_syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+
+    ds.SOPInstanceUID = derived_uid("instance", source_instance, recipe, uid_root)
+    ds.SeriesInstanceUID = derived_uid("series", str(ds.get("SeriesInstanceUID", "")), recipe, uid_root)
+    for keyword in ("InstanceCreationDate", "InstanceCreationTime", "InstanceCreatorUID"):
+        if keyword in ds:
+            delattr(ds, keyword)
+
+    image_type = list(ds.get("ImageType", []) or [])
+    image_type[:2] = ["DERIVED", "SECONDARY"]
+    ds.ImageType = image_type
+    _derive_frame_types(ds)
+
+    previous = str(ds.get("DerivationDescription", "") or "").strip()
+    text = description if not previous else f"{description}; previously: {previous}"
+    ds.DerivationDescription = text[:_MAX_ST]
+
+    source = Dataset()
+    source.ReferencedSOPClassUID = source_class
+    source.ReferencedSOPInstanceUID = source_instance
+    ds.SourceImageSequence = Sequence([source])
+
+    equipment = Dataset()
+    equipment.Manufacturer = "dicompose"
+    equipment.ManufacturerModelName = f"dicompose {tool}"[:_MAX_LO]
+    equipment.SoftwareVersions = software_version
+    equipment.ContributionDescription = description[:_MAX_ST]
+    equipment.PurposeOfReferenceCodeSequence = Sequence([code_item("109103", "DCM", "Modifying Equipment")])
+    ds.ContributingEquipmentSequence = Sequence([*(ds.get("ContributingEquipmentSequence") or []), equipment])
+
+    series = str(ds.get("SeriesDescription", "") or "").strip()
+    ds.SeriesDescription = (f"{series} {series_suffix}" if series else series_suffix)[-_MAX_LO:].strip()
+
+    method = _LOSSY_METHODS.get(source_syntax)
+    if method is not None:
+        ds.LossyImageCompression = "01"
+        methods = list(ds.get("LossyImageCompressionMethod", []) or [])
+        if isinstance(methods, str):
+            methods = [methods]
+        if method not in methods:
+            ds.LossyImageCompressionMethod = [*methods, method]
+
+
+def _derive_frame_types(ds: Dataset) -> None:
+    """Enhanced objects repeat the image type per frame (Frame Type); keep value 1 consistent with ImageType."""
+    for group_keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        for group in ds.get(group_keyword) or []:
+            for element in group:
+                if element.VR != "SQ" or not element.keyword.endswith("FrameTypeSequence"):
+                    continue
+                for item in element.value or []:
+                    if "FrameType" in item:
+                        frame_type = list(item.FrameType)
+                        frame_type[:1] = ["DERIVED"]
+                        item.FrameType = frame_type

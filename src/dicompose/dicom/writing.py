@@ -1,0 +1,84 @@
+"""Writing DICOM: explicit VR little endian, file meta rebuilt, published atomically (temp file + rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filewriter import dcmwrite
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from dicompose.config import UID_ROOT
+
+#: Identifies files written by dicompose (deterministic, derived from the name under our UID root).
+IMPLEMENTATION_CLASS_UID = generate_uid(prefix=UID_ROOT, entropy_srcs=["dicompose implementation class"])
+_BYTE_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def implementation_version_name(version: str) -> str:
+    """(0002,0013) is SH, at most 16 characters."""
+    return f"DICOMPOSE_{version}"[:16]
+
+
+def rebuild_file_meta(ds: Dataset, version: str) -> None:
+    """New file meta for an explicit VR little endian file of ``ds`` (old group lengths and TS dropped)."""
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = implementation_version_name(version)
+    ds.file_meta = meta
+
+
+def convert_raw_values_to_little_endian(ds: Dataset) -> None:
+    """Byte-swap OW/OF/OL/OD/OV values of a dataset read as big endian (pydicom leaves those to the caller)."""
+    for element in ds:
+        if element.VR == "SQ":
+            for item in element.value or []:
+                convert_raw_values_to_little_endian(item)
+        elif element.VR in _BYTE_WIDTH and element.tag != 0x7FE00010 and isinstance(element.value, bytes):
+            width = _BYTE_WIDTH[element.VR]
+            raw = element.value
+            usable = len(raw) - len(raw) % width
+            swapped = bytearray(raw)
+            for offset in range(width):
+                swapped[offset:usable:width] = raw[width - 1 - offset : usable : width]
+            element.value = bytes(swapped)
+
+
+def write_atomic(ds: Dataset, destination: Path) -> None:
+    """Write ``ds`` to ``destination`` so that readers see either the old file or the complete new one.
+
+    The data goes to a hidden temp file in the same folder, is fsynced, then renamed over the destination;
+    any failure removes the temp file, so no half-written output is ever left behind.
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            dcmwrite(fh, ds, enforce_file_format=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.chmod(0o644)
+        tmp.replace(destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_directory(destination.parent)
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make the rename durable (POSIX: the directory entry lives in the folder)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,54 @@
+"""One exception hierarchy for the whole package.
+
+The CLI maps these to exit codes, so a user sees one clear line and never a traceback::
+
+    DicomposeError                 base; never raised directly
+    ├── UsageError                 the user asked for something impossible      → exit 2
+    └── StepError                  a tool/step failed on its input              → exit 1
+        ├── InputError             an input file is unreadable, corrupt or truncated
+        └── UnsupportedInputError  a valid file this tool does not handle (colour, non-image, ...)
+
+Anything else that escapes is an internal bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class DicomposeError(Exception):
+    """Base of every error dicompose raises on purpose."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageError(DicomposeError):
+    """The command line or configuration asks for something that cannot be done."""
+
+    exit_code = EXIT_USAGE
+
+
+class StepError(DicomposeError):
+    """A step could not produce its output for one input."""
+
+    exit_code = EXIT_FAILED
+
+
+class InputError(StepError):
+    """An input file is unreadable, corrupt or truncated.
+
+    The message always starts with the file, so batch summaries and logs stay one line per problem.
+    """
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class UnsupportedInputError(InputError):
+    """A valid input that this tool deliberately refuses (e.g. colour images for normalize)."""
