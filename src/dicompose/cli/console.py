@@ -19,8 +19,8 @@ from dicompose.dicom.normalize import NormalizeParams, Scope
 from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError
 from dicompose.tools.normalize import FileResult, Status, Summary, run_normalize
 
-stdout = Console(highlight=False)
-stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(error: DicomposeError) -> NoReturn:

@@ -40,11 +40,11 @@ def normalize(
     inputs: Annotated[
         list[Path], typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False)
     ],
-    minimum: Annotated[str, typer.Option("--min", help="Value each scan's minimum maps to.")] = "0",
-    maximum: Annotated[str, typer.Option("--max", help="Value each scan's maximum maps to.")] = "100",
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False)
     ],
+    minimum: Annotated[str, typer.Option("--min", help="Value each scan's minimum maps to.")] = "0",
+    maximum: Annotated[str, typer.Option("--max", help="Value each scan's maximum maps to.")] = "100",
     scope: Annotated[
         Scope, typer.Option("--scope", help="Min/max per file (the paper's behaviour) or per series.")
     ] = "file",

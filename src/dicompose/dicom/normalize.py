@@ -6,6 +6,7 @@ The batch runner (``dicompose.tools.normalize``) schedules these calls across pr
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -89,6 +90,14 @@ def normalize_file(
     source: Path, destination: Path, params: NormalizeParams, source_range: ValueRange | None = None
 ) -> NormalizeOutcome:
     """Normalize ``source`` into ``destination`` (atomically). ``source_range`` overrides the file's own range."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns per dubious input value; the output is what we check
+        return _normalize_file(source, destination, params, source_range)
+
+
+def _normalize_file(
+    source: Path, destination: Path, params: NormalizeParams, source_range: ValueRange | None
+) -> NormalizeOutcome:
     ds = read_dataset(source)
     pixels = grayscale_pixels(ds, source)
     measured = source_range if source_range is not None else _range_of(pixels, source)

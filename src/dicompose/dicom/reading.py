@@ -65,7 +65,7 @@ def check_normalizable(ds: Dataset, path: Path) -> None:
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise UnsupportedInputError(path, "floating-point pixel data is not supported")
-        kind = str(ds.get("Modality", "") or ds.get("SOPClassUID", "unknown"))
+        kind = str(ds.get("Modality", "") or getattr(ds.get("SOPClassUID"), "name", "") or "unknown")
         raise UnsupportedInputError(path, f"not an image: no pixel data (object type {kind})")
     required = ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "PhotometricInterpretation")
     missing = [k for k in required if k not in ds or ds[k].value in (None, "")]
