@@ -81,12 +81,13 @@ def _fits(low: float, high: float, bits: int, signed: bool) -> bool:
     return lo <= low and high <= hi
 
 
-def choose_encoding(target: ValueRange, input_bits_allocated: int) -> OutputEncoding:
+def choose_encoding(target: ValueRange, input_bits_allocated: int, *, zero_intercept: bool = False) -> OutputEncoding:
     """Pick the narrowest integer encoding, not narrower than the input's, that holds ``target`` exactly.
 
     Integer ranges are stored as the values themselves (slope 1, intercept 0), widening to 16 or 32 bits and
     switching to signed samples as the range requires (0..65535 on 12-bit input must not be masked).
-    Non-integer ranges, or integer ranges wider than 32 bits, are stored as 0..65535 with a rescale pair.
+    Non-integer ranges, or integer ranges wider than 32 bits, are stored as 0..65535 with a rescale pair;
+    ``zero_intercept`` (RT Dose, whose only transform is a scaling) stores them as 0..65535 x high / 65535.
     """
     if target.low > target.high:
         raise ValueError(f"minimum {target.low} is greater than maximum {target.high}")
@@ -97,6 +98,11 @@ def choose_encoding(target: ValueRange, input_bits_allocated: int) -> OutputEnco
         for bits in (8, 16, 32):
             if bits >= start and _fits(target.low, target.high, bits, signed):
                 return OutputEncoding(bits, signed, 1.0, 0.0, "1", "0")
+    if zero_intercept:
+        if target.low < 0:
+            raise ValueError("a scaling without intercept cannot store negative values")
+        slope_text = format_ds(target.high / _FRACTION_LEVELS if target.high > 0 else 1.0)
+        return OutputEncoding(16, False, float(slope_text), 0.0, slope_text, "0")
     intercept_text = format_ds(target.low)
     slope = target.width / _FRACTION_LEVELS if target.width > 0 else 1.0
     slope_text = format_ds(slope)

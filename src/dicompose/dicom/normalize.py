@@ -21,7 +21,7 @@ from dicompose.dicom.derivation import mark_derived
 from dicompose.dicom.kernel import OutputEncoding, ValueRange, choose_encoding, format_ds, modality_range, remap
 from dicompose.dicom.reading import GrayscalePixels, grayscale_pixels, read_dataset
 from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
-from dicompose.errors import InputError
+from dicompose.errors import InputError, UnsupportedInputError
 
 Scope = Literal["file", "series"]
 #: Bumped whenever the output of the same input and parameters changes; part of every derived UID.
@@ -91,7 +91,8 @@ def normalize_file(
 ) -> NormalizeOutcome:
     """Normalize ``source`` into ``destination`` (atomically). ``source_range`` overrides the file's own range."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydicom warns per dubious input value; the output is what we check
+        # pydicom warns (UserWarning) per dubious input value; numeric RuntimeWarnings stay visible (they are bugs)
+        warnings.simplefilter("ignore", UserWarning)
         return _normalize_file(source, destination, params, source_range)
 
 
@@ -101,7 +102,10 @@ def _normalize_file(
     ds = read_dataset(source)
     pixels = grayscale_pixels(ds, source)
     measured = source_range if source_range is not None else _range_of(pixels, source)
-    encoding = choose_encoding(params.target, int(ds.BitsAllocated))
+    is_dose = "DoseGridScaling" in ds
+    if is_dose and params.low < 0:
+        raise UnsupportedInputError(source, f"RT Dose cannot hold negative values (MIN {params.low:g}); use MIN >= 0")
+    encoding = choose_encoding(params.target, int(ds.BitsAllocated), zero_intercept=is_dose)
     out = remap(pixels.stored, pixels.slopes, pixels.intercepts, measured, params.target, encoding)
     big_endian = not _is_little_endian(ds)
     _set_pixels(ds, out, encoding)
@@ -158,8 +162,6 @@ def _set_modality_transform(ds: Dataset, enc: OutputEncoding, pixels: GrayscaleP
     enhanced = "SharedFunctionalGroupsSequence" in ds
     if "DoseGridScaling" in ds:  # RT Dose: the scaling is its modality transform
         ds.DoseGridScaling = enc.slope_text
-        if enc.intercept != 0:
-            raise InputError(Path(str(ds.filename or "?")), "RT Dose cannot store a non-zero intercept")
         return
     if enhanced:
         _set_functional_group_rescale(ds, enc)

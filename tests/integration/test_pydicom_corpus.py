@@ -1,0 +1,176 @@
+"""Every file shipped in pydicom's wheel, through ``normalize``, checked independently and with dciodvfy.
+
+For each file we decide *independently of dicompose* (with pydicom alone) whether it is a readable grayscale
+image, a valid object normalize must refuse, or a broken file; then we hold dicompose to that: images are
+normalized with the right values and valid headers, refusals name the reason, broken files fail cleanly
+without leaving any output behind.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.errors import InvalidDicomError
+from pydicom.filewriter import dcmwrite
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicompose import __version__
+from dicompose.dicom.normalize import NormalizeParams, normalize_file, output_name
+from dicompose.errors import InputError, UnsupportedInputError
+from tests.conftest import dciodvfy_errors, exact_expected, independent_modality_values, pydicom_corpus
+
+CORPUS = pydicom_corpus()
+TARGETS = [(0.0, 100.0), (-1000.0, 3000.0), (0.0, 65535.0), (-0.5, 0.75)]
+
+
+def classify(path: Path) -> str:
+    """'image' | 'refused' | 'broken' | 'not-dicom', using pydicom only."""
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError:
+        return "not-dicom"
+    except Exception:
+        return "broken"
+    if "PixelData" not in ds:
+        return "refused"
+    try:
+        if ds.SamplesPerPixel != 1 or ds.PhotometricInterpretation not in ("MONOCHROME1", "MONOCHROME2"):
+            return "refused"
+        if ds.BitsAllocated == 1:
+            return "refused"
+        independent_modality_values(ds)
+    except Exception:
+        return "broken"
+    return "image"
+
+
+CLASSES = {path: classify(path) for path in CORPUS}
+IMAGES = [p for p, c in CLASSES.items() if c == "image"]
+IDS = [str(p.relative_to(CORPUS[0].parents[len(CORPUS[0].parents) - 1])) for p in CORPUS]
+
+
+def test_corpus_has_the_variety_we_rely_on():
+    kinds = {c for c in CLASSES.values()}
+    assert kinds == {"image", "refused", "broken", "not-dicom"}
+    assert len(IMAGES) >= 50
+    syntaxes = {str(pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID) for p in IMAGES}
+    assert {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90"} <= syntaxes
+
+
+@pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize(("low", "high"), TARGETS, ids=lambda v: f"{v:g}")
+def test_image_values_are_the_exact_linear_remap(path: Path, low: float, high: float, tmp_path: Path):
+    if low < 0 and "DoseGridScaling" in pydicom.dcmread(path, stop_before_pixels=True):
+        with pytest.raises(UnsupportedInputError, match="RT Dose cannot hold negative values"):
+            normalize_file(path, tmp_path / output_name(path), NormalizeParams(low, high))
+        return
+    out = normalize_file(path, tmp_path / output_name(path), NormalizeParams(low, high)).output
+    source = pydicom.dcmread(path)
+    result = pydicom.dcmread(out)
+    before = independent_modality_values(source)
+    after = independent_modality_values(result)
+    assert after.shape == before.shape
+    vmin, vmax = float(before.min()), float(before.max())
+    expected = exact_expected(before, low, high, vmin, vmax)
+    if float(low).is_integer() and float(high).is_integer():
+        assert np.all(np.abs(after - expected) <= 0.5 + 1e-9)
+        assert after.min() == low
+        assert after.max() == (high if vmax > vmin else low)
+        assert result.BitsStored == result.BitsAllocated  # nothing masked
+    else:
+        quantum = float(result.RescaleSlope)
+        assert np.all(np.abs(after - expected) <= quantum / 2 + 1e-9)
+        assert after.min() == pytest.approx(low, abs=1e-9)
+
+
+@pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
+def test_headers_describe_a_new_derived_instance(path: Path, tmp_path: Path):
+    out = normalize_file(path, tmp_path / output_name(path), NormalizeParams(0, 100)).output
+    source = pydicom.dcmread(path, stop_before_pixels=True)
+    result = pydicom.dcmread(out)
+    assert result.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert result.file_meta.MediaStorageSOPInstanceUID == result.SOPInstanceUID
+    assert result.SOPInstanceUID != source.SOPInstanceUID
+    assert result.SeriesInstanceUID != source.get("SeriesInstanceUID")
+    assert result.get("StudyInstanceUID") == source.get("StudyInstanceUID")
+    assert list(result.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+    assert "dicompose" in result.DerivationDescription
+    assert result.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    equipment = result.ContributingEquipmentSequence[-1]
+    assert (equipment.Manufacturer, equipment.SoftwareVersions) == ("dicompose", __version__)
+    assert result.PhotometricInterpretation == source.PhotometricInterpretation
+    assert len(result.PixelData) == result.Rows * result.Columns * int(result.get("NumberOfFrames", 1) or 1) * (
+        result.BitsAllocated // 8
+    ) + (1 if result.BitsAllocated == 8 and result.Rows * result.Columns % 2 else 0)
+
+
+@pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
+def test_same_input_and_parameters_give_identical_bytes(path: Path, tmp_path: Path):
+    first = normalize_file(path, tmp_path / "a" / output_name(path), NormalizeParams(0, 100)).output
+    second = normalize_file(path, tmp_path / "b" / output_name(path), NormalizeParams(0, 100)).output
+    other = normalize_file(path, tmp_path / "c" / output_name(path), NormalizeParams(0, 101)).output
+    assert first.read_bytes() == second.read_bytes()
+    assert pydicom.dcmread(other).SOPInstanceUID != pydicom.dcmread(first).SOPInstanceUID
+
+
+@pytest.mark.parametrize(
+    "path", [p for p, c in CLASSES.items() if c in ("refused", "not-dicom")], ids=lambda p: p.name
+)
+def test_valid_non_applicable_objects_are_refused_with_a_reason(path: Path, tmp_path: Path):
+    with pytest.raises(UnsupportedInputError) as caught:
+        normalize_file(path, tmp_path / "out.dcm", NormalizeParams(0, 100))
+    message = str(caught.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    assert re.search(r"not an image|colour|1-bit|not a DICOM file", message)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", [p for p, c in CLASSES.items() if c == "broken"], ids=lambda p: p.name)
+def test_broken_files_fail_cleanly_leaving_nothing(path: Path, tmp_path: Path):
+    with pytest.raises(InputError) as caught:
+        normalize_file(path, tmp_path / "out.dcm", NormalizeParams(0, 100))
+    assert not isinstance(caught.value, UnsupportedInputError)
+    assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # not even a hidden partial file
+
+
+def _normalized_error(line: str) -> str:
+    """Drop the tag and attribute name so an inherited bad value matches wherever it now stands."""
+    return re.sub(r"\(0x[0-9a-f]{4},0x[0-9a-f]{4}\) [A-Z]{2} [^<\[]*", "", line)
+
+
+def _baseline(dciodvfy: str, path: Path, tmp_path: Path) -> set[str]:
+    """The input's own errors. Where dciodvfy cannot read the input (deflate) or aborts on it (32-bit RT Dose),
+    those of the input's header re-encoded as explicit VR little endian with blank pixels (16-bit if 32)."""
+    errors = dciodvfy_errors(dciodvfy, path)
+    if errors is not None and not any("read failed" in e for e in errors):
+        return errors
+    ds = pydicom.dcmread(path)
+    if ds.BitsAllocated > 16:
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    count = ds.Rows * ds.Columns * int(ds.get("NumberOfFrames", 1) or 1) * ds.BitsAllocated // 8
+    ds.PixelData = bytes(count + count % 2)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    header_only = tmp_path / "baseline.dcm"
+    dcmwrite(header_only, ds, enforce_file_format=True)
+    errors = dciodvfy_errors(dciodvfy, header_only)
+    assert errors is not None
+    return errors
+
+
+@pytest.mark.dciodvfy
+@pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize(("low", "high"), [(0.0, 100.0), (0.0, 65535.0), (-0.5, 0.75)], ids=lambda v: f"{v:g}")
+def test_outputs_add_no_dciodvfy_error(dciodvfy: str, path: Path, low: float, high: float, tmp_path: Path):
+    if low < 0 and "DoseGridScaling" in pydicom.dcmread(path, stop_before_pixels=True):
+        pytest.skip("RT Dose refuses negative targets (tested in test_image_values_are_the_exact_linear_remap)")
+    out = normalize_file(path, tmp_path / "out" / output_name(path), NormalizeParams(low, high)).output
+    before = {_normalized_error(e) for e in _baseline(dciodvfy, path, tmp_path)}
+    after = dciodvfy_errors(dciodvfy, out)
+    assert after is not None, "dciodvfy aborted on our output"
+    new = {e for e in after if _normalized_error(e) not in before}
+    assert new == set()
