@@ -1,0 +1,150 @@
+"""The two command lines, run as a user runs them (real processes, real files, exit codes, one-line errors)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from dicompose.dicom import synthetic
+from tests.conftest import independent_modality_values
+
+BIN = Path(sys.executable).parent
+
+
+def run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for needle in needles:
+        assert needle in proc.stderr
+
+
+@pytest.fixture
+def ct(tmp_path: Path) -> Path:
+    return synthetic.save(synthetic.ct_slice("cli", 0, 64, 64), tmp_path / "scan.dcm")
+
+
+def test_paper_cli_writes_stem_normalized_beside_the_file(ct: Path):
+    proc = run("normalize-scan", str(ct), "0", "100")
+    assert proc.returncode == 0, proc.stderr
+    out = ct.with_name("scan-normalized.dcm")
+    values = independent_modality_values(pydicom.dcmread(out))
+    assert (values.min(), values.max()) == (0, 100)
+    assert str(out) in proc.stdout
+
+
+def test_paper_cli_out_folder_and_negative_minimum(ct: Path, tmp_path: Path):
+    proc = run("normalize-scan", str(ct), "-1000", "1000", "-o", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr
+    values = independent_modality_values(pydicom.dcmread(tmp_path / "o" / "scan-normalized.dcm"))
+    assert (values.min(), values.max()) == (-1000, 1000)
+    assert not ct.with_name("scan-normalized.dcm").exists()
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "needle"), [("100", "0", "must not be greater"), ("zero", "100", "is not a number")]
+)
+def test_usage_errors_exit_2_with_one_line(ct: Path, low: str, high: str, needle: str):
+    proc = run("normalize-scan", str(ct), low, high)
+    assert_one_line_error(proc, 2, needle)
+    assert not ct.with_name("scan-normalized.dcm").exists()
+
+
+def test_corrupt_file_exits_1_names_the_file_and_leaves_nothing(tmp_path: Path, ct: Path):
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(ct.read_bytes()[:-100])
+    proc = run("normalize-scan", str(broken), "0", "100")
+    assert_one_line_error(proc, 1, f"{broken}: cannot decode pixel data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.dcm", "scan.dcm"]
+
+
+def test_missing_file_exits_1(tmp_path: Path):
+    proc = run("normalize-scan", str(tmp_path / "nope.dcm"), "0", "100")
+    assert_one_line_error(proc, 1, "nope.dcm: file not found")
+
+
+def test_batch_processes_good_files_despite_bad_ones(tmp_path: Path):
+    scans = tmp_path / "scans"
+    synthetic.write_ct_series(scans / "a", "batch", 3, 32, 32)
+    (scans / "notes.txt").write_text("not dicom")
+    shutil.copy(get_testdata_file("SC_rgb.dcm") or get_testdata_file("examples_rgb_color.dcm"), scans / "rgb.dcm")
+    broken = scans / "b" / "broken.dcm"
+    broken.parent.mkdir()
+    broken.write_bytes((scans / "a" / "slice_0000.dcm").read_bytes()[:-50])
+    proc = run("dicompose", "normalize", str(scans), "--min", "0", "--max", "100", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1
+    assert "3 processed, 2 skipped, 1 failed" in proc.stdout
+    assert f"{broken}: cannot decode pixel data" in proc.stderr
+    assert "notes.txt: not a DICOM file" in proc.stderr
+    assert "colour images are not supported" in proc.stderr
+    outputs = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
+    assert outputs == ["a", *(f"a/slice_{i:04d}-normalized.dcm" for i in range(3))]
+
+
+def test_batch_json_report_and_parallel_workers(tmp_path: Path):
+    synthetic.write_ct_series(tmp_path / "in", "json", 6, 32, 32)
+    proc = run("dicompose", "normalize", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "-j", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["schema"] == "dicompose.normalize/1"
+    assert report["counts"] == {"processed": 6, "skipped": 0, "failed": 0}
+    for entry in report["files"]:
+        values = independent_modality_values(pydicom.dcmread(entry["output"]))
+        assert (values.min(), values.max()) == (0, 100)
+
+
+def test_batch_refuses_output_inside_input(tmp_path: Path):
+    synthetic.write_ct_series(tmp_path / "in", "inside", 1, 8, 8)
+    proc = run("dicompose", "normalize", str(tmp_path / "in"), "--out", str(tmp_path / "in" / "out"))
+    assert_one_line_error(proc, 2, "is inside input folder")
+
+
+def test_series_scope_from_the_cli(tmp_path: Path):
+    for index, top in enumerate((3000, 3500, 4000)):  # one series, each slice with another maximum
+        ds = synthetic.ct_slice("scope", index, 32, 32)
+        stored = np.frombuffer(ds.PixelData, "<i2").copy()
+        stored[0] = top
+        ds.PixelData = stored.tobytes()
+        synthetic.save(ds, tmp_path / "in" / f"{index}.dcm")
+    proc = run("dicompose", "normalize", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--scope", "series")
+    assert proc.returncode == 0, proc.stderr
+    maxima = [
+        independent_modality_values(pydicom.dcmread(p)).max() for p in sorted((tmp_path / "out").glob("*.dcm"))
+    ]
+    assert max(maxima) == 100 and min(maxima) < 100  # one range for the volume, not per slice
+
+
+def test_version_and_help():
+    from dicompose import __version__
+
+    assert run("dicompose", "--version").stdout.strip() == f"dicompose {__version__}"
+    assert "normalize" in run("dicompose", "--help").stdout
+    assert "MIN" in run("normalize-scan", "--help").stdout
+
+
+def test_python_dash_m_works(tmp_path: Path):
+    proc = subprocess.run([sys.executable, "-m", "dicompose", "--version"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and proc.stdout.startswith("dicompose ")
+
+
+def test_outputs_are_identical_across_worker_counts(tmp_path: Path):
+    synthetic.write_ct_series(tmp_path / "in", "workers", 4, 32, 32)
+    for workers in ("1", "2"):
+        proc = run("dicompose", "normalize", str(tmp_path / "in"), "--out", str(tmp_path / workers), "-j", workers)
+        assert proc.returncode == 0, proc.stderr
+    for one in (tmp_path / "1").glob("*.dcm"):
+        assert one.read_bytes() == (tmp_path / "2" / one.name).read_bytes()
+    assert np.all(pydicom.dcmread(next((tmp_path / "1").glob("*.dcm"))).pixel_array >= 0)
