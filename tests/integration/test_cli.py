@@ -118,6 +118,7 @@ def test_series_scope_from_the_cli(tmp_path: Path):
         stored = np.frombuffer(ds.PixelData, "<i2").copy()
         stored[0] = top
         ds.PixelData = stored.tobytes()
+        ds.BitsStored, ds.HighBit = 16, 15
         synthetic.save(ds, tmp_path / "in" / f"{index}.dcm")
     proc = run("dicompose", "normalize", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--scope", "series")
     assert proc.returncode == 0, proc.stderr
