@@ -21,7 +21,7 @@ stamp=".venv/.installed-${kind}"
 want="$(sha256sum "$lock" pyproject.toml | sha256sum | cut -c1-64)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # Only locked, hash-checked packages; machine-local wheel folders are ignored so every machine gets the same bits.
-  PIP_FIND_LINKS= .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r "$lock"
+  PIP_FIND_LINKS= .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r "$lock" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   PIP_FIND_LINKS= .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi

@@ -80,7 +80,7 @@ def test_batch_processes_good_files_despite_bad_ones(tmp_path: Path):
     scans = tmp_path / "scans"
     synthetic.write_ct_series(scans / "a", "batch", 3, 32, 32)
     (scans / "notes.txt").write_text("not dicom")
-    shutil.copy(get_testdata_file("SC_rgb.dcm") or get_testdata_file("examples_rgb_color.dcm"), scans / "rgb.dcm")
+    shutil.copy(str(get_testdata_file("examples_rgb_color.dcm")), scans / "rgb.dcm")
     broken = scans / "b" / "broken.dcm"
     broken.parent.mkdir()
     broken.write_bytes((scans / "a" / "slice_0000.dcm").read_bytes()[:-50])
@@ -122,9 +122,7 @@ def test_series_scope_from_the_cli(tmp_path: Path):
         synthetic.save(ds, tmp_path / "in" / f"{index}.dcm")
     proc = run("dicompose", "normalize", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--scope", "series")
     assert proc.returncode == 0, proc.stderr
-    maxima = [
-        independent_modality_values(pydicom.dcmread(p)).max() for p in sorted((tmp_path / "out").glob("*.dcm"))
-    ]
+    maxima = [independent_modality_values(pydicom.dcmread(p)).max() for p in sorted((tmp_path / "out").glob("*.dcm"))]
     assert max(maxima) == 100 and min(maxima) < 100  # one range for the volume, not per slice
 
 
@@ -149,3 +147,16 @@ def test_outputs_are_identical_across_worker_counts(tmp_path: Path):
     for one in (tmp_path / "1").glob("*.dcm"):
         assert one.read_bytes() == (tmp_path / "2" / one.name).read_bytes()
     assert np.all(pydicom.dcmread(next((tmp_path / "1").glob("*.dcm"))).pixel_array >= 0)
+
+
+def test_demo_normalizes_the_bundled_samples(tmp_path: Path):
+    proc = run("dicompose", "demo", "--out", str(tmp_path / "demo"))
+    assert proc.returncode == 0, proc.stderr
+    outputs = sorted((tmp_path / "demo" / "normalized").glob("*.dcm"))
+    assert [p.name for p in outputs] == [f"ct_0{i}-normalized.dcm" for i in (1, 2, 3)] + [
+        f"mr_0{i}-normalized.dcm" for i in (1, 2)
+    ]
+    assert str((tmp_path / "demo" / "normalized").resolve()) in proc.stdout
+    for prefix in ("ct", "mr"):  # series scope: one range per series
+        values = [independent_modality_values(pydicom.dcmread(p)) for p in outputs if p.name.startswith(prefix)]
+        assert min(v.min() for v in values) == 0 and max(v.max() for v in values) == 100

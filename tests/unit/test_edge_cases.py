@@ -59,7 +59,11 @@ def test_twelve_bit_input_to_full_16_bit_range_is_not_masked(tmp_path: Path):
     stored = np.array([[0, 1000, 4095]], np.uint16)
     result = roundtrip(tmp_path, image(stored, BitsStored=12), 0, 65535)
     assert (result.BitsStored, result.HighBit) == (16, 15)
-    assert independent_modality_values(result).ravel().tolist() == [0, 16004, 65535]  # 1000 / 4095 * 65535 = 16003.66
+    assert independent_modality_values(result).ravel().tolist() == [
+        0,
+        16004,
+        65535,
+    ]  # 1000 / 4095 * 65535 = 16003.66
 
 
 def test_monochrome1_keeps_its_interpretation_and_maps_values(tmp_path: Path):
@@ -149,8 +153,9 @@ def test_series_scope_uses_one_range_for_the_whole_series(tmp_path: Path):
         synthetic.save(ds, folder / f"{index}.dcm")
     summary = run_normalize([folder], NormalizeParams(0, 100, "series"), tmp_path / "out", workers=1)
     assert summary.ok
-    maxima = [independent_modality_values(pydicom.dcmread(tmp_path / "out" / f"{i}-normalized.dcm")).max()
-              for i in range(3)]
+    maxima = [
+        independent_modality_values(pydicom.dcmread(tmp_path / "out" / f"{i}-normalized.dcm")).max() for i in range(3)
+    ]
     assert maxima == [25, 50, 100]
     series = {pydicom.dcmread(tmp_path / "out" / f"{i}-normalized.dcm").SeriesInstanceUID for i in range(3)}
     assert len(series) == 1

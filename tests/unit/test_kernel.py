@@ -69,7 +69,7 @@ def test_fractional_targets_within_one_quantum(data, low, width):
 
 def test_per_frame_transforms_share_one_range():
     stored = np.array([[[0, 10]], [[0, 10]]], dtype=np.int16)
-    out, enc, source = run(stored, [1.0, 2.0], [0.0, 100.0], 0.0, 120.0)
+    out, _enc, source = run(stored, [1.0, 2.0], [0.0, 100.0], 0.0, 120.0)
     assert (source.low, source.high) == (0.0, 120.0)
     assert out.tolist() == [[[0, 10]], [[100, 120]]]
 

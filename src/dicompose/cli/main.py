@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from dicompose import __version__
-from dicompose.cli.console import normalize_and_report, parse_number
+from dicompose.cli.console import normalize_and_report, parse_number, stdout
 from dicompose.dicom.normalize import Scope
+from dicompose.tools.samples import sample_data_folder
 
 app = typer.Typer(
     name="dicompose",
@@ -38,10 +39,12 @@ def root(
 @app.command(context_settings={"ignore_unknown_options": False})
 def normalize(
     inputs: Annotated[
-        list[Path], typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False)
+        list[Path],
+        typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False),
     ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False)
+        Path,
+        typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False),
     ],
     minimum: Annotated[str, typer.Option("--min", help="Value each scan's minimum maps to.")] = "0",
     maximum: Annotated[str, typer.Option("--max", help="Value each scan's maximum maps to.")] = "100",
@@ -59,9 +62,24 @@ def normalize(
     high = parse_number(maximum, "--max")
     if low > high:
         raise typer.BadParameter(f"--min ({minimum}) must not be greater than --max ({maximum})")
-    code = normalize_and_report(
-        inputs, low, high, out, scope=scope, workers=workers, as_json=as_json, quiet=quiet
-    )
+    code = normalize_and_report(inputs, low, high, out, scope=scope, workers=workers, as_json=as_json, quiet=quiet)
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the results.")] = Path("demo-output"),
+) -> None:
+    """Run the demo: normalize the bundled sample scans (CT and MR phantoms) to [0, 100], series by series."""
+    samples = sample_data_folder()
+    results = out / "normalized"
+    stdout.print(f"dicompose {__version__} demo: normalizing the bundled sample scans in {samples}")
+    code = normalize_and_report([samples], 0, 100, results, scope="series", workers=None, as_json=False, quiet=False)
+    if code == 0:
+        written = sorted(results.rglob("*.dcm"))
+        stdout.print(f"Results: {len(written)} DICOM files in {results.resolve()}")
+        for path in written:
+            stdout.print(f"  {path}")
     raise typer.Exit(code)
 
 

@@ -25,7 +25,8 @@ def normalize_scan(
     minimum: Annotated[str, typer.Argument(metavar="MIN", help="Value the scan's minimum maps to.")],
     maximum: Annotated[str, typer.Argument(metavar="MAX", help="Value the scan's maximum maps to.")],
     out: Annotated[
-        Path | None, typer.Option("-o", "--out", help="Write the result into this folder instead of beside FILE.")
+        Path | None,
+        typer.Option("-o", "--out", help="Write the result into this folder instead of beside FILE."),
     ] = None,
 ) -> None:
     """Linearly remap a DICOM scan's intensities to [MIN, MAX]; writes FILE's stem + '-normalized.dcm'."""
@@ -33,9 +34,7 @@ def normalize_scan(
     high = parse_number(maximum, "MAX")
     if low > high:
         raise typer.BadParameter(f"MIN ({minimum}) must not be greater than MAX ({maximum})", param_hint="MIN")
-    code = normalize_and_report(
-        [file], low, high, out, scope="file", workers=1, as_json=False, quiet=False
-    )
+    code = normalize_and_report([file], low, high, out, scope="file", workers=1, as_json=False, quiet=False)
     raise typer.Exit(code)
 
 

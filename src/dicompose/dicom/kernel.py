@@ -109,7 +109,9 @@ def choose_encoding(target: ValueRange, input_bits_allocated: int, *, zero_inter
     return OutputEncoding(16, False, float(slope_text), float(intercept_text), slope_text, intercept_text)
 
 
-def stored_extrema(stored: npt.NDArray[np.generic]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def stored_extrema(
+    stored: npt.NDArray[np.generic],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Per-frame min and max of stored values; ``stored`` is shaped (frames, rows, cols)."""
     flat = stored.reshape(stored.shape[0], -1)
     return flat.min(axis=1).astype(np.float64), flat.max(axis=1).astype(np.float64)
@@ -142,7 +144,7 @@ def _target_codes(
     return np.clip(codes, lo, hi, out=codes)
 
 
-def _gather(lut: npt.NDArray[np.generic], index: npt.NDArray[np.generic], out: npt.NDArray[np.generic]) -> None:
+def _gather(lut: npt.NDArray[np.generic], index: npt.NDArray[np.integer], out: npt.NDArray[np.generic]) -> None:
     """out[i] = lut[index[i]], in cache-sized chunks (index is 1-D)."""
     for start in range(0, index.size, _CHUNK):
         stop = start + _CHUNK
@@ -180,7 +182,7 @@ def remap(
                 lut = _target_codes(domain * slope + intercept, source, target, enc).astype(out_dtype_native)
                 _gather(lut, (block.reshape(-1).astype(np.int64) - lo), dst)
             else:
-                dst[...] = _target_codes(block.reshape(-1) * slope + intercept, source, target, enc)
+                dst[...] = _target_codes(block.reshape(-1).astype(np.float64) * slope + intercept, source, target, enc)
         else:
             dst[...] = _target_codes(block.reshape(-1).astype(np.float64) * slope + intercept, source, target, enc)
     assert frames == out.shape[0]

@@ -18,7 +18,14 @@ from pydicom.sequence import Sequence
 
 from dicompose import __version__
 from dicompose.dicom.derivation import mark_derived
-from dicompose.dicom.kernel import OutputEncoding, ValueRange, choose_encoding, format_ds, modality_range, remap
+from dicompose.dicom.kernel import (
+    OutputEncoding,
+    ValueRange,
+    choose_encoding,
+    format_ds,
+    modality_range,
+    remap,
+)
 from dicompose.dicom.reading import GrayscalePixels, grayscale_pixels, read_dataset
 from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
 from dicompose.errors import InputError, UnsupportedInputError

@@ -12,6 +12,7 @@ import numpy.typing as npt
 import pydicom
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels.processing import apply_modality_lut
 
 from dicompose.errors import InputError, UnsupportedInputError
 
@@ -94,8 +95,6 @@ def grayscale_pixels(ds: Dataset, path: Path) -> GrayscalePixels:
     if not stored.dtype.isnative:
         stored = stored.astype(stored.dtype.newbyteorder("="))
     if "ModalityLUTSequence" in ds:
-        from pydicom.pixels import apply_modality_lut
-
         values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
         ones = np.ones(frames)
         return GrayscalePixels(values, ones, np.zeros(frames), from_modality_lut=True)
@@ -103,9 +102,7 @@ def grayscale_pixels(ds: Dataset, path: Path) -> GrayscalePixels:
     return GrayscalePixels(stored, slopes, intercepts)
 
 
-def frame_rescale(
-    ds: Dataset, frames: int, path: Path
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def frame_rescale(ds: Dataset, frames: int, path: Path) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Per-frame (slope, intercept): top level, enhanced functional groups, or RT Dose Grid Scaling."""
     slopes = np.ones(frames)
     intercepts = np.zeros(frames)

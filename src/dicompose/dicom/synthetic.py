@@ -39,7 +39,8 @@ def phantom_hu(rows: int, cols: int, slice_index: int = 0) -> npt.NDArray[np.int
         image[inside] = value if value != 40.0 else 40.0 + 10 * slice_index
     ramp = (np.arange(cols) % 17).astype(np.float64)  # texture so values are not all equal within tissue
     image += np.where(image > -1000, ramp, 0)
-    return np.clip(np.rint(image), -1024, 3071).astype(np.int16)
+    clipped: npt.NDArray[np.int16] = np.clip(np.rint(image), -1024, 3071).astype(np.int16)
+    return clipped
 
 
 def _base(sop_class: str, modality: str, series: str, index: int) -> Dataset:

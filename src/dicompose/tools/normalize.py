@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,9 +25,10 @@ from dicompose.tools.discovery import Candidate, Skipped, discover
 log = logging.getLogger(__name__)
 _IN_FLIGHT_PER_WORKER = 4
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PROCESSED = "processed"
     SKIPPED = "skipped"
     FAILED = "failed"
@@ -204,10 +205,10 @@ def _executor(workers: int, jobs: int) -> Executor:
     return ProcessPoolExecutor(max_workers=min(workers, jobs), mp_context=context)
 
 
-def _bounded_map(pool: Executor, fn: Callable[[T], object], items: Iterable[T], workers: int) -> Iterator[object]:
+def _bounded_map(pool: Executor, fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
     """Like ``pool.map`` in order, but never more than a few items per worker in flight (bounded memory)."""
     limit = max(1, workers) * _IN_FLIGHT_PER_WORKER
-    pending: list[Future[object]] = []
+    pending: list[Future[R]] = []
     iterator = iter(items)
     try:
         for item in iterator:
