@@ -151,6 +151,18 @@ def _gather(lut: npt.NDArray[np.generic], index: npt.NDArray[np.integer], out: n
         np.take(lut, index[start:stop], out=out[start:stop])
 
 
+def _gather_offset(
+    lut: npt.NDArray[np.generic], values: npt.NDArray[np.integer], offset: int, out: npt.NDArray[np.generic]
+) -> None:
+    """out[i] = lut[values[i] - offset], chunk by chunk through one reused index buffer."""
+    index = np.empty(min(_CHUNK, values.size), dtype=np.intp)
+    for start in range(0, values.size, _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        idx = index[: chunk.size]
+        np.subtract(chunk, offset, out=idx, casting="unsafe")
+        np.take(lut, idx, out=out[start : start + chunk.size])
+
+
 def remap(
     stored: npt.NDArray[np.generic],
     slopes: npt.NDArray[np.float64],
@@ -169,12 +181,19 @@ def remap(
         block = stored[sl]
         dst = out[sl].reshape(-1)
         if block.dtype.kind in "iu" and block.dtype.itemsize <= 2:
-            # LUT over every bit pattern of the sample type: no subtraction pass, no range scan.
-            unsigned = block.view(block.dtype.newbyteorder("=").str.replace("i", "u"))
-            patterns = np.arange(1 << (8 * block.dtype.itemsize), dtype=np.int64)
-            as_values = patterns.astype(unsigned.dtype).view(block.dtype.newbyteorder("="))
-            lut = _target_codes(as_values * slope + intercept, source, target, enc).astype(out_dtype_native)
-            _gather(lut, unsigned.reshape(-1), dst)
+            lo, hi = int(block.min()), int(block.max())
+            if (hi - lo + 1) * 8 < 1 << (8 * block.dtype.itemsize):
+                # Narrow LUT over the values present (typical 12-bit data): cheap to build, offset per chunk.
+                domain = np.arange(lo, hi + 1, dtype=np.float64)
+                lut = _target_codes(domain * slope + intercept, source, target, enc).astype(out_dtype_native)
+                _gather_offset(lut, block.reshape(-1), lo, dst)
+            else:
+                # LUT over every bit pattern of the sample type: no subtraction pass.
+                unsigned = block.view(block.dtype.newbyteorder("=").str.replace("i", "u"))
+                patterns = np.arange(1 << (8 * block.dtype.itemsize), dtype=np.int64)
+                as_values = patterns.astype(unsigned.dtype).view(block.dtype.newbyteorder("="))
+                lut = _target_codes(as_values * slope + intercept, source, target, enc).astype(out_dtype_native)
+                _gather(lut, unsigned.reshape(-1), dst)
         elif block.dtype.kind in "iu":
             lo, hi = (int(x) for x in (block.min(), block.max()))
             if hi - lo <= _MAX_LUT_SPAN:

@@ -33,10 +33,10 @@ def phantom_hu(rows: int, cols: int, slice_index: int = 0) -> npt.NDArray[np.int
     """A head phantom in Hounsfield units (air -1000 outside), varying slightly from slice to slice."""
     y, x = np.mgrid[-1 : 1 : rows * 1j, -1 : 1 : cols * 1j]
     image = np.full((rows, cols), -1000.0)
-    scale = 1.0 - 0.03 * slice_index
+    scale = 1.0 - 0.25 * (slice_index % 32) / 32  # shrinks along a 32-slice 'head', then repeats
     for value, cx, cy, a, b in _ELLIPSES:
         inside = ((x - cx) / (a * scale)) ** 2 + ((y - cy) / (b * scale)) ** 2 <= 1
-        image[inside] = value if value != 40.0 else 40.0 + 10 * slice_index
+        image[inside] = value if value != 40.0 else 40.0 + 10 * (slice_index % 32)
     ramp = (np.arange(cols) % 17).astype(np.float64)  # texture so values are not all equal within tissue
     image += np.where(image > -1000, ramp, 0)
     clipped: npt.NDArray[np.int16] = np.clip(np.rint(image), -1024, 3071).astype(np.int16)
@@ -78,10 +78,10 @@ def _base(sop_class: str, modality: str, series: str, index: int) -> Dataset:
 
 
 def ct_slice(series: str, index: int, rows: int = 512, cols: int = 512) -> Dataset:
-    """A 16-bit signed CT slice of the phantom (RescaleIntercept -1024 like most scanners: stored = HU + 1024)."""
+    """A 12-bit unsigned CT slice of the phantom (RescaleIntercept -1024 like most scanners: stored = HU + 1024)."""
     ds = _base(CTImageStorage, "CT", series, index)
     hu = phantom_hu(rows, cols, index)
-    stored = (hu.astype(np.int32) + 1024).astype(np.int16)
+    stored = (hu.astype(np.int32) + 1024).astype(np.uint16)  # HU is clipped to [-1024, 3071]: 0..4095
     ds.KVP = 120
     ds.AcquisitionNumber = 1
     ds.RescaleIntercept = -1024
@@ -89,7 +89,7 @@ def ct_slice(series: str, index: int, rows: int = 512, cols: int = 512) -> Datas
     ds.RescaleType = "HU"
     ds.WindowCenter = 40
     ds.WindowWidth = 400
-    _set_pixels(ds, stored, bits_stored=12 if stored.max() < 4096 and stored.min() >= 0 else 16)
+    _set_pixels(ds, stored, bits_stored=12)
     return ds
 
 

@@ -1,0 +1,250 @@
+"""Benchmark of ``dicompose normalize`` against its baselines, all measured in one run on one machine.
+
+Two comparisons, each reported as a ratio to a baseline timed in the same run:
+
+1. Kernel throughput (MB/s of stored pixels): ``modality_range`` + ``remap`` on an int16 CT slice
+   (512x512) and volume (64x512x512), slope 1 / intercept -1024, target [0, 100], versus ``np.copyto`` of
+   the same array into a preallocated one -- memcpy is the ceiling for any pass that reads and writes every
+   pixel once. The goal stated for the kernel is >= 0.5x memcpy.
+2. End to end (files/s) on N synthetic 512x512 16-bit CT slices: the 2018 paper's ``normalize_scan.py``
+   algorithm in a plain Python loop (the speed baseline, although its output is wrong) versus
+   ``run_normalize`` with 1 worker and with every available core. Each variant runs in a fresh interpreter
+   so its peak RSS (main process, largest child, and their sum) can be compared with the batch's pixel
+   bytes: a runner that held the batch in memory would need at least that much.
+
+Run: ``.venv/bin/python bench/normalize.py [--files N] [--repeat K] [--quick] [--out PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+
+from dicompose.dicom.kernel import ValueRange, choose_encoding, modality_range, remap
+from dicompose.dicom.normalize import NormalizeParams
+from dicompose.dicom.synthetic import phantom_hu, write_ct_series
+from dicompose.tools.normalize import Status, run_normalize
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET = ValueRange(0.0, 100.0)
+KERNEL_GOAL = 0.5  # kernel MB/s / memcpy MB/s
+MB = 1e6
+KIB = 1024 / MB  # MB per KiB (/proc reports "kB", meaning KiB)
+
+
+def timed(fn: Callable[[], object], runs: int, warmup: int = 3) -> list[float]:
+    """Wall-clock seconds of ``runs`` calls of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def ct_stored(frames: int) -> np.ndarray:
+    """Stored values (HU + 1024) of ``frames`` phantom slices, int16, shaped (frames, 512, 512)."""
+    slices = [(phantom_hu(512, 512, i % 30).astype(np.int32) + 1024).astype(np.int16) for i in range(frames)]
+    return np.stack(slices)
+
+
+def bench_kernel(frames: int, runs: int) -> dict[str, Any]:
+    stored = ct_stored(frames)
+    slopes, intercepts = np.ones(frames), np.full(frames, -1024.0)
+    encoding = choose_encoding(TARGET, 16)
+    copy_dst = np.empty_like(stored)
+
+    def kernel() -> object:
+        return remap(stored, slopes, intercepts, modality_range(stored, slopes, intercepts), TARGET, encoding)
+
+    result: dict[str, Any] = {"shape": list(stored.shape), "dtype": "int16", "mb": stored.nbytes / MB}
+    for name, fn in (("kernel", kernel), ("memcpy", lambda: np.copyto(copy_dst, stored))):
+        samples = timed(fn, runs)
+        median = statistics.median(samples)
+        result[name] = {"median_s": median, "best_s": min(samples), "mb_per_s": result["mb"] / median, "runs": runs}
+    result["ratio_kernel_over_memcpy"] = result["kernel"]["mb_per_s"] / result["memcpy"]["mb_per_s"]
+    result["goal_met"] = result["ratio_kernel_over_memcpy"] >= KERNEL_GOAL
+    return result
+
+
+def peak_rss_kb(pid: int) -> tuple[int, list[int]]:
+    """(peak RSS of ``pid`` in KiB, its child pids) from /proc; (0, []) once it has gone. VmHWM, not
+    ``ru_maxrss``: the latter inherits the peak of the parent that vforked the process (subprocess)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0, []
+    hwm = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
+    return (hwm[0] if hwm else 0), [int(k) for k in kids]
+
+
+def watch_descendants(peaks: dict[int, int], stop: threading.Event) -> None:
+    """Record every descendant's peak RSS (pool workers, forkserver) until ``stop`` is set."""
+    while not stop.wait(0.05):
+        todo = peak_rss_kb(os.getpid())[1]
+        while todo:
+            pid = todo.pop()
+            hwm, kids = peak_rss_kb(pid)
+            peaks[pid] = max(peaks.get(pid, 0), hwm)
+            todo += kids
+
+
+def child(variant: str, src: Path, dst: Path, workers: int) -> None:
+    """One end-to-end run in this (fresh) interpreter; prints a JSON line with time and peak memory."""
+    sys.path.insert(0, str(REPO / "tests"))  # imported by every variant: each child loads the same modules
+    from reference.paper_normalize_scan import normalize
+
+    files = sorted(src.glob("*.dcm"))
+    peaks: dict[int, int] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_descendants, args=(peaks, stop), daemon=True)
+    watcher.start()
+    start = time.perf_counter()
+    if variant == "paper":
+        done = sum(1 for f in files if normalize(str(f), TARGET.low, TARGET.high))
+    else:
+        params = NormalizeParams(TARGET.low, TARGET.high)
+        done = run_normalize([src], params, dst, workers=workers).count(Status.PROCESSED)
+    seconds = time.perf_counter() - start
+    stop.set()
+    watcher.join()
+    main_mb, children = peak_rss_kb(os.getpid())[0] * KIB, [kb * KIB for kb in peaks.values()]
+    rss = {"peak_rss_mb": main_mb, "peak_child_rss_mb": max(children, default=0.0)}
+    rss["peak_total_rss_mb"] = main_mb + sum(children)  # upper bound: pages shared after fork count twice
+    print(json.dumps({"files": len(files), "done": done, "seconds": seconds, **rss}))
+
+
+def run_variant(variant: str, src: Path, dst: Path, workers: int) -> dict[str, Any]:
+    shutil.rmtree(dst, ignore_errors=True)
+    for old in src.glob("*-normalized.dcm"):  # the paper writes beside its (private) inputs
+        old.unlink()
+    os.sync()  # no dirty pages from the previous variant flushed during this one
+    cmd = [sys.executable, __file__, "--child", variant, str(src), str(dst), str(workers)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{variant} run failed:\n{proc.stderr}")
+    outcome: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if outcome["done"] != outcome["files"]:
+        raise RuntimeError(f"{variant}: only {outcome['done']} of {outcome['files']} files processed")
+    return outcome
+
+
+def bench_end_to_end(files: int, repeat: int, cores: int) -> dict[str, Any]:
+    variants = {"paper": ("paper", 1), "ours_1_worker": ("ours", 1), "ours_all_cores": ("ours", cores)}
+    results: dict[str, Any] = {"files": files, "pixel_mbytes": files * 512 * 512 * 2 / MB, "repeat": repeat}
+    with tempfile.TemporaryDirectory(prefix="dicompose-bench-") as tmp:
+        src, paper_src, out = Path(tmp, "input"), Path(tmp, "paper-input"), Path(tmp, "output")
+        started = time.perf_counter()
+        write_ct_series(src, "benchmark", files)
+        shutil.copytree(src, paper_src)
+        results["generation_s"] = time.perf_counter() - started
+        samples: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+        for _ in range(repeat):  # rounds interleave the variants, so a slow spell of the disk hits all of them
+            for name, (variant, workers) in variants.items():
+                inputs = paper_src if variant == "paper" else src
+                samples[name].append(run_variant(variant, inputs, out, workers))
+        for name, runs in samples.items():
+            seconds = statistics.median(r["seconds"] for r in runs)
+            results[name] = {
+                "workers": variants[name][1],
+                "seconds": seconds,
+                "files_per_s": files / seconds,
+                "all_seconds": [r["seconds"] for r in runs],
+            }
+            for key in ("peak_rss_mb", "peak_child_rss_mb", "peak_total_rss_mb"):
+                results[name][key] = max(r[key] for r in runs)
+    for name in ("ours_1_worker", "ours_all_cores"):
+        results[name]["speedup_vs_paper"] = results[name]["files_per_s"] / results["paper"]["files_per_s"]
+    return results
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    if Path("/proc/cpuinfo").exists():
+        lines = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
+        model = lines[0].split(":", 1)[1].strip() if lines else ""
+    return {
+        "cpu_count": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pydicom": pydicom.__version__,
+    }
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(f"\nnormalize benchmark ({report['machine']['usable_cores']} cores, {report['date']})")
+    print(f"{'kernel':<22}{'kernel MB/s':>13}{'memcpy MB/s':>13}{'ratio':>8}  goal >= {KERNEL_GOAL}x")
+    for name, k in report["kernel"].items():
+        met = "met" if k["goal_met"] else "NOT met"
+        row = f"{name + ' ' + 'x'.join(map(str, k['shape'])):<22}{k['kernel']['mb_per_s']:>13,.0f}"
+        print(f"{row}{k['memcpy']['mb_per_s']:>13,.0f}{k['ratio_kernel_over_memcpy']:>8.3f}  {met}")
+    e2e = report["end_to_end"]
+    print(f"\n{'end to end':<22}{'files/s':>9}{'vs paper':>10}{'RSS MB main':>13}{'max child':>11}{'sum':>7}")
+    print(f"  ({e2e['files']} files, {e2e['pixel_mbytes']:.0f} MB of pixels, median of {e2e['repeat']})")
+    for name in ("paper", "ours_1_worker", "ours_all_cores"):
+        r = e2e[name]
+        speed = f"{r['files_per_s']:>9.1f}{r.get('speedup_vs_paper', 1.0):>9.2f}x"
+        rss = f"{r['peak_rss_mb']:>13.0f}{r['peak_child_rss_mb']:>11.0f}{r['peak_total_rss_mb']:>7.0f}"
+        print(f"{name + ' (' + str(r['workers']) + ')':<22}{speed}{rss}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=None, help="synthetic CT slices (default 1000)")
+    parser.add_argument("--repeat", type=int, default=1, help="end-to-end runs per variant (median reported)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 100 files, fewer kernel runs")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "normalize.json")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or (args.files is not None and args.files < 1):
+        parser.error("--files and --repeat must be at least 1")
+    if args.child:
+        variant, src, dst, workers = args.child
+        child(variant, Path(src), Path(dst), int(workers))
+        return
+    files = args.files or (100 if args.quick else 1000)
+    cores = len(os.sched_getaffinity(0))
+    report: dict[str, Any] = {
+        "benchmark": "normalize",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": [Path(sys.executable).name, *sys.argv],
+        "machine": machine(),
+        "target": [TARGET.low, TARGET.high],
+    }
+    print("kernel ...", flush=True)
+    runs = 10 if args.quick else 50
+    report["kernel"] = {"slice": bench_kernel(1, runs), "volume": bench_kernel(64, max(5, runs // 5))}
+    print(f"end to end: {files} files x {args.repeat} ...", flush=True)
+    report["end_to_end"] = bench_end_to_end(files, args.repeat, cores)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    partial = args.out.with_name(args.out.name + ".tmp")  # a crash never leaves half a JSON file
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(args.out)
+    print_table(report)
+    print(f"\nwritten: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
