@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -152,7 +153,7 @@ def _gather(lut: npt.NDArray[np.generic], index: npt.NDArray[np.integer], out: n
 
 
 def _gather_offset(
-    lut: npt.NDArray[np.generic], values: npt.NDArray[np.integer], offset: int, out: npt.NDArray[np.generic]
+    lut: npt.NDArray[np.generic], values: npt.NDArray[Any], offset: int, out: npt.NDArray[np.generic]
 ) -> None:
     """out[i] = lut[values[i] - offset], chunk by chunk through one reused index buffer."""
     index = np.empty(min(_CHUNK, values.size), dtype=np.intp)
