@@ -1,0 +1,250 @@
+"""Boutiques tool descriptors: load, validate (vendored schema 0.5 + semantic checks), and read.
+
+Every problem is reported with a JSON path (``$.inputs[2].value-key``) so a tool author can find it.
+dicompose's own extensions live under ``custom["dicompose"]``, so every descriptor stays valid Boutiques.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft4Validator
+
+from dicompose.errors import UsageError
+
+BUILTIN_TOOLS = ("normalize",)
+_CUSTOM_KEYS = {
+    "network": bool,  # needs a network (default: none)
+    "gpu": bool,  # needs a GPU
+    "partial-exit-codes": list,  # exit codes meaning "some inputs failed, the outputs written are valid"
+    "batch-input": str,  # the list File input that `dicompose run --in` feeds
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem: where (JSON path) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """A validated descriptor with the accessors the executor needs."""
+
+    doc: dict[str, Any]
+    source: str
+    problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return str(self.doc["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.doc["tool-version"])
+
+    @property
+    def command_line(self) -> str:
+        return str(self.doc["command-line"])
+
+    @property
+    def inputs(self) -> list[dict[str, Any]]:
+        return list(self.doc.get("inputs", []))
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        return list(self.doc.get("output-files", []))
+
+    @property
+    def container(self) -> dict[str, Any]:
+        return dict(self.doc.get("container-image", {}))
+
+    @property
+    def custom(self) -> dict[str, Any]:
+        return dict(self.doc.get("custom", {}).get("dicompose", {}))
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the canonical JSON: identifies exactly this descriptor (cache keys, image labels)."""
+        return "sha256:" + hashlib.sha256(canonical_json(self.doc)).hexdigest()
+
+    def input(self, input_id: str) -> dict[str, Any]:
+        for spec in self.inputs:
+            if spec["id"] == input_id:
+                return spec
+        raise KeyError(input_id)
+
+
+def canonical_json(doc: object) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@cache
+def _schema_validator() -> Draft4Validator:
+    text = (files("dicompose.tools") / "schema" / "boutiques-descriptor.schema.json").read_text()
+    return Draft4Validator(json.loads(text))
+
+
+def _json_path(parts: Iterable[object]) -> str:
+    path = "$"
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def schema_problems(doc: object) -> list[Problem]:
+    errors = sorted(_schema_validator().iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    return [Problem(_json_path(e.absolute_path), _short(e.message)) for e in errors]
+
+
+def semantic_problems(doc: dict[str, Any]) -> list[Problem]:
+    """Checks the schema cannot express (the same kind bosh validate makes, plus ours)."""
+    return list(_semantic(doc))
+
+
+def _semantic(doc: dict[str, Any]) -> Iterator[Problem]:
+    inputs = [i for i in doc.get("inputs", []) if isinstance(i, dict)]
+    outputs = [o for o in doc.get("output-files", []) if isinstance(o, dict)]
+    groups = [g for g in doc.get("groups", []) if isinstance(g, dict)]
+    command_line = str(doc.get("command-line", ""))
+    ids = Counter(str(x.get("id")) for x in [*inputs, *outputs, *groups])
+    input_ids = {str(i.get("id")) for i in inputs}
+    for kind, items in (("inputs", inputs), ("output-files", outputs), ("groups", groups)):
+        for index, item in enumerate(items):
+            if ids[str(item.get("id"))] > 1:
+                yield Problem(f"$.{kind}[{index}].id", f"id {item.get('id')!r} is not unique")
+    keys = Counter(str(x.get("value-key")) for x in [*inputs, *outputs] if x.get("value-key"))
+    for kind, items in (("inputs", inputs), ("output-files", outputs)):
+        for index, item in enumerate(items):
+            key = item.get("value-key")
+            where = f"$.{kind}[{index}]"
+            if key and keys[str(key)] > 1:
+                yield Problem(f"{where}.value-key", f"value-key {key} is used by more than one input/output")
+            if key and str(key) not in command_line:
+                yield Problem(f"{where}.value-key", f"value-key {key} does not appear in the command-line")
+    for index, spec in enumerate(inputs):
+        yield from _input_problems(spec, f"$.inputs[{index}]", input_ids)
+    for index, spec in enumerate(outputs):
+        template = str(spec.get("path-template", ""))
+        if template.startswith("/") or ".." in Path(template).parts:
+            yield Problem(f"$.output-files[{index}].path-template", "must be a relative path inside the output folder")
+    for index, group in enumerate(groups):
+        for member in group.get("members", []):
+            if member not in input_ids:
+                yield Problem(f"$.groups[{index}].members", f"{member!r} is not an input id")
+        if group.get("mutually-exclusive"):
+            for member in group.get("members", []):
+                spec = next((i for i in inputs if i.get("id") == member), {})
+                if not spec.get("optional", False):
+                    yield Problem(f"$.groups[{index}]", f"mutually exclusive member {member!r} must be optional")
+    yield from _custom_problems(doc.get("custom", {}).get("dicompose", {}), input_ids)
+
+
+def _input_problems(spec: dict[str, Any], where: str, input_ids: set[str]) -> Iterator[Problem]:
+    kind = spec.get("type")
+    if kind == "Flag":
+        if not spec.get("command-line-flag"):
+            yield Problem(where, "a Flag input needs a command-line-flag")
+        if spec.get("list"):
+            yield Problem(f"{where}.list", "a Flag cannot be a list")
+    if kind == "Number":
+        low, high = spec.get("minimum"), spec.get("maximum")
+        if low is not None and high is not None and low > high:
+            yield Problem(where, f"minimum {low} is greater than maximum {high}")
+    if spec.get("list"):
+        low, high = spec.get("min-list-entries"), spec.get("max-list-entries")
+        if low is not None and high is not None and low > high:
+            yield Problem(where, f"min-list-entries {low} is greater than max-list-entries {high}")
+    choices = spec.get("value-choices")
+    default = spec.get("default-value")
+    if choices is not None and default is not None and default not in choices:
+        yield Problem(f"{where}.default-value", f"{default!r} is not one of value-choices")
+    for relation in ("requires-inputs", "disables-inputs"):
+        for other in spec.get(relation, []):
+            if other not in input_ids:
+                yield Problem(f"{where}.{relation}", f"{other!r} is not an input id")
+            if other == spec.get("id"):
+                yield Problem(f"{where}.{relation}", "an input cannot refer to itself")
+    both = set(spec.get("requires-inputs", [])) & set(spec.get("disables-inputs", []))
+    if both:
+        yield Problem(where, f"inputs both required and disabled: {sorted(both)}")
+
+
+def _custom_problems(custom: object, input_ids: set[str]) -> Iterator[Problem]:
+    if not isinstance(custom, dict):
+        yield Problem("$.custom.dicompose", "must be an object")
+        return
+    for key, value in custom.items():
+        expected = _CUSTOM_KEYS.get(key)
+        if expected is None:
+            yield Problem(f"$.custom.dicompose.{key}", f"unknown dicompose extension (known: {sorted(_CUSTOM_KEYS)})")
+        elif not isinstance(value, expected):
+            yield Problem(f"$.custom.dicompose.{key}", f"must be a {expected.__name__}")
+    batch = custom.get("batch-input")
+    if isinstance(batch, str) and batch not in input_ids:
+        yield Problem("$.custom.dicompose.batch-input", f"{batch!r} is not an input id")
+
+
+def validate(doc: object) -> list[Problem]:
+    """All problems of a descriptor document (schema first; semantics only on a schema-valid document)."""
+    problems = schema_problems(doc)
+    if problems or not isinstance(doc, dict):
+        return problems
+    return semantic_problems(doc)
+
+
+def read_document(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: descriptor not found") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read descriptor ({exc})") from None
+
+
+def builtin_path(name: str) -> Path:
+    return Path(str(files("dicompose.tools") / "builtin" / f"{name}.json"))
+
+
+def resolve_tool(tool: str, base: Path | None = None) -> Path:
+    """A built-in tool name or a descriptor path (relative to ``base``)."""
+    if tool in BUILTIN_TOOLS:
+        return builtin_path(tool)
+    path = Path(tool) if base is None else base / tool
+    if path.suffix != ".json" and not path.exists():
+        raise UsageError(f"unknown tool {tool!r}: not a built-in ({', '.join(BUILTIN_TOOLS)}) nor a descriptor file")
+    return path
+
+
+def load_descriptor(tool: str, base: Path | None = None) -> Descriptor:
+    """Load and validate; any problem is a usage error listing every problem with its JSON path."""
+    path = resolve_tool(tool, base)
+    doc = read_document(path)
+    problems = validate(doc)
+    if problems:
+        listing = "; ".join(str(p) for p in problems[:10])
+        more = f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise UsageError(f"{path}: invalid tool descriptor: {listing}{more}")
+    assert isinstance(doc, dict)
+    return Descriptor(doc, str(path))
+
+
+def _short(message: str) -> str:
+    message = re.sub(r"\s+", " ", message)
+    return message if len(message) <= 200 else message[:197] + "..."

@@ -1,0 +1,263 @@
+"""Invocations: validate input values against a descriptor, then build an argv list. Never a shell string.
+
+The command-line template is tokenised once (POSIX rules). A token that is exactly a value-key expands to
+zero or more argv elements (flag, value, list items); a token that embeds a value-key gets the value spliced
+in as text. Either way a value stays one argv element whatever characters it holds: there is no shell to
+interpret ``;``, ``$()`` or quotes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from dicompose.errors import UsageError
+from dicompose.tools.descriptor import Descriptor
+
+Value = str | float | int | bool | list[Any]
+PathMap = Callable[[Path], str]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Validated values by input id (defaults applied; absent optional inputs are missing)."""
+
+    values: Mapping[str, Value]
+
+    def to_json(self) -> dict[str, Value]:
+        return dict(self.values)
+
+
+def parse_pairs(pairs: list[str]) -> dict[str, str]:
+    """``-p ID=VALUE`` options (repeatable); the same id twice is an error, not a silent override."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"-p {pair!r}: expected ID=VALUE")
+        if key in result:
+            raise UsageError(f"-p {key}: given more than once")
+        result[key] = value
+    return result
+
+
+def read_invocation_file(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: invocation file not found") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"{path}: an invocation must be a JSON object of input id → value")
+    return doc
+
+
+def _coerce_one(spec: dict[str, Any], raw: object) -> Value:
+    kind = spec["type"]
+    name = spec["id"]
+    if kind == "Flag":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise UsageError(f"input {name!r}: {raw!r} is not true/false")
+    if kind == "Number":
+        if isinstance(raw, bool):
+            raise UsageError(f"input {name!r}: {raw!r} is not a number")
+        try:
+            number = raw if isinstance(raw, int | float) else float(str(raw))
+        except (TypeError, ValueError):
+            raise UsageError(f"input {name!r}: {raw!r} is not a number") from None
+        if not math.isfinite(float(number)):
+            raise UsageError(f"input {name!r}: {raw!r} is not a finite number")
+        if spec.get("integer"):
+            if not float(number).is_integer():
+                raise UsageError(f"input {name!r}: {raw!r} is not an integer")
+            number = int(number)
+        _check_bounds(spec, float(number))
+        return number
+    text = str(raw)
+    if "\x00" in text:
+        raise UsageError(f"input {name!r}: NUL characters are not allowed")
+    return text
+
+
+def _check_bounds(spec: dict[str, Any], number: float) -> None:
+    name = spec["id"]
+    low, high = spec.get("minimum"), spec.get("maximum")
+    if low is not None and (number < low or (spec.get("exclusive-minimum") and number == low)):
+        raise UsageError(f"input {name!r}: {number:g} is below the minimum {low}")
+    if high is not None and (number > high or (spec.get("exclusive-maximum") and number == high)):
+        raise UsageError(f"input {name!r}: {number:g} is above the maximum {high}")
+
+
+def build_invocation(descriptor: Descriptor, raw: Mapping[str, object]) -> Invocation:
+    """Validate raw values (from -p, an invocation file, or a pipeline) into an :class:`Invocation`."""
+    known = {spec["id"]: spec for spec in descriptor.inputs}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise UsageError(f"{descriptor.name}: unknown input(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    values: dict[str, Value] = {}
+    for input_id, spec in known.items():
+        if input_id in raw:
+            item = raw[input_id]
+            if spec.get("list"):
+                items = item if isinstance(item, list) else [item]
+                coerced = [_coerce_one(spec, x) for x in items]
+                _check_list(spec, coerced)
+                values[input_id] = coerced
+            else:
+                if isinstance(item, list):
+                    raise UsageError(f"input {input_id!r} takes one value, not a list")
+                values[input_id] = _coerce_one(spec, item)
+        elif "default-value" in spec:
+            values[input_id] = spec["default-value"]
+        elif not spec.get("optional", False):
+            raise UsageError(f"{descriptor.name}: required input {input_id!r} is missing")
+        choices = spec.get("value-choices")
+        if choices is not None and input_id in values:
+            chosen = values[input_id] if isinstance(values[input_id], list) else [values[input_id]]
+            for choice in chosen:  # type: ignore[union-attr]
+                if choice not in choices:
+                    raise UsageError(f"input {input_id!r}: {choice!r} is not one of {choices}")
+    _check_relations(descriptor, values)
+    return Invocation(values)
+
+
+def _check_list(spec: dict[str, Any], items: list[Any]) -> None:
+    low, high = spec.get("min-list-entries"), spec.get("max-list-entries")
+    if low is not None and len(items) < low:
+        raise UsageError(f"input {spec['id']!r}: needs at least {low} entries, got {len(items)}")
+    if high is not None and len(items) > high:
+        raise UsageError(f"input {spec['id']!r}: takes at most {high} entries, got {len(items)}")
+
+
+def _given(values: Mapping[str, Value], input_id: str) -> bool:
+    value = values.get(input_id)
+    return value is not None and value is not False
+
+
+def _check_relations(descriptor: Descriptor, values: Mapping[str, Value]) -> None:
+    for spec in descriptor.inputs:
+        if not _given(values, spec["id"]):
+            continue
+        for other in spec.get("requires-inputs", []):
+            if not _given(values, other):
+                raise UsageError(f"input {spec['id']!r} requires input {other!r}")
+        for other in spec.get("disables-inputs", []):
+            if _given(values, other):
+                raise UsageError(f"input {spec['id']!r} cannot be used with input {other!r}")
+    for group in descriptor.doc.get("groups", []):
+        given = [m for m in group["members"] if _given(values, m)]
+        if group.get("mutually-exclusive") and len(given) > 1:
+            raise UsageError(f"inputs {', '.join(given)} are mutually exclusive (group {group['id']!r})")
+        if group.get("one-is-required") and not given:
+            raise UsageError(f"one of {', '.join(group['members'])} is required (group {group['id']!r})")
+        if group.get("all-or-none") and 0 < len(given) < len(group["members"]):
+            raise UsageError(f"inputs {', '.join(group['members'])} go together (group {group['id']!r})")
+
+
+def _format(value: Value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _expand(spec: dict[str, Any], value: Value, path_map: PathMap) -> list[str]:
+    """The argv elements one input contributes when its value-key stands alone as a token."""
+    if spec["type"] == "Flag":
+        return [spec["command-line-flag"]] if value else []
+    items = value if isinstance(value, list) else [value]
+    texts = [path_map(Path(str(v))) if spec["type"] == "File" else _format(v) for v in items]
+    if spec.get("list") and spec.get("list-separator") is not None:
+        texts = [str(spec["list-separator"]).join(texts)]
+    flag = spec.get("command-line-flag")
+    if not flag:
+        return texts
+    separator = spec.get("command-line-flag-separator", " ")
+    if separator == " ":
+        return [flag, *texts]
+    return [f"{flag}{separator}{texts[0]}", *texts[1:]]
+
+
+def build_argv(descriptor: Descriptor, invocation: Invocation, path_map: PathMap = str) -> list[str]:
+    """The argv list for this invocation; ``path_map`` turns host paths into the paths the step sees."""
+    try:
+        tokens = shlex.split(descriptor.command_line)
+    except ValueError as exc:
+        raise UsageError(f"{descriptor.source}: command-line cannot be tokenised ({exc})") from None
+    by_key = {spec["value-key"]: spec for spec in descriptor.inputs if spec.get("value-key")}
+    argv: list[str] = []
+    for token in tokens:
+        if token in by_key:
+            spec = by_key[token]
+            if spec["id"] in invocation.values:
+                argv.extend(_expand(spec, invocation.values[spec["id"]], path_map))
+            continue
+        text = token
+        for key, spec in by_key.items():
+            if key in text:
+                value = invocation.values.get(spec["id"])
+                text = text.replace(key, " ".join(_expand(spec, value, path_map)) if value is not None else "")
+        argv.append(text)
+    return argv
+
+
+@dataclass(frozen=True)
+class OutputPattern:
+    """An output's path template resolved to a pattern relative to the task's output folder."""
+
+    id: str
+    pattern: str
+    optional: bool
+    is_list: bool
+
+
+def output_patterns(descriptor: Descriptor, invocation: Invocation) -> list[OutputPattern]:
+    """Resolve output path templates (value-keys replaced by input values, extensions stripped)."""
+    by_key = {spec["value-key"]: spec for spec in descriptor.inputs if spec.get("value-key")}
+    patterns = []
+    for spec in descriptor.outputs:
+        template = str(spec["path-template"])
+        for key, input_spec in by_key.items():
+            if key not in template:
+                continue
+            value = invocation.values.get(input_spec["id"], "")
+            text = PurePosixPath(str(value)).name if input_spec["type"] == "File" else _format(value)
+            for extension in spec.get("path-template-stripped-extensions", []):
+                if text.endswith(extension):
+                    text = text[: -len(extension)]
+            template = template.replace(key, text)
+        pattern = PurePosixPath(template)
+        if pattern.is_absolute() or ".." in pattern.parts:
+            raise UsageError(f"output {spec['id']!r}: path {template!r} leaves the output folder")
+        patterns.append(OutputPattern(spec["id"], str(pattern), bool(spec.get("optional")), bool(spec.get("list"))))
+    return patterns
+
+
+def collect_outputs(out_dir: Path, patterns: list[OutputPattern]) -> tuple[dict[str, list[Path]], list[str]]:
+    """Files each output matched inside ``out_dir`` and the problems (missing required, escaping symlinks)."""
+    root = out_dir.resolve()
+    found: dict[str, list[Path]] = {}
+    problems: list[str] = []
+    for pattern in patterns:
+        matches = sorted(p for p in out_dir.glob(pattern.pattern) if not p.name.startswith("."))
+        safe = []
+        for match in matches:
+            if match.is_symlink() or not match.resolve().is_relative_to(root):
+                problems.append(f"output {pattern.id!r}: {match.name} points outside the output folder; refused")
+            elif match.is_file():
+                safe.append(match)
+        if not safe and not pattern.optional:
+            problems.append(f"required output {pattern.id!r} ({pattern.pattern}) was not produced")
+        found[pattern.id] = safe
+    return found, problems
