@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 #: Root for UIDs dicompose derives. pydicom's root is registered for exactly this use (derived, generated UIDs).
 UID_ROOT = "1.2.826.0.1.3680043.8.498."
@@ -23,6 +24,21 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
         return max(1, os.cpu_count() or 1)
+
+
+def data_home() -> Path:
+    """Where dicompose keeps machine-level state (image pins, caches): ``DICOMPOSE_HOME`` or XDG data."""
+    explicit = os.environ.get("DICOMPOSE_HOME")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "dicompose"
+
+
+def cache_home() -> Path:
+    """Downloaded wheelhouses and other re-creatable data: ``XDG_CACHE_HOME`` or ``~/.cache``."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "dicompose"
 
 
 def load_settings() -> Settings:

@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 
 from dicompose import __version__
+from dicompose.cli import images as images_cli
 from dicompose.cli.console import normalize_and_report, parse_number, stdout
+from dicompose.cli.run import run as run_command
+from dicompose.cli.tool import app as tool_app
 from dicompose.dicom.normalize import Scope
 from dicompose.tools.samples import sample_data_folder
 
@@ -81,6 +84,13 @@ def demo(
         for path in written:
             stdout.print(f"  {path}")
     raise typer.Exit(code)
+
+
+app.add_typer(tool_app, name="tool")
+app.command("run")(run_command)
+app.command("build")(images_cli.build)
+app.command("base-image")(images_cli.base_image)
+app.command("export-apptainer")(images_cli.export_apptainer_command)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from dicompose.engines.base import EngineInfo, RunResult, TaskSpec
 from dicompose.engines.hardening import DEFAULT, LABEL_PREFIX, OUTPUT_DIR, Hardening, container_user
 from dicompose.errors import StepError, UsageError
+from dicompose.images.docker_client import connect, short
 
 _CPU_PERIOD = 100_000
 
@@ -86,18 +87,6 @@ def cli_argv(spec: TaskSpec, policy: Hardening = DEFAULT) -> list[str]:
         argv += ["--label", f"{key}={value}"]
     argv += ["--workdir", kw["working_dir"], kw["image"], *kw["command"]]
     return argv
-
-
-def connect() -> Any:
-    """A Docker client negotiating the API version with whatever engine answers (20.10 in Debian 12)."""
-    import docker
-
-    try:
-        client = docker.from_env(version="auto", timeout=60)
-        client.ping()
-    except Exception as exc:  # the SDK raises DockerException, requests errors, FileNotFoundError...
-        raise UsageError(f"the Docker engine does not answer ({_short(exc)})") from None
-    return client
 
 
 def remove_leftovers(client: Any) -> int:
@@ -177,7 +166,7 @@ class DockerEngine:
         except docker.errors.ImageNotFound:
             raise StepError(f"image {spec.image.name if spec.image else '?'} is not available locally") from None
         except docker.errors.APIError as exc:
-            raise StepError(f"the Docker engine refused the step ({_short(exc)})") from None
+            raise StepError(f"the Docker engine refused the step ({short(exc)})") from None
         finally:
             if container is not None:
                 with contextlib.suppress(Exception):
@@ -194,6 +183,38 @@ class DockerEngine:
         )
 
 
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+def image_matches(image: Any, pin: str) -> bool:
+    """True if a local image is the pinned one (image ID, or a registry digest among its RepoDigests)."""
+    if image.id == pin:
+        return True
+    return any(ref.split("@", 1)[-1] == pin for ref in image.attrs.get("RepoDigests") or [])
+
+
+def resolve_image(client: Any, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[str, bool]:
+    """(image ID to run, pinned?) for ``name``; a tag that moved away from its pin is refused."""
+    import docker.errors
+
+    try:
+        image = client.images.get(name)
+    except docker.errors.ImageNotFound:
+        image = None
+    if pin:
+        if image is not None and image_matches(image, pin):
+            return str(image.id), True
+        if image is not None:
+            raise UsageError(
+                f"image {name} is now {str(image.id)[:19]}, but the tool is pinned to {pin[:19]}: refusing to run "
+                f"a different image ({hint})"
+            )
+        try:
+            return str(client.images.get(pin).id), True
+        except docker.errors.ImageNotFound:
+            raise UsageError(f"pinned image {pin[:19]} ({name}) is not available locally ({hint})") from None
+    if image is None:
+        raise UsageError(f"image {name} is not available locally ({hint})")
+    if not allow_unpinned:
+        raise UsageError(
+            f"image {name} is not pinned by digest (descriptor container-hash or dicompose build); "
+            "pass --allow-unpinned to run it anyway"
+        )
+    return str(image.id), False

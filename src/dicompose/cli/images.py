@@ -1,0 +1,83 @@
+"""``dicompose build``, ``base-image`` and ``export-apptainer``: images without a registry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dicompose.cli.console import fail, stderr, stdout
+from dicompose.errors import DicomposeError, UsageError
+from dicompose.images.base import BaseImageRecipe
+from dicompose.images.build import build_tool_image, ensure_base_image, export_apptainer
+from dicompose.images.docker_client import connect
+from dicompose.tools.descriptor import load_descriptor
+
+
+def _say(message: str) -> None:
+    stderr.print(f"[dim]{message}[/]")
+
+
+def build(
+    tool: Annotated[str, typer.Argument(help="Built-in tool name (e.g. normalize).")],
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"image": ..., "digest": ...}.')] = False,
+    rebuild_base: Annotated[bool, typer.Option("--rebuild-base", help="Rebuild the Debian base image first.")] = False,
+) -> None:
+    """Build the tool's container image offline and pin it by digest for `dicompose run`."""
+    try:
+        result = build_tool_image(load_descriptor(tool), connect(), rebuild_base=rebuild_base, report=_say)
+    except DicomposeError as exc:
+        fail(exc)
+    if as_json:
+        print(json.dumps({"image": result.image, "digest": result.digest}))
+    else:
+        stdout.print(f"{result.image} {result.digest} (built in {result.seconds:.0f} s, base {result.base[:19]})")
+
+
+def base_image(
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild even if the image exists.")] = False,
+    suite: Annotated[str, typer.Option("--suite", help="Debian release.")] = BaseImageRecipe().suite,
+    mirror: Annotated[str, typer.Option("--mirror", help="Debian mirror (a local one for air-gapped sites).")] = (
+        BaseImageRecipe().mirror
+    ),
+) -> None:
+    """Build the minimal base image from Debian's signed packages (debootstrap): no registry needed."""
+    recipe = BaseImageRecipe(suite=suite, mirror=mirror)
+    try:
+        image_id = ensure_base_image(connect(), recipe, rebuild=rebuild, report=_say)
+    except DicomposeError as exc:
+        fail(exc)
+    stdout.print(f"{recipe.tag} {image_id}")
+
+
+def export_apptainer_command(
+    tool: Annotated[str, typer.Argument(help="Built-in tool name.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the .def, its wheelhouse and the .sif.")] = Path(
+        "apptainer"
+    ),
+    build_sif: Annotated[bool, typer.Option("--build/--no-build", help="Build the .sif if apptainer exists.")] = True,
+) -> None:
+    """Write an Apptainer/Singularity definition (and build a .sif where apptainer is installed)."""
+    try:
+        definition, wheels = export_apptainer(load_descriptor(tool), out)
+    except DicomposeError as exc:
+        fail(exc)
+    stdout.print(f"definition: {definition}\nwheelhouse: {wheels}")
+    executable = shutil.which("apptainer") or shutil.which("singularity")
+    if not build_sif:
+        return
+    if executable is None:
+        stdout.print(
+            "apptainer/singularity not found here: build on the HPC site with "
+            f"`apptainer build {definition.stem}.sif {definition.name}` (run inside {out})"
+        )
+        return
+    sif = out / f"{definition.stem}.sif"
+    proc = subprocess.run([executable, "build", "--force", sif.name, definition.name], cwd=out, check=False)
+    if proc.returncode != 0:
+        fail(UsageError(f"{executable} build failed (exit {proc.returncode})"))
+    stdout.print(f"image: {sif}")
