@@ -48,4 +48,10 @@ def main() -> None:
         sys.exit(exc.exit_code)
     source = Path(os.environ.get("INFILE", str(PAPER_INPUT)))
     out = Path(os.environ.get("OUTDIR", str(PAPER_OUTPUT)))
+    if out.is_dir() and not os.access(out, os.W_OK):
+        stderr.print(
+            f"[bold red]error:[/] {out} is not writable by this container's user (uid {os.getuid()}); "
+            "create the host folder first (mkdir -m 1777 out) or run with --user $(id -u):$(id -g)"
+        )
+        sys.exit(2)
     sys.exit(normalize_and_report([source], low, high, out, scope="file", workers=1, as_json=False, quiet=False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -87,6 +88,8 @@ def build_tool_image(descriptor: Descriptor, client: Any, *, rebuild_base: bool 
             raise UsageError(f"image build failed: {exc.msg} ({tail})") from None
         except docker.errors.APIError as exc:
             raise UsageError(f"image build failed: {short(exc)}") from None
+    with contextlib.suppress(Exception):  # the install stage's image: ours (labelled), never needed again
+        client.images.prune(filters={"dangling": True, "label": "org.dicompose.build-stage=install"})
     record_pin(descriptor.name, descriptor.digest, recipe.tag, str(image.id))
     return BuildResult(recipe.tag, str(image.id), base_id, time.perf_counter() - started)
 
