@@ -15,6 +15,13 @@ if ! command -v dciodvfy >/dev/null 2>&1; then
   fi
 fi
 
+# A Docker engine for the container tests (Debian's docker.io, dockerd started without systemd). Where it
+# cannot be had, the docker tests skip with a reason (or fail when DICOMPOSE_REQUIRE names docker).
+if [ "$(id -u)" = 0 ]; then
+  echo "==> docker engine"
+  scripts/docker-engine.sh || echo "==> no docker engine: docker tests will skip" >&2
+fi
+
 echo "==> python environment (.venv, hash-locked requirements/dev.lock)"
 scripts/bootstrap.sh dev
 bin=.venv/bin

@@ -1,0 +1,52 @@
+"""Runs INSIDE a container launched by dicompose and reports what the step can see and do (tests only).
+
+It never sends network traffic: it lists network interfaces instead (with --network none only 'lo' exists).
+"""
+
+import json
+import os
+import sys
+import time
+
+
+def can_write(path):
+    try:
+        with open(path, "w") as handle:
+            handle.write("x")
+        return True
+    except OSError:
+        return False
+
+
+def main():
+    mode, seconds, inputs = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+    with open("/proc/self/status") as handle:
+        status = dict(line.split(":\t", 1) for line in handle.read().splitlines() if ":\t" in line)
+    with open("/proc/1/cmdline", "rb") as handle:
+        pid1 = handle.read().split(b"\0")[0].decode()
+    report = {
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "cwd": os.getcwd(),
+        "write_root": can_write("/probe"),
+        "write_tmp": can_write("/tmp/probe"),
+        "write_input": can_write(os.path.join(os.path.dirname(inputs[0]), "probe")),
+        "write_cwd": can_write("probe-cwd"),
+        "interfaces": sorted(os.listdir("/sys/class/net")),
+        "cap_eff": status["CapEff"].strip(),
+        "no_new_privs": status["NoNewPrivs"].strip(),
+        "pid1": pid1,
+        "docker_socket": os.path.exists("/var/run/docker.sock") or os.path.exists("/run/docker.sock"),
+        "env": sorted(os.environ),
+        "inputs_readable": all(os.access(p, os.R_OK) for p in inputs),
+        "argv": inputs,
+    }
+    time.sleep(seconds)
+    if mode == "escape":
+        os.symlink("/etc/passwd", "probe.json")
+    elif mode != "nothing":
+        with open("probe.json", "w") as handle:
+            json.dump(report, handle)
+
+
+main()

@@ -1,0 +1,318 @@
+"""The docker engine for real: live containers launched through dicompose, inspected and probed from inside.
+
+Needs a Docker engine and the normalize image (built here if missing). Skips with a reason where there is no
+engine, unless DICOMPOSE_REQUIRE names docker (CI), in which case it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+
+from dicompose.errors import UsageError
+from dicompose.images.pins import pinned
+from dicompose.pipeline.tool_run import ToolRunRequest, run_tool
+from dicompose.tools.descriptor import load_descriptor
+from tests.conftest import independent_modality_values, need
+
+pytestmark = pytest.mark.docker
+BIN = Path(sys.executable).parent
+#: Containers this test process launched (tests run in parallel processes: never look at another's).
+MINE = {"label": ["org.dicompose.tool=probe", f"org.dicompose.pid={os.getpid()}"]}
+PROBE = (Path(__file__).parent.parent / "data" / "probe_tool.py").read_text()
+SAMPLES = Path(__file__).parents[2] / "src" / "dicompose" / "sample_data"
+
+
+@pytest.fixture(scope="session")
+def client() -> Any:
+    from dicompose.images.docker_client import connect
+
+    try:
+        return connect()
+    except UsageError as exc:
+        need("docker", False, str(exc))
+
+
+@pytest.fixture(scope="session")
+def image_id(client: Any) -> str:
+    """The pinned normalize image, built (offline, from the wheelhouse) if this machine has none yet."""
+    descriptor = load_descriptor("normalize")
+    record = pinned(descriptor.name, descriptor.digest)
+    if record is not None:
+        try:
+            return str(client.images.get(record["digest"]).id)
+        except Exception:
+            pass
+    proc = subprocess.run([str(BIN / "dicompose"), "build", "normalize", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    built = json.loads(proc.stdout)
+    assert set(built) == {"image", "digest"} and built["digest"].startswith("sha256:")
+    return str(built["digest"])
+
+
+def probe_descriptor(folder: Path, image: str, pin: str | None) -> Path:
+    doc = {
+        "name": "probe",
+        "tool-version": "1",
+        "schema-version": "0.5",
+        "description": "reports what a step sees inside its container",
+        "command-line": "python3 -c [CODE] [MODE] [SECONDS] [INPUT]",
+        "container-image": {"type": "docker", "image": image, **({"container-hash": pin} if pin else {})},
+        "inputs": [
+            {
+                "id": "code",
+                "name": "code",
+                "type": "String",
+                "value-key": "[CODE]",
+                "default-value": PROBE,
+                "optional": True,
+            },
+            {
+                "id": "mode",
+                "name": "mode",
+                "type": "String",
+                "value-key": "[MODE]",
+                "default-value": "report",
+                "optional": True,
+            },
+            {
+                "id": "seconds",
+                "name": "seconds",
+                "type": "Number",
+                "value-key": "[SECONDS]",
+                "default-value": 0,
+                "optional": True,
+            },
+            {"id": "input", "name": "input", "type": "File", "list": True, "value-key": "[INPUT]"},
+        ],
+        "output-files": [{"id": "report", "name": "report", "path-template": "probe.json"}],
+    }
+    path = folder / "probe.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.fixture
+def scans(tmp_path: Path) -> Path:
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name in ("ct_01.dcm", "ct_02.dcm"):
+        (folder / name).write_bytes((SAMPLES / name).read_bytes())
+    return folder
+
+
+def run_probe(tmp_path: Path, scans: Path, image_id: str, **params: object) -> Any:
+    tool = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", image_id)
+    request = ToolRunRequest(str(tool), scans, tmp_path / "out", dict(params), engine="docker")
+    return run_tool(request)
+
+
+def test_live_container_is_hardened(tmp_path: Path, scans: Path, image_id: str, client: Any):
+    seen: dict[str, Any] = {}
+
+    def watch() -> None:
+        deadline = time.time() + 60
+        while time.time() < deadline and not seen:
+            for container in client.containers.list(filters=MINE):
+                seen.update(container.attrs)
+                return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    report = run_probe(tmp_path, scans, image_id, seconds=3)
+    watcher.join()
+    assert report.ok, [t.problems for t in report.tasks]
+    host = seen["HostConfig"]
+    assert host["NetworkMode"] == "none"
+    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["ReadonlyRootfs"] is True and "/tmp" in host["Tmpfs"]
+    assert host["PidsLimit"] and host["PidsLimit"] > 0 and host["Memory"] > 0
+    assert host["Init"] is True and host["Privileged"] is False
+    user = seen["Config"]["User"]
+    assert user and not user.startswith("0:") and user != "root"
+    assert seen["Config"]["Env"] is None or all(
+        not e.startswith(("PatientName", "MIN=")) for e in seen["Config"]["Env"]
+    )
+    mounts = {m["Destination"]: m for m in seen["Mounts"]}
+    assert mounts["/dicompose/in/0"]["RW"] is False and mounts["/dicompose/out"]["RW"] is True
+    assert len(mounts) == 2 and not any("docker.sock" in m["Source"] for m in mounts.values())
+    assert seen["Config"]["WorkingDir"] == "/dicompose/out"
+    assert seen["Image"] == image_id
+    labels = seen["Config"]["Labels"]
+    assert labels["org.dicompose.managed"] == "true" and labels["org.dicompose.pid"] == str(os.getpid())
+    assert "scans" not in json.dumps(seen["Config"]["Cmd"])  # neutral container paths: no host path leaks
+    # ... and from inside:
+    inside = json.loads((tmp_path / "out" / "probe.json").read_text())
+    assert inside["uid"] != 0 and inside["cwd"] == "/dicompose/out"
+    assert inside["write_root"] is False and inside["write_input"] is False
+    assert inside["write_tmp"] is True and inside["write_cwd"] is True
+    assert inside["interfaces"] == ["lo"]
+    assert int(inside["cap_eff"], 16) == 0 and inside["no_new_privs"] == "1"
+    assert "init" in inside["pid1"] and inside["docker_socket"] is False
+    assert inside["inputs_readable"] is True
+    assert not client.containers.list(all=True, filters=MINE)  # removed
+
+
+def test_killed_run_leaves_a_container_that_the_next_run_removes(
+    tmp_path: Path, scans: Path, image_id: str, client: Any
+):
+    tool = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", image_id)
+    proc = subprocess.Popen(
+        [
+            str(BIN / "dicompose"),
+            "run",
+            str(tool),
+            "--in",
+            str(scans),
+            "--out",
+            str(tmp_path / "out"),
+            "-p",
+            "seconds=60",
+            "--engine",
+            "docker",
+        ]
+    )
+    label = {"label": f"org.dicompose.pid={proc.pid}"}
+    deadline = time.time() + 60
+    while time.time() < deadline and not client.containers.list(filters=label):
+        time.sleep(0.1)
+    assert client.containers.list(filters=label), "the step never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert client.containers.list(filters=label)  # orphaned: nobody removed it
+    (tmp_path / "again").mkdir()
+    run_probe(tmp_path / "again", scans, image_id)  # any docker run first removes what dead runs left
+    assert not client.containers.list(all=True, filters=label)
+
+
+def test_docker_and_local_outputs_are_byte_identical_and_batched(tmp_path: Path, image_id: str):
+    source = tmp_path / "study"
+    for series, names in (("ct", ("ct_01.dcm", "ct_02.dcm", "ct_03.dcm")), ("mr", ("mr_01.dcm", "mr_02.dcm"))):
+        (source / series).mkdir(parents=True)
+        for name in names:
+            (source / series / name).write_bytes((SAMPLES / name).read_bytes())
+    (source / "README.txt").write_text("not dicom")
+    outputs = {}
+    for engine in ("docker", "local"):
+        report = run_tool(ToolRunRequest("normalize", source, tmp_path / engine, {"max": "1000"}, engine=engine))
+        assert report.ok and len(report.tasks) == 2  # one launch per folder, not one per file
+        assert [p.name for p in report.skipped] == ["README.txt"]
+        outputs[engine] = {p.relative_to(tmp_path / engine): p.read_bytes() for p in (tmp_path / engine).rglob("*.dcm")}
+    assert len(outputs["docker"]) == 5 and outputs["docker"] == outputs["local"]
+    values = independent_modality_values(pydicom.dcmread(tmp_path / "docker" / "ct" / "ct_01-normalized.dcm"))
+    assert (values.min(), values.max()) == (0, 1000)
+    assert not (tmp_path / "docker" / ".dicompose-tasks").exists()
+
+
+def test_the_papers_docker_run_works_unchanged(tmp_path: Path, image_id: str):
+    (tmp_path / "myfile.dcm").write_bytes((SAMPLES / "ct_01.dcm").read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)  # the image runs as uid 10001, never root: its output folder must let it write
+    base = ["docker", "run", "--rm", "-v", f"{tmp_path}/myfile.dcm:/infile.dcm", "-v", f"{out}:/mnt/vout"]
+    proc = subprocess.run([*base, "dicompose/normalize:0.1.0"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    values = independent_modality_values(pydicom.dcmread(out / "infile-normalized.dcm"))
+    assert (values.min(), values.max()) == (0, 100)
+    proc = subprocess.run(
+        [*base[:3], "-e", "MIN=-5", "-e", "MAX=5", *base[3:], "dicompose/normalize:0.1.0"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    values = independent_modality_values(pydicom.dcmread(out / "infile-normalized.dcm"))
+    assert (values.min(), values.max()) == (-5, 5)
+    proc = subprocess.run(
+        [*base[:3], "-e", "MIN=abc", *base[3:], "dicompose/normalize:0.1.0"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "MIN='abc' is not a number" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_image_metadata(client: Any, image_id: str):
+    image = client.images.get(image_id)
+    config = image.attrs["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["/opt/dicompose/bin/dicompose-entrypoint"]
+    labels = config["Labels"]
+    assert labels["org.dicompose.descriptor.sha256"] == load_descriptor("normalize").digest
+    assert labels["org.opencontainers.image.version"] == "0.1.0" and "maintainer" in labels
+
+
+def test_pins_are_enforced(tmp_path: Path, scans: Path, image_id: str, client: Any):
+    base = client.images.get("dicompose/base:bookworm")
+    base.tag("dicompose-test/moved", "1")
+    try:
+        moved = probe_descriptor(tmp_path, "dicompose-test/moved:1", image_id)
+        with pytest.raises(UsageError, match="pinned to"):
+            run_tool(ToolRunRequest(str(moved), scans, tmp_path / "o1", {}, engine="docker"))
+        loose = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", None)
+        with pytest.raises(UsageError, match="not pinned by digest"):
+            run_tool(ToolRunRequest(str(loose), scans, tmp_path / "o2", {}, engine="docker"))
+        report = run_tool(ToolRunRequest(str(loose), scans, tmp_path / "o3", {}, engine="docker", allow_unpinned=True))
+        assert report.ok and not report.pinned and "unpinned" in report.warnings[0]
+    finally:
+        client.images.remove("dicompose-test/moved:1")
+
+
+def test_missing_and_escaping_outputs_fail_the_step(tmp_path: Path, scans: Path, image_id: str):
+    for mode, needle in (("nothing", "required output 'report'"), ("escape", "points outside the output folder")):
+        (tmp_path / mode).mkdir()
+        report = run_probe(tmp_path / mode, scans, image_id, mode=mode)
+        task = report.tasks[0]
+        assert task.status == "failed" and any(needle in p for p in task.problems)
+        assert not (tmp_path / mode / "out" / "probe.json").exists()
+        assert task.log_dir is not None and (task.log_dir / "stderr.log").exists()
+
+
+def test_timeout_stops_and_removes_the_container(tmp_path: Path, scans: Path, image_id: str, client: Any):
+    tool = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", image_id)
+    started = time.perf_counter()
+    report = run_tool(ToolRunRequest(str(tool), scans, tmp_path / "out", {"seconds": 60}, engine="docker", timeout_s=2))
+    assert time.perf_counter() - started < 30
+    assert report.tasks[0].status == "failed" and any("timed out" in p for p in report.tasks[0].problems)
+    assert not client.containers.list(all=True, filters=MINE)
+
+
+def test_dry_run_prints_the_command_and_launches_nothing(tmp_path: Path, scans: Path, image_id: str):
+    proc = subprocess.run(
+        [
+            str(BIN / "dicompose"),
+            "run",
+            "normalize",
+            "--in",
+            str(scans),
+            "--out",
+            str(tmp_path / "out"),
+            "--engine",
+            "docker",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    command = proc.stdout.strip().splitlines()[0]
+    assert command.startswith("docker run --rm --user ") and "--network none" in command
+    assert image_id in command and "--read-only" in command
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.dcm"))
+
+
+def test_output_folder_mode_is_private_to_the_task(tmp_path: Path, scans: Path, image_id: str):
+    report = run_probe(tmp_path, scans, image_id)
+    assert report.ok
+    published = tmp_path / "out" / "probe.json"
+    assert published.stat().st_uid == os.getuid()  # handed back to the caller
+    assert not stat.S_IMODE(published.stat().st_mode) & 0o002

@@ -1,0 +1,105 @@
+"""Descriptor validation: the vendored Boutiques schema plus semantic checks, each problem with its JSON path."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from dicompose import __version__
+from dicompose.errors import UsageError
+from dicompose.tools.descriptor import builtin_path, load_descriptor, validate
+
+BUILTIN = json.loads(builtin_path("normalize").read_text())
+
+
+def paths_of(doc: object) -> dict[str, str]:
+    return {p.path: p.message for p in validate(doc)}
+
+
+def test_builtin_normalize_is_valid_and_matches_the_package_version():
+    assert validate(BUILTIN) == []
+    descriptor = load_descriptor("normalize")
+    assert descriptor.version == __version__
+    assert descriptor.digest.startswith("sha256:") and len(descriptor.digest) == 71
+
+
+def test_schema_errors_carry_json_paths():
+    doc = copy.deepcopy(BUILTIN)
+    doc["inputs"][1]["type"] = "Integer"
+    del doc["name"]
+    problems = paths_of(doc)
+    assert "$.inputs[1].type" in problems
+    assert any(path == "$" and "'name' is a required property" in msg for path, msg in problems.items())
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path", "needle"),
+    [
+        (lambda d: d["inputs"][2].__setitem__("id", "min"), "$.inputs[1].id", "not unique"),
+        (
+            lambda d: d.__setitem__("command-line", "dicompose normalize [INPUT] --out ."),
+            "$.inputs[1].value-key",
+            "does not appear",
+        ),
+        (lambda d: d["inputs"][1].update({"minimum": 5, "maximum": 1}), "$.inputs[1]", "greater than maximum"),
+        (
+            lambda d: d["inputs"][3].__setitem__("default-value", "volume"),
+            "$.inputs[3].default-value",
+            "not one of value-choices",
+        ),
+        (
+            lambda d: d["inputs"][1].__setitem__("requires-inputs", ["nope"]),
+            "$.inputs[1].requires-inputs",
+            "not an input id",
+        ),
+        (
+            lambda d: d["output-files"][0].__setitem__("path-template", "../escape.dcm"),
+            "$.output-files[0].path-template",
+            "inside the output folder",
+        ),
+        (
+            lambda d: d.__setitem__("groups", [{"id": "g", "name": "g", "members": ["min", "ghost"]}]),
+            "$.groups[0].members",
+            "'ghost' is not an input id",
+        ),
+        (
+            lambda d: d["custom"]["dicompose"].__setitem__("netwrk", True),
+            "$.custom.dicompose.netwrk",
+            "unknown dicompose extension",
+        ),
+        (
+            lambda d: d["custom"]["dicompose"].__setitem__("batch-input", "min2"),
+            "$.custom.dicompose.batch-input",
+            "not an input id",
+        ),
+    ],
+)
+def test_semantic_problems_are_found_and_located(mutate, path, needle):
+    doc = copy.deepcopy(BUILTIN)
+    mutate(doc)
+    problems = paths_of(doc)
+    assert path in problems, problems
+    assert needle in problems[path]
+
+
+def test_load_refuses_invalid_descriptors_with_every_problem(tmp_path: Path):
+    doc = copy.deepcopy(BUILTIN)
+    doc["inputs"][1]["minimum"], doc["inputs"][1]["maximum"] = 9, 1
+    doc["inputs"][2]["id"] = "min"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(UsageError) as caught:
+        load_descriptor(str(path))
+    assert "$.inputs[1]" in str(caught.value) and "not unique" in str(caught.value)
+
+
+@pytest.mark.parametrize(("content", "needle"), [("{not json", r"not valid JSON \(line 1"), (None, "not found")])
+def test_unreadable_descriptor_files(tmp_path: Path, content, needle):
+    path = tmp_path / "tool.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UsageError, match=needle):
+        load_descriptor(str(path))
