@@ -72,9 +72,7 @@ def check_docker() -> tuple[str, dict[str, str]]:
 def noop_descriptor(image_id: str) -> dict[str, Any]:
     """A trivial Boutiques tool (structure of the built-in normalize.json) running in the normalize image."""
     return {
-        "name": "noop",
-        "tool-version": "0.1.0",
-        "schema-version": "0.5",
+        **{"name": "noop", "tool-version": "0.1.0", "schema-version": "0.5"},
         "description": "Start Python in the container and exit: measures the cost of one launch.",
         "command-line": "python3 -c [CODE] [INPUT]",
         "container-image": {"type": "docker", "image": IMAGE, "container-hash": image_id, "entrypoint": True},
@@ -152,10 +150,7 @@ def bench_throughput(files: int, sample: int, tmp: Path) -> dict[str, Any]:
         raise RuntimeError(f"batched normalize: {written} of {files} outputs, tasks {[t.status for t in report.tasks]}")
     result["batched"] = {
         "how": "run_tool(ToolRunRequest('normalize', FOLDER, OUT, {}, engine='docker')) in-process",
-        "launches": len(report.tasks),
-        "files": files,
-        "seconds": seconds,
-        "files_per_s": files / seconds,
+        **{"launches": len(report.tasks), "files": files, "seconds": seconds, "files_per_s": files / seconds},
     }
 
     chosen = inputs[:sample]
@@ -172,10 +167,7 @@ def bench_throughput(files: int, sample: int, tmp: Path) -> dict[str, Any]:
     rate = len(chosen) / seconds
     result["per_file"] = {
         "how": "docker run --rm -v FILE:/infile.dcm -v OUTDIR/STEM:/mnt/vout IMAGE per file (the paper's way)",
-        "files": len(chosen),
-        "seconds": seconds,
-        "files_per_s": rate,
-        "extrapolated": len(chosen) < files,
+        **{"files": len(chosen), "seconds": seconds, "files_per_s": rate, "extrapolated": len(chosen) < files},
         "extrapolated_seconds_for_all_files": files / rate,
     }
     result["ratio_batched_over_per_file"] = result["batched"]["files_per_s"] / rate
@@ -190,15 +182,9 @@ def machine(engine: dict[str, str]) -> dict[str, Any]:
         model = lines[0].split(":", 1)[1].strip() if lines else ""
     cli = subprocess.run(["docker", "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True)
     return {
-        "cpu_count": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "dicompose": dicompose.__version__,
-        "docker_engine": engine["engine"],
-        "docker_api": engine["api"],
-        "docker_cli": cli.stdout.strip(),
+        **{"cpu_count": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)), "cpu_model": model},
+        **{"platform": platform.platform(), "python": platform.python_version(), "dicompose": dicompose.__version__},
+        **{"docker_engine": engine["engine"], "docker_api": engine["api"], "docker_cli": cli.stdout.strip()},
     }
 
 
@@ -235,11 +221,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 5 reps, 100 files, 20 per-file")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "container_overhead.json")
     args = parser.parse_args(argv)
+    if any(n is not None and n < 1 for n in (args.reps, args.files, args.per_file_sample)):
+        parser.error("--reps, --files and --per-file-sample must be at least 1")
     reps = args.reps or (5 if args.quick else 20)
     files = args.files or (100 if args.quick else 1000)
     sample = min(files, args.per_file_sample or (20 if args.quick else 100))
-    if min(reps, files, sample) < 1:
-        parser.error("--reps, --files and --per-file-sample must be at least 1")
     image_id, engine = check_docker()
     report: dict[str, Any] = {
         "benchmark": "container_overhead",

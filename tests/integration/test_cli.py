@@ -160,3 +160,53 @@ def test_demo_normalizes_the_bundled_samples(tmp_path: Path):
     for prefix in ("ct", "mr"):  # series scope: one range per series
         values = [independent_modality_values(pydicom.dcmread(p)) for p in outputs if p.name.startswith(prefix)]
         assert min(v.min() for v in values) == 0 and max(v.max() for v in values) == 100
+
+
+def test_tool_validate_reports_paths_and_exit_codes(tmp_path: Path):
+    good = run("dicompose", "tool", "validate", "normalize")
+    assert good.returncode == 0 and "valid" in good.stdout
+    doc = json.loads((Path(__file__).parents[2] / "src/dicompose/tools/builtin/normalize.json").read_text())
+    doc["inputs"][1]["minimum"], doc["inputs"][1]["maximum"] = 5, 1
+    doc["inputs"][0]["type"] = "Folder"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    proc = run("dicompose", "tool", "validate", str(bad), "--json")
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["valid"] is False and any(p["path"] == "$.inputs[0].type" for p in report["problems"])
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert_one_line_error(run("dicompose", "tool", "validate", str(broken)), 2, "not valid JSON")
+
+
+def test_run_with_the_local_engine_and_usage_errors(tmp_path: Path):
+    synthetic.write_ct_series(tmp_path / "in", "run", 2, 16, 16)
+    proc = run(
+        "dicompose",
+        "run",
+        "normalize",
+        "--in",
+        str(tmp_path / "in"),
+        "--out",
+        str(tmp_path / "out"),
+        "--engine",
+        "local",
+        "-p",
+        "min=-1",
+        "-p",
+        "max=1",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["schema"] == "dicompose.run/1" and report["engine"]["name"] == "local"
+    assert [t["files"] for t in report["tasks"]] == [2] and len(report["tasks"][0]["outputs"]) == 2
+    for args, needle in (
+        (["-p", "min=abc"], "'abc' is not a number"),
+        (["-p", "colour=red"], "unknown input(s) colour"),
+        (["-p", "scope=volume"], "'volume' is not one of"),
+        (["-p", "input=/etc"], "comes from --in"),
+        (["--engine", "podman"], "unknown engine"),
+    ):
+        proc = run("dicompose", "run", "normalize", "--in", str(tmp_path / "in"), "--out", str(tmp_path / "o2"), *args)
+        assert_one_line_error(proc, 2, needle)
