@@ -316,3 +316,35 @@ def test_output_folder_mode_is_private_to_the_task(tmp_path: Path, scans: Path, 
     published = tmp_path / "out" / "probe.json"
     assert published.stat().st_uid == os.getuid()  # handed back to the caller
     assert not stat.S_IMODE(published.stat().st_mode) & 0o002
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_removes_its_container(tmp_path: Path, scans: Path, image_id: str, client: Any, sig: int):
+    tool = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", image_id)
+    proc = subprocess.Popen(
+        [
+            str(BIN / "dicompose"),
+            "run",
+            str(tool),
+            "--in",
+            str(scans),
+            "--out",
+            str(tmp_path / "out"),
+            "-p",
+            "seconds=60",
+            "--engine",
+            "docker",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    label = {"label": f"org.dicompose.pid={proc.pid}"}
+    deadline = time.time() + 60
+    while time.time() < deadline and not client.containers.list(filters=label):
+        time.sleep(0.1)
+    assert client.containers.list(filters=label), "the step never started"
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert b"Traceback" not in err
+    assert not client.containers.list(all=True, filters=label)

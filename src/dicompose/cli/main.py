@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -93,5 +94,11 @@ app.command("base-image")(images_cli.base_image)
 app.command("export-apptainer")(images_cli.export_apptainer_command)
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every ``finally`` runs (containers removed, temp files deleted)."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     app(prog_name="dicompose")
