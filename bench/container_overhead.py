@@ -13,6 +13,8 @@ Two comparisons, each reported as a ratio to a baseline measured in the same run
    the image's default entrypoint. The per-file variant is timed on a sample (default 100 files) and its
    rate extrapolated to N files. Goal: batched >= 20x per-file.
 
+Every variant runs the same image, by the ID resolved at the start; the run stops if the tag moves meanwhile.
+
 Run: ``.venv/bin/python bench/container_overhead.py [--reps N] [--files N] [--per-file-sample N] [--quick]
 [--out PATH]``. Needs a running Docker engine and the image built by ``dicompose build normalize``.
 """
@@ -115,7 +117,7 @@ def bench_launch(reps: int, image_id: str, tmp: Path) -> dict[str, Any]:
     variants: dict[str, Callable[[], None]] = {
         "dicompose_run": dicompose_run,
         "raw_hardened": lambda: run_checked(hardened),
-        "raw_plain": lambda: run_checked(["docker", "run", "--rm", IMAGE, "python3", "-c", CODE]),
+        "raw_plain": lambda: run_checked(["docker", "run", "--rm", image_id, "python3", "-c", CODE]),
     }
     names = list(variants)
     samples: dict[str, list[float]] = {name: [] for name in names}
@@ -136,7 +138,7 @@ def bench_launch(reps: int, image_id: str, tmp: Path) -> dict[str, Any]:
     return result
 
 
-def bench_throughput(files: int, sample: int, tmp: Path) -> dict[str, Any]:
+def bench_throughput(files: int, sample: int, image_id: str, tmp: Path) -> dict[str, Any]:
     src, batched_out, paper_out = tmp / "series", tmp / "batched-out", tmp / "paper-out"
     started = time.perf_counter()
     inputs = write_ct_series(src, "container-benchmark", files)
@@ -148,6 +150,8 @@ def bench_throughput(files: int, sample: int, tmp: Path) -> dict[str, Any]:
     written = len(list(batched_out.glob("*-normalized.dcm")))
     if not report.ok or written != files:
         raise RuntimeError(f"batched normalize: {written} of {files} outputs, tasks {[t.status for t in report.tasks]}")
+    if report.image is None or report.image.digest != image_id:
+        raise RuntimeError(f"batched normalize ran {report.image}, not {image_id}: the pin moved during the run")
     result["batched"] = {
         "how": "run_tool(ToolRunRequest('normalize', FOLDER, OUT, {}, engine='docker')) in-process",
         **{"launches": len(report.tasks), "files": files, "seconds": seconds, "files_per_s": files / seconds},
@@ -159,14 +163,14 @@ def bench_throughput(files: int, sample: int, tmp: Path) -> dict[str, Any]:
         outdir = paper_out / path.stem
         outdir.mkdir(parents=True)
         outdir.chmod(0o777)  # the image runs as uid 10001
-        run_checked(["docker", "run", "--rm", "-v", f"{path}:/infile.dcm", "-v", f"{outdir}:/mnt/vout", IMAGE])
+        run_checked(["docker", "run", "--rm", "-v", f"{path}:/infile.dcm", "-v", f"{outdir}:/mnt/vout", image_id])
     seconds = time.perf_counter() - start
     written = len(list(paper_out.glob("*/infile-normalized.dcm")))
     if written != len(chosen):
         raise RuntimeError(f"per-file normalize: {written} of {len(chosen)} outputs")
     rate = len(chosen) / seconds
     result["per_file"] = {
-        "how": "docker run --rm -v FILE:/infile.dcm -v OUTDIR/STEM:/mnt/vout IMAGE per file (the paper's way)",
+        "how": "docker run --rm -v FILE:/infile.dcm -v OUTDIR/STEM:/mnt/vout IMAGE_ID per file (the paper's way)",
         **{"files": len(chosen), "seconds": seconds, "files_per_s": rate, "extrapolated": len(chosen) < files},
         "extrapolated_seconds_for_all_files": files / rate,
     }
@@ -231,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "container_overhead",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": [Path(sys.executable).name, *sys.argv],
-        "machine": machine(engine),
+        "machine": {**machine(engine), "loadavg_before": os.getloadavg()},
         "image": {"name": IMAGE, "id": image_id},
     }
     with tempfile.TemporaryDirectory(prefix="dicompose-bench-") as tmp:
@@ -239,9 +243,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"launch overhead: {reps} rounds ...", flush=True)
             report["launch"] = bench_launch(reps, image_id, Path(tmp))
             print(f"throughput: {files} files batched, {sample} files one container each ...", flush=True)
-            report["throughput"] = bench_throughput(files, sample, Path(tmp))
+            report["throughput"] = bench_throughput(files, sample, image_id, Path(tmp))
         except DicomposeError as exc:
             sys.exit(f"error: {exc}")
+    if check_docker()[0] != image_id:  # every variant ran image_id; a rebuild meanwhile means a busy engine
+        sys.exit(f"error: {IMAGE} was rebuilt during the run (another docker client?); rerun on a quiet machine")
+    report["machine"]["loadavg_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     partial = args.out.with_name(args.out.name + ".tmp")  # a crash never leaves half a JSON file
     partial.write_text(json.dumps(report, indent=2) + "\n")

@@ -39,7 +39,8 @@ import pydicom
 from dicompose.dicom.kernel import ValueRange, choose_encoding, modality_range, remap
 from dicompose.dicom.normalize import NormalizeParams
 from dicompose.dicom.synthetic import phantom_hu, write_ct_series
-from dicompose.tools.normalize import Status, run_normalize
+from dicompose.tools.batch import Status
+from dicompose.tools.normalize import run_normalize
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = ValueRange(0.0, 100.0)

@@ -178,3 +178,19 @@ def test_outputs_add_no_dciodvfy_error(dciodvfy: str, path: Path, low: float, hi
     assert after is not None, "dciodvfy aborted on our output"
     new = {e for e in after if _normalized_error(e) not in before}
     assert new == set()
+
+
+@pytest.mark.dciodvfy
+@pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
+def test_threshold_masks_add_no_dciodvfy_error(dciodvfy: str, path: Path, tmp_path: Path):
+    from dicompose.dicom.threshold import ThresholdParams, threshold_file
+
+    before_values = independent_modality_values(pydicom.dcmread(path))
+    level = float(np.median(before_values))
+    out = threshold_file(path, tmp_path / "out" / "mask.dcm", ThresholdParams(level))
+    after = independent_modality_values(pydicom.dcmread(out))
+    np.testing.assert_array_equal(after, (before_values >= level).astype(float))
+    before = {_normalized_error(e) for e in _baseline(dciodvfy, path, tmp_path)}
+    errors = dciodvfy_errors(dciodvfy, out)
+    assert errors is not None
+    assert {e for e in errors if _normalized_error(e) not in before} == set()

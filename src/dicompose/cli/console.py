@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -17,7 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from dicompose.config import load_settings
 from dicompose.dicom.normalize import NormalizeParams, Scope
 from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError
-from dicompose.tools.normalize import FileResult, Status, Summary, run_normalize
+from dicompose.tools.batch import FileResult, Operation, Status, Summary, run_batch
+from dicompose.tools.normalize import normalize_operation
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -41,14 +42,14 @@ def parse_number(text: str, name: str) -> float:
 
 
 @contextmanager
-def progress_bar(enabled: bool) -> Iterator[tuple[Callable[[FileResult], None], Callable[[int], None]]]:
+def progress_bar(label: str, enabled: bool) -> Iterator[tuple[Callable[[FileResult], None], Callable[[int], None]]]:
     """(on_result, on_total) callbacks driving a rich progress bar; silent when output is not a terminal."""
     if not enabled:
         yield (lambda _r: None), (lambda _n: None)
         return
-    columns = (TextColumn("normalize"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr, transient=True) as progress:
-        task = progress.add_task("normalize", total=None)
+        task = progress.add_task(label, total=None)
         yield (lambda _r: progress.advance(task)), (lambda n: progress.update(task, total=n))
 
 
@@ -63,8 +64,27 @@ def normalize_and_report(
     as_json: bool,
     quiet: bool,
 ) -> int:
-    """Run the batch and print problems as they happen, then the summary; return the exit code."""
+    """Normalize a batch and report it; return the exit code."""
     params = NormalizeParams(low, high, scope)
+    try:
+        operation = normalize_operation(params)
+    except DicomposeError as exc:
+        fail(exc)
+    parameters = {"min": params.low, "max": params.high, "scope": params.scope}
+    return batch_and_report(inputs, operation, parameters, out_dir, workers=workers, as_json=as_json, quiet=quiet)
+
+
+def batch_and_report(
+    inputs: Sequence[Path],
+    operation: Operation,
+    parameters: Mapping[str, object],
+    out_dir: Path | None,
+    *,
+    workers: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> int:
+    """Run a batch and print problems as they happen, then the summary; return the exit code."""
     chosen_workers = workers or load_settings().workers
 
     def show(result: FileResult) -> None:
@@ -73,19 +93,20 @@ def normalize_and_report(
             stderr.print(f"[{colour}]{result.status.value}:[/] {escape(result.message)}")
 
     try:
-        with progress_bar(enabled=stderr.is_terminal and not as_json and not quiet) as (advance, total):
+        with progress_bar(operation.name, enabled=stderr.is_terminal and not as_json and not quiet) as (
+            advance,
+            total,
+        ):
 
             def on_result(result: FileResult) -> None:
                 show(result)
                 advance(result)
 
-            summary = run_normalize(
-                inputs, params, out_dir, workers=chosen_workers, on_result=on_result, on_total=total
-            )
+            summary = run_batch(inputs, operation, out_dir, workers=chosen_workers, on_result=on_result, on_total=total)
     except DicomposeError as exc:
         fail(exc)
     if as_json:
-        print_json(summary, params)
+        print_json(summary, operation.name, parameters)
     elif not quiet:
         print_summary(summary, out_dir)
     return EXIT_OK if summary.ok else EXIT_FAILED
@@ -103,11 +124,11 @@ def print_summary(summary: Summary, out_dir: Path | None) -> None:
     )
 
 
-def print_json(summary: Summary, params: NormalizeParams) -> None:
+def print_json(summary: Summary, tool: str, parameters: Mapping[str, object]) -> None:
     """Versioned machine-readable envelope (stable contract for scripts)."""
     document = {
-        "schema": "dicompose.normalize/1",
-        "parameters": {"min": params.low, "max": params.high, "scope": params.scope},
+        "schema": f"dicompose.{tool}/1",
+        "parameters": parameters,
         "counts": {s.value: summary.count(s) for s in Status},
         "seconds": round(summary.seconds, 3),
         "files": [

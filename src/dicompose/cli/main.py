@@ -10,11 +10,14 @@ import typer
 
 from dicompose import __version__
 from dicompose.cli import images as images_cli
-from dicompose.cli.console import normalize_and_report, parse_number, stdout
+from dicompose.cli.console import batch_and_report, fail, normalize_and_report, parse_number, stdout
 from dicompose.cli.run import run as run_command
 from dicompose.cli.tool import app as tool_app
 from dicompose.dicom.normalize import Scope
+from dicompose.dicom.threshold import ThresholdParams
+from dicompose.errors import DicomposeError
 from dicompose.tools.samples import sample_data_folder
+from dicompose.tools.threshold import threshold_operation
 
 app = typer.Typer(
     name="dicompose",
@@ -67,6 +70,32 @@ def normalize(
     if low > high:
         raise typer.BadParameter(f"--min ({minimum}) must not be greater than --max ({maximum})")
     code = normalize_and_report(inputs, low, high, out, scope=scope, workers=workers, as_json=as_json, quiet=quiet)
+    raise typer.Exit(code)
+
+
+@app.command()
+def threshold(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False)
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False),
+    ],
+    level: Annotated[str, typer.Option("--level", help="Pixels with value >= level are inside the mask.")] = "50",
+    upper: Annotated[str | None, typer.Option("--upper", help="Optional upper bound (inclusive).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print problems.")] = False,
+) -> None:
+    """Binary masks (1 inside [--level, --upper], else 0) of DICOM images, written as <stem>-mask.dcm."""
+    params = ThresholdParams(parse_number(level, "--level"), parse_number(upper, "--upper") if upper else None)
+    try:
+        operation = threshold_operation(params)
+    except DicomposeError as exc:
+        fail(exc)
+    parameters = {"level": params.level, "upper": params.upper}
+    code = batch_and_report(inputs, operation, parameters, out, workers=workers, as_json=as_json, quiet=quiet)
     raise typer.Exit(code)
 
 

@@ -1,0 +1,232 @@
+"""Running a per-file tool over many files: discovery, output naming, optional series pass, parallel workers.
+
+Each file is independent (one bad file never stops the others); work is spread over processes because the
+kernel and the codecs are CPU-bound; at most a few files per worker are in flight, so memory stays bounded
+whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+from dicompose.dicom.kernel import ValueRange
+from dicompose.dicom.normalize import measure_file
+from dicompose.errors import InputError, UnsupportedInputError, UsageError
+from dicompose.tools.discovery import Candidate, Skipped, discover
+
+log = logging.getLogger(__name__)
+_IN_FLIGHT_PER_WORKER = 4
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Status(StrEnum):
+    PROCESSED = "processed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One line of the batch report. ``message`` is a single line naming the file and the problem."""
+
+    source: Path
+    status: Status
+    output: Path | None = None
+    message: str = ""
+
+
+@dataclass
+class Summary:
+    results: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+    @property
+    def ok(self) -> bool:
+        return self.count(Status.FAILED) == 0
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What to do to each file. Holds module-level functions (and frozen params), so it pickles to workers."""
+
+    name: str
+    apply: Callable[[Path, Path, ValueRange | None], object]
+    output_name: Callable[[Path], str]
+    series_scope: bool = False  # first pass: one value range per series, passed to ``apply``
+
+
+@dataclass(frozen=True)
+class _Job:
+    candidate: Candidate
+    destination: Path
+    source_range: ValueRange | None = None
+
+
+def plan_outputs(
+    candidates: Sequence[Candidate], out_dir: Path | None, output_name: Callable[[Path], str]
+) -> tuple[list[_Job], list[FileResult]]:
+    """Output path per candidate (beside it, or mirrored under ``out_dir``); name collisions fail the later file."""
+    jobs: list[_Job] = []
+    failed: list[FileResult] = []
+    claimed: dict[Path, Path] = {}
+    for candidate in candidates:
+        folder = candidate.path.parent if out_dir is None else out_dir / candidate.relative_parent
+        destination = folder / output_name(candidate.path)  # the operation's naming rule
+        key = destination.absolute()
+        if key in claimed:
+            message = f"{candidate.path}: output {destination} would overwrite the output of {claimed[key]}"
+            failed.append(FileResult(candidate.path, Status.FAILED, message=message))
+            continue
+        claimed[key] = candidate.path
+        jobs.append(_Job(candidate, destination))
+    return jobs, failed
+
+
+def check_output_folder(inputs: Sequence[Path], out_dir: Path) -> None:
+    """Refuse an output folder inside an input folder: a rerun would take the outputs as new inputs."""
+    resolved_out = out_dir.resolve()
+    for given in inputs:
+        if given.is_dir() and resolved_out.is_relative_to(given.resolve()):
+            raise UsageError(f"output folder {out_dir} is inside input folder {given}; choose another --out")
+
+
+def run_batch(
+    inputs: Sequence[Path],
+    operation: Operation,
+    out_dir: Path | None,
+    *,
+    workers: int,
+    on_result: Callable[[FileResult], None] = lambda _r: None,
+    on_total: Callable[[int], None] = lambda _n: None,
+) -> Summary:
+    """Apply ``operation`` to every DICOM image under ``inputs``; report each file through ``on_result``."""
+    if out_dir is not None:
+        check_output_folder(inputs, out_dir)
+    started = time.perf_counter()
+    summary = Summary()
+
+    def report(result: FileResult) -> None:
+        summary.results.append(result)
+        on_result(result)
+
+    candidates: list[Candidate] = []
+    for found in discover(inputs):
+        if isinstance(found, Skipped):
+            report(FileResult(found.path, Status.SKIPPED, message=f"{found.path}: {found.reason}"))
+        else:
+            candidates.append(found)
+    jobs, collisions = plan_outputs(candidates, out_dir, operation.output_name)
+    for result in collisions:
+        report(result)
+    on_total(len(jobs) * (2 if operation.series_scope else 1))
+
+    with _executor(workers, len(jobs)) as pool:
+        if operation.series_scope:
+            jobs = _attach_series_ranges(pool, jobs, workers, report)
+        for result in _bounded_map(pool, _apply_job, [(job, operation) for job in jobs], workers):
+            report(result)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _attach_series_ranges(
+    pool: Executor, jobs: list[_Job], workers: int, report: Callable[[FileResult], None]
+) -> list[_Job]:
+    """First pass of ``--scope series``: one min/max over every readable file of each series."""
+    measured: list[tuple[_Job, str, ValueRange]] = []
+    for job, outcome in zip(jobs, _bounded_map(pool, _measure_job, jobs, workers), strict=True):
+        if isinstance(outcome, FileResult):
+            report(outcome)
+        else:
+            measured.append((job, outcome[0], outcome[1]))
+    ranges: dict[str, ValueRange] = {}
+    for _job, series, value_range in measured:
+        if not series:
+            continue
+        known = ranges.get(series)
+        ranges[series] = (
+            value_range
+            if known is None
+            else ValueRange(min(known.low, value_range.low), max(known.high, value_range.high))
+        )
+    return [
+        _Job(job.candidate, job.destination, ranges.get(series, value_range) if series else value_range)
+        for job, series, value_range in measured
+    ]
+
+
+def _measure_job(job: _Job) -> tuple[str, ValueRange] | FileResult:
+    try:
+        return measure_file(job.candidate.path)
+    except InputError as exc:
+        return _failure(job.candidate, exc)
+
+
+def _apply_job(args: tuple[_Job, Operation]) -> FileResult:
+    job, operation = args
+    try:
+        operation.apply(job.candidate.path, job.destination, job.source_range)
+    except InputError as exc:
+        return _failure(job.candidate, exc)
+    except Exception as exc:  # a bug on one odd file must not sink the batch; say so plainly
+        log.exception("internal error on %s", job.candidate.path)
+        message = f"{job.candidate.path}: internal error ({type(exc).__name__}: {exc}); please report it"
+        return FileResult(job.candidate.path, Status.FAILED, message=message)
+    return FileResult(job.candidate.path, Status.PROCESSED, output=job.destination)
+
+
+def _failure(candidate: Candidate, exc: InputError) -> FileResult:
+    """Unsupported files found while walking a folder are skipped; anything the user named explicitly fails."""
+    skipped = isinstance(exc, UnsupportedInputError) and not candidate.explicit
+    return FileResult(candidate.path, Status.SKIPPED if skipped else Status.FAILED, message=str(exc))
+
+
+class _InlineExecutor(Executor):
+    """Runs calls in this process: no pool start-up cost for one file or one worker."""
+
+    def submit(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        return future
+
+
+def _executor(workers: int, jobs: int) -> Executor:
+    if workers <= 1 or jobs <= 1:
+        return _InlineExecutor()
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["dicompose.dicom.normalize", "dicompose.dicom.threshold"])
+    return ProcessPoolExecutor(max_workers=min(workers, jobs), mp_context=context)
+
+
+def _bounded_map(pool: Executor, fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """Like ``pool.map`` in order, but never more than a few items per worker in flight (bounded memory)."""
+    limit = max(1, workers) * _IN_FLIGHT_PER_WORKER
+    pending: list[Future[R]] = []
+    iterator = iter(items)
+    try:
+        for item in iterator:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= limit:
+                yield pending.pop(0).result()
+        while pending:
+            yield pending.pop(0).result()
+    finally:
+        for future in pending:
+            future.cancel()

@@ -1,0 +1,19 @@
+"""The ``threshold`` tool over many files: binary masks (see :mod:`dicompose.tools.batch`)."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from dicompose.dicom.kernel import ValueRange
+from dicompose.dicom.threshold import ThresholdParams, mask_name, threshold_file
+from dicompose.tools.batch import Operation
+
+
+def _apply(params: ThresholdParams, source: Path, destination: Path, _range: ValueRange | None) -> None:
+    threshold_file(source, destination, params)
+
+
+def threshold_operation(params: ThresholdParams) -> Operation:
+    params.check()
+    return Operation("threshold", partial(_apply, params), mask_name)
