@@ -1,0 +1,163 @@
+"""From a pipeline model to a checked step graph: tools loaded, references resolved, types and cycles checked.
+
+``dicompose check`` is this module with nothing run: every problem, each with its line and field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+from dicompose.errors import UsageError
+from dicompose.pipeline.spec import PipelineSpec, Step, load_pipeline, parse_reference
+from dicompose.tools.descriptor import Descriptor, load_descriptor
+from dicompose.tools.invocation import build_invocation
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a step's files come from: a pipeline input, or an output of an earlier step."""
+
+    kind: str  # "input" | "step"
+    name: str
+    output: str = ""
+
+
+@dataclass(frozen=True)
+class StepNode:
+    name: str
+    spec: Step
+    descriptor: Descriptor
+    batch_input: str  # the File input fed by ``source``
+    source: Source
+    params: dict[str, Any]  # literal values for the other inputs
+
+
+@dataclass(frozen=True)
+class PipelineGraph:
+    path: Path
+    spec: PipelineSpec
+    steps: tuple[StepNode, ...]  # in dependency order
+    outputs: dict[str, Source]
+
+    def step(self, name: str) -> StepNode:
+        return next(s for s in self.steps if s.name == name)
+
+
+def _line(document: dict[str, Any], *keys: str) -> str:
+    node: Any = document
+    line = None
+    for key in keys:
+        if not isinstance(node, dict):
+            break
+        line = node.get("__lines__", {}).get(key, line)
+        node = node.get(key)
+    return f"line {line}, " if line else ""
+
+
+def _output_id(descriptor: Descriptor, name: str) -> str | None:
+    ids = [o["id"] for o in descriptor.outputs]
+    if name in ids:
+        return name
+    if name == "output" and len(ids) == 1:
+        return str(ids[0])
+    return None
+
+
+def build_graph(path: Path) -> PipelineGraph:
+    spec, document = load_pipeline(path)
+    problems: list[str] = []
+    descriptors: dict[str, Descriptor] = {}
+    for name, step in spec.steps.items():
+        try:
+            descriptors[name] = load_descriptor(step.tool, base=path.parent)
+        except UsageError as exc:
+            problems.append(f"{_line(document, 'steps', name, 'tool')}steps.{name}.tool: {exc}")
+    nodes: dict[str, StepNode] = {}
+    dependencies: dict[str, set[str]] = {}
+    for name, step in spec.steps.items():
+        descriptor = descriptors.get(name)
+        if descriptor is None:
+            continue
+        where = _line(document, "steps", name, "with")
+        file_inputs = {i["id"] for i in descriptor.inputs if i["type"] == "File"}
+        known = {i["id"] for i in descriptor.inputs}
+        source: Source | None = None
+        batch_input = ""
+        params: dict[str, Any] = {}
+        for key, value in step.with_.items():
+            field = f"steps.{name}.with.{key}"
+            if key not in known:
+                problems.append(
+                    f"{where}{field}: {descriptor.name} has no input {key!r} (inputs: {', '.join(sorted(known))})"
+                )
+                continue
+            reference = parse_reference(value)
+            if reference is None:
+                if key in file_inputs:
+                    problems.append(f"{where}{field}: a File input takes a reference (inputs.X or steps.S.output)")
+                params[key] = value
+                continue
+            if key not in file_inputs:
+                problems.append(
+                    f"{where}{field}: type mismatch: {value} is files, but {key!r} is a {descriptor.input(key)['type']}"
+                )
+                continue
+            if source is not None:
+                problems.append(f"{where}{field}: only one File input per step can take files")
+                continue
+            kind, ref_name, ref_output = reference
+            if kind == "input" and ref_name not in spec.inputs:
+                problems.append(f"{where}{field}: unknown pipeline input {ref_name!r}")
+                continue
+            if kind == "step":
+                if ref_name not in spec.steps:
+                    problems.append(f"{where}{field}: unknown step {ref_name!r}")
+                    continue
+                upstream = descriptors.get(ref_name)
+                resolved = _output_id(upstream, ref_output) if upstream else None
+                if upstream is not None and resolved is None:
+                    outs = ", ".join(o["id"] for o in upstream.outputs)
+                    problems.append(f"{where}{field}: step {ref_name!r} has no output {ref_output!r} (outputs: {outs})")
+                    continue
+                ref_output = resolved or ref_output
+                dependencies.setdefault(name, set()).add(ref_name)
+            source = Source(kind, ref_name, ref_output)
+            batch_input = key
+        if source is None:
+            problems.append(
+                f"{_line(document, 'steps', name)}steps.{name}.with: no File input is fed "
+                f"(one of {', '.join(sorted(file_inputs)) or 'none'} must take inputs.X or steps.S.output)"
+            )
+            continue
+        try:
+            build_invocation(descriptor, {**params, batch_input: ["/placeholder"]})
+        except UsageError as exc:
+            problems.append(f"{where}steps.{name}.with: {exc}")
+            continue
+        nodes[name] = StepNode(name, step, descriptor, batch_input, source, params)
+        dependencies.setdefault(name, set())
+    order: list[str] = []
+    try:
+        order = list(TopologicalSorter(dependencies).static_order())
+    except CycleError as exc:
+        cycle = " → ".join(exc.args[1]) if len(exc.args) > 1 else "?"
+        problems.append(f"steps: dependency cycle {cycle}")
+    outputs: dict[str, Source] = {}
+    for out_name, value in spec.outputs.items():
+        reference = parse_reference(value)
+        field = f"{_line(document, 'outputs', out_name)}outputs.{out_name}"
+        if reference is None or reference[0] != "step" or reference[1] not in spec.steps:
+            problems.append(f"{field}: must reference a step output (steps.S.output), got {value!r}")
+            continue
+        upstream = descriptors.get(reference[1])
+        resolved = _output_id(upstream, reference[2]) if upstream else None
+        if upstream is not None and resolved is None:
+            problems.append(f"{field}: step {reference[1]!r} has no output {reference[2]!r}")
+            continue
+        outputs[out_name] = Source("step", reference[1], resolved or reference[2])
+    if problems:
+        raise UsageError(f"{path}: " + "; ".join(problems))
+    return PipelineGraph(path, spec, tuple(nodes[n] for n in order if n in nodes), outputs)

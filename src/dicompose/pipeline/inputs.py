@@ -1,0 +1,93 @@
+"""Pipeline inputs → groups of files (one per DICOM series and folder, chunked), hashed through the memo.
+
+A no-op rerun must not reread the data: each file is stat'ed and looked up in the workspace memo by
+(path, device, inode, size, mtime_ns); only new or changed files are read (hashed, and their header parsed
+for the series UID), in parallel threads.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+
+from dicompose.dicom.reading import looks_like_dicom
+from dicompose.errors import UsageError
+from dicompose.records.hashing import sha256_file
+from dicompose.records.index import FileStat, Index, Memo
+
+DEFAULT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: Path
+    name: str  # relative to the group's folder
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Group:
+    """Files processed together by one task: one series in one folder (or a chunk of a huge one)."""
+
+    label: str
+    relative_parent: Path
+    files: tuple[InputFile, ...]
+
+
+def _series_uid(path: Path) -> str:
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+    except Exception:  # a damaged header still belongs somewhere: the tool reports the file itself
+        return ""
+    return str(ds.get("SeriesInstanceUID", "") or "")
+
+
+def _hash_and_series(path: Path) -> Memo:
+    return Memo(sha256_file(path), _series_uid(path))
+
+
+def scan_files(source: Path) -> tuple[list[Path], list[Path]]:
+    """(DICOM files, skipped non-DICOM files) under ``source`` (a file or folder), hidden entries ignored."""
+    if source.is_file():
+        return [source], []
+    if not source.is_dir():
+        raise UsageError(f"{source}: no such file or folder")
+    files: list[Path] = []
+    skipped: list[Path] = []
+    for path in sorted(source.rglob("*")):
+        if any(part.startswith(".") for part in path.relative_to(source).parts) or not path.is_file():
+            continue
+        (files if looks_like_dicom(path) else skipped).append(path)
+    return files, skipped
+
+
+def group_input(
+    source: Path, index: Index, *, chunk: int = DEFAULT_CHUNK, threads: int = 8
+) -> tuple[list[Group], list[Path]]:
+    files, skipped = scan_files(source)
+    stats = [FileStat.of(p) for p in files]
+    memo = index.memo_lookup(stats)
+    missing = [(p, s) for p, s in zip(files, stats, strict=True) if s.path not in memo]
+    if missing:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            computed = list(pool.map(lambda item: _hash_and_series(item[0]), missing))
+        index.memo_store((s, m) for (_p, s), m in zip(missing, computed, strict=True))
+        for (_p, s), m in zip(missing, computed, strict=True):
+            memo[s.path] = m
+    root = source if source.is_dir() else source.parent
+    buckets: dict[tuple[Path, str], list[InputFile]] = defaultdict(list)
+    for path, stat in zip(files, stats, strict=True):
+        entry = memo[stat.path]
+        folder = path.parent.relative_to(root)
+        buckets[(folder, entry.series or "")].append(InputFile(path, path.name, entry.sha256))
+    groups = []
+    for (folder, series), members in sorted(buckets.items()):
+        for number, start in enumerate(range(0, len(members), chunk)):
+            where = folder.as_posix() if folder != Path() else "."
+            label = f"{where}#{series[-12:] or 'noseries'}" + (f"/{number + 1}" if len(members) > chunk else "")
+            groups.append(Group(label, folder, tuple(members[start : start + chunk])))
+    return groups, skipped

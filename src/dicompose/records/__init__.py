@@ -1,0 +1,1 @@
+"""What happened: the workspace (index, locks, task folders), hashes, provenance, audit log."""

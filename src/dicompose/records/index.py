@@ -1,0 +1,194 @@
+"""The workspace index (SQLite): runs, tasks, attempts, and the file-hash memo.
+
+The memo maps (path, device, inode, size, mtime_ns) to the file's sha256 (and DICOM series UID), so a
+no-op rerun over thousands of files stats them and reads nothing. Only the process holding the workspace
+lock writes; WAL mode lets ``dicompose runs``/``show`` read while a run is going on.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, started REAL NOT NULL, ended REAL, status TEXT NOT NULL,
+    kind TEXT NOT NULL, target TEXT NOT NULL, engine TEXT, engine_why TEXT, scheduler TEXT,
+    out_dir TEXT, details TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step TEXT NOT NULL, task_key TEXT NOT NULL,
+    task_label TEXT NOT NULL, attempt INTEGER NOT NULL, status TEXT NOT NULL, cached INTEGER NOT NULL,
+    started REAL, ended REAL, exit_code INTEGER, engine TEXT, image_digest TEXT, log_dir TEXT,
+    inputs TEXT NOT NULL DEFAULT '[]', outputs TEXT NOT NULL DEFAULT '[]', message TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_run ON attempts (run_id, step);
+CREATE TABLE IF NOT EXISTS file_memo (
+    path TEXT PRIMARY KEY, device INTEGER NOT NULL, inode INTEGER NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, series TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class FileStat:
+    path: str
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileStat:
+        st = path.stat()
+        return cls(str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class Memo:
+    sha256: str
+    series: str | None
+
+
+class Index:
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- file memo -------------------------------------------------------------------------------------
+    def memo_lookup(self, stats: Iterable[FileStat]) -> dict[str, Memo]:
+        """Memo entries still valid for these stats (same device, inode, size and mtime_ns)."""
+        wanted = {s.path: s for s in stats}
+        found: dict[str, Memo] = {}
+        rows = self.db.execute("SELECT path, device, inode, size, mtime_ns, sha256, series FROM file_memo")
+        for path, device, inode, size, mtime_ns, sha, series in rows:
+            stat = wanted.get(path)
+            if stat is not None and (stat.device, stat.inode, stat.size, stat.mtime_ns) == (
+                device,
+                inode,
+                size,
+                mtime_ns,
+            ):
+                found[path] = Memo(sha, series)
+        return found
+
+    def memo_store(self, entries: Iterable[tuple[FileStat, Memo]]) -> None:
+        rows = [(s.path, s.device, s.inode, s.size, s.mtime_ns, m.sha256, m.series) for s, m in entries]
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO file_memo VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    # --- runs and attempts -----------------------------------------------------------------------------
+    def start_run(
+        self,
+        run_id: str,
+        kind: str,
+        target: str,
+        engine: str,
+        why: str,
+        scheduler: str,
+        out_dir: str,
+        details: dict[str, Any],
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO runs (id, started, status, kind, target, engine, engine_why, scheduler, out_dir, details)"
+            " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, time.time(), kind, target, engine, why, scheduler, out_dir, json.dumps(details)),
+        )
+
+    def end_run(self, run_id: str, status: str) -> None:
+        self.db.execute("UPDATE runs SET ended = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
+
+    def record_attempt(
+        self,
+        run_id: str,
+        step: str,
+        key: str,
+        label: str,
+        attempt: int,
+        status: str,
+        *,
+        cached: bool,
+        started: float | None,
+        ended: float | None,
+        exit_code: int | None,
+        engine: str | None,
+        image_digest: str | None,
+        log_dir: str | None,
+        inputs: list[dict[str, str]],
+        outputs: list[dict[str, str]],
+        message: str = "",
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO attempts (run_id, step, task_key, task_label, attempt, status, cached, started, ended,"
+            " exit_code, engine, image_digest, log_dir, inputs, outputs, message)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                step,
+                key,
+                label,
+                attempt,
+                status,
+                int(cached),
+                started,
+                ended,
+                exit_code,
+                engine,
+                image_digest,
+                log_dir,
+                json.dumps(inputs),
+                json.dumps(outputs),
+                message,
+            ),
+        )
+
+    def runs(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM runs ORDER BY started, rowid").fetchall()
+        return [self._run_row(row) for row in rows]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM runs WHERE id = ? OR id LIKE ?", (run_id, f"{run_id}%")).fetchall()
+        return self._run_row(row[0]) if len(row) == 1 else None
+
+    def attempts(self, run_id: str, step: str | None = None) -> list[dict[str, Any]]:
+        if step:
+            cursor = self.db.execute("SELECT * FROM attempts WHERE run_id = ? AND step = ? ORDER BY id", (run_id, step))
+        else:
+            cursor = self.db.execute("SELECT * FROM attempts WHERE run_id = ? ORDER BY id", (run_id,))
+        names = [c[0] for c in cursor.description]
+        result = []
+        for row in cursor.fetchall():
+            item = dict(zip(names, row, strict=True))
+            item["cached"] = bool(item["cached"])
+            item["inputs"] = json.loads(item["inputs"])
+            item["outputs"] = json.loads(item["outputs"])
+            result.append(item)
+        return result
+
+    def _run_row(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        names = [
+            "id",
+            "started",
+            "ended",
+            "status",
+            "kind",
+            "target",
+            "engine",
+            "engine_why",
+            "scheduler",
+            "out_dir",
+            "details",
+        ]
+        item = dict(zip(names, row, strict=True))
+        item["details"] = json.loads(item["details"])
+        return item

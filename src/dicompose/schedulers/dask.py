@@ -1,0 +1,57 @@
+"""The Dask scheduler: a LocalCluster (``--scheduler dask``) or an existing cluster (``tcp://HOST:PORT``).
+
+Tasks are plain picklable calls; a SLURM cluster is the same thing behind dask-jobqueue. Cancelling a Dask
+future does not stop a running container, so the runner also stops containers by their run label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from dicompose.errors import UsageError
+from dicompose.schedulers.base import Done
+
+
+class DaskScheduler:
+    def __init__(self, address: str | None, workers: int) -> None:
+        from distributed import Client, LocalCluster
+
+        self._cluster = None
+        try:
+            if address is None:
+                self._cluster = LocalCluster(
+                    n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
+                )
+                self._client = Client(self._cluster)
+                self.name = "dask (LocalCluster)"
+            else:
+                self._client = Client(address, timeout="20s")
+                self.name = f"dask ({address})"
+        except OSError as exc:
+            raise UsageError(f"cannot reach the Dask scheduler {address or '(local cluster)'}: {exc}") from None
+        self._futures: list[Any] = []
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any, done: Done) -> None:
+        future = self._client.submit(fn, arg, pure=False)
+
+        def callback(f: Any) -> None:
+            if f.status == "cancelled":
+                return
+            error = f.exception() if f.status == "error" else None
+            done(None if error else f.result(), error)
+
+        future.add_done_callback(callback)
+        self._futures.append(future)
+
+    def cancel_all(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.cancel(self._futures)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.close()
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._cluster.close()

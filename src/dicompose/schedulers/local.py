@@ -1,0 +1,37 @@
+"""The default scheduler: a thread pool in this process (tasks mostly wait on containers or subprocesses)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from dicompose.schedulers.base import Done
+
+
+class ThreadScheduler:
+    name = "local"
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="dicompose-task")
+        self._futures: list[Future[Any]] = []
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any, done: Done) -> None:
+        future = self._pool.submit(fn, arg)
+
+        def callback(f: Future[Any]) -> None:
+            if f.cancelled():
+                return
+            error = f.exception()
+            done(None if error else f.result(), error)
+
+        future.add_done_callback(callback)
+        self._futures.append(future)
+
+    def cancel_all(self) -> None:
+        for future in self._futures:
+            future.cancel()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
