@@ -106,7 +106,9 @@ def execute(request: TaskRequest) -> TaskResult:
         problems.append(f"timed out after {request.resources.timeout_s:g} s")
     status = _status(result.exit_code, result.timed_out, request.descriptor, problems, found)
     outputs = tuple(
-        {"name": p.relative_to(out).as_posix(), "sha256": sha256_file(p)} for paths in found.values() for p in paths
+        {"id": output_id, "name": p.relative_to(out).as_posix(), "sha256": sha256_file(p)}
+        for output_id, paths in found.items()
+        for p in paths
     )
     ended = time.time()
     if status != "failed":

@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dicompose.engines import docker as docker_engine
 from dicompose.engines.base import Engine, ImageRef, Mount, Permissions, Resources, RunResult, TaskSpec
 from dicompose.engines.hardening import INPUT_ROOT, LABEL_PREFIX, container_user
 from dicompose.engines.resolve import resolve_engine
 from dicompose.errors import UsageError
-from dicompose.images.pins import pinned
 from dicompose.pipeline.batches import DEFAULT_BATCH_SIZE, Batch, plan_batches
-from dicompose.tools.descriptor import BUILTIN_TOOLS, Descriptor, load_descriptor
+from dicompose.pipeline.images import resolve_step_image
+from dicompose.tools.descriptor import Descriptor, load_descriptor
 from dicompose.tools.invocation import build_argv, build_invocation, collect_outputs, output_patterns
 
 TASKS_FOLDER = ".dicompose-tasks"
@@ -92,26 +91,6 @@ def permissions_of(descriptor: Descriptor) -> Permissions:
     return Permissions(network=bool(descriptor.custom.get("network")), gpu=bool(descriptor.custom.get("gpu")))
 
 
-def _resolve_image(descriptor: Descriptor, engine: Engine, allow_unpinned: bool) -> tuple[ImageRef | None, bool]:
-    if not engine.isolates:
-        return None, False
-    container = descriptor.container
-    name = container.get("image")
-    if not name:
-        raise UsageError(f"{descriptor.name}: the descriptor names no container-image; use --engine local")
-    record = pinned(descriptor.name, descriptor.digest)
-    pin = container.get("container-hash") or (record or {}).get("digest")
-    hint = f"run: dicompose build {descriptor.name}" if descriptor.name in BUILTIN_TOOLS else "build or load it"
-    if isinstance(engine, docker_engine.DockerEngine):
-        image_id, is_pinned = docker_engine.resolve_image(
-            engine.client, str(name), pin, allow_unpinned=allow_unpinned, hint=hint
-        )
-        return ImageRef(str(name), image_id), is_pinned
-    if not pin and not allow_unpinned:
-        raise UsageError(f"image {name} is not pinned by digest; pass --allow-unpinned to run it anyway")
-    return ImageRef(str(name), str(name)), bool(pin)
-
-
 def _task_id(descriptor: Descriptor, batch: Batch, params: dict[str, Any]) -> str:
     text = json.dumps([descriptor.digest, [str(f) for f in batch.files], params], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -173,7 +152,7 @@ def run_tool(request: ToolRunRequest, on_task: Callable[[TaskOutcome], None] = l
     build_invocation(descriptor, {**request.params, input_id: [str(request.source)]})  # validate before work
     resolution = resolve_engine(request.engine)
     engine = resolution.engine
-    image, is_pinned = _resolve_image(descriptor, engine, request.allow_unpinned)
+    image, is_pinned = resolve_step_image(descriptor, engine, request.allow_unpinned)
     report = ToolRunReport(
         descriptor.name, descriptor.digest, engine.name, resolution.why, image, is_pinned, permissions_of(descriptor)
     )
