@@ -149,17 +149,25 @@ def test_outputs_are_identical_across_worker_counts(tmp_path: Path):
     assert np.all(pydicom.dcmread(next((tmp_path / "1").glob("*.dcm"))).pixel_array >= 0)
 
 
-def test_demo_normalizes_the_bundled_samples(tmp_path: Path):
-    proc = run("dicompose", "demo", "--out", str(tmp_path / "demo"))
+def test_demo_runs_the_two_step_pipeline_and_reruns_from_cache(tmp_path: Path):
+    proc = run("dicompose", "demo", "--out", str(tmp_path / "demo"), "--engine", "local")
     assert proc.returncode == 0, proc.stderr
-    outputs = sorted((tmp_path / "demo" / "normalized").glob("*.dcm"))
-    assert [p.name for p in outputs] == [f"ct_0{i}-normalized.dcm" for i in (1, 2, 3)] + [
+    results = tmp_path / "demo" / "results"
+    normalized = sorted((results / "normalized").glob("*.dcm"))
+    assert [p.name for p in normalized] == [f"ct_0{i}-normalized.dcm" for i in (1, 2, 3)] + [
         f"mr_0{i}-normalized.dcm" for i in (1, 2)
     ]
-    assert str((tmp_path / "demo" / "normalized").resolve()) in proc.stdout
     for prefix in ("ct", "mr"):  # series scope: one range per series
-        values = [independent_modality_values(pydicom.dcmread(p)) for p in outputs if p.name.startswith(prefix)]
+        values = [independent_modality_values(pydicom.dcmread(p)) for p in normalized if p.name.startswith(prefix)]
         assert min(v.min() for v in values) == 0 and max(v.max() for v in values) == 100
+    masks = sorted((results / "masks").glob("*.dcm"))
+    assert len(masks) == 5
+    for mask, source in zip(masks, normalized, strict=True):
+        expected = (independent_modality_values(pydicom.dcmread(source)) >= 50).astype(float)
+        np.testing.assert_array_equal(independent_modality_values(pydicom.dcmread(mask)), expected)
+    assert str(results.resolve()) in proc.stdout and "dicompose show" in proc.stdout
+    again = run("dicompose", "demo", "--out", str(tmp_path / "demo"), "--engine", "local")
+    assert again.returncode == 0 and "0 launches" in again.stdout
 
 
 def test_tool_validate_reports_paths_and_exit_codes(tmp_path: Path):

@@ -10,13 +10,16 @@ import typer
 
 from dicompose import __version__
 from dicompose.cli import images as images_cli
+from dicompose.cli import pipeline as pipeline_cli
+from dicompose.cli import records as records_cli
 from dicompose.cli.console import batch_and_report, fail, normalize_and_report, parse_number, stdout
+from dicompose.cli.pipeline import demo_engine, run_pipeline_command
 from dicompose.cli.run import run as run_command
 from dicompose.cli.tool import app as tool_app
 from dicompose.dicom.normalize import Scope
 from dicompose.dicom.threshold import ThresholdParams
 from dicompose.errors import DicomposeError
-from dicompose.tools.samples import sample_data_folder
+from dicompose.tools.samples import demo_pipeline, sample_data_folder
 from dicompose.tools.threshold import threshold_operation
 
 app = typer.Typer(
@@ -102,22 +105,33 @@ def threshold(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the results.")] = Path("demo-output"),
+    engine: Annotated[str, typer.Option("--engine", help="auto | docker | apptainer | local")] = "auto",
 ) -> None:
-    """Run the demo: normalize the bundled sample scans (CT and MR phantoms) to [0, 100], series by series."""
+    """Run the demo pipeline on the bundled sample scans: normalize (per series) → threshold mask."""
     samples = sample_data_folder()
-    results = out / "normalized"
-    stdout.print(f"dicompose {__version__} demo: normalizing the bundled sample scans in {samples}")
-    code = normalize_and_report([samples], 0, 100, results, scope="series", workers=None, as_json=False, quiet=False)
-    if code == 0:
-        written = sorted(results.rglob("*.dcm"))
-        stdout.print(f"Results: {len(written)} DICOM files in {results.resolve()}")
-        for path in written:
-            stdout.print(f"  {path}")
-    raise typer.Exit(code)
+    chosen, why = demo_engine(engine)
+    stdout.print(f"dicompose {__version__} demo: {demo_pipeline()} on {samples}")
+    stdout.print(f"engine: {chosen} ({why})")
+    run_pipeline_command(
+        demo_pipeline(),
+        [str(samples)],
+        out / "results",
+        engine=chosen,
+        workspace=out / ".dicompose",
+        scheduler="local",
+        workers=None,
+        allow_unpinned=False,
+        chunk=500,
+        as_json=False,
+    )
 
 
 app.add_typer(tool_app, name="tool")
 app.command("run")(run_command)
+app.command("check")(pipeline_cli.check)
+app.command("runs")(records_cli.runs)
+app.command("show")(records_cli.show)
+app.command("logs")(records_cli.logs)
 app.command("build")(images_cli.build)
 app.command("base-image")(images_cli.base_image)
 app.command("export-apptainer")(images_cli.export_apptainer_command)

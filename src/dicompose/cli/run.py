@@ -1,4 +1,4 @@
-"""``dicompose run TOOL --in PATH --out DIR``: one tool, hardened, batched, on the chosen engine."""
+"""``dicompose run TARGET --in ... --out DIR``: a pipeline file, or one tool, hardened, on the chosen engine."""
 
 from __future__ import annotations
 
@@ -11,31 +11,71 @@ import typer
 from rich.markup import escape
 
 from dicompose.cli.console import fail, stderr, stdout
-from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError
+from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError, UsageError
 from dicompose.pipeline.tool_run import TaskOutcome, ToolRunReport, ToolRunRequest, run_tool
 from dicompose.tools.invocation import parse_pairs, read_invocation_file
 
 
 def run(
-    tool: Annotated[str, typer.Argument(help="Built-in tool name or Boutiques descriptor path.")],
-    source: Annotated[Path, typer.Option("--in", help="DICOM file or folder (fed to the tool's File input).")],
+    target: Annotated[str, typer.Argument(help="Pipeline file (.yaml), built-in tool name, or descriptor path.")],
+    sources: Annotated[list[str], typer.Option("--in", help="PATH, or NAME=PATH for a pipeline input (repeatable).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
-    params: Annotated[list[str] | None, typer.Option("-p", "--param", help="ID=VALUE (repeatable).")] = None,
-    invocation: Annotated[Path | None, typer.Option("--invocation", help="Boutiques invocation JSON.")] = None,
+    params: Annotated[list[str] | None, typer.Option("-p", "--param", help="ID=VALUE (repeatable, tools).")] = None,
+    invocation: Annotated[Path | None, typer.Option("--invocation", help="Boutiques invocation JSON (tools).")] = None,
     engine: Annotated[str, typer.Option("--engine", help="auto | docker | apptainer | local")] = "auto",
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            help="Workspace folder [default: .dicompose beside the pipeline, or in the current folder for a tool].",
+        ),
+    ] = None,
+    scheduler: Annotated[str, typer.Option("--scheduler", help="local | dask | tcp://HOST:PORT (pipelines)")] = "local",
+    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Parallel tasks (pipelines).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the exact engine commands; run nothing.")] = False,
     allow_unpinned: Annotated[
         bool, typer.Option("--allow-unpinned", help="Run an image not pinned by digest (with a warning).")
     ] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Files per container launch.")] = 500,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds per launch.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds per launch (tools).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
-    """Run one tool over a file or folder: many files per launch, inputs read-only, no network."""
+    """Run a pipeline (each step in its own container, cached, resumable) or one tool over a file or folder."""
+    if target.endswith((".yaml", ".yml")):
+        from dicompose.cli.pipeline import run_pipeline_command
+
+        if params or invocation or dry_run or timeout is not None:
+            fail(UsageError("-p, --invocation, --dry-run and --timeout are for tools; a pipeline sets them per step"))
+        run_pipeline_command(
+            Path(target),
+            sources,
+            out,
+            engine=engine,
+            workspace=workspace,
+            scheduler=scheduler,
+            workers=workers,
+            allow_unpinned=allow_unpinned,
+            chunk=batch_size,
+            as_json=as_json,
+        )
+        return
+    if len(sources) != 1 or ("=" in sources[0] and not Path(sources[0]).exists()):
+        fail(UsageError("a tool takes exactly one --in PATH"))
     try:
         raw: dict[str, Any] = read_invocation_file(invocation) if invocation else {}
         raw.update(parse_pairs(params or []))
-        request = ToolRunRequest(tool, source, out, raw, engine, allow_unpinned, dry_run, batch_size, timeout)
+        request = ToolRunRequest(
+            target,
+            Path(sources[0]),
+            out,
+            raw,
+            engine,
+            allow_unpinned,
+            dry_run,
+            batch_size,
+            timeout,
+            workspace or Path(".dicompose"),
+        )
         report = run_tool(request, on_task=(lambda _t: None) if as_json else _show_task)
     except DicomposeError as exc:
         fail(exc)
@@ -79,11 +119,14 @@ def _summary(report: ToolRunReport) -> None:
     failed = sum(1 for t in report.tasks if t.status not in ("ok", "planned"))
     if any(t.status != "planned" for t in report.tasks):
         stdout.print(f"{len(report.tasks)} launches, {outputs} outputs, {failed} launches with failures")
+    if report.run_id:
+        stderr.print(f"run {report.run_id} (dicompose show {report.run_id})")
 
 
 def _document(report: ToolRunReport) -> dict[str, Any]:
     return {
         "schema": "dicompose.run/1",
+        "run": report.run_id,
         "tool": report.tool,
         "descriptor": report.descriptor_digest,
         "engine": {"name": report.engine, "why": report.engine_why},

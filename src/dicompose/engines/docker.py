@@ -98,10 +98,8 @@ def remove_leftovers(client: Any) -> int:
         if labels.get(f"{LABEL_PREFIX}.host") != host:
             continue
         pid = int(labels.get(f"{LABEL_PREFIX}.pid", "0") or 0)
-        if pid and _alive(pid) and pid != os.getpid():
-            continue
-        if pid == os.getpid() and container.status == "running":
-            continue
+        if pid == os.getpid() or (pid and _alive(pid)):
+            continue  # ours (another thread is using it) or a live run's
         with contextlib.suppress(Exception):
             container.remove(force=True)
             removed += 1

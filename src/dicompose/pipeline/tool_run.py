@@ -24,6 +24,10 @@ from dicompose.engines.resolve import resolve_engine
 from dicompose.errors import UsageError
 from dicompose.pipeline.batches import DEFAULT_BATCH_SIZE, Batch, plan_batches
 from dicompose.pipeline.images import resolve_step_image
+from dicompose.pipeline.runner import new_run_id
+from dicompose.records.hashing import sha256_file
+from dicompose.records.index import Index
+from dicompose.records.workspace import locked, open_workspace
 from dicompose.tools.descriptor import Descriptor, load_descriptor
 from dicompose.tools.invocation import build_argv, build_invocation, collect_outputs, output_patterns
 
@@ -42,6 +46,7 @@ class ToolRunRequest:
     dry_run: bool = False
     batch_size: int = DEFAULT_BATCH_SIZE
     timeout_s: float | None = None
+    workspace: Path | None = None  # where the run is recorded (runs/show/logs); None: not recorded
 
 
 @dataclass
@@ -70,6 +75,7 @@ class ToolRunReport:
     tasks: list[TaskOutcome] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    run_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -145,6 +151,63 @@ def _status(result: RunResult, descriptor: Descriptor, problems: list[str], foun
 
 
 def run_tool(request: ToolRunRequest, on_task: Callable[[TaskOutcome], None] = lambda _t: None) -> ToolRunReport:
+    """Run the tool; with ``request.workspace``, under its lock and recorded in its index."""
+    if request.workspace is None or request.dry_run:
+        return _run_tool(request, on_task)
+    workspace = open_workspace(request.workspace)
+    with locked(workspace):
+        index = Index(workspace.index_path)
+        run_id = new_run_id()
+        try:
+            index.start_run(
+                run_id,
+                "tool",
+                request.tool,
+                request.engine,
+                "",
+                "inline",
+                str(request.out_dir),
+                {"in": str(request.source), "params": request.params},
+            )
+            status = "failed"
+            try:
+                report = _run_tool(request, on_task)
+                status = "ok" if report.ok else "failed"
+                report.run_id = run_id
+                _record(index, run_id, report)
+            finally:
+                index.end_run(run_id, status)
+            index.db.execute(
+                "UPDATE runs SET engine = ?, engine_why = ? WHERE id = ?", (report.engine, report.engine_why, run_id)
+            )
+        finally:
+            index.close()
+    return report
+
+
+def _record(index: Index, run_id: str, report: ToolRunReport) -> None:
+    for task in report.tasks:
+        index.record_attempt(
+            run_id,
+            report.tool,
+            task.task_id,
+            task.task_id,
+            1,
+            task.status,
+            cached=False,
+            started=None,
+            ended=None,
+            exit_code=task.exit_code,
+            engine=report.engine,
+            image_digest=report.image.digest if report.image else None,
+            log_dir=str(task.log_dir) if task.log_dir else None,
+            inputs=[],
+            outputs=[{"name": p.name, "sha256": sha256_file(p)} for p in task.outputs],
+            message="; ".join(task.problems),
+        )
+
+
+def _run_tool(request: ToolRunRequest, on_task: Callable[[TaskOutcome], None]) -> ToolRunReport:
     descriptor = load_descriptor(request.tool)
     input_id = batch_input_id(descriptor)
     if input_id in request.params:

@@ -72,7 +72,7 @@ def open_workspace(root: Path) -> Workspace:
         (root / "work").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create workspace {root} ({exc.strerror or exc})") from None
-    return Workspace(root)
+    return Workspace(root.resolve())
 
 
 def finish_task(folder: Path, record: dict[str, Any]) -> None:

@@ -1,0 +1,143 @@
+"""``dicompose runs``, ``show RUN``, ``logs RUN STEP``: what ran, where, with which image, how long."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from dicompose.cli.console import fail, stdout
+from dicompose.errors import UsageError
+from dicompose.records.index import Index
+
+WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace folder (default: ./.dicompose).")]
+
+
+def _index(workspace: Path) -> Index:
+    if not (workspace / "index.sqlite").is_file():
+        fail(UsageError(f"{workspace}: no dicompose workspace here (use --workspace DIR)"))
+    return Index(workspace / "index.sqlite")
+
+
+def _when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "-"
+
+
+def _run_or_fail(index: Index, run_id: str, workspace: Path) -> dict[str, Any]:
+    run = index.run(run_id)
+    if run is None:
+        fail(UsageError(f"no run {run_id!r} in {workspace} (see dicompose runs)"))
+    return run
+
+
+def runs(
+    workspace: WorkspaceOption = Path(".dicompose"),
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list, newest last.")] = False,
+) -> None:
+    """List the runs recorded in a workspace, oldest first."""
+    index = _index(workspace)
+    items = index.runs()
+    for item in items:
+        attempts = index.attempts(item["id"])
+        item["launches"] = sum(1 for a in attempts if not a["cached"])
+        item["cached"] = sum(1 for a in attempts if a["cached"])
+    if as_json:
+        print(json.dumps(items, indent=2))
+        return
+    table = Table("run", "started", "status", "kind", "target", "engine", "launches", "cached")
+    for item in items:
+        table.add_row(
+            item["id"],
+            _when(item["started"]),
+            item["status"],
+            item["kind"],
+            escape(item["target"]),
+            item["engine"] or "-",
+            str(item["launches"]),
+            str(item["cached"]),
+        )
+    stdout.print(table)
+
+
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    workspace: WorkspaceOption = Path(".dicompose"),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """One run: engine and why, every task attempt with its image digest, exit code, duration and logs."""
+    index = _index(workspace)
+    run = _run_or_fail(index, run_id, workspace)
+    attempts = index.attempts(run["id"])
+    if as_json:
+        print(json.dumps({**run, "attempts": attempts}, indent=2))
+        return
+    duration = f"{run['ended'] - run['started']:.1f} s" if run["ended"] else "running"
+    stdout.print(f"run {run['id']}: {run['status']} ({run['kind']} {escape(run['target'])}), {duration}")
+    stdout.print(f"engine: {run['engine']} ({escape(run['engine_why'] or '')}); scheduler: {run['scheduler']}")
+    table = Table("step", "task", "attempt", "status", "exit", "seconds", "image")
+    for a in attempts:
+        seconds = f"{a['ended'] - a['started']:.2f}" if a["started"] and a["ended"] else "-"
+        status = "cached" if a["cached"] else a["status"]
+        table.add_row(
+            a["step"],
+            escape(a["task_label"]),
+            str(a["attempt"]),
+            status,
+            str(a["exit_code"]),
+            seconds,
+            (a["image_digest"] or "-")[:19],
+        )
+    stdout.print(table)
+
+
+def logs(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    step: Annotated[str, typer.Argument(help="Step name.")],
+    workspace: WorkspaceOption = Path(".dicompose"),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """stdout and stderr of every attempt of one step of a run."""
+    index = _index(workspace)
+    run = _run_or_fail(index, run_id, workspace)
+    attempts = index.attempts(run["id"], step)
+    if not attempts:
+        fail(UsageError(f"run {run['id']} has no step {step!r}"))
+    entries = []
+    for a in attempts:
+        folder = Path(a["log_dir"]) if a["log_dir"] else None
+        entry = {
+            "task": a["task_label"],
+            "attempt": a["attempt"],
+            "status": a["status"],
+            "cached": a["cached"],
+            "log_dir": a["log_dir"],
+            "stdout": _read(folder, "stdout"),
+            "stderr": _read(folder, "stderr"),
+        }
+        entries.append(entry)
+    if as_json:
+        print(json.dumps(entries, indent=2))
+        return
+    for entry in entries:
+        stdout.print(
+            f"[bold]{step} [{escape(entry['task'])}] attempt {entry['attempt']}: {entry['status']}"
+            f"{' (cached)' if entry['cached'] else ''}[/] {entry['log_dir'] or ''}"
+        )
+        for name in ("stdout", "stderr"):
+            if entry[name]:
+                stdout.print(f"--- {name}", markup=False)
+                stdout.print(entry[name].rstrip(), markup=False, highlight=False)
+
+
+def _read(folder: Path | None, name: str) -> str:
+    if folder is None:
+        return ""
+    for candidate in (folder / name, folder / f"{name}.log"):
+        if candidate.is_file():
+            return candidate.read_text(errors="replace")
+    return ""
