@@ -125,6 +125,7 @@ class _Run:
     ) -> None:
         self.request, self.graph, self.workspace, self.index = request, graph, workspace, index
         self.engine, self.images, self.scheduler, self.report, self.events = engine, images, scheduler, report, events
+        self.publish_delay = float(os.environ.get("DICOMPOSE_TEST_PUBLISH_DELAY", "0") or 0)
         self.done: queue.Queue[tuple[Task, TaskResult | None, BaseException | None]] = queue.Queue()
         self.outstanding = 0
         self.consumers: dict[str, list[StepNode]] = {}
@@ -316,6 +317,8 @@ class _Run:
                 shutil.copyfileobj(src, dst, 1 << 20)
                 dst.flush()
                 os.fsync(dst.fileno())
+            if self.publish_delay:  # fault-injection point for the crash tests (DICOMPOSE_TEST_PUBLISH_DELAY)
+                time.sleep(self.publish_delay)
             tmp.chmod(0o644)
             tmp.replace(target)
         except BaseException:

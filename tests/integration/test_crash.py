@@ -1,0 +1,137 @@
+"""Crash tests: SIGKILL ``dicompose run`` during a step, between steps and while publishing, then rerun.
+
+After each crash the rerun must not relaunch finished tasks (launches counted by the step tool's log) and the
+final outputs must be byte-identical to those of an uninterrupted run. Local engine: the same runner code
+drives every engine, and the Docker engine's cleanup of killed runs is tested in test_docker.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_pipeline import launches, outputs, pipeline_file, write_scans
+
+BIN = Path(sys.executable).parent
+
+
+def start(tmp_path: Path, pipeline: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            str(BIN / "dicompose"),
+            "run",
+            str(pipeline),
+            "--in",
+            str(tmp_path / "scans"),
+            "--out",
+            str(tmp_path / "out"),
+            "--engine",
+            "local",
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition never became true")
+
+
+def finish(tmp_path: Path, pipeline: Path) -> None:
+    proc = subprocess.run(
+        [
+            str(BIN / "dicompose"),
+            "run",
+            str(pipeline),
+            "--in",
+            str(tmp_path / "scans"),
+            "--out",
+            str(tmp_path / "out"),
+            "--engine",
+            "local",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.fixture
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Outputs of an uninterrupted run."""
+    base = tmp_path_factory.mktemp("reference")
+    write_scans(base / "scans", groups=3)
+    finish(base, pipeline_file(base, a=f', sleep_file: "{base / "sleep"}"', b=f', sleep_file: "{base / "sleep"}"'))
+    return outputs(base)
+
+
+def crash_setup(tmp_path: Path) -> tuple[Path, Path]:
+    write_scans(tmp_path / "scans", groups=3)
+    sleep = tmp_path / "sleep"
+    return pipeline_file(tmp_path, a=f', sleep_file: "{sleep}"', b=f', sleep_file: "{sleep}"'), sleep
+
+
+def done_markers(tmp_path: Path) -> int:
+    return len(list((tmp_path / ".dicompose" / "work").glob("*/*/done")))
+
+
+def test_kill_during_a_step(tmp_path: Path, reference: dict[str, bytes]):
+    pipeline, sleep = crash_setup(tmp_path)
+    sleep.write_text("30")
+    proc = start(tmp_path, pipeline)
+    wait_for(lambda: len(launches(tmp_path)) == 1)  # the first task is running (sleeping)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert done_markers(tmp_path) == 0
+    sleep.write_text("0")
+    finish(tmp_path, pipeline)
+    assert len(launches(tmp_path)) == 1 + 6  # the killed launch, then each task exactly once
+    assert outputs(tmp_path) == reference
+
+
+def test_kill_between_steps(tmp_path: Path, reference: dict[str, bytes]):
+    pipeline, sleep = crash_setup(tmp_path)
+    sleep.write_text("0.3")
+    proc = start(tmp_path, pipeline)
+    wait_for(lambda: done_markers(tmp_path) >= 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)  # a step launched just before the kill may still be logging its start (it is orphaned)
+    finished = done_markers(tmp_path)
+    before = len(launches(tmp_path))
+    sleep.write_text("0")
+    finish(tmp_path, pipeline)
+    relaunched = len(launches(tmp_path)) - before
+    assert relaunched == 6 - finished  # finished tasks were not relaunched
+    assert outputs(tmp_path) == reference
+
+
+def test_kill_while_publishing(tmp_path: Path, reference: dict[str, bytes]):
+    pipeline, _sleep = crash_setup(tmp_path)
+    proc = start(tmp_path, pipeline, env={"DICOMPOSE_TEST_PUBLISH_DELAY": "5"})
+    wait_for(lambda: any((tmp_path / "out").rglob(".*.partial")) if (tmp_path / "out").exists() else False)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert done_markers(tmp_path) == 6
+    published_before = {p.name for p in (tmp_path / "out").rglob("*.[ab]")}
+    assert len(published_before) < 12  # really interrupted mid-publication
+    finish(tmp_path, pipeline)
+    assert len(launches(tmp_path)) == 6  # every task had finished: nothing relaunched
+    assert outputs(tmp_path) == reference
+    leftovers = list((tmp_path / "out").rglob(".*.partial"))
+    assert leftovers == [] or all(p.stat().st_size >= 0 for p in leftovers)

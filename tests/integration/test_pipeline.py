@@ -1,0 +1,279 @@
+"""Pipelines end to end on the local engine: cache, resume, failures, retries, locks — on both schedulers.
+
+The step tool (tests/data/tools/steptool.py) logs every launch, so tests count launches exactly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dicompose.dicom import synthetic
+from dicompose.errors import UsageError
+from dicompose.pipeline.runner import PipelineRequest, run_pipeline
+from dicompose.records.workspace import Workspace
+
+TOOLS = Path(__file__).parent.parent / "data" / "tools"
+BIN = Path(sys.executable).parent
+SCHEDULERS = ["local", pytest.param("dask", marks=pytest.mark.dask)]
+
+
+def write_scans(folder: Path, groups: int = 2, per_group: int = 2) -> Path:
+    for g in range(groups):
+        for i in range(per_group):
+            synthetic.save(synthetic.ct_slice(f"series-{g}", i, 16, 16), folder / f"g{g}" / f"s{i}.dcm")
+    return folder
+
+
+def pipeline_file(tmp_path: Path, *, a: str = "", b: str = "", a_extra: str = "") -> Path:
+    log = tmp_path / "launches.log"
+    text = f"""
+    version: 1
+    name: test
+    inputs:
+      scans: dicom
+    steps:
+      first:
+        tool: {TOOLS / "stepa.json"}
+        with: {{input: inputs.scans, script: "{TOOLS / "steptool.py"}", log: "{log}"{a}}}
+        {a_extra}
+      second:
+        tool: {TOOLS / "stepb.json"}
+        with: {{input: steps.first.output, script: "{TOOLS / "steptool.py"}", log: "{log}"{b}}}
+    outputs:
+      firsts: steps.first.output
+      seconds: steps.second.output
+    """
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def launches(tmp_path: Path) -> list[str]:
+    log = tmp_path / "launches.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def run(tmp_path: Path, pipeline: Path, scheduler: str = "local", **kwargs: object):
+    request = PipelineRequest(
+        pipeline,
+        {"scans": tmp_path / "scans"},
+        tmp_path / "out",
+        engine="local",
+        scheduler=scheduler,
+        workers=2,
+        **kwargs,
+    )  # type: ignore[arg-type]
+    return run_pipeline(request)
+
+
+def outputs(tmp_path: Path) -> dict[str, bytes]:
+    return {p.relative_to(tmp_path / "out").as_posix(): p.read_bytes() for p in (tmp_path / "out").rglob("*.[ab]")}
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_rerun_with_nothing_changed_launches_nothing(tmp_path: Path, scheduler: str):
+    write_scans(tmp_path / "scans")
+    pipeline = pipeline_file(tmp_path)
+    first = run(tmp_path, pipeline, scheduler)
+    assert first.ok and first.launches == 4 and len(launches(tmp_path)) == 4
+    assert first.scheduler.startswith(scheduler)
+    published = outputs(tmp_path)
+    assert sorted(published) == [
+        "firsts/g0/s0.a",
+        "firsts/g0/s1.a",
+        "firsts/g1/s0.a",
+        "firsts/g1/s1.a",
+        "seconds/g0/s0.b",
+        "seconds/g0/s1.b",
+        "seconds/g1/s0.b",
+        "seconds/g1/s1.b",
+    ]
+    again = run(tmp_path, pipeline, scheduler)
+    assert again.ok and again.launches == 0 and len(launches(tmp_path)) == 4
+    assert all(t.cached for t in again.tasks)
+    assert outputs(tmp_path) == published
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_changing_one_input_reruns_exactly_its_tasks(tmp_path: Path, scheduler: str):
+    write_scans(tmp_path / "scans")
+    pipeline = pipeline_file(tmp_path)
+    run(tmp_path, pipeline, scheduler)
+    ds = synthetic.ct_slice("series-1", 0, 16, 16)
+    ds.PixelData = np.zeros(256, "<u2").tobytes()
+    synthetic.save(ds, tmp_path / "scans" / "g1" / "s0.dcm")
+    report = run(tmp_path, pipeline, scheduler)
+    assert report.ok and report.launches == 2
+    assert [line.split()[0] for line in launches(tmp_path)[4:]] == ["a", "b"]
+    assert all("s0.dcm s1.dcm" in line or "s0.a s1.a" in line for line in launches(tmp_path)[4:])
+
+
+def test_changing_a_parameter_reruns_that_step_and_its_dependants(tmp_path: Path):
+    write_scans(tmp_path / "scans")
+    run(tmp_path, pipeline_file(tmp_path))
+    downstream_only = run(tmp_path, pipeline_file(tmp_path, b=", tag: v2"))
+    assert downstream_only.launches == 2 and {line[0] for line in launches(tmp_path)[4:]} == {"b"}
+    both = run(tmp_path, pipeline_file(tmp_path, a=", tag: v2", b=", tag: v2"))
+    assert both.launches == 4
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_a_failure_blocks_only_its_dependants_and_the_next_run_resumes(tmp_path: Path, scheduler: str):
+    write_scans(tmp_path / "scans")
+    marker = tmp_path / "broken"
+    marker.touch()
+    pipeline = pipeline_file(tmp_path, a=f', fail_if: "{marker}"')
+    failed = run(tmp_path, pipeline, scheduler)
+    assert not failed.ok
+    statuses = sorted((t.step, t.status) for t in failed.tasks)
+    assert statuses == [("first", "failed"), ("first", "failed"), ("second", "blocked"), ("second", "blocked")]
+    bad = next(t for t in failed.tasks if t.status == "failed")
+    assert bad.result is not None and "failing because" in bad.result.stderr_tail
+    assert (Path(bad.result.log_dir) / "stderr").read_text().startswith("failing because")
+    marker.unlink()
+    resumed = run(tmp_path, pipeline, scheduler)
+    assert resumed.ok and resumed.launches == 4  # nothing had finished; now everything runs once
+
+
+def test_independent_groups_finish_when_one_fails(tmp_path: Path):
+    write_scans(tmp_path / "scans")
+    marker = tmp_path / "broken"
+    pipeline = pipeline_file(tmp_path, b=f', fail_if: "{marker}"')
+    run(tmp_path, pipeline)
+    ds = synthetic.ct_slice("series-0", 0, 16, 16)
+    ds.PixelData = np.ones(256, "<u2").tobytes()
+    synthetic.save(ds, tmp_path / "scans" / "g0" / "s0.dcm")
+    marker.touch()
+    report = run(tmp_path, pipeline)
+    assert not report.ok
+    assert sorted((t.step, t.status, t.cached) for t in report.tasks) == [
+        ("first", "ok", False),
+        ("first", "ok", True),
+        ("second", "failed", False),
+        ("second", "ok", True),
+    ]
+
+
+def test_retries_with_backoff_then_success(tmp_path: Path):
+    write_scans(tmp_path / "scans", groups=1)
+    once = tmp_path / "failed-once"
+    report = run(tmp_path, pipeline_file(tmp_path, a=f', fail_once: "{once}"', a_extra="retries: 1"))
+    assert report.ok and report.launches == 3
+    first = next(t for t in report.tasks if t.step == "first")
+    assert first.attempt == 2
+
+
+def test_timeout_fails_the_step(tmp_path: Path):
+    write_scans(tmp_path / "scans", groups=1)
+    started = time.perf_counter()
+    report = run(tmp_path, pipeline_file(tmp_path, a=", sleep: 30", a_extra="timeout: 1s"))
+    assert time.perf_counter() - started < 20
+    first = next(t for t in report.tasks if t.step == "first")
+    assert first.status == "failed" and first.result is not None
+    assert any("timed out" in p for p in first.result.problems)
+
+
+def test_incomplete_task_folders_are_discarded_and_rerun(tmp_path: Path):
+    write_scans(tmp_path / "scans", groups=1)
+    pipeline = pipeline_file(tmp_path)
+    report = run(tmp_path, pipeline)
+    first = next(t for t in report.tasks if t.step == "first")
+    workspace = Workspace(tmp_path / ".dicompose")
+    (workspace.task_dir(first.key) / "done").unlink()
+    (workspace.task_dir(first.key) / "out" / "junk.a").write_text("half-written")
+    again = run(tmp_path, pipeline)
+    assert again.launches == 1  # the first step again; its identical outputs keep the second cached
+    assert not (workspace.task_dir(first.key) / "out" / "junk.a").exists()
+
+
+def test_a_second_concurrent_run_fails_fast(tmp_path: Path):
+    write_scans(tmp_path / "scans", groups=1)
+    pipeline = pipeline_file(tmp_path)
+    (tmp_path / ".dicompose").mkdir()
+    with open(tmp_path / ".dicompose" / "lock", "w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        holder.write("pid 123 on elsewhere\n")
+        holder.flush()
+        with pytest.raises(UsageError, match="in use by pid 123 on elsewhere"):
+            run(tmp_path, pipeline)
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path: Path):
+    write_scans(tmp_path / "scans", groups=1)
+    (tmp_path / ".dicompose").mkdir()
+    code = f"import fcntl,time; f=open({str(tmp_path / '.dicompose' / 'lock')!r},'w'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert run(tmp_path, pipeline_file(tmp_path)).ok
+
+
+def test_check_and_runs_from_the_cli(tmp_path: Path):
+    write_scans(tmp_path / "scans", groups=1)
+    pipeline = pipeline_file(tmp_path)
+    proc = subprocess.run([str(BIN / "dicompose"), "check", str(pipeline)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "first → second" in proc.stdout
+    for _ in range(2):
+        proc = subprocess.run(
+            [
+                str(BIN / "dicompose"),
+                "run",
+                str(pipeline),
+                "--in",
+                str(tmp_path / "scans"),
+                "--out",
+                str(tmp_path / "out"),
+                "--engine",
+                "local",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+    runs = json.loads(
+        subprocess.run(
+            [str(BIN / "dicompose"), "runs", "--workspace", str(tmp_path / ".dicompose"), "--json"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert len(runs) == 2 and runs[0]["started"] <= runs[1]["started"]
+    assert [r["launches"] for r in runs] == [2, 0] and all(r["id"] for r in runs)
+    shown = json.loads(
+        subprocess.run(
+            [str(BIN / "dicompose"), "show", runs[0]["id"], "--workspace", str(tmp_path / ".dicompose"), "--json"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert {a["step"] for a in shown["attempts"]} == {"first", "second"}
+    assert all(a["exit_code"] == 0 and a["engine"] == "local" for a in shown["attempts"])
+    logs = json.loads(
+        subprocess.run(
+            [
+                str(BIN / "dicompose"),
+                "logs",
+                runs[0]["id"],
+                "first",
+                "--workspace",
+                str(tmp_path / ".dicompose"),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert len(logs) == 1 and logs[0]["status"] == "ok"
