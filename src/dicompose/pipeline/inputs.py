@@ -50,27 +50,35 @@ def _hash_and_series(path: Path) -> Memo:
     return Memo(sha256_file(path), _series_uid(path))
 
 
-def scan_files(source: Path) -> tuple[list[Path], list[Path]]:
-    """(DICOM files, skipped non-DICOM files) under ``source`` (a file or folder), hidden entries ignored."""
+def list_files(source: Path) -> list[Path]:
+    """Every regular file under ``source`` (a file or folder), hidden entries ignored, sorted."""
     if source.is_file():
-        return [source], []
+        return [source]
     if not source.is_dir():
         raise UsageError(f"{source}: no such file or folder")
-    files: list[Path] = []
-    skipped: list[Path] = []
-    for path in sorted(source.rglob("*")):
-        if any(part.startswith(".") for part in path.relative_to(source).parts) or not path.is_file():
-            continue
-        (files if looks_like_dicom(path) else skipped).append(path)
-    return files, skipped
+    return sorted(
+        path
+        for path in source.rglob("*")
+        if not any(part.startswith(".") for part in path.relative_to(source).parts) and path.is_file()
+    )
 
 
 def group_input(
     source: Path, index: Index, *, chunk: int = DEFAULT_CHUNK, threads: int = 8
 ) -> tuple[list[Group], list[Path]]:
-    files, skipped = scan_files(source)
-    stats = [FileStat.of(p) for p in files]
-    memo = index.memo_lookup(stats)
+    """Groups of DICOM files under ``source`` and the non-DICOM files skipped; known files are not read."""
+    candidates = list_files(source)
+    all_stats = [FileStat.of(p) for p in candidates]
+    memo = index.memo_lookup(all_stats)
+    files: list[Path] = []
+    stats: list[FileStat] = []
+    skipped: list[Path] = []
+    for path, stat in zip(candidates, all_stats, strict=True):
+        if stat.path in memo or looks_like_dicom(path):  # a memoised file was DICOM when it was hashed
+            files.append(path)
+            stats.append(stat)
+        else:
+            skipped.append(path)
     missing = [(p, s) for p, s in zip(files, stats, strict=True) if s.path not in memo]
     if missing:
         with ThreadPoolExecutor(max_workers=threads) as pool:

@@ -291,6 +291,8 @@ class _Run:
 
     # --- publishing -------------------------------------------------------------------------------------
     def publish(self) -> None:
+        """Copy every pipeline output into ``--out``; files already there with the same content are kept."""
+        planned: list[tuple[Path, Path, str]] = []
         for out_name, source in self.graph.outputs.items():
             for task in self.report.tasks:
                 if task.step != source.name or task.status not in FINISHED:
@@ -299,16 +301,20 @@ class _Run:
                 target_dir = self.request.out_dir / out_name / task.relative_parent
                 for output in task.outputs:
                     if output.get("id") == source.output:
-                        self.report.published.append(
-                            self.publish_file(folder / output["name"], target_dir / output["name"], output["sha256"])
-                        )
+                        planned.append((folder / output["name"], target_dir / output["name"], output["sha256"]))
+        existing = [FileStat.of(target) for _s, target, _h in planned if target.exists()]
+        memo = self.index.memo_lookup(existing)
+        written: list[tuple[FileStat, Memo]] = []
+        for source_path, target, sha256 in planned:
+            known = memo.get(str(target.resolve())) if target.exists() else None
+            if known is None or known.sha256 != sha256:
+                self.publish_file(source_path, target)
+                written.append((FileStat.of(target), Memo(sha256, None)))
+            self.report.published.append(target)
+        self.index.memo_store(written)
 
-    def publish_file(self, source: Path, target: Path, sha256: str) -> Path:
+    def publish_file(self, source: Path, target: Path) -> None:
         """Copy to a temp name beside the target, fsync, rename: readers see the old file or the new one."""
-        if target.exists():
-            memo = self.index.memo_lookup([FileStat.of(target)])
-            if memo.get(str(target.resolve()), Memo("", None)).sha256 == sha256:
-                return target
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
         tmp = Path(tmp_name)
@@ -325,8 +331,6 @@ class _Run:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        self.index.memo_store([(FileStat.of(target), Memo(sha256, None))])
-        return target
 
 
 def run_pipeline(request: PipelineRequest, events: Events = lambda _t: None) -> PipelineReport:

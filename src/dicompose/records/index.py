@@ -69,8 +69,19 @@ class Index:
     def memo_lookup(self, stats: Iterable[FileStat]) -> dict[str, Memo]:
         """Memo entries still valid for these stats (same device, inode, size and mtime_ns)."""
         wanted = {s.path: s for s in stats}
+        if len(wanted) <= 256:  # a few paths: primary-key lookups; many: one scan of the table
+            rows = [
+                row
+                for path in wanted
+                for row in self.db.execute(
+                    "SELECT path, device, inode, size, mtime_ns, sha256, series FROM file_memo WHERE path = ?", (path,)
+                )
+            ]
+        else:
+            rows = self.db.execute(
+                "SELECT path, device, inode, size, mtime_ns, sha256, series FROM file_memo"
+            ).fetchall()
         found: dict[str, Memo] = {}
-        rows = self.db.execute("SELECT path, device, inode, size, mtime_ns, sha256, series FROM file_memo")
         for path, device, inode, size, mtime_ns, sha, series in rows:
             stat = wanted.get(path)
             if stat is not None and (stat.device, stat.inode, stat.size, stat.mtime_ns) == (
