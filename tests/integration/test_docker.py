@@ -61,9 +61,9 @@ def image_id(client: Any) -> str:
     return str(built["digest"])
 
 
-def probe_descriptor(folder: Path, image: str, pin: str | None) -> Path:
+def probe_descriptor(folder: Path, image: str, pin: str | None, name: str = "probe") -> Path:
     doc = {
-        "name": "probe",
+        "name": name,
         "tool-version": "1",
         "schema-version": "0.5",
         "description": "reports what a step sees inside its container",
@@ -347,4 +347,49 @@ def test_interrupted_run_removes_its_container(tmp_path: Path, scans: Path, imag
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert b"Traceback" not in err
+    assert not client.containers.list(all=True, filters=label)
+
+
+def test_pipeline_on_dask_passes_resources_and_interrupt_stops_containers(
+    tmp_path: Path, scans: Path, image_id: str, client: Any
+):
+    """A pipeline step in a container under the Dask scheduler: its resources reach the engine, and Ctrl-C
+    removes the running container (a cancelled Dask future alone would leave it running)."""
+    name = f"probe-{os.getpid()}-{time.monotonic_ns()}"
+    tool = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", image_id, name=name)
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(
+        "version: 1\nname: slow\ninputs:\n  scans: dicom\nsteps:\n  probe:\n"
+        f"    tool: {tool}\n    with: {{input: inputs.scans, seconds: 60}}\n"
+        "    resources: {memory: 512m, cpus: 0.5}\noutputs:\n  report: steps.probe.report\n"
+    )
+    proc = subprocess.Popen(
+        [
+            str(BIN / "dicompose"),
+            "run",
+            str(pipeline),
+            "--in",
+            str(scans),
+            "--out",
+            str(tmp_path / "out"),
+            "--engine",
+            "docker",
+            "--scheduler",
+            "dask",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    label = {"label": f"org.dicompose.tool={name}"}
+    deadline = time.time() + 120
+    while time.time() < deadline and not client.containers.list(filters=label):
+        time.sleep(0.2)
+    running = client.containers.list(filters=label)
+    assert running, "the step never started"
+    host = running[0].attrs["HostConfig"]
+    assert host["Memory"] == 512 * 1024**2 and host["NanoCpus"] == 500_000_000
+    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and b"Traceback" not in err
     assert not client.containers.list(all=True, filters=label)

@@ -277,3 +277,18 @@ def test_check_and_runs_from_the_cli(tmp_path: Path):
         ).stdout
     )
     assert len(logs) == 1 and logs[0]["status"] == "ok"
+
+
+@pytest.mark.dask
+def test_an_existing_dask_cluster_by_address(tmp_path: Path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://")
+        write_scans(tmp_path / "scans")
+        report = run(tmp_path, pipeline_file(tmp_path), address)
+        assert report.ok and report.launches == 4 and report.scheduler == f"dask ({address})"
+        pids = {line.split()[1] for line in launches(tmp_path)}
+        assert len(pids) == 4  # each task its own process (the local engine's subprocess)
+        assert run(tmp_path, pipeline_file(tmp_path), address).launches == 0
