@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -11,6 +13,20 @@ from pathlib import Path
 
 from dicompose import __version__
 from dicompose.engines.base import EngineInfo, RunResult, TaskSpec
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGKILL if dicompose dies, so a crashed run leaves no orphan steps.
+
+    Linux only (prctl); elsewhere a no-op. Runs between fork and exec, so it only calls into libc.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 class LocalEngine:
@@ -49,6 +65,7 @@ class LocalEngine:
                 env=env,
                 check=False,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         except FileNotFoundError:
             message = f"{argv[0]}: command not found on this host".encode()
