@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -12,6 +9,7 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicompose.config import UID_ROOT
+from dicompose.fileio import atomic_write
 
 #: Identifies files written by dicompose (deterministic, derived from the name under our UID root).
 IMPLEMENTATION_CLASS_UID = generate_uid(prefix=UID_ROOT, entropy_srcs=["dicompose implementation class"])
@@ -52,33 +50,5 @@ def convert_raw_values_to_little_endian(ds: Dataset) -> None:
 
 
 def write_atomic(ds: Dataset, destination: Path) -> None:
-    """Write ``ds`` to ``destination`` so that readers see either the old file or the complete new one.
-
-    The data goes to a hidden temp file in the same folder, is fsynced, then renamed over the destination;
-    any failure removes the temp file, so no half-written output is ever left behind.
-    """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            dcmwrite(fh, ds, enforce_file_format=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.chmod(0o644)
-        tmp.replace(destination)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_directory(destination.parent)
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Make the rename durable (POSIX: the directory entry lives in the folder)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Write ``ds`` to ``destination`` atomically (readers see the old file or the complete new one)."""
+    atomic_write(destination, lambda fh: dcmwrite(fh, ds, enforce_file_format=True))

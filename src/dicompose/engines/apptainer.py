@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 
 from dicompose.engines.base import EngineInfo, RunResult, TaskSpec
 from dicompose.engines.hardening import OUTPUT_DIR
+from dicompose.engines.process import run_process
 from dicompose.errors import UsageError
 
 
@@ -47,27 +47,5 @@ class ApptainerEngine:
         return apptainer_argv(spec, self.executable or "apptainer")
 
     def run(self, spec: TaskSpec) -> RunResult:
-        argv = self.command(spec)
-        started = time.perf_counter()
-        try:
-            proc = subprocess.run(argv, capture_output=True, timeout=spec.resources.timeout_s, check=False)
-        except subprocess.TimeoutExpired as exc:
-            return RunResult(
-                124,
-                exc.stdout or b"",
-                exc.stderr or b"",
-                time.perf_counter() - started,
-                self.name,
-                argv,
-                spec.image.digest if spec.image else None,
-                timed_out=True,
-            )
-        return RunResult(
-            proc.returncode,
-            proc.stdout,
-            proc.stderr,
-            time.perf_counter() - started,
-            self.name,
-            argv,
-            spec.image.digest if spec.image else None,
-        )
+        digest = spec.image.digest if spec.image else None
+        return run_process(self.command(spec), engine=self.name, timeout=spec.resources.timeout_s, image_digest=digest)

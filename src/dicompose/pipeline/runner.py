@@ -12,17 +12,18 @@ import os
 import queue
 import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from dicompose.config import load_settings
 from dicompose.engines.base import Engine, ImageRef, Permissions, Resources
 from dicompose.engines.hardening import LABEL_PREFIX
 from dicompose.engines.resolve import resolve_engine
 from dicompose.errors import UsageError
+from dicompose.fileio import atomic_write
 from dicompose.pipeline.execute import TaskRequest, TaskResult, execute
 from dicompose.pipeline.graph import PipelineGraph, StepNode, build_graph
 from dicompose.pipeline.images import image_key, resolve_step_image
@@ -314,23 +315,15 @@ class _Run:
         self.index.memo_store(written)
 
     def publish_file(self, source: Path, target: Path) -> None:
-        """Copy to a temp name beside the target, fsync, rename: readers see the old file or the new one."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as dst, source.open("rb") as src:
-                shutil.copyfileobj(src, dst, 1 << 20)
-                dst.flush()
-                os.fsync(dst.fileno())
+        """Copy through a temp file and a rename: readers see the old file or the new one, never a part."""
+
+        def copy(destination: BinaryIO) -> None:
+            with source.open("rb") as src:
+                shutil.copyfileobj(src, destination, 1 << 20)
             if self.publish_delay:  # fault-injection point for the crash tests (DICOMPOSE_TEST_PUBLISH_DELAY)
                 time.sleep(self.publish_delay)
-            tmp.chmod(0o644)
-            tmp.replace(target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
+
+        atomic_write(target, copy)
 
 
 def run_pipeline(request: PipelineRequest, events: Events = lambda _t: None) -> PipelineReport:
