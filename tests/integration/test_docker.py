@@ -112,6 +112,17 @@ def scans(tmp_path: Path) -> Path:
     return folder
 
 
+def wait_for_containers(client: Any, filters: dict[str, Any], seconds: float = 120) -> list[Any]:
+    """The running containers matching ``filters``, waiting until one appears; fails if none does."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        running = client.containers.list(filters=filters)
+        if running:
+            return list(running)
+        time.sleep(0.1)
+    raise AssertionError("the step never started")
+
+
 def run_probe(tmp_path: Path, scans: Path, image_id: str, **params: object) -> Any:
     tool = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", image_id)
     request = ToolRunRequest(str(tool), scans, tmp_path / "out", dict(params), engine="docker")
@@ -186,10 +197,7 @@ def test_killed_run_leaves_a_container_that_the_next_run_removes(
         ]
     )
     label = {"label": f"org.dicompose.pid={proc.pid}"}
-    deadline = time.time() + 60
-    while time.time() < deadline and not client.containers.list(filters=label):
-        time.sleep(0.1)
-    assert client.containers.list(filters=label), "the step never started"
+    wait_for_containers(client, label)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert client.containers.list(filters=label)  # orphaned: nobody removed it
@@ -339,10 +347,7 @@ def test_interrupted_run_removes_its_container(tmp_path: Path, scans: Path, imag
         stderr=subprocess.PIPE,
     )
     label = {"label": f"org.dicompose.pid={proc.pid}"}
-    deadline = time.time() + 60
-    while time.time() < deadline and not client.containers.list(filters=label):
-        time.sleep(0.1)
-    assert client.containers.list(filters=label), "the step never started"
+    wait_for_containers(client, label)
     proc.send_signal(sig)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
@@ -381,11 +386,7 @@ def test_pipeline_on_dask_passes_resources_and_interrupt_stops_containers(
         stderr=subprocess.PIPE,
     )
     label = {"label": f"org.dicompose.tool={name}"}
-    deadline = time.time() + 120
-    while time.time() < deadline and not client.containers.list(filters=label):
-        time.sleep(0.2)
-    running = client.containers.list(filters=label)
-    assert running, "the step never started"
+    running = wait_for_containers(client, label)
     host = running[0].attrs["HostConfig"]
     assert host["Memory"] == 512 * 1024**2 and host["NanoCpus"] == 500_000_000
     assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
