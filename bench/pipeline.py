@@ -95,7 +95,9 @@ def run(root: Path, tag: str, engine: str, workers: int) -> tuple[float, Pipelin
     report = run_pipeline(request)
     seconds = time.perf_counter() - start
     if not report.ok:
-        bad = [(t.step, t.label, t.status, t.result.problems if t.result else ()) for t in report.tasks if t.status != "ok"]
+        bad = [
+            (t.step, t.label, t.status, t.result.problems if t.result else ()) for t in report.tasks if t.status != "ok"
+        ]
         raise RuntimeError(f"{tag}: pipeline failed: {bad[:3]}")
     return seconds, report
 
