@@ -211,7 +211,11 @@ def test_a_second_concurrent_run_fails_fast(tmp_path: Path):
 def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path: Path):
     write_scans(tmp_path / "scans", groups=1)
     (tmp_path / ".dicompose").mkdir()
-    code = f"import fcntl,time; f=open({str(tmp_path / '.dicompose' / 'lock')!r},'w'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)"
+    lock = str(tmp_path / ".dicompose" / "lock")
+    code = (
+        f"import fcntl,time; f=open({lock!r},'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('locked', flush=True); time.sleep(60)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     holder.send_signal(signal.SIGKILL)
