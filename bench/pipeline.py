@@ -21,9 +21,11 @@ Run: ``.venv/bin/python bench/pipeline.py [--files N] [--repeat K] [--quick] [--
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import platform
+import pstats
 import shutil
 import statistics
 import sys
@@ -32,6 +34,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 import pydicom
@@ -39,6 +42,7 @@ import pydicom
 import dicompose
 from dicompose.dicom.synthetic import ct_slice, phantom_hu, save, synthetic_uid
 from dicompose.errors import DicomposeError
+from dicompose.images.docker_client import connect
 from dicompose.images.pins import pinned
 from dicompose.pipeline.runner import PipelineReport, PipelineRequest, run_pipeline
 from dicompose.records.hashing import sha256_file
@@ -82,27 +86,18 @@ def generate(folder: Path, series: int, per_series: int, size: int) -> list[Path
 
 def run(root: Path, tag: str, engine: str, workers: int) -> tuple[float, PipelineReport]:
     """One timed ``run_pipeline`` on ``root/scans`` with workspace and output ``root/TAG-ws``, ``root/TAG-out``."""
-    request = PipelineRequest(
-        root / "pipeline.yaml",
-        {"scans": root / "scans"},
-        root / f"{tag}-out",
-        workspace=root / f"{tag}-ws",
-        engine=engine,
-        scheduler="local",
-        workers=workers,
-    )
+    out, workspace, pipeline = root / f"{tag}-out", root / f"{tag}-ws", root / "pipeline.yaml"
+    request = PipelineRequest(pipeline, {"scans": root / "scans"}, out, workspace, engine, "local", workers)
     start = time.perf_counter()
     report = run_pipeline(request)
     seconds = time.perf_counter() - start
     if not report.ok:
-        bad = [
-            (t.step, t.label, t.status, t.result.problems if t.result else ()) for t in report.tasks if t.status != "ok"
-        ]
+        bad = [(t.step, t.label, t.result.problems if t.result else t.status) for t in report.tasks if not t.cached]
         raise RuntimeError(f"{tag}: pipeline failed: {bad[:3]}")
     return seconds, report
 
 
-def bench_noop(root: Path, files: int, repeat: int, workers: int) -> dict[str, Any]:
+def bench_noop(root: Path, files: int, repeat: int, workers: int, profile: Path | None) -> dict[str, Any]:
     series = 20 if files >= 20 else 1
     started = time.perf_counter()
     paths = generate(root / "scans", series, files // series, 32)
@@ -123,9 +118,12 @@ def bench_noop(root: Path, files: int, repeat: int, workers: int) -> dict[str, A
         for path in paths:
             sha256_file(path)
         rehashes.append(time.perf_counter() - start)
-    result["noop_rerun"] = {"median_s": statistics.median(reruns), "all_s": reruns, "launches": 0}
-    result["noop_rerun"]["first_s"] = reruns[0]
-    result["noop_rerun"]["cached_tasks"] = len(again.tasks)
+    result["noop_rerun"] = {"median_s": statistics.median(reruns), "all_s": reruns, "cached_tasks": len(again.tasks)}
+    if profile is not None:  # one more rerun, untimed, under cProfile
+        profiler = cProfile.Profile()
+        profiler.runcall(run, root, "noop", "local", workers)
+        profiler.dump_stats(profile)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
     result["full_rehash"] = {"median_s": statistics.median(rehashes), "all_s": rehashes}
     result["ratio_rerun_over_rehash"] = result["noop_rerun"]["median_s"] / result["full_rehash"]["median_s"]
     result["goal_met"] = result["noop_rerun"]["median_s"] < NOOP_GOAL_S
@@ -135,11 +133,9 @@ def bench_noop(root: Path, files: int, repeat: int, workers: int) -> dict[str, A
 def docker_ready() -> str:
     """Empty if the docker variant can run, else why not."""
     try:
-        from dicompose.images.docker_client import connect
-
         connect()
-    except (DicomposeError, ImportError) as exc:
-        return f"no Docker engine ({exc})"
+    except DicomposeError as exc:
+        return str(exc)
     unpinned = [t for t in ("normalize", "threshold") if not pinned(t, load_descriptor(t).digest)]
     return f"not pinned: {', '.join(unpinned)} (run: dicompose build NAME)" if unpinned else ""
 
@@ -150,33 +146,24 @@ def bench_cohort(root: Path, series: int, slices: int, size: int, repeat: int, d
     result: dict[str, Any] = {"files": files, "series": series, "slices": slices, "size": f"{size}x{size}"}
     result["generation_s"] = time.perf_counter() - started
     result["task_env"] = {"DICOMPOSE_WORKERS": "1"}
-    engines = ["local"]
     result["docker_skipped"] = docker_ready() if docker else "--no-docker given"
-    if not result["docker_skipped"]:
-        engines.append("docker")
-    else:
+    engines = ["local"] if result["docker_skipped"] else ["local", "docker"]
+    if result["docker_skipped"]:
         print(f"  docker variant skipped: {result['docker_skipped']}", flush=True)
     variants = [(engine, workers) for engine in engines for workers in (1, 2)]
     samples: dict[str, list[float]] = {f"{e}_{w}_worker": [] for e, w in variants}
-    previous = os.environ.get("DICOMPOSE_WORKERS")
-    os.environ["DICOMPOSE_WORKERS"] = "1"  # read by each `dicompose normalize` task process (local engine)
-    try:
-        for _ in range(repeat):
+    with patch.dict(os.environ, {"DICOMPOSE_WORKERS": "1"}):  # read by every local task process
+        for _ in range(repeat):  # rounds interleave the variants, so a slow spell of the disk hits all of them
             for engine, workers in variants:
                 tag = f"{engine}_{workers}_worker"
                 for folder in (root / f"{tag}-ws", root / f"{tag}-out"):
                     shutil.rmtree(folder, ignore_errors=True)
                 os.sync()  # no dirty pages of the previous variant flushed during this one
                 seconds, report = run(root, tag, engine, workers)
-                if report.launches != 2 * len({t.label for t in report.tasks}):
-                    raise RuntimeError(f"{tag}: {report.launches} launches for {len(report.tasks)} tasks")
+                if report.launches != 2 * series:
+                    raise RuntimeError(f"{tag}: {report.launches} launches for {series} series")
                 samples[tag].append(seconds)
                 result.setdefault(tag, {"engine": engine, "workers": workers, "launches": report.launches})
-    finally:
-        if previous is None:
-            del os.environ["DICOMPOSE_WORKERS"]
-        else:
-            os.environ["DICOMPOSE_WORKERS"] = previous
     for tag, runs in samples.items():
         seconds = statistics.median(runs)
         result[tag].update({"seconds": seconds, "files_per_s": files / seconds, "all_seconds": runs})
@@ -230,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=256, help="cohort slice rows = columns (default 256)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1,000 files, cohort 8 x 10")
     parser.add_argument("--no-docker", action="store_true", help="skip the docker variant of the cohort")
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile one more no-op rerun into PATH")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipeline.json")
     args = parser.parse_args(argv)
     if any(n is not None and n < 1 for n in (args.files, args.repeat, args.series, args.slices, args.size)):
@@ -248,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
             Path(tmp, part).mkdir()
             Path(tmp, part, "pipeline.yaml").write_text(PIPELINE)
         print(f"no-op rerun: {files} files, {args.repeat} reruns ...", flush=True)
-        report["noop"] = bench_noop(Path(tmp, "noop"), files, args.repeat, cores)
+        report["noop"] = bench_noop(Path(tmp, "noop"), files, args.repeat, cores, args.profile)
         shutil.rmtree(Path(tmp, "noop", "scans"))  # disk and page cache for the cohort
         print(f"cohort: {series} x {slices} slices, {args.repeat} rounds ...", flush=True)
         report["cohort"] = bench_cohort(Path(tmp, "cohort"), series, slices, args.size, args.repeat, not args.no_docker)

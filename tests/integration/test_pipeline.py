@@ -24,7 +24,12 @@ from dicompose.records.workspace import Workspace
 
 TOOLS = Path(__file__).parent.parent / "data" / "tools"
 BIN = Path(sys.executable).parent
-SCHEDULERS = ["local", pytest.param("dask", marks=pytest.mark.dask)]
+
+
+@pytest.fixture(params=["local", pytest.param("dask", marks=pytest.mark.dask)])
+def scheduler(request: pytest.FixtureRequest) -> str:
+    """Every pipeline test runs on both schedulers: the in-process thread pool and a Dask LocalCluster."""
+    return str(request.param)
 
 
 def write_scans(folder: Path, groups: int = 2, per_group: int = 2) -> Path:
@@ -80,7 +85,6 @@ def outputs(tmp_path: Path) -> dict[str, bytes]:
     return {p.relative_to(tmp_path / "out").as_posix(): p.read_bytes() for p in (tmp_path / "out").rglob("*.[ab]")}
 
 
-@pytest.mark.parametrize("scheduler", SCHEDULERS)
 def test_rerun_with_nothing_changed_launches_nothing(tmp_path: Path, scheduler: str):
     write_scans(tmp_path / "scans")
     pipeline = pipeline_file(tmp_path)
@@ -104,7 +108,6 @@ def test_rerun_with_nothing_changed_launches_nothing(tmp_path: Path, scheduler: 
     assert outputs(tmp_path) == published
 
 
-@pytest.mark.parametrize("scheduler", SCHEDULERS)
 def test_changing_one_input_reruns_exactly_its_tasks(tmp_path: Path, scheduler: str):
     write_scans(tmp_path / "scans")
     pipeline = pipeline_file(tmp_path)
@@ -118,16 +121,15 @@ def test_changing_one_input_reruns_exactly_its_tasks(tmp_path: Path, scheduler: 
     assert all("s0.dcm s1.dcm" in line or "s0.a s1.a" in line for line in launches(tmp_path)[4:])
 
 
-def test_changing_a_parameter_reruns_that_step_and_its_dependants(tmp_path: Path):
+def test_changing_a_parameter_reruns_that_step_and_its_dependants(tmp_path: Path, scheduler: str):
     write_scans(tmp_path / "scans")
-    run(tmp_path, pipeline_file(tmp_path))
-    downstream_only = run(tmp_path, pipeline_file(tmp_path, b=", tag: v2"))
+    run(tmp_path, pipeline_file(tmp_path), scheduler)
+    downstream_only = run(tmp_path, pipeline_file(tmp_path, b=", tag: v2"), scheduler)
     assert downstream_only.launches == 2 and {line[0] for line in launches(tmp_path)[4:]} == {"b"}
-    both = run(tmp_path, pipeline_file(tmp_path, a=", tag: v2", b=", tag: v2"))
+    both = run(tmp_path, pipeline_file(tmp_path, a=", tag: v2", b=", tag: v2"), scheduler)
     assert both.launches == 4
 
 
-@pytest.mark.parametrize("scheduler", SCHEDULERS)
 def test_a_failure_blocks_only_its_dependants_and_the_next_run_resumes(tmp_path: Path, scheduler: str):
     write_scans(tmp_path / "scans")
     marker = tmp_path / "broken"
@@ -145,16 +147,16 @@ def test_a_failure_blocks_only_its_dependants_and_the_next_run_resumes(tmp_path:
     assert resumed.ok and resumed.launches == 4  # nothing had finished; now everything runs once
 
 
-def test_independent_groups_finish_when_one_fails(tmp_path: Path):
+def test_independent_groups_finish_when_one_fails(tmp_path: Path, scheduler: str):
     write_scans(tmp_path / "scans")
     marker = tmp_path / "broken"
     pipeline = pipeline_file(tmp_path, b=f', fail_if: "{marker}"')
-    run(tmp_path, pipeline)
+    run(tmp_path, pipeline, scheduler)
     ds = synthetic.ct_slice("series-0", 0, 16, 16)
     ds.PixelData = np.ones(256, "<u2").tobytes()
     synthetic.save(ds, tmp_path / "scans" / "g0" / "s0.dcm")
     marker.touch()
-    report = run(tmp_path, pipeline)
+    report = run(tmp_path, pipeline, scheduler)
     assert not report.ok
     assert sorted((t.step, t.status, t.cached) for t in report.tasks) == [
         ("first", "ok", False),
@@ -164,34 +166,34 @@ def test_independent_groups_finish_when_one_fails(tmp_path: Path):
     ]
 
 
-def test_retries_with_backoff_then_success(tmp_path: Path):
+def test_retries_with_backoff_then_success(tmp_path: Path, scheduler: str):
     write_scans(tmp_path / "scans", groups=1)
     once = tmp_path / "failed-once"
-    report = run(tmp_path, pipeline_file(tmp_path, a=f', fail_once: "{once}"', a_extra="retries: 1"))
+    report = run(tmp_path, pipeline_file(tmp_path, a=f', fail_once: "{once}"', a_extra="retries: 1"), scheduler)
     assert report.ok and report.launches == 3
     first = next(t for t in report.tasks if t.step == "first")
     assert first.attempt == 2
 
 
-def test_timeout_fails_the_step(tmp_path: Path):
+def test_timeout_fails_the_step(tmp_path: Path, scheduler: str):
     write_scans(tmp_path / "scans", groups=1)
     started = time.perf_counter()
-    report = run(tmp_path, pipeline_file(tmp_path, a=", sleep: 30", a_extra="timeout: 1s"))
+    report = run(tmp_path, pipeline_file(tmp_path, a=", sleep: 30", a_extra="timeout: 1s"), scheduler)
     assert time.perf_counter() - started < 20
     first = next(t for t in report.tasks if t.step == "first")
     assert first.status == "failed" and first.result is not None
     assert any("timed out" in p for p in first.result.problems)
 
 
-def test_incomplete_task_folders_are_discarded_and_rerun(tmp_path: Path):
+def test_incomplete_task_folders_are_discarded_and_rerun(tmp_path: Path, scheduler: str):
     write_scans(tmp_path / "scans", groups=1)
     pipeline = pipeline_file(tmp_path)
-    report = run(tmp_path, pipeline)
+    report = run(tmp_path, pipeline, scheduler)
     first = next(t for t in report.tasks if t.step == "first")
     workspace = Workspace(tmp_path / ".dicompose")
     (workspace.task_dir(first.key) / "done").unlink()
     (workspace.task_dir(first.key) / "out" / "junk.a").write_text("half-written")
-    again = run(tmp_path, pipeline)
+    again = run(tmp_path, pipeline, scheduler)
     assert again.launches == 1  # the first step again; its identical outputs keep the second cached
     assert not (workspace.task_dir(first.key) / "out" / "junk.a").exists()
 
@@ -208,7 +210,7 @@ def test_a_second_concurrent_run_fails_fast(tmp_path: Path):
             run(tmp_path, pipeline)
 
 
-def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path: Path):
+def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path: Path, scheduler: str):
     write_scans(tmp_path / "scans", groups=1)
     (tmp_path / ".dicompose").mkdir()
     lock = str(tmp_path / ".dicompose" / "lock")
@@ -220,7 +222,7 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path: Path):
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     holder.send_signal(signal.SIGKILL)
     holder.wait()
-    assert run(tmp_path, pipeline_file(tmp_path)).ok
+    assert run(tmp_path, pipeline_file(tmp_path), scheduler).ok
 
 
 def test_check_and_runs_from_the_cli(tmp_path: Path):
