@@ -9,9 +9,11 @@ from typing import Annotated
 import typer
 
 from dicompose import __version__
+from dicompose.cli import compare as compare_cli
 from dicompose.cli import images as images_cli
 from dicompose.cli import pipeline as pipeline_cli
 from dicompose.cli import records as records_cli
+from dicompose.cli.audit import app as audit_app
 from dicompose.cli.console import batch_and_report, fail, normalize_and_report, parse_number, stdout
 from dicompose.cli.pipeline import demo_engine, run_pipeline_command
 from dicompose.cli.run import run as run_command
@@ -130,6 +132,8 @@ app.add_typer(tool_app, name="tool")
 app.command("run")(run_command)
 app.command("check")(pipeline_cli.check)
 app.command("runs")(records_cli.runs)
+app.command("compare")(compare_cli.compare)
+app.add_typer(audit_app, name="audit")
 app.command("show")(records_cli.show)
 app.command("logs")(records_cli.logs)
 app.command("build")(images_cli.build)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dicompose.config import load_settings
+from dicompose.dicom.identifiers import identifiers
 from dicompose.engines.base import Engine, ImageRef, Permissions, Resources
 from dicompose.engines.hardening import LABEL_PREFIX
 from dicompose.engines.resolve import resolve_engine
@@ -28,6 +29,7 @@ from dicompose.pipeline.execute import TaskRequest, TaskResult, execute
 from dicompose.pipeline.graph import PipelineGraph, StepNode, build_graph
 from dicompose.pipeline.images import image_key, resolve_step_image
 from dicompose.pipeline.inputs import DEFAULT_CHUNK, Group, group_input
+from dicompose.records.audit import AuditLog, load_keys
 from dicompose.records.hashing import canonical_hash
 from dicompose.records.index import FileStat, Index, Memo
 from dicompose.records.workspace import Workspace, locked, open_workspace
@@ -127,6 +129,7 @@ class _Run:
         self.request, self.graph, self.workspace, self.index = request, graph, workspace, index
         self.engine, self.images, self.scheduler, self.report, self.events = engine, images, scheduler, report, events
         self.publish_delay = float(os.environ.get("DICOMPOSE_TEST_PUBLISH_DELAY", "0") or 0)
+        self.audit = AuditLog(workspace.root / "audit", load_keys())
         self.done: queue.Queue[tuple[Task, TaskResult | None, BaseException | None]] = queue.Queue()
         self.outstanding = 0
         self.consumers: dict[str, list[StepNode]] = {}
@@ -267,11 +270,28 @@ class _Run:
             return
         task.status = result.status
         task.outputs = result.outputs
+        self.audit_task(node, task, result)
         self.events(task)
         if result.status in FINISHED:
             self.feed_consumers(node, task)
         else:
             self.block_dependants(node, task)
+
+    def audit_task(self, node: StepNode, task: Task, result: TaskResult) -> None:
+        """Who read which patient files, ran what on them, and wrote what (see records.audit)."""
+        image = self.images[node.name][0]
+        tool, digest, run = node.descriptor.name, image.digest if image else None, self.report.run_id
+        if node.source.kind == "input":
+            for name, item in zip(task.files, task.inputs, strict=True):
+                obj = {**identifiers(Path(name)), "path": name, "sha256": item["sha256"]}
+                self.audit.append("read", obj=obj, tool=tool, image=digest, run=run)
+        step = {"task": task.key, "step": node.name, "group": task.label}
+        self.audit.append("execute", obj=step, tool=tool, image=digest, run=run, outcome=result.status)
+        folder = self.workspace.task_dir(task.key) / "out"
+        for output in result.outputs:
+            written = folder / output["name"]
+            obj = {**identifiers(written), "path": str(written), "sha256": output["sha256"]}
+            self.audit.append("write", obj=obj, tool=tool, image=digest, run=run)
 
     def block_dependants(self, node: StepNode, task: Task) -> None:
         for consumer in self.consumers.get(node.name, []):
@@ -311,6 +331,9 @@ class _Run:
             if known is None or known.sha256 != sha256:
                 self.publish_file(source_path, target)
                 written.append((FileStat.of(target), Memo(sha256, None)))
+                self.audit.append(
+                    "export", obj={**identifiers(target), "path": str(target), "sha256": sha256}, run=self.report.run_id
+                )
             self.report.published.append(target)
         self.index.memo_store(written)
 
@@ -390,4 +413,5 @@ def _run_locked(
     finally:
         index.end_run(report.run_id, status)
         scheduler.close()
+        run.audit.checkpoint()
     return report

@@ -1,0 +1,84 @@
+"""``dicompose audit verify`` and ``dicompose audit show``: the tamper-evident log of patient-data access."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from dicompose.cli.console import fail, stdout
+from dicompose.errors import EXIT_FAILED, UsageError
+from dicompose.records.audit import ACTIONS, load_keys, read_entries, verify
+
+app = typer.Typer(help="The audit log of patient-data access (hash-chained, signed checkpoints).", no_args_is_help=True)
+WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace folder (default: ./.dicompose).")]
+
+
+def _folder(workspace: Path) -> Path:
+    folder = workspace / "audit"
+    if not (folder / "audit.jsonl").is_file():
+        fail(UsageError(f"{workspace}: no audit log here (use --workspace DIR)"))
+    return folder
+
+
+@app.command("verify")
+def verify_command(workspace: WorkspaceOption = Path(".dicompose")) -> None:
+    """Check every entry's hash chain and every signed checkpoint; name the first bad entry."""
+    verdict = verify(_folder(workspace))
+    if verdict.ok:
+        stdout.print(f"audit log intact: {verdict.entries} entries, {verdict.checkpoints} signed checkpoints")
+        return
+    stdout.print(f"[bold red]audit log TAMPERED[/]: {escape(verdict.problem)}")
+    raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("show")
+def show_command(
+    workspace: WorkspaceOption = Path(".dicompose"),
+    run: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    patient: Annotated[str | None, typer.Option("--patient", help="A patient pseudonym (p-…) as logged.")] = None,
+    patient_id: Annotated[
+        str | None, typer.Option("--patient-id", help="A raw Patient ID: pseudonymised with the site key first.")
+    ] = None,
+    action: Annotated[str | None, typer.Option("--action", help=f"One of {', '.join(ACTIONS)}.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="From this UTC date/time (ISO, e.g. 2026-11-26).")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Before this UTC date/time (ISO).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Entries filtered by run, patient, action or date."""
+    if action is not None and action not in ACTIONS:
+        fail(UsageError(f"--action {action!r}: choose from {', '.join(ACTIONS)}"))
+    if patient_id is not None:
+        patient = load_keys().pseudonym(patient_id)
+    entries = [
+        e
+        for e in read_entries(_folder(workspace))
+        if (run is None or e.get("run") == run)
+        and (patient is None or e.get("object", {}).get("patient") == patient)
+        and (action is None or e.get("action") == action)
+        and (since is None or e["time"] >= since)
+        and (until is None or e["time"] < until)
+    ]
+    if as_json:
+        print(json.dumps(entries, indent=2))
+        return
+    table = Table("seq", "time (UTC)", "user", "action", "patient", "path", "tool", "outcome")
+    for e in entries:
+        obj = e.get("object", {})
+        table.add_row(
+            str(e["seq"]),
+            e["time"][:19],
+            e["actor"]["user"],
+            e["action"],
+            obj.get("patient") or "-",
+            escape(str(obj.get("path") or obj.get("step") or "-")),
+            e.get("tool") or "-",
+            e["outcome"],
+        )
+    stdout.print(table)

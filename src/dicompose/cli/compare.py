@@ -1,0 +1,106 @@
+"""``dicompose compare A B``: do two runs or output folders agree, within a tolerance?"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from dicompose.cli.console import fail, stdout
+from dicompose.errors import EXIT_FAILED, EXIT_OK, UsageError
+from dicompose.records.compare import Comparison, compare_folders
+from dicompose.records.index import Index
+
+
+def _folder(target: str, workspace: Path) -> Path:
+    path = Path(target)
+    if path.is_dir():
+        return path
+    index_path = workspace / "index.sqlite"
+    run = Index(index_path).run(target) if index_path.is_file() else None
+    if run is None or not run.get("out_dir"):
+        fail(UsageError(f"{target}: neither an output folder nor a run in {workspace}"))
+    return Path(run["out_dir"])
+
+
+def compare(
+    a: Annotated[str, typer.Argument(help="Run id or output folder.")],
+    b: Annotated[str, typer.Argument(help="Run id or output folder.")],
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Largest allowed absolute pixel difference.")] = 0.0,
+    workspace: Annotated[Path, typer.Option("--workspace", help="Where run ids are looked up.")] = Path(".dicompose"),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Pair outputs (DICOM by source instance, other files by path) and compare them numerically."""
+    result = compare_folders(_folder(a, workspace), _folder(b, workspace), tolerance)
+    if as_json:
+        print(json.dumps(document(result), indent=2))
+    else:
+        show(result)
+    raise typer.Exit(EXIT_OK if result.passed else EXIT_FAILED)
+
+
+def _number(value: float | None) -> Any:
+    return None if value is None or math.isinf(value) else round(value, 6)
+
+
+def document(result: Comparison) -> dict[str, Any]:
+    return {
+        "schema": "dicompose.compare/1",
+        "a": str(result.a),
+        "b": str(result.b),
+        "tolerance": result.tolerance,
+        "passed": result.passed,
+        "files": [
+            {
+                "name": f.name,
+                "status": f.status,
+                "passed": f.passed,
+                "message": f.message or None,
+                **(
+                    {
+                        "header_differences": list(f.image.header_differences),
+                        "max_abs": _number(f.image.max_abs),
+                        "mean_abs": _number(f.image.mean_abs),
+                        "differing_voxels": f.image.differing,
+                        "psnr_db": _number(f.image.psnr),
+                        "dice": _number(f.image.dice),
+                    }
+                    if f.image
+                    else {}
+                ),
+            }
+            for f in result.files
+        ],
+    }
+
+
+def show(result: Comparison) -> None:
+    table = Table("file", "result", "max |Δ|", "mean |Δ|", "voxels ≠", "PSNR dB", "Dice", "header differences")
+    for f in result.files:
+        image = f.image
+        colour = "green" if f.passed else "red"
+        table.add_row(
+            escape(f.name),
+            f"[{colour}]{f.status}[/]",
+            *(
+                (
+                    f"{image.max_abs:g}",
+                    f"{image.mean_abs:.3g}",
+                    str(image.differing),
+                    "∞" if image.psnr is None else f"{image.psnr:.1f}",
+                    "-" if image.dice is None else f"{image.dice:.4f}",
+                    escape(", ".join(image.header_differences)),
+                )
+                if image
+                else ("", "", "", "", "", escape(f.message))
+            ),
+        )
+    stdout.print(table)
+    passed = sum(f.passed for f in result.files)
+    verdict = "[green]PASS[/]" if result.passed else "[red]FAIL[/]"
+    stdout.print(f"{verdict}: {passed}/{len(result.files)} files agree (tolerance {result.tolerance:g})")

@@ -1,0 +1,257 @@
+"""The tamper-evident audit log of patient-data access (45 CFR 164.312(b) and (c)).
+
+Every read of patient data, derived file written, export and step execution appends one JSON line to
+``<workspace>/audit/audit.jsonl``::
+
+    {"seq", "time" (UTC), "actor" {user, uid, host}, "action", "object" {study, series, instance, patient:
+     HMAC pseudonyms; path; sha256}, "tool", "image", "run", "outcome", "prev", "hash"}
+
+``hash`` = sha256(prev hash + canonical JSON of the entry without ``hash``): editing, deleting, inserting or
+reordering any entry breaks the chain from there on. At the end of each run a checkpoint (sequence number and
+hash of the last entry) is signed with an Ed25519 key kept outside the workspace, so truncating the tail (which
+a chain alone cannot reveal) is detected against the last checkpoint. Writers serialise on a file lock.
+Raw patient identifiers never enter the log: UIDs and patient ids are replaced by keyed HMAC-SHA256 pseudonyms
+(same key → same pseudonym, so one patient's entries can be found without naming the patient).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dicompose.config import data_home
+
+GENESIS = "0" * 64
+ACTIONS = ("read", "write", "export", "execute")
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(previous: str, entry: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(previous.encode() + _canonical(body)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The site's audit keys: HMAC key for pseudonyms, Ed25519 key for checkpoints (never in a workspace)."""
+
+    pseudonym_key: bytes
+    signing_key_pem: bytes
+
+    def pseudonym(self, value: str | None) -> str | None:
+        if not value:
+            return None
+        return "p-" + hmac.new(self.pseudonym_key, value.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def load_keys(home: Path | None = None) -> Keys:
+    """Read (or create, 0600) the keys in the dicompose data folder."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    folder = (home or data_home()) / "audit-keys"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    hmac_path, signing_path = folder / "pseudonym.key", folder / "signing-key.pem"
+    if not hmac_path.exists():
+        _write_private(hmac_path, secrets.token_bytes(32))
+    if not signing_path.exists():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        _write_private(signing_path, pem)
+    return Keys(hmac_path.read_bytes(), signing_path.read_bytes())
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def actor() -> dict[str, Any]:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return {"user": user, "uid": os.getuid(), "host": socket.gethostname()}
+
+
+class AuditLog:
+    def __init__(self, folder: Path, keys: Keys) -> None:
+        self.folder = folder
+        self.keys = keys
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "audit.jsonl"
+        self.checkpoints = folder / "checkpoints.jsonl"
+        self.public_key = folder / "signing-key.pub"
+        if not self.public_key.exists():
+            self.public_key.write_bytes(_public_pem(keys.signing_key_pem))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with (self.folder / "audit.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _tail(self) -> tuple[int, str]:
+        """(last sequence number, last hash); reads only the end of the file."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return 0, GENESIS
+        with self.path.open("rb") as fh:
+            fh.seek(max(0, self.path.stat().st_size - 65536))
+            last = fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        entry = json.loads(last)
+        return int(entry["seq"]), str(entry["hash"])
+
+    def append(
+        self,
+        action: str,
+        *,
+        obj: Mapping[str, Any] | None = None,
+        tool: str | None = None,
+        image: str | None = None,
+        run: str | None = None,
+        outcome: str = "ok",
+    ) -> dict[str, Any]:
+        """Append one entry (pseudonymising any DICOM identifiers in ``obj``); returns it."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}")
+        safe = dict(obj or {})
+        for key in ("study", "series", "instance", "patient"):
+            if key in safe:
+                safe[key] = self.keys.pseudonym(safe[key])
+        with self._locked():
+            seq, previous = self._tail()
+            entry: dict[str, Any] = {
+                "seq": seq + 1,
+                "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+                "actor": actor(),
+                "action": action,
+                "object": safe,
+                "tool": tool,
+                "image": image,
+                "run": run,
+                "outcome": outcome,
+                "prev": previous,
+            }
+            entry["hash"] = entry_hash(previous, entry)
+            with self.path.open("ab") as fh:
+                fh.write(_canonical(entry) + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        return entry
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Sign (seq, hash) of the last entry; a later truncation of the log is then detectable."""
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        with self._locked():
+            seq, last = self._tail()
+            if seq == 0:
+                return None
+            body = {"seq": seq, "hash": last, "time": datetime.now(UTC).isoformat(timespec="seconds")}
+            key = load_pem_private_key(self.keys.signing_key_pem, password=None)
+            signature = key.sign(_canonical(body))  # type: ignore[call-arg, union-attr]
+            record = {**body, "signature": signature.hex()}
+            with self.checkpoints.open("ab") as fh:
+                fh.write(_canonical(record) + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        return record
+
+
+def _public_pem(private_pem: bytes) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(private_pem, password=None)
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    entries: int
+    checkpoints: int
+    problem: str = ""
+
+
+def verify(folder: Path) -> Verdict:
+    """Check the chain and every checkpoint signature; name the first bad entry (line and seq)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    path = folder / "audit.jsonl"
+    lines = path.read_bytes().splitlines() if path.exists() else []
+    previous = GENESIS
+    hashes: list[str] = []
+    for number, raw in enumerate(lines, start=1):
+        try:
+            entry = json.loads(raw)
+        except json.JSONDecodeError:
+            return Verdict(False, len(lines), 0, f"line {number}: not valid JSON (edited or damaged)")
+        if entry.get("seq") != number:
+            return Verdict(
+                False,
+                len(lines),
+                0,
+                f"line {number}: sequence {entry.get('seq')} where {number} was "
+                "expected (an entry was deleted, inserted or moved)",
+            )
+        if entry.get("prev") != previous or entry_hash(previous, entry) != entry.get("hash"):
+            return Verdict(
+                False,
+                len(lines),
+                0,
+                f"line {number} (seq {number}): hash chain broken (entry edited, or the one before it removed)",
+            )
+        previous = str(entry["hash"])
+        hashes.append(previous)
+    checkpoints_path = folder / "checkpoints.jsonl"
+    records = (
+        [json.loads(line) for line in checkpoints_path.read_bytes().splitlines()] if checkpoints_path.exists() else []
+    )
+    if records:
+        public = load_pem_public_key((folder / "signing-key.pub").read_bytes())
+        for index, record in enumerate(records, start=1):
+            body = {k: record[k] for k in ("seq", "hash", "time")}
+            try:
+                public.verify(bytes.fromhex(record["signature"]), _canonical(body))  # type: ignore[call-arg, union-attr]
+            except (InvalidSignature, ValueError):
+                return Verdict(False, len(lines), len(records), f"checkpoint {index}: bad signature")
+            seq = int(record["seq"])
+            if seq > len(hashes):
+                return Verdict(
+                    False,
+                    len(lines),
+                    len(records),
+                    f"log truncated: checkpoint {index} covers {seq} entries, only {len(hashes)} remain",
+                )
+            if hashes[seq - 1] != record["hash"]:
+                return Verdict(
+                    False, len(lines), len(records), f"line {seq} (seq {seq}): does not match signed checkpoint {index}"
+                )
+    return Verdict(True, len(lines), len(records))
+
+
+def read_entries(folder: Path) -> list[dict[str, Any]]:
+    path = folder / "audit.jsonl"
+    return [json.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
