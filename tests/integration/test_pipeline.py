@@ -297,3 +297,52 @@ def test_an_existing_dask_cluster_by_address(tmp_path: Path):
         pids = {line.split()[1] for line in launches(tmp_path)}
         assert len(pids) == 4  # each task its own process (the local engine's subprocess)
         assert run(tmp_path, pipeline_file(tmp_path), address).launches == 0
+
+
+def test_runs_are_audited_and_comparable_from_the_cli(tmp_path: Path):
+    write_scans(tmp_path / "scans", groups=1)
+    report = run(tmp_path, pipeline_file(tmp_path))
+    ws = str(tmp_path / ".dicompose")
+    verified = subprocess.run(
+        [str(BIN / "dicompose"), "audit", "verify", "--workspace", ws], capture_output=True, text=True
+    )
+    assert verified.returncode == 0 and "intact" in verified.stdout
+    shown = json.loads(
+        subprocess.run(
+            [str(BIN / "dicompose"), "audit", "show", "--workspace", ws, "--run", report.run_id, "--json"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    actions = [e["action"] for e in shown]
+    assert actions.count("read") == 2 and actions.count("execute") == 2 and actions.count("export") == 4
+    assert "PHANTOM" not in json.dumps(shown) and "SYNTH-0001" not in json.dumps(shown)
+    by_patient = json.loads(
+        subprocess.run(
+            [str(BIN / "dicompose"), "audit", "show", "--workspace", ws, "--patient-id", "SYNTH-0001", "--json"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert {e["action"] for e in by_patient} >= {"read"}
+    log = tmp_path / ".dicompose" / "audit" / "audit.jsonl"
+    data = log.read_bytes().splitlines()
+    log.write_bytes(b"\n".join(data[:2] + data[3:]) + b"\n")
+    tampered = subprocess.run(
+        [str(BIN / "dicompose"), "audit", "verify", "--workspace", ws], capture_output=True, text=True
+    )
+    assert tampered.returncode == 1 and "line 3" in tampered.stdout
+    twin = tmp_path / "twin"
+    write_scans(twin / "scans", groups=1)
+    run(twin, pipeline_file(twin))
+    same = subprocess.run(
+        [str(BIN / "dicompose"), "compare", str(tmp_path / "out"), str(twin / "out"), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert same.returncode == 0 and json.loads(same.stdout)["passed"] is True
+    (twin / "out" / "firsts" / "g0" / "s0.a").write_text("changed")
+    differ = subprocess.run(
+        [str(BIN / "dicompose"), "compare", str(tmp_path / "out"), str(twin / "out")], capture_output=True, text=True
+    )
+    assert differ.returncode == 1 and "FAIL" in differ.stdout
