@@ -394,3 +394,18 @@ def test_pipeline_on_dask_passes_resources_and_interrupt_stops_containers(
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode != 0 and b"Traceback" not in err
     assert not client.containers.list(all=True, filters=label)
+
+
+def test_rerun_refuses_a_vanished_image_digest(client: Any, image_id: str):
+    from dicompose.engines.base import ImageRef
+    from dicompose.engines.docker import DockerEngine
+    from dicompose.pipeline.graph import build_graph
+    from dicompose.pipeline.snapshot import recorded_images
+    from dicompose.tools.samples import demo_pipeline
+
+    graph = build_graph(demo_pipeline())
+    gone = {node.name: ImageRef("dicompose/normalize:0.1.0", "sha256:" + "0" * 64) for node in graph.steps}
+    with pytest.raises(UsageError, match="no longer available"):
+        recorded_images(graph, gone, DockerEngine(client), allow_unpinned=False)
+    present = {node.name: ImageRef("dicompose/normalize:0.1.0", image_id) for node in graph.steps}
+    assert all(pinned for _image, pinned in recorded_images(graph, present, DockerEngine(client), False).values())

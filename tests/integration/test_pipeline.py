@@ -346,3 +346,42 @@ def test_runs_are_audited_and_comparable_from_the_cli(tmp_path: Path):
         [str(BIN / "dicompose"), "compare", str(tmp_path / "out"), str(twin / "out")], capture_output=True, text=True
     )
     assert differ.returncode == 1 and "FAIL" in differ.stdout
+
+
+def test_rerun_uses_the_recorded_recipe_and_reports_identical_outputs(tmp_path: Path):
+    from dicompose.pipeline.rerun import rerun
+
+    write_scans(tmp_path / "scans", groups=1)
+    report = run(tmp_path, pipeline_file(tmp_path, a=", tag: original"))
+    pipeline_file(tmp_path, a=", tag: edited-afterwards")  # the file changes; the recorded recipe does not
+    result = rerun(report.run_id, tmp_path / ".dicompose", tmp_path / "again")
+    assert result.identical and result.report.launches == 2  # a fresh workspace: really recomputed
+    assert "original" in (tmp_path / "again" / "firsts" / "g0" / "s0.a").read_text()
+    (tmp_path / "out" / "firsts" / "g0" / "s0.a").write_text("tampered")
+    assert not rerun(report.run_id, tmp_path / ".dicompose", tmp_path / "third").identical
+    with pytest.raises(UsageError, match="must differ"):
+        rerun(report.run_id, tmp_path / ".dicompose", tmp_path / "out")
+
+
+def test_verify_from_the_cli(tmp_path: Path):
+    write_scans(tmp_path / "scans", groups=1)
+    report = run(tmp_path, pipeline_file(tmp_path))
+    proc = subprocess.run(
+        [
+            str(BIN / "dicompose"),
+            "verify",
+            report.run_id,
+            "--engine",
+            "local",
+            "--workspace",
+            str(tmp_path / ".dicompose"),
+            "--out",
+            str(tmp_path / "v"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["identical"] is True and result["engine"] == "local" and result["original"] == report.run_id

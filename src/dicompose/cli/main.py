@@ -13,6 +13,7 @@ from dicompose.cli import compare as compare_cli
 from dicompose.cli import images as images_cli
 from dicompose.cli import pipeline as pipeline_cli
 from dicompose.cli import records as records_cli
+from dicompose.cli import rerun as rerun_cli
 from dicompose.cli.audit import app as audit_app
 from dicompose.cli.console import batch_and_report, fail, normalize_and_report, parse_number, stdout
 from dicompose.cli.pipeline import demo_engine, run_pipeline_command
@@ -133,6 +134,8 @@ app.command("run")(run_command)
 app.command("check")(pipeline_cli.check)
 app.command("runs")(records_cli.runs)
 app.command("compare")(compare_cli.compare)
+app.command("rerun")(rerun_cli.rerun_command)
+app.command("verify")(rerun_cli.verify_command)
 app.add_typer(audit_app, name="audit")
 app.command("show")(records_cli.show)
 app.command("logs")(records_cli.logs)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from dicompose.config import load_settings
 from dicompose.dicom.identifiers import identifiers
@@ -29,6 +29,7 @@ from dicompose.pipeline.execute import TaskRequest, TaskResult, execute
 from dicompose.pipeline.graph import PipelineGraph, StepNode, build_graph
 from dicompose.pipeline.images import image_key, resolve_step_image
 from dicompose.pipeline.inputs import DEFAULT_CHUNK, Group, group_input
+from dicompose.pipeline.snapshot import graph_from_snapshot, recorded_images, snapshot
 from dicompose.records.audit import AuditLog, load_keys
 from dicompose.records.hashing import canonical_hash
 from dicompose.records.index import FileStat, Index, Memo
@@ -51,6 +52,7 @@ class PipelineRequest:
     workers: int | None = None
     allow_unpinned: bool = False
     chunk: int = DEFAULT_CHUNK
+    recorded: dict[str, Any] | None = None  # a run's snapshot: rerun exactly that recipe (see snapshot.py)
 
 
 @dataclass
@@ -350,7 +352,10 @@ class _Run:
 
 
 def run_pipeline(request: PipelineRequest, events: Events = lambda _t: None) -> PipelineReport:
-    graph = build_graph(request.pipeline)
+    if request.recorded is not None:
+        graph, _images = graph_from_snapshot(request.recorded, request.pipeline)
+    else:
+        graph = build_graph(request.pipeline)
     missing = sorted(set(graph.spec.inputs) - set(request.inputs))
     extra = sorted(set(request.inputs) - set(graph.spec.inputs))
     if missing or extra:
@@ -374,7 +379,11 @@ def _run_locked(
 ) -> PipelineReport:
     resolution = resolve_engine(request.engine)
     engine = resolution.engine
-    images = {node.name: resolve_step_image(node.descriptor, engine, request.allow_unpinned) for node in graph.steps}
+    if request.recorded is not None:
+        _graph, recorded = graph_from_snapshot(request.recorded, request.pipeline)
+        images = recorded_images(graph, recorded, engine, request.allow_unpinned)
+    else:
+        images = {n.name: resolve_step_image(n.descriptor, engine, request.allow_unpinned) for n in graph.steps}
     workers = request.workers or load_settings().workers
     scheduler = make_scheduler(request.scheduler, workers)
     report = PipelineReport(new_run_id(), workspace.root, engine.name, resolution.why, scheduler.name)
@@ -386,7 +395,11 @@ def _run_locked(
         resolution.why,
         scheduler.name,
         str(request.out_dir),
-        {"inputs": {k: str(v) for k, v in request.inputs.items()}, "pipeline": graph.spec.name},
+        {
+            "inputs": {k: str(v.resolve()) for k, v in request.inputs.items()},
+            "snapshot": snapshot(graph, images),
+            "pipeline": graph.spec.name,
+        },
     )
     run = _Run(request, graph, workspace, index, engine, images, scheduler, report, events)
     status = "interrupted"

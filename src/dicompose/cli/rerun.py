@@ -1,0 +1,75 @@
+"""``dicompose rerun RUN`` and ``dicompose verify RUN --engine OTHER``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dicompose.cli.compare import document, show
+from dicompose.cli.console import fail, stdout
+from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError
+from dicompose.pipeline.rerun import RerunResult, rerun
+
+WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace of the recorded run.")]
+
+
+def _report(result: RerunResult, as_json: bool, what: str) -> None:
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "original": result.original,
+                    "rerun": result.report.run_id,
+                    "engine": result.report.engine,
+                    "identical": result.identical,
+                    "comparison": document(result.comparison),
+                },
+                indent=2,
+            )
+        )
+    else:
+        show(result.comparison)
+        verdict = (
+            "byte-identical"
+            if result.identical
+            else ("agree within tolerance" if result.comparison.passed else "DIFFER")
+        )
+        stdout.print(
+            f"{what} {result.report.run_id} of run {result.original} on {result.report.engine}: outputs {verdict}"
+        )
+
+
+def rerun_command(
+    run_id: Annotated[str, typer.Argument(help="The recorded run.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the rerun.")],
+    workspace: WorkspaceOption = Path(".dicompose"),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Re-execute a recorded run (same descriptors, image digests, parameters) and check its outputs match."""
+    try:
+        result = rerun(run_id, workspace, out)
+    except DicomposeError as exc:
+        fail(exc)
+    _report(result, as_json, "rerun")
+    raise typer.Exit(EXIT_OK if result.identical else EXIT_FAILED)
+
+
+def verify_command(
+    run_id: Annotated[str, typer.Argument(help="The recorded run.")],
+    engine: Annotated[str, typer.Option("--engine", help="The other engine: docker | apptainer | local.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder [default: RUN-verify-ENGINE].")] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Largest allowed absolute pixel difference.")] = 0.0,
+    workspace: WorkspaceOption = Path(".dicompose"),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Rerun a recorded run on another engine and compare: the cross-environment check in one command."""
+    target = out or Path(f"{run_id}-verify-{engine}")
+    try:
+        result = rerun(run_id, workspace, target, engine=engine, tolerance=tolerance)
+    except DicomposeError as exc:
+        fail(exc)
+    _report(result, as_json, "verification")
+    raise typer.Exit(EXIT_OK if result.comparison.passed else EXIT_FAILED)

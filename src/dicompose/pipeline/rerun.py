@@ -1,0 +1,69 @@
+"""``dicompose rerun`` and ``dicompose verify``: the paper's cross-environment check as one command.
+
+A recorded pipeline run is executed again from its snapshot (same descriptors, parameters and image digests;
+refused if a digest is gone) in a fresh workspace, so nothing comes from the cache, and its outputs are
+compared with the recorded ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dicompose.errors import UsageError
+from dicompose.pipeline.runner import PipelineReport, PipelineRequest, run_pipeline
+from dicompose.records.compare import Comparison, compare_folders
+from dicompose.records.index import Index
+
+
+@dataclass(frozen=True)
+class RerunResult:
+    original: str
+    report: PipelineReport
+    comparison: Comparison
+
+    @property
+    def identical(self) -> bool:
+        return self.comparison.passed and all(f.status == "identical" for f in self.comparison.files)
+
+
+def rerun(
+    run_id: str,
+    workspace: Path,
+    out_dir: Path,
+    *,
+    engine: str | None = None,
+    tolerance: float = 0.0,
+    scheduler: str = "local",
+    workers: int | None = None,
+) -> RerunResult:
+    index_path = workspace / "index.sqlite"
+    if not index_path.is_file():
+        raise UsageError(f"{workspace}: no dicompose workspace here (use --workspace DIR)")
+    index = Index(index_path)
+    try:
+        record = index.run(run_id)
+    finally:
+        index.close()
+    if record is None:
+        raise UsageError(f"no run {run_id!r} in {workspace} (see dicompose runs)")
+    details = record["details"]
+    if record["kind"] != "pipeline" or "snapshot" not in details:
+        raise UsageError(f"run {record['id']} is not a recorded pipeline run; only pipeline runs can be rerun")
+    if record["status"] != "ok":
+        raise UsageError(f"run {record['id']} did not succeed ({record['status']}); there is nothing to reproduce")
+    original_out = Path(record["out_dir"])
+    if out_dir.resolve() == original_out.resolve():
+        raise UsageError("--out must differ from the recorded run's output folder (the outputs are compared)")
+    request = PipelineRequest(
+        pipeline=Path(record["target"]),
+        inputs={name: Path(path) for name, path in details["inputs"].items()},
+        out_dir=out_dir,
+        workspace=out_dir / ".dicompose",  # fresh: nothing may come from the original run's cache
+        engine=engine or record["engine"],
+        scheduler=scheduler,
+        workers=workers,
+        recorded=details["snapshot"],
+    )
+    report = run_pipeline(request)
+    return RerunResult(record["id"], report, compare_folders(original_out, out_dir, tolerance))

@@ -1,0 +1,85 @@
+"""A run's exact recipe, stored with the run: every step's descriptor, parameters and image digest.
+
+``dicompose rerun`` and ``verify`` rebuild the pipeline from this snapshot, not from files that may have
+changed since, so a rerun really is the same computation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dicompose.engines import docker as docker_engine
+from dicompose.engines.base import Engine, ImageRef
+from dicompose.errors import UsageError
+from dicompose.pipeline.graph import PipelineGraph, Source, StepNode
+from dicompose.pipeline.images import resolve_step_image
+from dicompose.pipeline.spec import PipelineSpec, Step
+from dicompose.tools.descriptor import Descriptor
+
+Images = dict[str, tuple[ImageRef | None, bool]]
+
+
+def snapshot(graph: PipelineGraph, images: Images) -> dict[str, Any]:
+    return {
+        "spec": graph.spec.model_dump(by_alias=True),
+        "steps": [
+            {
+                "name": node.name,
+                "descriptor": node.descriptor.doc,
+                "batch_input": node.batch_input,
+                "source": [node.source.kind, node.source.name, node.source.output],
+                "params": node.params,
+                "image": {"name": image.name, "digest": image.digest} if (image := images[node.name][0]) else None,
+            }
+            for node in graph.steps
+        ],
+        "outputs": {name: [s.kind, s.name, s.output] for name, s in graph.outputs.items()},
+    }
+
+
+def graph_from_snapshot(data: dict[str, Any], path: Path) -> tuple[PipelineGraph, dict[str, ImageRef | None]]:
+    spec = PipelineSpec.model_validate(data["spec"])
+    steps = []
+    recorded: dict[str, ImageRef | None] = {}
+    for item in data["steps"]:
+        descriptor = Descriptor(item["descriptor"], f"{path} (recorded {item['name']})")
+        kind, name, output = item["source"]
+        steps.append(
+            StepNode(
+                item["name"],
+                Step.model_validate(data["spec"]["steps"][item["name"]]),
+                descriptor,
+                item["batch_input"],
+                Source(kind, name, output),
+                item["params"],
+            )
+        )
+        image = item.get("image")
+        recorded[item["name"]] = ImageRef(image["name"], image["digest"]) if image else None
+    outputs = {name: Source(*value) for name, value in data["outputs"].items()}
+    return PipelineGraph(path, spec, tuple(steps), outputs), recorded
+
+
+def recorded_images(
+    graph: PipelineGraph, recorded: dict[str, ImageRef | None], engine: Engine, allow_unpinned: bool
+) -> Images:
+    """The recorded digests, checked to still exist; steps recorded without an image resolve as usual."""
+    images: Images = {}
+    for node in graph.steps:
+        image = recorded.get(node.name)
+        if not engine.isolates:
+            images[node.name] = (None, False)
+        elif image is None:
+            images[node.name] = resolve_step_image(node.descriptor, engine, allow_unpinned)
+        else:
+            if isinstance(engine, docker_engine.DockerEngine):
+                try:
+                    engine.client.images.get(image.digest)
+                except Exception:
+                    raise UsageError(
+                        f"step {node.name}: recorded image {image.name} {image.digest[:19]} is no longer available; "
+                        "refusing to rerun with another image"
+                    ) from None
+            images[node.name] = (image, True)
+    return images
