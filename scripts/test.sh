@@ -26,6 +26,9 @@ echo "==> python environment (.venv, hash-locked requirements/dev.lock)"
 scripts/bootstrap.sh dev
 bin=.venv/bin
 
+echo "==> RO-Crate validator (its own venv: .venv-validator)"
+scripts/validator-venv.sh || echo "==> no RO-Crate validator: provenance validation tests will skip" >&2
+
 echo "==> ruff (lint + format)"
 "$bin/ruff" check src tests bench
 "$bin/ruff" format --check src tests bench

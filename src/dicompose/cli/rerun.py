@@ -73,3 +73,18 @@ def verify_command(
         fail(exc)
     _report(result, as_json, "verification")
     raise typer.Exit(EXIT_OK if result.comparison.passed else EXIT_FAILED)
+
+
+def export_provenance_command(
+    run_id: Annotated[str, typer.Argument(help="The recorded pipeline run.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the RO-Crate.")],
+    workspace: WorkspaceOption = Path(".dicompose"),
+) -> None:
+    """Write a Workflow Run RO-Crate (Provenance Run Crate profile) describing a run."""
+    from dicompose.pipeline.provenance import export_provenance
+
+    try:
+        metadata = export_provenance(workspace, run_id, out)
+    except DicomposeError as exc:
+        fail(exc)
+    stdout.print(f"RO-Crate written: {metadata}")

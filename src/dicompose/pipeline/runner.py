@@ -220,7 +220,7 @@ class _Run:
                 continue
             folder = self.workspace.task_dir(task.key) / "out"
             files = tuple(str(folder / o["name"]) for o in chosen)
-            inputs = tuple({"name": o["name"], "sha256": o["sha256"]} for o in chosen)
+            inputs = tuple({"name": o["name"], "sha256": o["sha256"], "path": str(folder / o["name"])} for o in chosen)
             self.add_task(consumer, task.label, task.relative_parent, files, inputs)
 
     # --- the loop ---------------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ class _Run:
                 continue
             for group in groups[node.source.name]:
                 files = tuple(str(f.path.resolve()) for f in group.files)
-                inputs = tuple({"name": f.name, "sha256": f.sha256} for f in group.files)
+                inputs = tuple({"name": f.name, "sha256": f.sha256, "path": str(f.path.resolve())} for f in group.files)
                 self.add_task(node, group.label, group.relative_parent, files, inputs)
 
     def drain(self) -> None:
