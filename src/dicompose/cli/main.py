@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydicom.tag import Tag
 
 from dicompose import __version__
 from dicompose.cli import compare as compare_cli
@@ -19,9 +20,11 @@ from dicompose.cli.console import batch_and_report, fail, normalize_and_report, 
 from dicompose.cli.pipeline import demo_engine, run_pipeline_command
 from dicompose.cli.run import run as run_command
 from dicompose.cli.tool import app as tool_app
+from dicompose.dicom.deidentify import DeidParams
 from dicompose.dicom.normalize import Scope
 from dicompose.dicom.threshold import ThresholdParams
-from dicompose.errors import DicomposeError
+from dicompose.errors import DicomposeError, UsageError
+from dicompose.tools.deidentify import deidentify_operation, load_key
 from dicompose.tools.samples import demo_pipeline, sample_data_folder
 from dicompose.tools.threshold import threshold_operation
 
@@ -102,6 +105,37 @@ def threshold(
         fail(exc)
     parameters = {"level": params.level, "upper": params.upper}
     code = batch_and_report(inputs, operation, parameters, out, workers=workers, as_json=as_json, quiet=quiet)
+    raise typer.Exit(code)
+
+
+@app.command()
+def deidentify(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (flat: folder names may identify people).")],
+    retain_dates: Annotated[
+        bool, typer.Option("--retain-dates", help="Shift dates by a per-patient offset instead of removing them.")
+    ] = False,
+    retain_private: Annotated[
+        list[str] | None, typer.Option("--retain-private", help="A private tag to keep, as GGGGEEEE (repeatable).")
+    ] = None,
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="Key for UID mapping and pseudonyms.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
+) -> None:
+    """De-identify DICOM files (PS3.15 Annex E Basic Profile; keyed, consistent UIDs and pseudonyms)."""
+    try:
+        tags = frozenset(Tag(int(t, 16)) for t in (retain_private or []))
+    except ValueError:
+        fail(UsageError("--retain-private takes tags as 8 hex digits, e.g. 00091001"))
+    try:
+        params = DeidParams(load_key(key_file), retain_dates, tags)
+    except DicomposeError as exc:
+        fail(exc)
+    parameters = {"retain_dates": retain_dates, "retain_private": sorted(str(t) for t in tags)}
+    operation = deidentify_operation(params)
+    code = batch_and_report(inputs, operation, parameters, out, workers=workers, as_json=as_json, quiet=False)
     raise typer.Exit(code)
 
 

@@ -65,6 +65,7 @@ class Operation:
     apply: Callable[[Path, Path, ValueRange | None], object]
     output_name: Callable[[Path], str]
     series_scope: bool = False  # first pass: one value range per series, passed to ``apply``
+    flatten: bool = False  # all outputs directly in the output folder (input folder names may identify people)
 
 
 @dataclass(frozen=True)
@@ -75,14 +76,14 @@ class _Job:
 
 
 def plan_outputs(
-    candidates: Sequence[Candidate], out_dir: Path | None, output_name: Callable[[Path], str]
+    candidates: Sequence[Candidate], out_dir: Path | None, output_name: Callable[[Path], str], flatten: bool = False
 ) -> tuple[list[_Job], list[FileResult]]:
     """Output path per candidate (beside it, or mirrored under ``out_dir``); name collisions fail the later file."""
     jobs: list[_Job] = []
     failed: list[FileResult] = []
     claimed: dict[Path, Path] = {}
     for candidate in candidates:
-        folder = candidate.path.parent if out_dir is None else out_dir / candidate.relative_parent
+        folder = candidate.path.parent if out_dir is None else out_dir / ("" if flatten else candidate.relative_parent)
         destination = folder / output_name(candidate.path)  # the operation's naming rule
         key = destination.absolute()
         if key in claimed:
@@ -127,7 +128,7 @@ def run_batch(
             report(FileResult(found.path, Status.SKIPPED, message=f"{found.path}: {found.reason}"))
         else:
             candidates.append(found)
-    jobs, collisions = plan_outputs(candidates, out_dir, operation.output_name)
+    jobs, collisions = plan_outputs(candidates, out_dir, operation.output_name, operation.flatten)
     for result in collisions:
         report(result)
     on_total(len(jobs) * (2 if operation.series_scope else 1))
@@ -211,7 +212,9 @@ def _executor(workers: int, jobs: int) -> Executor:
     if workers <= 1 or jobs <= 1:
         return _InlineExecutor()
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["dicompose.dicom.normalize", "dicompose.dicom.threshold"])
+    context.set_forkserver_preload(
+        ["dicompose.dicom.normalize", "dicompose.dicom.threshold", "dicompose.dicom.deidentify"]
+    )
     return ProcessPoolExecutor(max_workers=min(workers, jobs), mp_context=context)
 
 

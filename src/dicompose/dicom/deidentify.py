@@ -1,0 +1,219 @@
+"""De-identification: DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile.
+
+Every attribute of Table E.1-1 (the table itself comes from the ``dicom-anonymizer`` package's 2026c
+database) gets its action, recursively inside sequences: D (dummy value), Z (empty), X (remove), U (UID
+replaced), and the compound actions resolved conservatively (Z/D → D, X/Z → Z, X/D and X/Z/D → D, X/Z/U* →
+the sequence kept with its UIDs replaced). Private attributes are removed (unless listed in
+``retain_private``), curves and overlay data/comments removed, the preamble zeroed and the file meta rebuilt.
+UIDs are replaced through a keyed mapping (HMAC): the same key gives the same new UID across files, series
+and runs, so references between instances stay consistent. With ``retain_dates`` every date and time is
+shifted by a per-patient offset (keyed, whole days), which keeps intervals (Retain Longitudinal Temporal
+Information with Modified Dates). Images with burned-in annotation are refused (no Clean Pixel Data option).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag, Tag
+
+from dicompose import __version__
+from dicompose.dicom.derivation import code_item
+from dicompose.dicom.reading import read_dataset
+from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
+from dicompose.errors import InputError, UnsupportedInputError
+
+TABLE_VERSION = "dicomfields_2026c"
+RECIPE_VERSION = 1
+_MAX_SHIFT_DAYS = 3650
+_DUMMY_TEXT = {
+    "PN": "ANONYMOUS",
+    "DA": "19000101",
+    "TM": "000000",
+    "DT": "19000101000000",
+    "AS": "000Y",
+    "IS": "0",
+    "DS": "0",
+    "CS": "ANONYMIZED",
+}
+_NUMERIC = {"US": 0, "SS": 0, "UL": 0, "SL": 0, "FL": 0.0, "FD": 0.0, "UV": 0, "SV": 0}
+
+
+@cache
+def action_table() -> dict[BaseTag, str]:
+    """Tag → action letter(s), from PS3.15 Table E.1-1."""
+    from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
+
+    database = dicom_anonymization_database_selector(TABLE_VERSION)
+    actions: dict[BaseTag, str] = {}
+    for category, action in (
+        ("X_TAGS", "X"),
+        ("Z_TAGS", "Z"),
+        ("D_TAGS", "D"),
+        ("U_TAGS", "U"),
+        ("Z_D_TAGS", "D"),
+        ("X_Z_TAGS", "Z"),
+        ("X_D_TAGS", "D"),
+        ("X_Z_D_TAGS", "D"),
+        ("X_Z_U_STAR_TAGS", "U*"),
+    ):
+        for entry in database[category]:
+            if len(entry) == 2:  # (group, element); masked repeating groups (curves, overlays) are handled in _apply
+                actions[Tag(entry[0], entry[1])] = action
+    return actions
+
+
+@dataclass(frozen=True)
+class DeidParams:
+    key: bytes
+    retain_dates: bool = False
+    retain_private: frozenset[BaseTag] = field(default_factory=frozenset)
+
+    def pseudonym(self, kind: str, value: str) -> str:
+        return hmac.new(self.key, f"{kind}\0{value}".encode(), hashlib.sha256).hexdigest()
+
+    def uid(self, old: str) -> str:
+        """The same old UID → the same new UID, for this key (consistent references across files and runs)."""
+        digest = int(self.pseudonym("uid", old)[:30], 16)
+        return f"2.25.{digest}"  # a UUID-derived UID (PS3.5 B.2), 64 characters at most
+
+    def day_shift(self, patient: str) -> timedelta:
+        days = int(self.pseudonym("dates", patient)[:8], 16) % (2 * _MAX_SHIFT_DAYS) - _MAX_SHIFT_DAYS
+        return timedelta(days=days or 1)
+
+    def recipe(self) -> str:
+        key_id = hashlib.sha256(self.key).hexdigest()[:16]
+        private = ",".join(sorted(str(t) for t in self.retain_private))
+        return f"dicompose.deidentify/r{RECIPE_VERSION}/key={key_id}/dates={self.retain_dates}/private={private}"
+
+
+def output_name_for(params: DeidParams, source: Path) -> str:
+    """A file name carrying no identifier of the input (its path may contain a patient name)."""
+    return f"deid-{params.pseudonym('path', str(source.resolve()))[:24]}.dcm"
+
+
+def _shift_value(vr: str, value: str, shift: timedelta) -> str:
+    text = value.strip()
+    try:
+        if vr == "DA" and len(text) >= 8:
+            return (datetime.strptime(text[:8], "%Y%m%d").date() + shift).strftime("%Y%m%d")
+        if vr == "DT" and len(text) >= 8:
+            shifted = (datetime.strptime(text[:8], "%Y%m%d").date() + shift).strftime("%Y%m%d")
+            return shifted + text[8:]
+    except ValueError:
+        return _DUMMY_TEXT[vr]
+    return text if vr == "TM" else _DUMMY_TEXT.get(vr, "")
+
+
+def _dummy(element: DataElement, params: DeidParams, shift: timedelta | None) -> object:
+    vr = element.VR
+    if vr in ("DA", "DT", "TM") and shift is not None and element.value:
+        values = element.value if element.VM > 1 else [element.value]
+        shifted = [_shift_value(vr, str(v), shift) for v in values]
+        return shifted if element.VM > 1 else shifted[0]
+    if vr == "UI":
+        return params.uid(str(element.value)) if element.value else ""
+    if vr in _NUMERIC:
+        return _NUMERIC[vr]
+    if vr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
+        return b""
+    return _DUMMY_TEXT.get(vr, "ANONYMIZED")
+
+
+def _apply(ds: Dataset, params: DeidParams, shift: timedelta | None) -> None:
+    table = action_table()
+    for element in list(ds):
+        tag = element.tag
+        if tag.is_private:
+            if tag not in params.retain_private:
+                del ds[tag]
+            continue
+        if tag.group in range(0x5000, 0x5020, 2) or tag.group in range(0x6000, 0x6020, 2):
+            # Curves, and overlays: Table E.1-1 removes overlay data and comments; an overlay without its data
+            # would be invalid, so the whole overlay group goes.
+            del ds[tag]
+            continue
+        action = table.get(tag)
+        if element.VR == "SQ":
+            if action in ("X",):
+                del ds[tag]
+                continue
+            if action == "Z":
+                ds[tag].value = Sequence()
+                continue
+            for item in element.value or []:  # D, U* and unlisted sequences: clean every item
+                _apply(item, params, shift)
+            continue
+        if action is None:
+            continue
+        if shift is not None and element.VR in ("DA", "DT") and action in ("X", "Z", "D"):
+            ds[tag].value = _dummy(element, params, shift)  # Modified Dates option: shifted, not removed
+        elif action == "X":
+            del ds[tag]
+        elif action == "Z":
+            ds[tag].value = "" if element.VR not in _NUMERIC else None
+        elif action in ("U", "U*"):
+            if element.VR == "UI" and element.value:
+                values = element.value if element.VM > 1 else [element.value]
+                mapped = [params.uid(str(v)) for v in values]
+                ds[tag].value = mapped if element.VM > 1 else mapped[0]
+        else:  # D
+            ds[tag].value = _dummy(element, params, shift)
+
+
+def deidentify_dataset(ds: Dataset, params: DeidParams, path: Path) -> Dataset:
+    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+        raise UnsupportedInputError(
+            path,
+            "burned-in annotation: pixel data would need cleaning, which is not "
+            "supported (Clean Pixel Data option); refusing",
+        )
+    patient = str(ds.get("PatientID", "") or ds.get("PatientName", "") or "")
+    pseudonym = "ANON-" + params.pseudonym("patient", patient)[:16].upper() if patient else "ANON"
+    shift = params.day_shift(patient) if params.retain_dates else None
+    _apply(ds, params, shift)
+    ds.PatientID = pseudonym  # a consistent dummy: one patient stays one (pseudonymous) patient
+    ds.PatientName = pseudonym
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = f"dicompose {__version__} deidentify: PS3.15 E.1-1 Basic Profile"[:64]
+    codes = [code_item("113100", "DCM", "Basic Application Confidentiality Profile")]
+    if params.retain_dates:
+        codes.append(code_item("113107", "DCM", "Retain Longitudinal Temporal Information Modified Dates Option"))
+        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+    else:
+        ds.LongitudinalTemporalInformationModified = "REMOVED"
+    if params.retain_private:
+        codes.append(code_item("113111", "DCM", "Retain Safe Private Option"))
+    ds.DeidentificationMethodCodeSequence = Sequence(codes)
+    return ds
+
+
+def deidentify_file(source: Path, destination: Path, params: DeidParams) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ds = read_dataset(source)
+        if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
+            raise InputError(source, "corrupt DICOM file: no SOP Class/Instance UID")
+        big_endian = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") == "1.2.840.10008.1.2.2"
+        syntax = ds.file_meta.TransferSyntaxUID if "TransferSyntaxUID" in ds.file_meta else None
+        deidentify_dataset(ds, params, source)
+        if big_endian:
+            convert_raw_values_to_little_endian(ds)
+        rebuild_file_meta(ds, __version__)
+        if syntax is not None and syntax.is_compressed:
+            ds.file_meta.TransferSyntaxUID = syntax  # encapsulated pixel data is kept as it is
+        ds.preamble = b"\0" * 128
+        try:
+            write_atomic(ds, destination)
+        except OSError as exc:
+            raise InputError(destination, f"cannot write output ({exc.strerror or exc})") from None
+    return destination
