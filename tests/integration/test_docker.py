@@ -409,3 +409,25 @@ def test_rerun_refuses_a_vanished_image_digest(client: Any, image_id: str):
         recorded_images(graph, gone, DockerEngine(client), allow_unpinned=False)
     present = {node.name: ImageRef("dicompose/normalize:0.1.0", image_id) for node in graph.steps}
     assert all(pinned for _image, pinned in recorded_images(graph, present, DockerEngine(client), False).values())
+
+
+def test_deidentify_in_a_container_matches_the_local_engine(tmp_path: Path, scans: Path, client: Any):
+    """A File parameter other than the batch input (the key) is mounted read-only; outputs are identical."""
+    from dicompose.images.pins import pinned
+
+    descriptor = load_descriptor("deidentify")
+    record = pinned(descriptor.name, descriptor.digest)
+    if record is None:
+        proc = subprocess.run([str(BIN / "dicompose"), "build", "deidentify", "--json"], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    key = tmp_path / "site.key"
+    key.write_bytes(b"s" * 32)
+    key.chmod(0o644)  # the container runs as the caller, or as nobody when the caller is root
+    results = {}
+    for engine in ("docker", "local"):
+        report = run_tool(ToolRunRequest("deidentify", scans, tmp_path / engine, {"key_file": str(key)}, engine=engine))
+        assert report.ok, [t.problems for t in report.tasks]
+        results[engine] = {p.name: p.read_bytes() for p in (tmp_path / engine).glob("deid-*.dcm")}
+    assert len(results["docker"]) == 2 and results["docker"] == results["local"]
+    for data in results["docker"].values():
+        assert b"PHANTOM^SYNTHETIC" not in data and b"SYNTH-0001" not in data

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 
+import pydicom
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -97,8 +98,15 @@ class DeidParams:
 
 
 def output_name_for(params: DeidParams, source: Path) -> str:
-    """A file name carrying no identifier of the input (its path may contain a patient name)."""
-    return f"deid-{params.pseudonym('path', str(source.resolve()))[:24]}.dcm"
+    """A file name that identifies nobody (paths may hold patient names) and depends only on the instance
+    (its keyed SOP Instance UID), so every engine and machine names the same input's output alike."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            uid = str(pydicom.dcmread(source, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
+    except Exception:  # unreadable: the tool itself reports the file; the name only has to identify nobody
+        uid = "path:" + source.name
+    return f"deid-{params.pseudonym('name', uid)[:24]}.dcm"
 
 
 def _shift_value(vr: str, value: str, shift: timedelta) -> str:

@@ -19,7 +19,13 @@ from dicompose.engines.registry import engine_named
 from dicompose.records.hashing import sha256_file
 from dicompose.records.workspace import Workspace, finish_task
 from dicompose.tools.descriptor import Descriptor
-from dicompose.tools.invocation import build_argv, build_invocation, collect_outputs, output_patterns
+from dicompose.tools.invocation import (
+    build_argv,
+    build_invocation,
+    collect_outputs,
+    file_parameters,
+    output_patterns,
+)
 
 _TAIL = 2000
 
@@ -62,7 +68,7 @@ def _mounts(files: tuple[str, ...]) -> tuple[tuple[Mount, ...], dict[str, str]]:
     folders = sorted({str(Path(f).parent) for f in files})
     mounts = tuple(Mount(Path(folder), f"{INPUT_ROOT}/{i}") for i, folder in enumerate(folders))
     index = {folder: i for i, folder in enumerate(folders)}
-    mapping = {f: f"{INPUT_ROOT}/{index[str(Path(f).parent)]}/{Path(f).name}" for f in files}
+    mapping = {str(Path(f).absolute()): f"{INPUT_ROOT}/{index[str(Path(f).parent)]}/{Path(f).name}" for f in files}
     return mounts, mapping
 
 
@@ -77,8 +83,9 @@ def execute(request: TaskRequest) -> TaskResult:
     started = time.time()
     invocation = build_invocation(request.descriptor, {**request.params, request.batch_input: list(request.files)})
     if engine.isolates:
-        mounts, mapping = _mounts(request.files)
-        argv = build_argv(request.descriptor, invocation, lambda p: mapping[str(p)])
+        extra = file_parameters(request.descriptor, invocation.values, exclude=request.batch_input)
+        mounts, mapping = _mounts((*request.files, *extra))
+        argv = build_argv(request.descriptor, invocation, lambda p: mapping[str(p.absolute())])
         if os.getuid() == 0:
             os.chown(out, *container_user())
     else:

@@ -29,7 +29,13 @@ from dicompose.records.hashing import sha256_file
 from dicompose.records.index import Index
 from dicompose.records.workspace import locked, open_workspace
 from dicompose.tools.descriptor import Descriptor, load_descriptor
-from dicompose.tools.invocation import build_argv, build_invocation, collect_outputs, output_patterns
+from dicompose.tools.invocation import (
+    build_argv,
+    build_invocation,
+    collect_outputs,
+    file_parameters,
+    output_patterns,
+)
 
 TASKS_FOLDER = ".dicompose-tasks"
 _TAIL = 2000
@@ -102,9 +108,19 @@ def _task_id(descriptor: Descriptor, batch: Batch, params: dict[str, Any]) -> st
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _mounts_and_paths(batch: Batch, isolates: bool) -> tuple[tuple[Mount, ...], Callable[[Path], str]]:
+def _mounts_and_paths(
+    batch: Batch, isolates: bool, extra: list[str]
+) -> tuple[tuple[Mount, ...], Callable[[Path], str]]:
+    """Mounts for the batch (one folder, or one file) and for other File parameters (each file read-only)."""
     if not isolates:
         return (), lambda path: str(path.absolute())
+    extra_mounts = tuple(Mount(Path(f), f"{INPUT_ROOT}/p{i}/{Path(f).name}") for i, f in enumerate(extra))
+    extra_map = {str(m.source): m.target for m in extra_mounts}
+    mounts, batch_map = _batch_mounts(batch)
+    return (*mounts, *extra_mounts), lambda path: extra_map.get(str(path.absolute())) or batch_map(path)
+
+
+def _batch_mounts(batch: Batch) -> tuple[tuple[Mount, ...], Callable[[Path], str]]:
     root = batch.root
     if len(batch.files) == 1 and batch.files[0].parent == root and batch.relative_parent == Path():
         only = batch.files[0]
@@ -245,8 +261,9 @@ def _run_batch(
     tasks_root: Path,
 ) -> TaskOutcome:
     task_id = _task_id(descriptor, batch, request.params)
-    mounts, path_map = _mounts_and_paths(batch, engine.isolates)
     invocation = build_invocation(descriptor, {**request.params, input_id: [str(f) for f in batch.files]})
+    extra = file_parameters(descriptor, invocation.values, exclude=input_id)
+    mounts, path_map = _mounts_and_paths(batch, engine.isolates, extra)
     argv = build_argv(descriptor, invocation, path_map)
     task_dir = tasks_root / task_id
     labels = {f"{LABEL_PREFIX}.task": task_id, f"{LABEL_PREFIX}.tool": descriptor.name}

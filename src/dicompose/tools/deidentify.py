@@ -21,8 +21,13 @@ def load_key(key_file: Path | None) -> bytes:
     """
     path = key_file or data_home() / "deid-keys" / "deid.key"
     if key_file is None and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise UsageError(
+                f"no de-identification key and cannot create one at {path} ({exc.strerror or exc}); give --key-file"
+            ) from None
         with os.fdopen(fd, "wb") as fh:
             fh.write(secrets.token_bytes(32))
     try:

@@ -21,7 +21,7 @@ from jsonschema import Draft4Validator
 
 from dicompose.errors import UsageError
 
-BUILTIN_TOOLS = ("normalize", "threshold")
+BUILTIN_TOOLS = ("normalize", "threshold", "deidentify")
 _CUSTOM_KEYS = {
     "network": bool,  # needs a network (default: none)
     "gpu": bool,  # needs a GPU

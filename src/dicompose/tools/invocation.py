@@ -261,3 +261,14 @@ def collect_outputs(out_dir: Path, patterns: list[OutputPattern]) -> tuple[dict[
             problems.append(f"required output {pattern.id!r} ({pattern.pattern}) was not produced")
         found[pattern.id] = safe
     return found, problems
+
+
+def file_parameters(descriptor: Descriptor, values: Mapping[str, Value], exclude: str = "") -> list[str]:
+    """Host paths given to File inputs other than ``exclude`` (they must be mounted, read-only, too)."""
+    paths: list[str] = []
+    for spec in descriptor.inputs:
+        if spec["type"] != "File" or spec["id"] == exclude or spec["id"] not in values:
+            continue
+        value = values[spec["id"]]
+        paths.extend(str(Path(str(v)).absolute()) for v in (value if isinstance(value, list) else [value]))
+    return paths
