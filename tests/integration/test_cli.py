@@ -204,11 +204,18 @@ def test_run_with_the_local_engine_and_usage_errors(tmp_path: Path):
         "-p",
         "max=1",
         "--json",
+        "--workspace",
+        str(tmp_path / "ws"),
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["schema"] == "dicompose.run/1" and report["engine"]["name"] == "local"
     assert [t["files"] for t in report["tasks"]] == [2] and len(report["tasks"][0]["outputs"]) == 2
+    audit = run("dicompose", "audit", "show", "--workspace", str(tmp_path / "ws"), "--json")
+    assert [e["action"] for e in json.loads(audit.stdout)] == ["read", "read", "execute", "export", "export"]
+    assert run("dicompose", "audit", "verify", "--workspace", str(tmp_path / "ws")).returncode == 0
+    runs = json.loads(run("dicompose", "runs", "--workspace", str(tmp_path / "ws"), "--json").stdout)
+    assert [(r["kind"], r["status"], r["id"]) for r in runs] == [("tool", "ok", report["run"])]
     for args, needle in (
         (["-p", "min=abc"], "'abc' is not a number"),
         (["-p", "colour=red"], "unknown input(s) colour"),
@@ -216,5 +223,16 @@ def test_run_with_the_local_engine_and_usage_errors(tmp_path: Path):
         (["-p", "input=/etc"], "comes from --in"),
         (["--engine", "podman"], "unknown engine"),
     ):
-        proc = run("dicompose", "run", "normalize", "--in", str(tmp_path / "in"), "--out", str(tmp_path / "o2"), *args)
+        proc = run(
+            "dicompose",
+            "run",
+            "normalize",
+            "--in",
+            str(tmp_path / "in"),
+            "--out",
+            str(tmp_path / "o2"),
+            "--workspace",
+            str(tmp_path / "ws2"),
+            *args,
+        )
         assert_one_line_error(proc, 2, needle)

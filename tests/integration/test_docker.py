@@ -194,7 +194,8 @@ def test_killed_run_leaves_a_container_that_the_next_run_removes(
             "seconds=60",
             "--engine",
             "docker",
-        ]
+        ],
+        cwd=tmp_path,  # the run's workspace (.dicompose) goes there, not into the repository
     )
     label = {"label": f"org.dicompose.pid={proc.pid}"}
     wait_for_containers(client, label)
@@ -345,6 +346,7 @@ def test_interrupted_run_removes_its_container(tmp_path: Path, scans: Path, imag
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        cwd=tmp_path,
     )
     label = {"label": f"org.dicompose.pid={proc.pid}"}
     wait_for_containers(client, label)

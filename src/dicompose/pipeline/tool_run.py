@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dicompose.dicom.identifiers import identifiers
 from dicompose.engines.base import Engine, ImageRef, Mount, Permissions, Resources, RunResult, TaskSpec
 from dicompose.engines.hardening import INPUT_ROOT, LABEL_PREFIX, container_user
 from dicompose.engines.resolve import resolve_engine
@@ -25,6 +26,7 @@ from dicompose.errors import UsageError
 from dicompose.pipeline.batches import DEFAULT_BATCH_SIZE, Batch, plan_batches
 from dicompose.pipeline.images import resolve_step_image
 from dicompose.pipeline.runner import new_run_id
+from dicompose.records.audit import AuditLog, load_keys
 from dicompose.records.hashing import sha256_file
 from dicompose.records.index import Index
 from dicompose.records.workspace import locked, open_workspace
@@ -67,6 +69,7 @@ class TaskOutcome:
     problems: list[str] = field(default_factory=list)
     stderr_tail: str = ""
     log_dir: Path | None = None
+    inputs: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -190,7 +193,9 @@ def run_tool(request: ToolRunRequest, on_task: Callable[[TaskOutcome], None] = l
                 report = _run_tool(request, on_task)
                 status = "ok" if report.ok else "failed"
                 report.run_id = run_id
-                _record(index, run_id, report)
+                audit = AuditLog(workspace.root / "audit", load_keys())
+                _record(index, run_id, report, audit)
+                audit.checkpoint()
             finally:
                 index.end_run(run_id, status)
             index.db.execute(
@@ -201,8 +206,23 @@ def run_tool(request: ToolRunRequest, on_task: Callable[[TaskOutcome], None] = l
     return report
 
 
-def _record(index: Index, run_id: str, report: ToolRunReport) -> None:
+def _record(index: Index, run_id: str, report: ToolRunReport, audit: AuditLog) -> None:
+    image = report.image.digest if report.image else None
     for task in report.tasks:
+        for path in task.inputs:
+            obj = {**identifiers(path), "path": str(path.absolute()), "sha256": sha256_file(path)}
+            audit.append("read", obj=obj, tool=report.tool, image=image, run=run_id)
+        audit.append(
+            "execute",
+            obj={"task": task.task_id, "step": report.tool},
+            tool=report.tool,
+            image=image,
+            run=run_id,
+            outcome=task.status,
+        )
+        for path in task.outputs:
+            obj = {**identifiers(path), "path": str(path.absolute()), "sha256": sha256_file(path)}
+            audit.append("export", obj=obj, tool=report.tool, image=image, run=run_id)
         index.record_attempt(
             run_id,
             report.tool,
@@ -287,6 +307,7 @@ def _run_batch(
         result.seconds,
         problems=problems,
         stderr_tail=result.stderr.decode(errors="replace")[-_TAIL:],
+        inputs=list(batch.files),
     )
     if status in ("ok", "partial"):
         outcome.outputs = _publish(found, request.out_dir / batch.relative_parent)
