@@ -7,6 +7,7 @@ for the series UID), in parallel threads.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,16 +52,16 @@ def _hash_and_series(path: Path) -> Memo:
 
 
 def list_files(source: Path) -> list[Path]:
-    """Every regular file under ``source`` (a file or folder), hidden entries ignored, sorted."""
+    """Every regular file under ``source`` (a file or folder), absolute, hidden entries ignored, sorted."""
     if source.is_file():
-        return [source]
+        return [source.absolute()]
     if not source.is_dir():
         raise UsageError(f"{source}: no such file or folder")
-    return sorted(
-        path
-        for path in source.rglob("*")
-        if not any(part.startswith(".") for part in path.relative_to(source).parts) and path.is_file()
-    )
+    found: list[Path] = []
+    for folder, dirs, names in os.walk(source.absolute()):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(folder, name) for name in names if not name.startswith("."))
+    return sorted(p for p in found if p.is_file())
 
 
 def group_input(
@@ -86,7 +87,7 @@ def group_input(
         index.memo_store((s, m) for (_p, s), m in zip(missing, computed, strict=True))
         for (_p, s), m in zip(missing, computed, strict=True):
             memo[s.path] = m
-    root = source if source.is_dir() else source.parent
+    root = (source if source.is_dir() else source.parent).absolute()
     buckets: dict[tuple[Path, str], list[InputFile]] = defaultdict(list)
     for path, stat in zip(files, stats, strict=True):
         entry = memo[stat.path]

@@ -229,8 +229,8 @@ class _Run:
             if node.source.kind != "input":
                 continue
             for group in groups[node.source.name]:
-                files = tuple(str(f.path.resolve()) for f in group.files)
-                inputs = tuple({"name": f.name, "sha256": f.sha256, "path": str(f.path.resolve())} for f in group.files)
+                files = tuple(str(f.path) for f in group.files)  # absolute already (inputs.list_files)
+                inputs = tuple({"name": f.name, "sha256": f.sha256, "path": str(f.path)} for f in group.files)
                 self.add_task(node, group.label, group.relative_parent, files, inputs)
 
     def drain(self) -> None:
@@ -329,7 +329,7 @@ class _Run:
         memo = self.index.memo_lookup(existing)
         written: list[tuple[FileStat, Memo]] = []
         for source_path, target, sha256 in planned:
-            known = memo.get(str(target.resolve())) if target.exists() else None
+            known = memo.get(str(target.absolute())) if target.exists() else None
             if known is None or known.sha256 != sha256:
                 self.publish_file(source_path, target)
                 written.append((FileStat.of(target), Memo(sha256, None)))

@@ -45,8 +45,10 @@ class FileStat:
 
     @classmethod
     def of(cls, path: Path) -> FileStat:
-        st = path.stat()
-        return cls(str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        """Stat ``path``; the key is its absolute path (no realpath: that costs a syscall per component)."""
+        absolute = path.absolute()
+        st = absolute.stat()
+        return cls(str(absolute), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @dataclass(frozen=True)
