@@ -57,11 +57,18 @@ def list_files(source: Path) -> list[Path]:
         return [source.absolute()]
     if not source.is_dir():
         raise UsageError(f"{source}: no such file or folder")
-    found: list[Path] = []
-    for folder, dirs, names in os.walk(source.absolute()):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(Path(folder, name) for name in names if not name.startswith("."))
-    return sorted(p for p in found if p.is_file())
+    found: list[str] = []
+    pending = [str(source.absolute())]
+    while pending:  # scandir: file types come with the listing, no stat per entry
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.is_file():
+                    found.append(entry.path)
+    return [Path(p) for p in sorted(found)]
 
 
 def group_input(

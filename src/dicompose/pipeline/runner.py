@@ -321,15 +321,15 @@ class _Run:
                 if task.step != source.name or task.status not in FINISHED:
                     continue
                 folder = self.workspace.task_dir(task.key) / "out"
-                target_dir = self.request.out_dir / out_name / task.relative_parent
+                target_dir = self.request.out_dir.absolute() / out_name / task.relative_parent
                 for output in task.outputs:
                     if output.get("id") == source.output:
                         planned.append((folder / output["name"], target_dir / output["name"], output["sha256"]))
-        existing = [FileStat.of(target) for _s, target, _h in planned if target.exists()]
-        memo = self.index.memo_lookup(existing)
+        stats = {str(target): FileStat.maybe(str(target)) for _s, target, _h in planned}
+        memo = self.index.memo_lookup([st for st in stats.values() if st is not None])
         written: list[tuple[FileStat, Memo]] = []
         for source_path, target, sha256 in planned:
-            known = memo.get(str(target.absolute())) if target.exists() else None
+            known = memo.get(str(target)) if stats[str(target)] is not None else None
             if known is None or known.sha256 != sha256:
                 self.publish_file(source_path, target)
                 written.append((FileStat.of(target), Memo(sha256, None)))

@@ -8,6 +8,7 @@ lock writes; WAL mode lets ``dicompose runs``/``show`` read while a run is going
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -44,11 +45,21 @@ class FileStat:
     mtime_ns: int
 
     @classmethod
-    def of(cls, path: Path) -> FileStat:
+    def of(cls, path: Path | str) -> FileStat:
         """Stat ``path``; the key is its absolute path (no realpath: that costs a syscall per component)."""
-        absolute = path.absolute()
-        st = absolute.stat()
-        return cls(str(absolute), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        text = str(path)
+        absolute = text if text.startswith("/") else str(Path(text).absolute())
+        st = os.stat(absolute)  # noqa: PTH116 - hot path of no-op reruns: no Path objects
+        return cls(absolute, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    @classmethod
+    def maybe(cls, path: str) -> FileStat | None:
+        """Like :meth:`of` for an absolute path, None if it does not exist."""
+        try:
+            st = os.stat(path)  # noqa: PTH116
+        except FileNotFoundError:
+            return None
+        return cls(path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @dataclass(frozen=True)
