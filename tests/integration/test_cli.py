@@ -19,9 +19,9 @@ from tests.conftest import independent_modality_values
 BIN = Path(sys.executable).parent
 
 
-def run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+        [str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, cwd=cwd, timeout=300, check=False, env=env
     )
 
 
@@ -150,7 +150,10 @@ def test_outputs_are_identical_across_worker_counts(tmp_path: Path):
 
 
 def test_demo_runs_the_two_step_pipeline_and_reruns_from_cache(tmp_path: Path):
-    proc = run("dicompose", "demo", "--out", str(tmp_path / "demo"), "--engine", "local")
+    import os
+
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    proc = run("dicompose", "demo", "--out", str(tmp_path / "demo"), "--engine", "local", env=env)
     assert proc.returncode == 0, proc.stderr
     results = tmp_path / "demo" / "results"
     normalized = sorted((results / "normalized").glob("*.dcm"))
@@ -166,8 +169,12 @@ def test_demo_runs_the_two_step_pipeline_and_reruns_from_cache(tmp_path: Path):
         expected = (independent_modality_values(pydicom.dcmread(source)) >= 50).astype(float)
         np.testing.assert_array_equal(independent_modality_values(pydicom.dcmread(mask)), expected)
     assert str(results.resolve()) in proc.stdout and "dicompose show" in proc.stdout
-    again = run("dicompose", "demo", "--out", str(tmp_path / "demo"), "--engine", "local")
+    again = run("dicompose", "demo", "--out", str(tmp_path / "demo"), "--engine", "local", env=env)
     assert again.returncode == 0 and "0 launches" in again.stdout
+    # the run's own audit log has the steps' reads and writes; the steps did not log again on the machine
+    workspace_log = (tmp_path / "demo" / ".dicompose" / "audit" / "audit.jsonl").read_text()
+    assert workspace_log.count('"action":"read"') == 5 and workspace_log.count('"action":"write"') == 10
+    assert not (tmp_path / "home" / "audit" / "audit.jsonl").exists()
 
 
 def test_tool_validate_reports_paths_and_exit_codes(tmp_path: Path):
@@ -236,3 +243,41 @@ def test_run_with_the_local_engine_and_usage_errors(tmp_path: Path):
             *args,
         )
         assert_one_line_error(proc, 2, needle)
+
+
+def test_host_commands_write_the_machine_audit_log(tmp_path: Path):
+    import os
+
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    synthetic.write_ct_series(tmp_path / "in", "audit", 2, 16, 16)
+    (tmp_path / "in" / "bad.dcm").write_bytes((tmp_path / "in" / "slice_0000.dcm").read_bytes()[:-40])
+    proc = subprocess.run(
+        [str(BIN / "dicompose"), "normalize", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "-j", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 1
+    shown = subprocess.run(
+        [str(BIN / "dicompose"), "audit", "show", "--workspace", str(tmp_path / "home"), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    entries = json.loads(shown.stdout)
+    assert sorted((e["action"], e["outcome"]) for e in entries) == [
+        ("read", "failed"),
+        ("read", "ok"),
+        ("read", "ok"),
+        ("write", "ok"),
+        ("write", "ok"),
+    ]
+    assert all(e["tool"] == "normalize" for e in entries)
+    assert "SYNTH-0001" not in shown.stdout and "PHANTOM" not in shown.stdout
+    verified = subprocess.run(
+        [str(BIN / "dicompose"), "audit", "verify", "--workspace", str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert verified.returncode == 0 and "2 entries" not in verified.stdout

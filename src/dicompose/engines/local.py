@@ -32,6 +32,7 @@ class LocalEngine:
 
     def run(self, spec: TaskSpec) -> RunResult:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DICOMPOSE_REQUIRE")}
+        env["DICOMPOSE_AUDIT"] = "host"  # the runner audits this step; the tool must not log it again
         return run_process(
             self._resolved_argv(spec), engine=self.name, cwd=spec.workdir, env=env, timeout=spec.resources.timeout_s
         )

@@ -73,7 +73,8 @@ RUN groupadd --gid {UID} dicompose \\
 COPY --from=install {VENV} {VENV}
 ENV PATH={VENV}/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     PYTHONDONTWRITEBYTECODE=1 \\
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \\
+    DICOMPOSE_AUDIT=host
 USER {UID}:{UID}
 WORKDIR /dicompose/out
 ENTRYPOINT ["{ENTRYPOINT}"]
@@ -101,6 +102,7 @@ Include: python3 python3-venv
     export PATH={VENV}/bin:$PATH
     export PYTHONDONTWRITEBYTECODE=1
     export PYTHONUNBUFFERED=1
+    export DICOMPOSE_AUDIT=host
 
 %runscript
     exec {ENTRYPOINT} "$@"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -17,9 +18,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from dicompose.config import data_home
+from dicompose.dicom.identifiers import identifiers
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import measure_file
 from dicompose.errors import InputError, UnsupportedInputError, UsageError
+from dicompose.records.audit import AuditLog, load_keys
+from dicompose.records.hashing import sha256_file
 from dicompose.tools.discovery import Candidate, Skipped, discover
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,8 @@ class FileResult:
     status: Status
     output: Path | None = None
     message: str = ""
+    #: What the audit log needs (identifiers, paths, sha256), computed by the worker while the files are hot.
+    audit: tuple[dict[str, object], ...] = ()
 
 
 @dataclass
@@ -117,9 +124,11 @@ def run_batch(
         check_output_folder(inputs, out_dir)
     started = time.perf_counter()
     summary = Summary()
+    audit = open_machine_audit()
 
     def report(result: FileResult) -> None:
         summary.results.append(result)
+        record_audit(audit, operation.name, result)
         on_result(result)
 
     candidates: list[Candidate] = []
@@ -139,6 +148,8 @@ def run_batch(
         for result in _bounded_map(pool, _apply_job, [(job, operation) for job in jobs], workers):
             report(result)
     summary.seconds = time.perf_counter() - started
+    if audit is not None:
+        audit.checkpoint()
     return summary
 
 
@@ -185,7 +196,42 @@ def _apply_job(args: tuple[_Job, Operation]) -> FileResult:
         log.exception("internal error on %s", job.candidate.path)
         message = f"{job.candidate.path}: internal error ({type(exc).__name__}: {exc}); please report it"
         return FileResult(job.candidate.path, Status.FAILED, message=message)
-    return FileResult(job.candidate.path, Status.PROCESSED, output=job.destination)
+    audit: tuple[dict[str, object], ...] = ()
+    if auditing():
+        audit = tuple(_audit_object(p) for p in (job.candidate.path, job.destination))
+    return FileResult(job.candidate.path, Status.PROCESSED, output=job.destination, audit=audit)
+
+
+def auditing() -> bool:
+    """Host commands audit into the machine log; a step inside a run is audited by its runner instead."""
+    return os.environ.get("DICOMPOSE_AUDIT", "") != "host"
+
+
+def _audit_object(path: Path) -> dict[str, object]:
+    return {**identifiers(path), "path": str(path.absolute()), "sha256": sha256_file(path)}
+
+
+def open_machine_audit() -> AuditLog | None:
+    """The machine-level audit log of host commands (``$DICOMPOSE_HOME/audit``), or None inside a run."""
+    if not auditing():
+        return None
+    try:
+        return AuditLog(data_home() / "audit", load_keys())
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the audit log in {data_home()} ({exc.strerror or exc}); "
+            "set DICOMPOSE_HOME to a writable folder"
+        ) from None
+
+
+def record_audit(audit: AuditLog | None, tool: str, result: FileResult) -> None:
+    if audit is None:
+        return
+    if result.status is Status.PROCESSED and len(result.audit) == 2:
+        audit.append("read", obj=result.audit[0], tool=tool)
+        audit.append("write", obj=result.audit[1], tool=tool)
+    elif result.status is Status.FAILED:
+        audit.append("read", obj={"path": str(result.source.absolute())}, tool=tool, outcome="failed")
 
 
 def _failure(candidate: Candidate, exc: InputError) -> FileResult:
