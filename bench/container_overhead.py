@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -36,7 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import dicompose
+from common import machine as machine_info
+from common import write_report
 from dicompose.dicom.synthetic import write_ct_series
 from dicompose.engines.base import ImageRef, Mount, TaskSpec
 from dicompose.engines.docker import cli_argv
@@ -180,16 +180,8 @@ def bench_throughput(files: int, sample: int, image_id: str, tmp: Path) -> dict[
 
 
 def machine(engine: dict[str, str]) -> dict[str, Any]:
-    model = ""
-    if Path("/proc/cpuinfo").exists():
-        lines = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
-        model = lines[0].split(":", 1)[1].strip() if lines else ""
     cli = subprocess.run(["docker", "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True)
-    return {
-        **{"cpu_count": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)), "cpu_model": model},
-        **{"platform": platform.platform(), "python": platform.python_version(), "dicompose": dicompose.__version__},
-        **{"docker_engine": engine["engine"], "docker_api": engine["api"], "docker_cli": cli.stdout.strip()},
-    }
+    return machine_info(docker_engine=engine["engine"], docker_api=engine["api"], docker_cli=cli.stdout.strip())
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -249,10 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     if check_docker()[0] != image_id:  # every variant ran image_id; a rebuild meanwhile means a busy engine
         sys.exit(f"error: {IMAGE} was rebuilt during the run (another docker client?); rerun on a quiet machine")
     report["machine"]["loadavg_after"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.out.with_name(args.out.name + ".tmp")  # a crash never leaves half a JSON file
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    partial.replace(args.out)
+    write_report(args.out, report)
     print_table(report)
     print(f"\nwritten: {args.out}")
 

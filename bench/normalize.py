@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -36,6 +35,8 @@ from typing import Any
 import numpy as np
 import pydicom
 
+from common import machine as machine_info
+from common import write_report
 from dicompose.dicom.kernel import ValueRange, choose_encoding, modality_range, remap
 from dicompose.dicom.normalize import NormalizeParams
 from dicompose.dicom.synthetic import phantom_hu, write_ct_series
@@ -179,19 +180,7 @@ def bench_end_to_end(files: int, repeat: int, cores: int) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    if Path("/proc/cpuinfo").exists():
-        lines = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
-        model = lines[0].split(":", 1)[1].strip() if lines else ""
-    return {
-        "cpu_count": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pydicom": pydicom.__version__,
-    }
+    return machine_info(numpy=np.__version__, pydicom=pydicom.__version__)
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -239,10 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     report["kernel"] = {"slice": bench_kernel(1, runs), "volume": bench_kernel(64, max(5, runs // 5))}
     print(f"end to end: {files} files x {args.repeat} ...", flush=True)
     report["end_to_end"] = bench_end_to_end(files, args.repeat, cores)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.out.with_name(args.out.name + ".tmp")  # a crash never leaves half a JSON file
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    partial.replace(args.out)
+    write_report(args.out, report)
     print_table(report)
     print(f"\nwritten: {args.out}")
 

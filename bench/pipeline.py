@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import os
-import platform
 import pstats
 import shutil
 import statistics
@@ -39,7 +37,8 @@ from unittest.mock import patch
 import numpy as np
 import pydicom
 
-import dicompose
+from common import machine as machine_info
+from common import write_report
 from dicompose.dicom.synthetic import ct_slice, phantom_hu, save, synthetic_uid
 from dicompose.errors import DicomposeError
 from dicompose.images.docker_client import connect
@@ -174,15 +173,7 @@ def bench_cohort(root: Path, series: int, slices: int, size: int, repeat: int, d
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    if Path("/proc/cpuinfo").exists():
-        lines = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
-        model = lines[0].split(":", 1)[1].strip() if lines else ""
-    return {
-        **{"cpu_count": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)), "cpu_model": model},
-        **{"platform": platform.platform(), "python": platform.python_version(), "dicompose": dicompose.__version__},
-        **{"numpy": np.__version__, "pydicom": pydicom.__version__, "loadavg_before": os.getloadavg()},
-    }
+    return machine_info(numpy=np.__version__, pydicom=pydicom.__version__, loadavg_before=os.getloadavg())
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -241,10 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"cohort: {series} x {slices} slices, {args.repeat} rounds ...", flush=True)
         report["cohort"] = bench_cohort(Path(tmp, "cohort"), series, slices, args.size, args.repeat, not args.no_docker)
     report["machine"]["loadavg_after"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.out.with_name(args.out.name + ".tmp")  # a crash never leaves half a JSON file
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    partial.replace(args.out)
+    write_report(args.out, report)
     print_table(report)
     print(f"\nwritten: {args.out}")
 
