@@ -34,6 +34,8 @@ from typing import Any
 from dicompose.config import data_home
 
 GENESIS = "0" * 64
+#: One entry for :meth:`AuditLog.append_many`: (action, object, tool, image, run, outcome).
+Item = tuple[str, "Mapping[str, Any] | None", "str | None", "str | None", "str | None", str]
 ACTIONS = ("read", "write", "export", "execute")
 
 
@@ -101,6 +103,7 @@ class AuditLog:
         self.public_key = folder / "signing-key.pub"
         if not self.public_key.exists():
             self.public_key.write_bytes(_public_pem(keys.signing_key_pem))
+        self._actor = actor()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -116,7 +119,7 @@ class AuditLog:
         if not self.path.exists() or self.path.stat().st_size == 0:
             return 0, GENESIS
         with self.path.open("rb") as fh:
-            fh.seek(max(0, self.path.stat().st_size - 65536))
+            fh.seek(max(0, self.path.stat().st_size - 16384))  # entries are well under 16 KB
             last = fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
         entry = json.loads(last)
         return int(entry["seq"]), str(entry["hash"])
@@ -132,32 +135,40 @@ class AuditLog:
         outcome: str = "ok",
     ) -> dict[str, Any]:
         """Append one entry (pseudonymising any DICOM identifiers in ``obj``); returns it."""
-        if action not in ACTIONS:
-            raise ValueError(f"unknown audit action {action!r}")
-        safe = dict(obj or {})
-        for key in ("study", "series", "instance", "patient"):
-            if key in safe:
-                safe[key] = self.keys.pseudonym(safe[key])
+        return self.append_many([(action, obj, tool, image, run, outcome)])[0]
+
+    def append_many(self, items: list[Item]) -> list[dict[str, Any]]:
+        """Append several entries under one lock and one fsync: (action, obj, tool, image, run, outcome)."""
+        entries: list[dict[str, Any]] = []
         with self._locked():
             seq, previous = self._tail()
-            entry: dict[str, Any] = {
-                "seq": seq + 1,
-                "time": datetime.now(UTC).isoformat(timespec="microseconds"),
-                "actor": actor(),
-                "action": action,
-                "object": safe,
-                "tool": tool,
-                "image": image,
-                "run": run,
-                "outcome": outcome,
-                "prev": previous,
-            }
-            entry["hash"] = entry_hash(previous, entry)
+            for action, obj, tool, image, run, outcome in items:
+                if action not in ACTIONS:
+                    raise ValueError(f"unknown audit action {action!r}")
+                safe = dict(obj or {})
+                for key in ("study", "series", "instance", "patient"):
+                    if key in safe:
+                        safe[key] = self.keys.pseudonym(safe[key])
+                seq += 1
+                entry: dict[str, Any] = {
+                    "seq": seq,
+                    "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+                    "actor": self._actor,
+                    "action": action,
+                    "object": safe,
+                    "tool": tool,
+                    "image": image,
+                    "run": run,
+                    "outcome": outcome,
+                    "prev": previous,
+                }
+                entry["hash"] = previous = entry_hash(previous, entry)
+                entries.append(entry)
             with self.path.open("ab") as fh:
-                fh.write(_canonical(entry) + b"\n")
+                fh.write(b"".join(_canonical(e) + b"\n" for e in entries))
                 fh.flush()
                 os.fsync(fh.fileno())
-        return entry
+        return entries
 
     def checkpoint(self) -> dict[str, Any] | None:
         """Sign (seq, hash) of the last entry; a later truncation of the log is then detectable."""

@@ -228,8 +228,9 @@ def record_audit(audit: AuditLog | None, tool: str, result: FileResult) -> None:
     if audit is None:
         return
     if result.status is Status.PROCESSED and len(result.audit) == 2:
-        audit.append("read", obj=result.audit[0], tool=tool)
-        audit.append("write", obj=result.audit[1], tool=tool)
+        audit.append_many(
+            [("read", result.audit[0], tool, None, None, "ok"), ("write", result.audit[1], tool, None, None, "ok")]
+        )
     elif result.status is Status.FAILED:
         audit.append("read", obj={"path": str(result.source.absolute())}, tool=tool, outcome="failed")
 
