@@ -17,26 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_pipeline import launches, outputs, pipeline_file, write_scans
+from tests.integration.test_pipeline import cli_run_argv, launches, outputs, pipeline_file, write_scans
 
 BIN = Path(sys.executable).parent
 
 
 def start(tmp_path: Path, pipeline: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [
-            str(BIN / "dicompose"),
-            "run",
-            str(pipeline),
-            "--in",
-            str(tmp_path / "scans"),
-            "--out",
-            str(tmp_path / "out"),
-            "--engine",
-            "local",
-            "--workers",
-            "1",
-        ],
+        cli_run_argv(tmp_path, pipeline, "--workers", "1"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
@@ -53,21 +41,7 @@ def wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
 
 
 def finish(tmp_path: Path, pipeline: Path) -> None:
-    proc = subprocess.run(
-        [
-            str(BIN / "dicompose"),
-            "run",
-            str(pipeline),
-            "--in",
-            str(tmp_path / "scans"),
-            "--out",
-            str(tmp_path / "out"),
-            "--engine",
-            "local",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = subprocess.run(cli_run_argv(tmp_path, pipeline), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -81,6 +81,22 @@ def run(tmp_path: Path, pipeline: Path, scheduler: str = "local", **kwargs: obje
     return run_pipeline(request)
 
 
+def cli_run_argv(tmp_path: Path, pipeline: Path, *extra: str) -> list[str]:
+    """`dicompose run PIPELINE` on tmp_path/scans into tmp_path/out with the local engine."""
+    return [
+        str(BIN / "dicompose"),
+        "run",
+        str(pipeline),
+        "--in",
+        str(tmp_path / "scans"),
+        "--out",
+        str(tmp_path / "out"),
+        "--engine",
+        "local",
+        *extra,
+    ]
+
+
 def outputs(tmp_path: Path) -> dict[str, bytes]:
     return {p.relative_to(tmp_path / "out").as_posix(): p.read_bytes() for p in (tmp_path / "out").rglob("*.[ab]")}
 
@@ -232,18 +248,7 @@ def test_check_and_runs_from_the_cli(tmp_path: Path):
     assert proc.returncode == 0 and "first → second" in proc.stdout
     for _ in range(2):
         proc = subprocess.run(
-            [
-                str(BIN / "dicompose"),
-                "run",
-                str(pipeline),
-                "--in",
-                str(tmp_path / "scans"),
-                "--out",
-                str(tmp_path / "out"),
-                "--engine",
-                "local",
-                "--json",
-            ],
+            cli_run_argv(tmp_path, pipeline, "--json"),
             capture_output=True,
             text=True,
         )
