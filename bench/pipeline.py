@@ -15,7 +15,8 @@ Two comparisons, each reported as a ratio to a baseline measured in the same run
    same pair runs with ``engine="docker"`` too (containers get no environment: the tool inside uses every
    core it sees).
 
-Run: ``.venv/bin/python bench/pipeline.py [--files N] [--repeat K] [--quick] [--no-docker] [--out PATH]``.
+Run: ``.venv/bin/python bench/pipeline.py [--files N] [--repeat K] [--series S] [--slices K] [--size PX] [--quick]
+[--no-docker] [--profile PATH] [--out PATH]``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import cProfile
 import os
 import pstats
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -147,6 +149,10 @@ def bench_cohort(root: Path, series: int, slices: int, size: int, repeat: int, d
     result["task_env"] = {"DICOMPOSE_WORKERS": "1"}
     result["docker_skipped"] = docker_ready() if docker else "--no-docker given"
     engines = ["local"] if result["docker_skipped"] else ["local", "docker"]
+    if "docker" in engines:  # the image IDs the docker variant runs (pins are per tool and descriptor)
+        result["docker_images"] = {
+            t: pinned(t, load_descriptor(t).digest)["digest"] for t in ("normalize", "threshold")
+        }
     if result["docker_skipped"]:
         print(f"  docker variant skipped: {result['docker_skipped']}", flush=True)
     variants = [(engine, workers) for engine in engines for workers in (1, 2)]
@@ -222,12 +228,14 @@ def main(argv: list[str] | None = None) -> None:
         "command": [Path(sys.executable).name, *sys.argv],
         "machine": machine(),
     }
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: still remove the temp folder
     with tempfile.TemporaryDirectory(prefix="dicompose-bench-") as tmp:
         for part in ("noop", "cohort"):
             Path(tmp, part).mkdir()
             Path(tmp, part, "pipeline.yaml").write_text(PIPELINE)
         print(f"no-op rerun: {files} files, {args.repeat} reruns ...", flush=True)
         report["noop"] = bench_noop(Path(tmp, "noop"), files, args.repeat, cores, args.profile)
+        write_report(args.out, {**report, "cohort": "not measured yet (run still going or interrupted)"})
         shutil.rmtree(Path(tmp, "noop", "scans"))  # disk and page cache for the cohort
         print(f"cohort: {series} x {slices} slices, {args.repeat} rounds ...", flush=True)
         report["cohort"] = bench_cohort(Path(tmp, "cohort"), series, slices, args.size, args.repeat, not args.no_docker)
