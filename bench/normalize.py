@@ -11,6 +11,9 @@ Two comparisons, each reported as a ratio to a baseline timed in the same run:
    ``run_normalize`` with 1 worker and with every available core. Each variant runs in a fresh interpreter
    so its peak RSS (main process, largest child, and their sum) can be compared with the batch's pixel
    bytes: a runner that held the batch in memory would need at least that much.
+3. What the machine-level audit log of host commands costs: the 1-worker variant again with
+   ``DICOMPOSE_AUDIT=host`` (audit off), in the same rounds; overhead = 1 - files/s on / files/s off, from
+   the medians and per round. Every run audits into a temporary ``DICOMPOSE_HOME``, never the user's log.
 
 Run: ``.venv/bin/python bench/normalize.py [--files N] [--repeat K] [--quick] [--out PATH]``.
 """
@@ -135,13 +138,13 @@ def child(variant: str, src: Path, dst: Path, workers: int) -> None:
     print(json.dumps({"files": len(files), "done": done, "seconds": seconds, **rss}))
 
 
-def run_variant(variant: str, src: Path, dst: Path, workers: int) -> dict[str, Any]:
+def run_variant(variant: str, src: Path, dst: Path, workers: int, env: dict[str, str]) -> dict[str, Any]:
     shutil.rmtree(dst, ignore_errors=True)
     for old in src.glob("*-normalized.dcm"):  # the paper writes beside its (private) inputs
         old.unlink()
     os.sync()  # no dirty pages from the previous variant flushed during this one
     cmd = [sys.executable, __file__, "--child", variant, str(src), str(dst), str(workers)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, **env})
     if proc.returncode != 0:
         raise RuntimeError(f"{variant} run failed:\n{proc.stderr}")
     outcome: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -151,19 +154,25 @@ def run_variant(variant: str, src: Path, dst: Path, workers: int) -> dict[str, A
 
 
 def bench_end_to_end(files: int, repeat: int, cores: int) -> dict[str, Any]:
-    variants = {"paper": ("paper", 1), "ours_1_worker": ("ours", 1), "ours_all_cores": ("ours", cores)}
+    variants: dict[str, tuple[str, int, dict[str, str]]] = {
+        "paper": ("paper", 1, {}),
+        "ours_1_worker": ("ours", 1, {}),
+        "ours_1_worker_audit_off": ("ours", 1, {"DICOMPOSE_AUDIT": "host"}),
+        "ours_all_cores": ("ours", cores, {}),
+    }
     results: dict[str, Any] = {"files": files, "pixel_mbytes": files * 512 * 512 * 2 / MB, "repeat": repeat}
     with tempfile.TemporaryDirectory(prefix="dicompose-bench-") as tmp:
         src, paper_src, out = Path(tmp, "input"), Path(tmp, "paper-input"), Path(tmp, "output")
+        home = {"DICOMPOSE_HOME": str(Path(tmp, "home"))}  # the audit log and its keys, thrown away after
         started = time.perf_counter()
         write_ct_series(src, "benchmark", files)
         shutil.copytree(src, paper_src)
         results["generation_s"] = time.perf_counter() - started
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
         for _ in range(repeat):  # rounds interleave the variants, so a slow spell of the disk hits all of them
-            for name, (variant, workers) in variants.items():
+            for name, (variant, workers, env) in variants.items():
                 inputs = paper_src if variant == "paper" else src
-                samples[name].append(run_variant(variant, inputs, out, workers))
+                samples[name].append(run_variant(variant, inputs, out, workers, {**home, **env}))
         for name, runs in samples.items():
             seconds = statistics.median(r["seconds"] for r in runs)
             results[name] = {
@@ -174,8 +183,15 @@ def bench_end_to_end(files: int, repeat: int, cores: int) -> dict[str, Any]:
             }
             for key in ("peak_rss_mb", "peak_child_rss_mb", "peak_total_rss_mb"):
                 results[name][key] = max(r[key] for r in runs)
-    for name in ("ours_1_worker", "ours_all_cores"):
+    for name in ("ours_1_worker", "ours_1_worker_audit_off", "ours_all_cores"):
         results[name]["speedup_vs_paper"] = results[name]["files_per_s"] / results["paper"]["files_per_s"]
+    on, off = results["ours_1_worker"], results["ours_1_worker_audit_off"]
+    per_round = [1 - b / a for a, b in zip(on["all_seconds"], off["all_seconds"], strict=True)]
+    results["audit_overhead_1_worker"] = {
+        "of_medians": 1 - on["files_per_s"] / off["files_per_s"],  # 1 - (files/s on) / (files/s off)
+        "per_round": per_round,
+        "median_per_round": statistics.median(per_round),
+    }
     return results
 
 
@@ -191,13 +207,16 @@ def print_table(report: dict[str, Any]) -> None:
         row = f"{name + ' ' + 'x'.join(map(str, k['shape'])):<22}{k['kernel']['mb_per_s']:>13,.0f}"
         print(f"{row}{k['memcpy']['mb_per_s']:>13,.0f}{k['ratio_kernel_over_memcpy']:>8.3f}  {met}")
     e2e = report["end_to_end"]
-    print(f"\n{'end to end':<22}{'files/s':>9}{'vs paper':>10}{'RSS MB main':>13}{'max child':>11}{'sum':>7}")
+    print(f"\n{'end to end':<28}{'files/s':>9}{'vs paper':>10}{'RSS MB main':>13}{'max child':>11}{'sum':>7}")
     print(f"  ({e2e['files']} files, {e2e['pixel_mbytes']:.0f} MB of pixels, median of {e2e['repeat']})")
-    for name in ("paper", "ours_1_worker", "ours_all_cores"):
+    for name in ("paper", "ours_1_worker", "ours_1_worker_audit_off", "ours_all_cores"):
         r = e2e[name]
         speed = f"{r['files_per_s']:>9.1f}{r.get('speedup_vs_paper', 1.0):>9.2f}x"
         rss = f"{r['peak_rss_mb']:>13.0f}{r['peak_child_rss_mb']:>11.0f}{r['peak_total_rss_mb']:>7.0f}"
-        print(f"{name + ' (' + str(r['workers']) + ')':<22}{speed}{rss}")
+        print(f"{name + ' (' + str(r['workers']) + ')':<28}{speed}{rss}")
+    overhead = e2e["audit_overhead_1_worker"]
+    rounds = " / ".join(f"{x:.1%}" for x in overhead["per_round"])
+    print(f"\naudit log overhead, 1 worker: {overhead['of_medians']:.1%} of the medians (per round: {rounds})")
 
 
 def main(argv: list[str] | None = None) -> None:
