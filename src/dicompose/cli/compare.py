@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -13,8 +13,10 @@ from rich.table import Table
 
 from dicompose.cli.console import fail, stdout
 from dicompose.errors import EXIT_FAILED, EXIT_OK, UsageError
-from dicompose.records.compare import Comparison, compare_folders
 from dicompose.records.index import Index
+
+if TYPE_CHECKING:
+    from dicompose.records.compare import Comparison
 
 
 def _folder(target: str, workspace: Path) -> Path:
@@ -36,6 +38,8 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
     """Pair outputs (DICOM by source instance, other files by path) and compare them numerically."""
+    from dicompose.records.compare import compare_folders
+
     result = compare_folders(_folder(a, workspace), _folder(b, workspace), tolerance)
     if as_json:
         print(json.dumps(document(result), indent=2))

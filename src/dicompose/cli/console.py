@@ -1,4 +1,8 @@
-"""Shared CLI plumbing: one error line and exit code per failure, progress bars, batch summaries."""
+"""Shared CLI plumbing: one error line and exit code per failure, progress bars, batch summaries.
+
+Imported by every command, so it stays light at module level (typer, rich.console, stdlib, our leaves): the
+batch machinery (pydicom, numpy) is imported inside the functions that run a batch (docs/benchmarks.md, Start-up).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,18 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dicompose.config import load_settings
-from dicompose.dicom.normalize import NormalizeParams, Scope
 from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError
-from dicompose.tools.batch import FileResult, Operation, Status, Summary, run_batch
-from dicompose.tools.normalize import normalize_operation
+
+if TYPE_CHECKING:
+    from dicompose.dicom.normalize import Scope
+    from dicompose.tools.batch import FileResult, Operation, Summary
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -47,6 +51,8 @@ def progress_bar(label: str, enabled: bool) -> Iterator[tuple[Callable[[FileResu
     if not enabled:
         yield (lambda _r: None), (lambda _n: None)
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr, transient=True) as progress:
         task = progress.add_task(label, total=None)
@@ -65,6 +71,9 @@ def normalize_and_report(
     quiet: bool,
 ) -> int:
     """Normalize a batch and report it; return the exit code."""
+    from dicompose.dicom.normalize import NormalizeParams
+    from dicompose.tools.normalize import normalize_operation
+
     params = NormalizeParams(low, high, scope)
     try:
         operation = normalize_operation(params)
@@ -85,6 +94,8 @@ def batch_and_report(
     quiet: bool,
 ) -> int:
     """Run a batch and print problems as they happen, then the summary; return the exit code."""
+    from dicompose.tools.batch import Status, run_batch
+
     chosen_workers = workers or load_settings().workers
 
     def show(result: FileResult) -> None:
@@ -113,6 +124,8 @@ def batch_and_report(
 
 
 def print_summary(summary: Summary, out_dir: Path | None) -> None:
+    from dicompose.tools.batch import Status
+
     processed, skipped, failed = (summary.count(s) for s in (Status.PROCESSED, Status.SKIPPED, Status.FAILED))
     where = f" → {escape(str(out_dir))}" if out_dir is not None and processed else ""
     if processed == 1 and out_dir is None:
@@ -126,6 +139,8 @@ def print_summary(summary: Summary, out_dir: Path | None) -> None:
 
 def print_json(summary: Summary, tool: str, parameters: Mapping[str, object]) -> None:
     """Versioned machine-readable envelope (stable contract for scripts)."""
+    from dicompose.tools.batch import Status
+
     document = {
         "schema": f"dicompose.{tool}/1",
         "parameters": parameters,

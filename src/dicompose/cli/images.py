@@ -13,9 +13,6 @@ import typer
 from dicompose.cli.console import fail, stderr, stdout
 from dicompose.errors import DicomposeError, UsageError
 from dicompose.images.base import BaseImageRecipe
-from dicompose.images.build import build_tool_image, ensure_base_image, export_apptainer
-from dicompose.images.docker_client import connect
-from dicompose.tools.descriptor import load_descriptor
 
 
 def _say(message: str) -> None:
@@ -28,6 +25,10 @@ def build(
     rebuild_base: Annotated[bool, typer.Option("--rebuild-base", help="Rebuild the Debian base image first.")] = False,
 ) -> None:
     """Build the tool's container image offline and pin it by digest for `dicompose run`."""
+    from dicompose.images.build import build_tool_image
+    from dicompose.images.docker_client import connect
+    from dicompose.tools.descriptor import load_descriptor
+
     try:
         result = build_tool_image(load_descriptor(tool), connect(), rebuild_base=rebuild_base, report=_say)
     except DicomposeError as exc:
@@ -46,6 +47,9 @@ def base_image(
     ),
 ) -> None:
     """Build the minimal base image from Debian's signed packages (debootstrap): no registry needed."""
+    from dicompose.images.build import ensure_base_image
+    from dicompose.images.docker_client import connect
+
     recipe = BaseImageRecipe(suite=suite, mirror=mirror)
     try:
         image_id = ensure_base_image(connect(), recipe, rebuild=rebuild, report=_say)
@@ -62,6 +66,9 @@ def export_apptainer_command(
     build_sif: Annotated[bool, typer.Option("--build/--no-build", help="Build the .sif if apptainer exists.")] = True,
 ) -> None:
     """Write an Apptainer/Singularity definition (and build a .sif where apptainer is installed)."""
+    from dicompose.images.build import export_apptainer
+    from dicompose.tools.descriptor import load_descriptor
+
     try:
         definition, wheels = export_apptainer(load_descriptor(tool), out)
     except DicomposeError as exc:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dicompose.cli.compare import document, show
 from dicompose.cli.console import fail, stdout
 from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError
-from dicompose.pipeline.rerun import RerunResult, rerun
+
+if TYPE_CHECKING:
+    from dicompose.pipeline.rerun import RerunResult
 
 WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace of the recorded run.")]
 
@@ -49,6 +51,8 @@ def rerun_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
     """Re-execute a recorded run (same descriptors, image digests, parameters) and check its outputs match."""
+    from dicompose.pipeline.rerun import rerun
+
     try:
         result = rerun(run_id, workspace, out)
     except DicomposeError as exc:
@@ -66,6 +70,8 @@ def verify_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
     """Rerun a recorded run on another engine and compare: the cross-environment check in one command."""
+    from dicompose.pipeline.rerun import rerun
+
     target = out or Path(f"{run_id}-verify-{engine}")
     try:
         result = rerun(run_id, workspace, target, engine=engine, tolerance=tolerance)

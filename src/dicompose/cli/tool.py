@@ -10,7 +10,6 @@ import typer
 
 from dicompose.cli.console import fail, stdout
 from dicompose.errors import UsageError
-from dicompose.tools.descriptor import read_document, resolve_tool, validate
 
 app = typer.Typer(help="Tool descriptors (Boutiques-compatible).", no_args_is_help=True)
 
@@ -21,6 +20,8 @@ def validate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list of problems.")] = False,
 ) -> None:
     """Check a descriptor against the Boutiques schema and dicompose's semantic rules."""
+    from dicompose.tools.descriptor import read_document, resolve_tool, validate
+
     try:
         path = resolve_tool(file)
         problems = validate(read_document(Path(path)))

@@ -14,10 +14,12 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicompose.errors import UsageError
-from dicompose.tools.descriptor import Descriptor
+
+if TYPE_CHECKING:
+    from dicompose.tools.descriptor import Descriptor
 
 Value = str | float | int | bool | list[Any]
 PathMap = Callable[[Path], str]
@@ -189,8 +191,18 @@ def _expand(spec: dict[str, Any], value: Value, path_map: PathMap) -> list[str]:
     return [f"{flag}{separator}{texts[0]}", *texts[1:]]
 
 
-def build_argv(descriptor: Descriptor, invocation: Invocation, path_map: PathMap = str) -> list[str]:
-    """The argv list for this invocation; ``path_map`` turns host paths into the paths the step sees."""
+def build_argv(
+    descriptor: Descriptor,
+    invocation: Invocation,
+    path_map: PathMap = str,
+    substitute: Mapping[str, list[str]] | None = None,
+) -> list[str]:
+    """The argv list for this invocation; ``path_map`` turns host paths into the paths the step sees.
+
+    ``substitute`` replaces the argv elements of an input (by id) whose value-key stands alone as a token:
+    a packed launch gives its batch input as ``--manifest PATH`` instead of the files.
+    """
+    substitute = substitute or {}
     try:
         tokens = shlex.split(descriptor.command_line)
     except ValueError as exc:
@@ -200,7 +212,9 @@ def build_argv(descriptor: Descriptor, invocation: Invocation, path_map: PathMap
     for token in tokens:
         if token in by_key:
             spec = by_key[token]
-            if spec["id"] in invocation.values:
+            if spec["id"] in substitute:
+                argv.extend(substitute[spec["id"]])
+            elif spec["id"] in invocation.values:
                 argv.extend(_expand(spec, invocation.values[spec["id"]], path_map))
             continue
         text = token
