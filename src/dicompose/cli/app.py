@@ -1,0 +1,189 @@
+"""The ``dicompose`` Typer application: every command, registered (``main.py`` is the entry point).
+
+Light at module level (typer, rich.console, stdlib, our leaf modules): pydicom, numpy, docker, dask and the
+pipeline code are imported inside the commands that use them, so ``--help``, ``runs``, ``show`` and ``logs``
+start fast (``bench/startup.py``, ``tests/unit/test_startup.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from dicompose import __version__
+from dicompose.cli import compare as compare_cli
+from dicompose.cli import images as images_cli
+from dicompose.cli import pipeline as pipeline_cli
+from dicompose.cli import records as records_cli
+from dicompose.cli import rerun as rerun_cli
+from dicompose.cli.audit import app as audit_app
+from dicompose.cli.console import batch_and_report, fail, normalize_and_report, parse_number, stdout
+from dicompose.cli.run import run as run_command
+from dicompose.cli.tool import app as tool_app
+from dicompose.errors import DicomposeError, UsageError
+
+# dicompose.dicom.normalize.Scope, spelled out here so that --help need not import numpy (a test keeps them equal).
+Scope = Literal["file", "series"]
+
+app = typer.Typer(
+    name="dicompose",
+    help="Portable, reproducible, secure container-based medical image analysis.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dicompose {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Portable, reproducible, secure container-based medical image analysis."""
+
+
+@app.command(context_settings={"ignore_unknown_options": False})
+def normalize(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False),
+    ],
+    minimum: Annotated[str, typer.Option("--min", help="Value each scan's minimum maps to.")] = "0",
+    maximum: Annotated[str, typer.Option("--max", help="Value each scan's maximum maps to.")] = "100",
+    scope: Annotated[
+        Scope, typer.Option("--scope", help="Min/max per file (the paper's behaviour) or per series.")
+    ] = "file",
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes [default: all cores].")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print problems.")] = False,
+) -> None:
+    """Remap intensities of many DICOM scans to [--min, --max], in parallel, into --out."""
+    low = parse_number(minimum, "--min")
+    high = parse_number(maximum, "--max")
+    if low > high:
+        raise typer.BadParameter(f"--min ({minimum}) must not be greater than --max ({maximum})")
+    code = normalize_and_report(inputs, low, high, out, scope=scope, workers=workers, as_json=as_json, quiet=quiet)
+    raise typer.Exit(code)
+
+
+@app.command()
+def threshold(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False)
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False),
+    ],
+    level: Annotated[str, typer.Option("--level", help="Pixels with value >= level are inside the mask.")] = "50",
+    upper: Annotated[str | None, typer.Option("--upper", help="Optional upper bound (inclusive).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print problems.")] = False,
+) -> None:
+    """Binary masks (1 inside [--level, --upper], else 0) of DICOM images, written as <stem>-mask.dcm."""
+    from dicompose.dicom.threshold import ThresholdParams
+    from dicompose.tools.threshold import threshold_operation
+
+    params = ThresholdParams(parse_number(level, "--level"), parse_number(upper, "--upper") if upper else None)
+    try:
+        operation = threshold_operation(params)
+    except DicomposeError as exc:
+        fail(exc)
+    parameters = {"level": params.level, "upper": params.upper}
+    code = batch_and_report(inputs, operation, parameters, out, workers=workers, as_json=as_json, quiet=quiet)
+    raise typer.Exit(code)
+
+
+@app.command()
+def deidentify(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (flat: folder names may identify people).")],
+    retain_dates: Annotated[
+        bool, typer.Option("--retain-dates", help="Shift dates by a per-patient offset instead of removing them.")
+    ] = False,
+    retain_private: Annotated[
+        list[str] | None, typer.Option("--retain-private", help="A private tag to keep, as GGGGEEEE (repeatable).")
+    ] = None,
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="Key for UID mapping and pseudonyms.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
+) -> None:
+    """De-identify DICOM files (PS3.15 Annex E Basic Profile; keyed, consistent UIDs and pseudonyms)."""
+    from pydicom.tag import Tag
+
+    from dicompose.dicom.deidentify import DeidParams
+    from dicompose.tools.deidentify import deidentify_operation, load_key
+
+    try:
+        tags = frozenset(Tag(int(t, 16)) for t in (retain_private or []))
+    except ValueError:
+        fail(UsageError("--retain-private takes tags as 8 hex digits, e.g. 00091001"))
+    try:
+        params = DeidParams(load_key(key_file), retain_dates, tags)
+    except DicomposeError as exc:
+        fail(exc)
+    parameters = {"retain_dates": retain_dates, "retain_private": sorted(str(t) for t in tags)}
+    operation = deidentify_operation(params)
+    code = batch_and_report(inputs, operation, parameters, out, workers=workers, as_json=as_json, quiet=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the results.")] = Path("demo-output"),
+    engine: Annotated[str, typer.Option("--engine", help="auto | docker | apptainer | local")] = "auto",
+) -> None:
+    """Run the demo pipeline on the bundled sample scans: normalize (per series) → threshold mask."""
+    from dicompose.cli.pipeline import demo_engine, run_pipeline_command
+    from dicompose.tools.samples import demo_pipeline, sample_data_folder
+
+    samples = sample_data_folder()
+    chosen, why = demo_engine(engine)
+    stdout.print(f"dicompose {__version__} demo: {demo_pipeline()} on {samples}")
+    stdout.print(f"engine: {chosen} ({why})")
+    run_pipeline_command(
+        demo_pipeline(),
+        [str(samples)],
+        out / "results",
+        engine=chosen,
+        workspace=out / ".dicompose",
+        scheduler="local",
+        workers=None,
+        allow_unpinned=False,
+        chunk=500,
+        as_json=False,
+    )
+
+
+app.add_typer(tool_app, name="tool")
+app.command("run")(run_command)
+app.command("check")(pipeline_cli.check)
+app.command("runs")(records_cli.runs)
+app.command("compare")(compare_cli.compare)
+app.command("rerun")(rerun_cli.rerun_command)
+app.command("verify")(rerun_cli.verify_command)
+app.command("export-provenance")(rerun_cli.export_provenance_command)
+app.add_typer(audit_app, name="audit")
+app.command("show")(records_cli.show)
+app.command("logs")(records_cli.logs)
+app.command("build")(images_cli.build)
+app.command("base-image")(images_cli.base_image)
+app.command("export-apptainer")(images_cli.export_apptainer_command)
