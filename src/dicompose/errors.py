@@ -4,9 +4,11 @@ The CLI maps these to exit codes, so a user sees one clear line and never a trac
 
     DicomposeError                 base; never raised directly
     ├── UsageError                 the user asked for something impossible      → exit 2
-    └── StepError                  a tool/step failed on its input              → exit 1
-        ├── InputError             an input file is unreadable, corrupt or truncated
-        └── UnsupportedInputError  a valid file this tool does not handle (colour, non-image, ...)
+    ├── StepError                  a tool/step failed on its input              → exit 1
+    │   ├── InputError             an input file is unreadable, corrupt or truncated
+    │   ├── UnsupportedInputError  a valid file this tool does not handle (colour, non-image, ...)
+    │   └── EngineError            the engine could not run a launch (API error, vanished container)
+    └── RunInterruptedError             Ctrl-C / SIGTERM during a run; finished work is kept → exit 130/143
 
 Anything else that escapes is an internal bug and keeps its traceback.
 """
@@ -36,6 +38,18 @@ class StepError(DicomposeError):
     """A step could not produce its output for one input."""
 
     exit_code = EXIT_FAILED
+
+
+class EngineError(StepError):
+    """The engine failed to run a launch (not the tool): retried like a failed attempt, once even unasked."""
+
+
+class RunInterruptedError(DicomposeError):
+    """A run stopped by Ctrl-C or SIGTERM; the message says what finished and how to resume."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class InputError(StepError):

@@ -7,8 +7,9 @@ start fast (``bench/startup.py``, ``tests/unit/test_startup.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 
@@ -23,6 +24,9 @@ from dicompose.cli.console import batch_and_report, fail, normalize_and_report, 
 from dicompose.cli.run import run as run_command
 from dicompose.cli.tool import app as tool_app
 from dicompose.errors import DicomposeError, UsageError
+
+if TYPE_CHECKING:
+    from dicompose.tools.batch import Operation
 
 # dicompose.dicom.normalize.Scope, spelled out here so that --help need not import numpy (a test keeps them equal).
 Scope = Literal["file", "series"]
@@ -42,6 +46,35 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+ManifestOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--manifest",
+        help="Run the tasks of a task manifest (dicompose.manifest/1), each into its own folder; "
+        "what packed launches use. INPUTS and --out are then ignored.",
+        show_default=False,
+    ),
+]
+
+
+def _inputs(inputs: list[Path] | None) -> list[Path]:
+    if not inputs:
+        fail(UsageError("give the DICOM files or folders to process (or --manifest FILE)"))
+    return inputs
+
+
+def _run_manifest(manifest: Path, operation: Callable[[], Operation], workers: int | None) -> NoReturn:
+    """A packed launch: every task of the manifest, one result file each; exit with the worst task's code."""
+    from dicompose.config import load_settings
+    from dicompose.tools.manifest import run_operation
+
+    try:
+        code = run_operation(manifest, operation(), workers or load_settings().workers)
+    except DicomposeError as exc:
+        fail(exc)
+    raise typer.Exit(code)
+
+
 @app.callback()
 def root(
     version: Annotated[
@@ -53,14 +86,14 @@ def root(
 
 @app.command(context_settings={"ignore_unknown_options": False})
 def normalize(
-    inputs: Annotated[
-        list[Path],
-        typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False),
-    ],
     out: Annotated[
         Path,
         typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False),
     ],
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False),
+    ] = None,
     minimum: Annotated[str, typer.Option("--min", help="Value each scan's minimum maps to.")] = "0",
     maximum: Annotated[str, typer.Option("--max", help="Value each scan's maximum maps to.")] = "100",
     scope: Annotated[
@@ -71,30 +104,40 @@ def normalize(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print problems.")] = False,
+    manifest: ManifestOption = None,
 ) -> None:
     """Remap intensities of many DICOM scans to [--min, --max], in parallel, into --out."""
     low = parse_number(minimum, "--min")
     high = parse_number(maximum, "--max")
     if low > high:
         raise typer.BadParameter(f"--min ({minimum}) must not be greater than --max ({maximum})")
-    code = normalize_and_report(inputs, low, high, out, scope=scope, workers=workers, as_json=as_json, quiet=quiet)
+    if manifest is not None:
+        from dicompose.dicom.normalize import NormalizeParams
+        from dicompose.tools.normalize import normalize_operation
+
+        _run_manifest(manifest, lambda: normalize_operation(NormalizeParams(low, high, scope)), workers)
+    code = normalize_and_report(
+        _inputs(inputs), low, high, out, scope=scope, workers=workers, as_json=as_json, quiet=quiet
+    )
     raise typer.Exit(code)
 
 
 @app.command()
 def threshold(
-    inputs: Annotated[
-        list[Path], typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False)
-    ],
     out: Annotated[
         Path,
         typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False),
     ],
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False),
+    ] = None,
     level: Annotated[str, typer.Option("--level", help="Pixels with value >= level are inside the mask.")] = "50",
     upper: Annotated[str | None, typer.Option("--upper", help="Optional upper bound (inclusive).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print problems.")] = False,
+    manifest: ManifestOption = None,
 ) -> None:
     """Binary masks (1 inside [--level, --upper], else 0) of DICOM images, written as <stem>-mask.dcm."""
     from dicompose.dicom.threshold import ThresholdParams
@@ -105,17 +148,20 @@ def threshold(
         operation = threshold_operation(params)
     except DicomposeError as exc:
         fail(exc)
+    if manifest is not None:
+        _run_manifest(manifest, lambda: operation, workers)
     parameters = {"level": params.level, "upper": params.upper}
-    code = batch_and_report(inputs, operation, parameters, out, workers=workers, as_json=as_json, quiet=quiet)
+    code = batch_and_report(_inputs(inputs), operation, parameters, out, workers=workers, as_json=as_json, quiet=quiet)
     raise typer.Exit(code)
 
 
 @app.command()
 def deidentify(
-    inputs: Annotated[
-        list[Path], typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False)
-    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (flat: folder names may identify people).")],
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False),
+    ] = None,
     retain_dates: Annotated[
         bool, typer.Option("--retain-dates", help="Shift dates by a per-patient offset instead of removing them.")
     ] = False,
@@ -125,6 +171,7 @@ def deidentify(
     key_file: Annotated[Path | None, typer.Option("--key-file", help="Key for UID mapping and pseudonyms.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
+    manifest: ManifestOption = None,
 ) -> None:
     """De-identify DICOM files (PS3.15 Annex E Basic Profile; keyed, consistent UIDs and pseudonyms)."""
     from pydicom.tag import Tag
@@ -142,7 +189,9 @@ def deidentify(
         fail(exc)
     parameters = {"retain_dates": retain_dates, "retain_private": sorted(str(t) for t in tags)}
     operation = deidentify_operation(params)
-    code = batch_and_report(inputs, operation, parameters, out, workers=workers, as_json=as_json, quiet=False)
+    if manifest is not None:
+        _run_manifest(manifest, lambda: operation, workers)
+    code = batch_and_report(_inputs(inputs), operation, parameters, out, workers=workers, as_json=as_json, quiet=False)
     raise typer.Exit(code)
 
 

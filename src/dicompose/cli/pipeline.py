@@ -1,19 +1,29 @@
-"""``dicompose run PIPELINE.yaml`` and ``dicompose check``: progress per step, then where results and logs are."""
+"""``dicompose run`` (pipelines and tools alike) and ``dicompose check``: progress, then where results and logs are.
+
+Light at import time (the CLI starts fast): the pipeline machinery is imported when a command runs.
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from dicompose.cli.console import fail, stderr, stdout
 from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError, UsageError
-from dicompose.pipeline.graph import build_graph
-from dicompose.pipeline.runner import PipelineReport, PipelineRequest, Task, run_pipeline
+
+if TYPE_CHECKING:
+    from dicompose.pipeline.graph import PipelineGraph
+    from dicompose.pipeline.runner import LaunchInfo, PipelineReport, PipelineRequest
+    from dicompose.pipeline.tasks import Task
+
+RUN_SCHEMA = "dicompose.run/2"  # a tool run (tasks[] are tasks; launches[] the packs that carried them)
+PIPELINE_RUN_SCHEMA = "dicompose.pipeline-run/1"
 
 
 def parse_inputs(sources: list[str], names: list[str]) -> dict[str, Path]:
@@ -32,12 +42,37 @@ def parse_inputs(sources: list[str], names: list[str]) -> dict[str, Path]:
 
 def check(pipeline: Path) -> None:
     """Validate a pipeline (tools, references, types, cycles) without running anything."""
+    from dicompose.pipeline.graph import build_graph
+
     try:
         graph = build_graph(pipeline)
     except DicomposeError as exc:
         fail(exc)
     order = " → ".join(node.name for node in graph.steps)
     stdout.print(f"{pipeline}: valid ({len(graph.steps)} steps: {order}; inputs: {', '.join(graph.spec.inputs)})")
+
+
+def execute_request(request: PipelineRequest, graph: PipelineGraph, out: Path, *, as_json: bool, tool: bool) -> None:
+    """Run (or plan) a request, print progress and the outcome, and exit with the run's code."""
+    from dicompose.pipeline.runner import run_pipeline
+
+    progress = _Progress(enabled=not as_json and not request.dry_run)
+    try:
+        with progress:
+            report = run_pipeline(request, events=progress)
+    except DicomposeError as exc:
+        fail(exc)
+    if request.dry_run:
+        if as_json:
+            print(json.dumps(document(report, graph, tool), indent=2))
+        else:
+            print_plan(report, graph)
+        raise typer.Exit(EXIT_OK)
+    if as_json:
+        print(json.dumps(document(report, graph, tool), indent=2))
+    else:
+        summary(report, graph, out)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
 def run_pipeline_command(
@@ -52,61 +87,106 @@ def run_pipeline_command(
     allow_unpinned: bool,
     chunk: int,
     as_json: bool,
+    dry_run: bool = False,
 ) -> None:
+    from dicompose.pipeline.graph import build_graph
+    from dicompose.pipeline.runner import PipelineRequest
+
     try:
         graph = build_graph(pipeline)
         inputs = parse_inputs(sources, list(graph.spec.inputs))
-        request = PipelineRequest(pipeline, inputs, out, workspace, engine, scheduler, workers, allow_unpinned, chunk)
-        with _StepProgress([n.name for n in graph.steps], enabled=stderr.is_terminal and not as_json) as progress:
-            report = run_pipeline(request, events=progress.update)
     except DicomposeError as exc:
         fail(exc)
-    if as_json:
-        print(json.dumps(document(report), indent=2))
-    else:
-        summary(report, [n.name for n in graph.steps], out)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+    request = PipelineRequest(
+        pipeline,
+        inputs,
+        out,
+        workspace,
+        engine,
+        scheduler,
+        workers,
+        allow_unpinned,
+        chunk,
+        graph=graph,
+        dry_run=dry_run,
+    )
+    execute_request(request, graph, out, as_json=as_json, tool=False)
 
 
-class _StepProgress:
-    """One live line per step: tasks done / cached / failed."""
+class _Progress:
+    """Runner events → a live bar with N of M tasks and an ETA on a terminal; one line per launch otherwise."""
 
-    def __init__(self, steps: list[str], enabled: bool) -> None:
+    def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self.counts = {step: {"ok": 0, "cached": 0, "failed": 0} for step in steps}
-        self.progress = Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr, transient=True)
-        self.rows: dict[str, TaskID] = {}
+        self.terminal = stderr.is_terminal
+        self.started = time.monotonic()
+        self.bar: Any = None
+        self.row: Any = None
 
-    def __enter__(self) -> _StepProgress:
-        if self.enabled:
-            self.progress.start()
-            for step in self.counts:
-                self.rows[step] = self.progress.add_task(self._text(step))
+    def __enter__(self) -> _Progress:
+        if self.enabled and self.terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            columns = (TextColumn("tasks"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            self.bar = Progress(*columns, console=stderr, transient=True)
+            self.bar.start()
+            self.row = self.bar.add_task("tasks", total=None)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.progress.stop()
+        if self.bar is not None:
+            self.bar.stop()
 
-    def _text(self, step: str) -> str:
-        c = self.counts[step]
-        return f"{step:<16} {c['ok']} done, {c['cached']} cached, {c['failed']} failed"
+    def task(self, task: Task) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.row)
 
-    def update(self, task: Task) -> None:
-        kind = "cached" if task.cached else ("ok" if task.status in ("ok", "partial") else "failed")
-        self.counts[task.step][kind] += 1
-        if self.enabled:
-            self.progress.update(self.rows[task.step], description=self._text(task.step))
+    def launch(self, launch: LaunchInfo, report: PipelineReport) -> None:
+        if not self.enabled:
+            return
+        done, total = report.finished(), max(report.expected, len(report.tasks))
+        if self.bar is not None:
+            self.bar.update(self.row, total=total, completed=done)
+            return
+        verdict = "ok" if launch.exit_code == 0 else f"exit {launch.exit_code}"
+        stderr.print(
+            f"[{time.monotonic() - self.started:6.1f} s] {launch.step}: launch {launch.id.rsplit('-', 1)[-1]} "
+            f"({len(launch.tasks)} tasks, {launch.processes} proc, {launch.seconds:.1f} s, {verdict}); "
+            f"{done} of {total} tasks finished",
+            markup=False,
+        )
 
 
-def summary(report: PipelineReport, steps: list[str], out: Path) -> None:
+def print_plan(report: PipelineReport, graph: PipelineGraph) -> None:
+    """``--dry-run``: the tasks (cached or planned), and the exact command of each launch."""
+    stdout.print(f"engine: {report.engine} ({escape(report.engine_why)}); {report.budget} cores")
+    for node in graph.steps:
+        tasks = [t for t in report.tasks if t.step == node.name]
+        cached = sum(1 for t in tasks if t.cached)
+        planned = [t for t in tasks if t.status == "planned"]
+        line = f"{node.name}: {len(tasks)} tasks ready ({cached} cached, {len(planned)} to run)"
+        if node.source.kind == "step" and not tasks:
+            line = f"{node.name}: waits for {node.source.name} (tasks are known once its outputs exist)"
+        stdout.print(line)
+        for launch in (launch for launch in report.launch_log if launch.step == node.name):
+            labels = [t.label for t in tasks if t.key in launch.tasks]
+            shown = ", ".join(labels[:3]) + (f", … ({len(labels)} tasks)" if len(labels) > 3 else "")
+            stdout.print(f"  launch {launch.id.rsplit('-', 1)[-1]} ({launch.processes} proc): {escape(shown)}")
+            stdout.print(f"    {shlex.join(launch.command)}", markup=False, highlight=False)
+
+
+def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
     stderr.print(f"engine: {report.engine} ({escape(report.engine_why)}); scheduler: {report.scheduler}")
+    for name, (image, pinned) in report.images.items():
+        if image is not None:
+            stderr.print(f"image: {name}: {image.name} {image.digest} ({'pinned' if pinned else 'UNPINNED'})")
     for path in report.skipped:
         stderr.print(f"[yellow]skipped:[/] {escape(str(path))}: not a DICOM file")
-    for step in steps:
-        c = report.counts(step)
+    for node in graph.steps:
+        c = report.counts(node.name)
         line = ", ".join(f"{v} {k}" for k, v in c.items() if v) or "no tasks"
-        stdout.print(f"  {step:<16} {line}")
+        launches = sum(1 for launch in report.launch_log if launch.step == node.name)
+        stdout.print(f"  {node.name:<16} {line}; {launches} launch{'es' if launches != 1 else ''}")
     for task in report.tasks:
         if task.status in ("failed", "partial") and task.result is not None:
             colour = "red" if task.status == "failed" else "yellow"
@@ -121,20 +201,22 @@ def summary(report: PipelineReport, steps: list[str], out: Path) -> None:
             stderr.print(f"  logs: {task.result.log_dir}")
     verdict = "[green]ok[/]" if report.ok else "[red]failed[/]"
     stdout.print(
-        f"run {report.run_id} {verdict}: {report.launches} launches, {len(report.published)} outputs in "
-        f"{escape(str(out.resolve()))}"
+        f"run {report.run_id} {verdict}: {len(report.tasks)} tasks in {report.launches} launches, "
+        f"{len(report.published)} outputs in {escape(str(out.resolve()))}"
     )
     stdout.print(f"logs and records: {escape(str(report.workspace.resolve()))} (dicompose show {report.run_id})")
 
 
-def document(report: PipelineReport) -> dict[str, Any]:
-    return {
-        "schema": "dicompose.pipeline-run/1",
-        "run": report.run_id,
+def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "schema": RUN_SCHEMA if tool else PIPELINE_RUN_SCHEMA,
+        "run": None if report.run_id == "dry-run" else report.run_id,
+        "dry_run": report.run_id == "dry-run",
         "ok": report.ok,
         "workspace": str(report.workspace),
         "engine": {"name": report.engine, "why": report.engine_why},
         "scheduler": report.scheduler,
+        "cores": report.budget,
         "launches": report.launches,
         "tasks": [
             {
@@ -144,14 +226,38 @@ def document(report: PipelineReport) -> dict[str, Any]:
                 "status": t.status,
                 "cached": t.cached,
                 "attempts": t.attempt,
+                "launch": t.launch or None,
                 "outputs": list(t.outputs),
+                "problems": list(t.result.problems) if t.result else [],
                 "log_dir": t.result.log_dir if t.result else None,
             }
             for t in report.tasks
         ],
+        "launch_log": [
+            {
+                "id": launch.id,
+                "step": launch.step,
+                "tasks": launch.tasks,
+                "processes": launch.processes,
+                "exit_code": launch.exit_code,
+                "seconds": round(launch.seconds, 3),
+                "command": launch.command,
+            }
+            for launch in report.launch_log
+        ],
         "published": [str(p) for p in report.published],
         "skipped": [str(p) for p in report.skipped],
     }
+    if tool:
+        (node,) = graph.steps
+        image, pinned = report.images[node.name]
+        doc["tool"] = node.descriptor.name
+        doc["descriptor"] = node.descriptor.digest
+        doc["image"] = {"name": image.name, "digest": image.digest, "pinned": pinned} if image else None
+        custom = node.descriptor.custom
+        doc["permissions"] = {"network": bool(custom.get("network")), "gpu": bool(custom.get("gpu"))}
+        doc["warnings"] = [f"running unpinned image {image.name}" for image, p in [(image, pinned)] if image and not p]
+    return doc
 
 
 def demo_engine(requested: str) -> tuple[str, str]:
@@ -159,6 +265,7 @@ def demo_engine(requested: str) -> tuple[str, str]:
     if requested != "auto":
         return requested, "requested"
     from dicompose.engines.resolve import resolve_engine
+    from dicompose.pipeline.graph import build_graph
     from dicompose.pipeline.images import resolve_step_image
     from dicompose.tools.samples import demo_pipeline
 

@@ -2,6 +2,8 @@
 
 An engine turns a :class:`TaskSpec` (argv, mounts, permissions, limits) into a :class:`RunResult`.
 ``command(spec)`` is pure (the exact command, for ``--dry-run`` and tests); ``run(spec)`` executes it.
+The runner never asks which engine it has: images are resolved and checked (``resolve_image``,
+``has_image``), leftovers removed (``cleanup``) and the engine probed (``info``, once) through this interface.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Permissions:
 @dataclass(frozen=True)
 class Resources:
     memory_bytes: int | None = None
-    cpus: float | None = None
+    cpus: float | None = None  # CPU limit of the launch (the runner sets it to the processes it grants)
     timeout_s: float | None = None
 
 
@@ -45,13 +47,22 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class TaskSpec:
+    """One launch: argv, the working folder (a task's output folder, or a pack's launch folder) and mounts.
+
+    ``workdir`` appears at ``OUTPUT_DIR`` in a container, writable unless ``workdir_read_only`` (a pack's
+    launch folder holds only its manifest; each task's output folder is then one of the writable mounts).
+    ``environment`` carries settings only (process counts, thread limits), never patient data.
+    """
+
     argv: list[str]
-    workdir: Path  # host path of the task's output folder (the only writable place)
+    workdir: Path
     mounts: tuple[Mount, ...] = ()
     image: ImageRef | None = None
     permissions: Permissions = field(default_factory=Permissions)
     resources: Resources = field(default_factory=Resources)
     labels: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    workdir_read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,8 +92,20 @@ class Engine(Protocol):
     #: True when the task sees its own filesystem (paths must be mapped to mount targets).
     isolates: bool
 
-    def info(self) -> EngineInfo: ...
+    def info(self) -> EngineInfo:
+        """Probe once (cached by the engine): usable here? which version? if not, why."""
 
-    def command(self, spec: TaskSpec) -> list[str]: ...
+    def command(self, spec: TaskSpec) -> list[str]:
+        """The exact command a launch runs (pure)."""
 
-    def run(self, spec: TaskSpec) -> RunResult: ...
+    def run(self, spec: TaskSpec) -> RunResult:
+        """Run a launch; a failing tool is a result, an engine that refuses raises :class:`EngineError`."""
+
+    def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
+        """(the image to run, pinned?) for ``name``; a pin that does not match is a UsageError."""
+
+    def has_image(self, image: ImageRef) -> bool:
+        """Is this exact image (by digest) still available to run?"""
+
+    def cleanup(self, run_id: str | None = None) -> int:
+        """Stop and remove what a run left (``run_id``), or what killed runs on this host left (None)."""

@@ -3,7 +3,7 @@
 ``create_kwargs`` is the pure heart (what the container gets); ``cli_argv`` renders the same policy as the
 equivalent ``docker run`` command for ``--dry-run`` and for users who want to reproduce a step by hand.
 Every container is labelled with its owner's host and pid, removed after the run, and, if dicompose was
-killed, removed by the next run (:func:`remove_leftovers`).
+killed, removed by the next run (:func:`remove_leftovers`, called once per run through ``cleanup``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import socket
 import time
 from typing import Any
 
-from dicompose.engines.base import EngineInfo, RunResult, TaskSpec
+from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
 from dicompose.engines.hardening import DEFAULT, LABEL_PREFIX, OUTPUT_DIR, Hardening, container_user
-from dicompose.errors import StepError, UsageError
+from dicompose.errors import EngineError, UsageError
 from dicompose.images.docker_client import connect, short
 
 _CPU_PERIOD = 100_000
@@ -38,7 +38,7 @@ def create_kwargs(spec: TaskSpec, policy: Hardening = DEFAULT) -> dict[str, Any]
         raise UsageError("the docker engine needs an image")
     uid, gid = container_user()
     mounts = [Mount(target=m.target, source=str(m.source), type="bind", read_only=m.read_only) for m in spec.mounts]
-    mounts.append(Mount(target=OUTPUT_DIR, source=str(spec.workdir), type="bind", read_only=False))
+    mounts.append(Mount(target=OUTPUT_DIR, source=str(spec.workdir), type="bind", read_only=spec.workdir_read_only))
     kwargs: dict[str, Any] = {
         "image": spec.image.digest,
         "command": list(spec.argv),
@@ -46,7 +46,7 @@ def create_kwargs(spec: TaskSpec, policy: Hardening = DEFAULT) -> dict[str, Any]
         "working_dir": OUTPUT_DIR,
         "mounts": mounts,
         "labels": {**owner_labels(), **spec.labels},
-        "environment": {},
+        "environment": dict(spec.environment),
         "cap_drop": ["ALL"] if policy.drop_all_capabilities else [],
         "security_opt": ["no-new-privileges"] if policy.no_new_privileges else [],
         "read_only": policy.read_only_rootfs,
@@ -74,6 +74,8 @@ def cli_argv(spec: TaskSpec, policy: Hardening = DEFAULT) -> list[str]:
         argv.append("--read-only")
     argv += ["--tmpfs", f"/tmp:{policy.tmpfs_tmp}", "--pids-limit", str(kw["pids_limit"])]  # noqa: S108
     argv += ["--memory", str(kw["mem_limit"])]
+    for key, value in sorted(kw["environment"].items()):
+        argv += ["--env", f"{key}={value}"]
     if kw["init"]:
         argv.append("--init")
     if "nano_cpus" in kw:
@@ -122,21 +124,51 @@ class DockerEngine:
 
     def __init__(self, client: Any | None = None, policy: Hardening = DEFAULT) -> None:
         self._client = client
+        self._info: EngineInfo | None = None
         self.policy = policy
 
     @property
     def client(self) -> Any:
         if self._client is None:
             self._client = connect()
-            remove_leftovers(self._client)
         return self._client
 
     def info(self) -> EngineInfo:
+        if self._info is None:
+            try:
+                version = self.client.version().get("Version", "?")
+                self._info = EngineInfo(self.name, True, str(version))
+            except UsageError as exc:
+                self._info = EngineInfo(self.name, False, None, str(exc))
+        return self._info
+
+    def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
+        image_id, is_pinned = resolve_image(self.client, name, pin, allow_unpinned=allow_unpinned, hint=hint)
+        return ImageRef(name, image_id), is_pinned
+
+    def has_image(self, image: ImageRef) -> bool:
+        import docker.errors
+
         try:
-            version = self.client.version().get("Version", "?")
-        except UsageError as exc:
-            return EngineInfo(self.name, False, None, str(exc))
-        return EngineInfo(self.name, True, str(version))
+            self.client.images.get(image.digest)
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as exc:
+            raise EngineError(f"the Docker engine did not answer ({short(exc)})") from None
+        return True
+
+    def cleanup(self, run_id: str | None = None) -> int:
+        """Remove a run's containers (after Ctrl-C), or those of dead dicompose processes on this host."""
+        if run_id is None:
+            return remove_leftovers(self.client)
+        removed = 0
+        with contextlib.suppress(Exception):
+            label = f"{LABEL_PREFIX}.run={run_id}"
+            for container in self.client.containers.list(all=True, filters={"label": label}):
+                with contextlib.suppress(Exception):
+                    container.remove(force=True)
+                    removed += 1
+        return removed
 
     def command(self, spec: TaskSpec) -> list[str]:
         return cli_argv(spec, self.policy)
@@ -162,9 +194,9 @@ class DockerEngine:
             stdout = container.logs(stdout=True, stderr=False)
             stderr = container.logs(stdout=False, stderr=True)
         except docker.errors.ImageNotFound:
-            raise StepError(f"image {spec.image.name if spec.image else '?'} is not available locally") from None
-        except docker.errors.APIError as exc:
-            raise StepError(f"the Docker engine refused the step ({short(exc)})") from None
+            raise EngineError(f"image {spec.image.name if spec.image else '?'} is not available locally") from None
+        except (docker.errors.APIError, OSError) as exc:  # incl. "404 No such container" races, socket errors
+            raise EngineError(f"the Docker engine failed to run the step ({short(exc)})") from None
         finally:
             if container is not None:
                 with contextlib.suppress(Exception):

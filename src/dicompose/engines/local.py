@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from dicompose import __version__
-from dicompose.engines.base import EngineInfo, RunResult, TaskSpec
+from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
 from dicompose.engines.process import run_process
+from dicompose.errors import UsageError
 
 
 class LocalEngine:
@@ -19,6 +20,16 @@ class LocalEngine:
 
     def info(self) -> EngineInfo:
         return EngineInfo(self.name, True, f"dicompose {__version__} / Python {sys.version.split()[0]}")
+
+    def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
+        raise UsageError(f"the local engine runs no image ({name})")
+
+    def has_image(self, image: ImageRef) -> bool:
+        return False
+
+    def cleanup(self, run_id: str | None = None) -> int:
+        """Nothing to do: steps are children that die with dicompose (PR_SET_PDEATHSIG)."""
+        return 0
 
     def command(self, spec: TaskSpec) -> list[str]:
         return list(spec.argv)
@@ -33,6 +44,7 @@ class LocalEngine:
     def run(self, spec: TaskSpec) -> RunResult:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DICOMPOSE_REQUIRE")}
         env["DICOMPOSE_AUDIT"] = "host"  # the runner audits this step; the tool must not log it again
+        env.update(spec.environment)
         return run_process(
             self._resolved_argv(spec), engine=self.name, cwd=spec.workdir, env=env, timeout=spec.resources.timeout_s
         )

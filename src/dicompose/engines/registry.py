@@ -1,18 +1,34 @@
-"""Engines by name, for code that runs where only a name can travel (scheduler workers, other hosts)."""
+"""Engines by name, for code that runs where only a name can travel (scheduler workers, other hosts).
+
+One instance per engine name and process: a worker connects to Docker (and probes it) once, not once per
+launch. Engines hold no per-run state beyond that connection, so sharing them between runs is safe.
+"""
 
 from __future__ import annotations
 
-from dicompose.engines.apptainer import ApptainerEngine
+from functools import cache
+
 from dicompose.engines.base import Engine
-from dicompose.engines.docker import DockerEngine
-from dicompose.engines.local import LocalEngine
+
+ENGINE_NAMES = ("docker", "apptainer", "local", "fake")
 
 
+@cache
 def engine_named(name: str) -> Engine:
     if name == "docker":
+        from dicompose.engines.docker import DockerEngine
+
         return DockerEngine()
     if name == "apptainer":
+        from dicompose.engines.apptainer import ApptainerEngine
+
         return ApptainerEngine()
     if name == "local":
+        from dicompose.engines.local import LocalEngine
+
         return LocalEngine()
+    if name == "fake":
+        from dicompose.engines.fake import FakeEngine
+
+        return FakeEngine()
     raise ValueError(f"unknown engine {name!r}")

@@ -41,6 +41,8 @@ class PipelineGraph:
     spec: PipelineSpec
     steps: tuple[StepNode, ...]  # in dependency order
     outputs: dict[str, Source]
+    #: A tool run publishes its outputs straight into --out/<folder>; a pipeline into --out/<output>/<folder>.
+    flat_outputs: bool = False
 
     def step(self, name: str) -> StepNode:
         return next(s for s in self.steps if s.name == name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dicompose import __version__
-from dicompose.engines import docker as docker_engine
 from dicompose.engines.base import Engine, ImageRef
 from dicompose.errors import UsageError
 from dicompose.images.pins import pinned
@@ -21,14 +20,8 @@ def resolve_step_image(descriptor: Descriptor, engine: Engine, allow_unpinned: b
     record = pinned(descriptor.name, descriptor.digest)
     pin = container.get("container-hash") or (record or {}).get("digest")
     hint = f"run: dicompose build {descriptor.name}" if descriptor.name in BUILTIN_TOOLS else "build or load it"
-    if isinstance(engine, docker_engine.DockerEngine):
-        image_id, is_pinned = docker_engine.resolve_image(
-            engine.client, str(name), pin, allow_unpinned=allow_unpinned, hint=hint
-        )
-        return ImageRef(str(name), image_id), is_pinned
-    if not pin and not allow_unpinned:
-        raise UsageError(f"image {name} is not pinned by digest; pass --allow-unpinned to run it anyway")
-    return ImageRef(str(name), str(name)), bool(pin)
+    image, is_pinned = engine.resolve_image(str(name), pin, allow_unpinned=allow_unpinned, hint=hint)
+    return image, is_pinned
 
 
 def image_key(engine: Engine, image: ImageRef | None) -> str:

@@ -1,41 +1,37 @@
-"""Running a pipeline: tasks planned per series, cached by content, scheduled, retried, published atomically.
+"""Running a pipeline (a tool run is a one-step pipeline): tasks cached by content, packed into launches,
+scheduled under a core budget, retried alone, published atomically as they finish.
 
-The main thread owns all state (the index, the task table); workers only execute :func:`execute` and hand back
-a result through a queue. A task whose key already has a ``done`` folder is not launched: its recorded outputs
-feed its dependants directly, so a rerun with nothing changed launches nothing.
+The main thread owns all state (the index, the task table); workers only execute :func:`execute_launch` on a
+picklable request and hand back a result through a queue. A task whose key already has a ``done`` folder is
+not launched: its recorded outputs feed its dependants directly, so a rerun with nothing changed launches
+nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import queue
 import secrets
-import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 from dicompose.config import load_settings
-from dicompose.dicom.identifiers import identifiers
 from dicompose.engines.base import Engine, ImageRef, Permissions, Resources
-from dicompose.engines.hardening import LABEL_PREFIX
 from dicompose.engines.resolve import resolve_engine
-from dicompose.errors import UsageError
-from dicompose.fileio import atomic_write
-from dicompose.pipeline.execute import TaskRequest, TaskResult, execute
+from dicompose.errors import RunInterruptedError, UsageError
 from dicompose.pipeline.graph import PipelineGraph, StepNode, build_graph
 from dicompose.pipeline.images import image_key, resolve_step_image
 from dicompose.pipeline.inputs import DEFAULT_CHUNK, Group, group_input
+from dicompose.pipeline.launch import LaunchRequest, LaunchResult, TaskItem, TaskResult, execute_launch
+from dicompose.pipeline.packing import Candidate, plan_launches
+from dicompose.pipeline.publish import Publisher
 from dicompose.pipeline.snapshot import graph_from_snapshot, recorded_images, snapshot
-from dicompose.records.audit import AuditLog, load_keys
-from dicompose.records.hashing import canonical_hash
-from dicompose.records.index import FileStat, Index, Memo
+from dicompose.pipeline.tasks import Task, key_of
+from dicompose.records.audit import AuditLog, Item, load_keys
+from dicompose.records.index import Attempt, Index, Launch
 from dicompose.records.workspace import Workspace, locked, open_workspace
 from dicompose.schedulers.base import Scheduler
-from dicompose.tools.invocation import build_invocation
 
 FINISHED = ("ok", "partial")
 _BACKOFF_S = 0.5
@@ -53,21 +49,23 @@ class PipelineRequest:
     allow_unpinned: bool = False
     chunk: int = DEFAULT_CHUNK
     recorded: dict[str, Any] | None = None  # a run's snapshot: rerun exactly that recipe (see snapshot.py)
+    graph: PipelineGraph | None = None  # prebuilt (a tool run's one-step graph); else read from ``pipeline``
+    kind: str = "pipeline"  # "pipeline" | "tool": what the run record calls it
+    dry_run: bool = False  # plan only: tasks, which are cached, the exact command of each launch
 
 
 @dataclass
-class Task:
-    key: str
+class LaunchInfo:
+    """A launch as the report and the progress display see it."""
+
+    id: str
     step: str
-    label: str
-    relative_parent: Path
-    files: tuple[str, ...]
-    inputs: tuple[dict[str, str], ...]
-    attempt: int = 1
-    status: str = "pending"  # pending | running | ok | partial | failed | blocked
-    cached: bool = False
-    outputs: tuple[dict[str, str], ...] = ()
-    result: TaskResult | None = None
+    tasks: list[str]
+    processes: int
+    command: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    seconds: float = 0.0
+    message: str = ""
 
 
 @dataclass
@@ -77,10 +75,18 @@ class PipelineReport:
     engine: str
     engine_why: str
     scheduler: str
+    budget: int = 1
+    images: dict[str, tuple[ImageRef | None, bool]] = field(default_factory=dict)
     tasks: list[Task] = field(default_factory=list)
-    launches: int = 0
+    launch_log: list[LaunchInfo] = field(default_factory=list)
     published: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    expected: int = 0  # tasks this run will have (series flow 1:1 through the steps), for progress displays
+
+    @property
+    def launches(self) -> int:
+        return len(self.launch_log)
 
     @property
     def ok(self) -> bool:
@@ -95,8 +101,26 @@ class PipelineReport:
                 result[outcome] = result.get(outcome, 0) + 1
         return result
 
+    def finished(self) -> int:
+        return sum(1 for t in self.tasks if t.status in (*FINISHED, "failed", "blocked"))
 
-Events = Callable[[Task], None]
+
+class Events(Protocol):
+    """What the runner tells its caller as it goes (progress displays)."""
+
+    def task(self, task: Task) -> None:
+        """A task finished (ran, cached, failed, or blocked by a failed dependency)."""
+
+    def launch(self, launch: LaunchInfo, report: PipelineReport) -> None:
+        """A launch ended."""
+
+
+class NoEvents:
+    def task(self, task: Task) -> None:
+        pass
+
+    def launch(self, launch: LaunchInfo, report: PipelineReport) -> None:
+        pass
 
 
 def new_run_id() -> str:
@@ -123,95 +147,76 @@ class _Run:
         workspace: Workspace,
         index: Index,
         engine: Engine,
-        images: dict[str, tuple[ImageRef | None, bool]],
         scheduler: Scheduler,
         report: PipelineReport,
         events: Events,
     ) -> None:
         self.request, self.graph, self.workspace, self.index = request, graph, workspace, index
-        self.engine, self.images, self.scheduler, self.report, self.events = engine, images, scheduler, report, events
-        self.publish_delay = float(os.environ.get("DICOMPOSE_TEST_PUBLISH_DELAY", "0") or 0)
+        self.engine, self.scheduler, self.report, self.events = engine, scheduler, report, events
+        self.images = report.images
         self.audit = AuditLog(workspace.root / "audit", load_keys())
-        self.done: queue.Queue[tuple[Task, TaskResult | None, BaseException | None]] = queue.Queue()
-        self.outstanding = 0
+        self.publisher = Publisher(
+            request.out_dir, graph, workspace, index, self.audit, report.run_id, report.published
+        )
+        self.done: queue.Queue[tuple[LaunchRequest, LaunchResult | None, BaseException | None]] = queue.Queue()
+        self.pending: dict[str, list[Task]] = {node.name: [] for node in graph.steps}
+        self.in_flight: dict[str, Task] = {}  # key → the task computing it (identical groups share one)
+        self.followers: dict[str, list[Task]] = {}
+        self.running: dict[str, int] = {}  # launch id → cores it holds
+        self.launch_numbers = 0
         self.consumers: dict[str, list[StepNode]] = {}
         for node in graph.steps:
             if node.source.kind == "step":
                 self.consumers.setdefault(node.source.name, []).append(node)
 
     # --- planning ---------------------------------------------------------------------------------------
-    def key_of(self, node: StepNode, inputs: tuple[dict[str, str], ...]) -> str:
-        image, _ = self.images[node.name]
-        values = build_invocation(node.descriptor, {**node.params, node.batch_input: ["/"]}).values
-        params = {k: v for k, v in values.items() if k != node.batch_input}
-        return canonical_hash(
-            {
-                "descriptor": node.descriptor.digest,
-                "image": image_key(self.engine, image),
-                "params": params,
-                "batch-input": node.batch_input,
-                "inputs": sorted([i["name"], i["sha256"]] for i in inputs),
-            }
-        )
-
     def add_task(
         self, node: StepNode, label: str, parent: Path, files: tuple[str, ...], inputs: tuple[dict[str, str], ...]
     ) -> None:
-        task = Task(self.key_of(node, inputs), node.name, label, parent, files, inputs)
+        image = self.images[node.name][0]
+        task = Task(key_of(node, image_key(self.engine, image), inputs), node.name, label, parent, files, inputs)
         self.report.tasks.append(task)
         record = self.workspace.read_task(task.key)
         if record is not None:
             task.status, task.cached, task.outputs = str(record["status"]), True, tuple(record["outputs"])
+            if self.request.dry_run:
+                self.feed_consumers(node, task)
+                return
             self.index.record_attempt(
-                self.report.run_id,
-                node.name,
-                task.key,
-                label,
-                0,
-                task.status,
-                cached=True,
-                started=None,
-                ended=None,
-                exit_code=record.get("exit_code"),
-                engine=record.get("engine"),
-                image_digest=record.get("image"),
-                log_dir=str(self.workspace.task_dir(task.key)),
-                inputs=list(inputs),
-                outputs=list(task.outputs),
+                Attempt(
+                    self.report.run_id,
+                    node.name,
+                    task.key,
+                    label,
+                    0,
+                    task.status,
+                    cached=True,
+                    exit_code=record.get("exit_code"),
+                    engine=record.get("engine"),
+                    image_digest=record.get("image"),
+                    log_dir=str(self.workspace.task_dir(task.key)),
+                    inputs=list(inputs),
+                    outputs=list(task.outputs),
+                    launch_id=record.get("launch"),
+                )
             )
-            self.events(task)
-            self.feed_consumers(node, task)
+            self.settled(node, task)
             return
-        self.submit(node, task)
+        if task.key in self.in_flight:
+            self.followers.setdefault(task.key, []).append(task)
+            return
+        self.in_flight[task.key] = task
+        self.pending[node.name].append(task)
 
-    def submit(self, node: StepNode, task: Task, delay: float = 0.0) -> None:
-        image, _ = self.images[node.name]
-        request = TaskRequest(
-            key=task.key,
-            run_id=self.report.run_id,
-            step=node.name,
-            label=task.label,
-            attempt=task.attempt,
-            workspace=str(self.workspace.root.resolve()),
-            engine=self.engine.name,
-            image=image,
-            descriptor=node.descriptor,
-            batch_input=node.batch_input,
-            params=node.params,
-            files=task.files,
-            inputs=task.inputs,
-            permissions=Permissions(
-                bool(node.descriptor.custom.get("network")), bool(node.descriptor.custom.get("gpu"))
-            ),
-            resources=Resources(
-                node.spec.resources.memory_bytes(), node.spec.resources.cpus, node.spec.timeout_seconds()
-            ),
-            delay_s=delay,
-        )
-        task.status = "running"
-        self.outstanding += 1
-        self.report.launches += 1
-        self.scheduler.submit(execute, request, lambda result, error: self.done.put((task, result, error)))
+    def settled(self, node: StepNode, task: Task) -> None:
+        """A task has its final outcome: publish, tell the caller, feed or block its dependants."""
+        if task.status in FINISHED:
+            self.publisher.publish_task(task)
+        self.events.task(task)
+        if task.status in FINISHED:
+            self.feed_consumers(node, task)
+        else:
+            self.block_dependants(node, task)
 
     def feed_consumers(self, node: StepNode, task: Task) -> None:
         for consumer in self.consumers.get(node.name, []):
@@ -223,8 +228,213 @@ class _Run:
             inputs = tuple({"name": o["name"], "sha256": o["sha256"], "path": str(folder / o["name"])} for o in chosen)
             self.add_task(consumer, task.label, task.relative_parent, files, inputs)
 
+    def block_dependants(self, node: StepNode, task: Task) -> None:
+        for consumer in self.consumers.get(node.name, []):
+            blocked = Task("", consumer.name, task.label, task.relative_parent, (), (), status="blocked")
+            self.report.tasks.append(blocked)
+            self.events.task(blocked)
+            self.block_dependants(consumer, blocked)
+
+    # --- launching --------------------------------------------------------------------------------------
+    def dispatch(self) -> None:
+        """Start as many launches as the idle cores allow, upstream steps first."""
+        now = time.monotonic()
+        for node in self.graph.steps:
+            ready = [t for t in self.pending[node.name] if t.not_before <= now]
+            free = self.report.budget - sum(self.running.values())
+            if not ready or free < 1:
+                continue
+            plans = plan_launches(
+                [Candidate(len(t.files), alone=t.attempt > 1) for t in ready],
+                free,
+                budget=self.report.budget,
+                packable=node.descriptor.manifest_flag is not None,
+                cpus=node.spec.resources.cpus,
+                max_tasks=node.spec.pack,
+            )
+            for plan in plans:
+                self.launch(node, [ready[i] for i in plan.tasks], plan.processes)
+
+    def launch(self, node: StepNode, tasks: list[Task], processes: int) -> None:
+        request = self.launch_request(node, tasks, processes)
+        for task in tasks:
+            self.pending[node.name].remove(task)
+            task.status = "running"
+        self.running[request.launch_id] = processes
+        self.scheduler.submit(execute_launch, request, lambda result, error: self.done.put((request, result, error)))
+
+    def launch_request(self, node: StepNode, tasks: list[Task], processes: int) -> LaunchRequest:
+        self.launch_numbers += 1
+        launch_id = f"{self.report.run_id}-{self.launch_numbers:04d}"
+        for task in tasks:
+            task.launch = launch_id
+        delay = max(0.0, max(t.not_before for t in tasks) - time.monotonic())
+        self.report.launch_log.append(LaunchInfo(launch_id, node.name, [t.key for t in tasks], processes))
+        return LaunchRequest(
+            launch_id=launch_id,
+            run_id=self.report.run_id,
+            step=node.name,
+            workspace=str(self.workspace.root),
+            engine=self.engine.name,
+            image=self.images[node.name][0],
+            descriptor=node.descriptor,
+            batch_input=node.batch_input,
+            params=node.params,
+            tasks=tuple(TaskItem(t.key, t.label, t.files, t.inputs) for t in tasks),
+            processes=processes,
+            permissions=Permissions(
+                bool(node.descriptor.custom.get("network")), bool(node.descriptor.custom.get("gpu"))
+            ),
+            resources=Resources(node.spec.resources.memory_bytes(), None, node.spec.timeout_seconds()),
+            delay_s=delay,
+        )
+
+    def plan_only(self) -> None:
+        """``--dry-run``: pack every ready task as the first dispatch would, with the exact commands; run nothing."""
+        from dicompose.pipeline.launch import launch_spec
+
+        budget = self.report.budget
+        for node in self.graph.steps:
+            while self.pending[node.name]:
+                ready = self.pending[node.name]
+                plans = plan_launches(
+                    [Candidate(len(t.files)) for t in ready],
+                    budget,
+                    budget=budget,
+                    packable=node.descriptor.manifest_flag is not None,
+                    cpus=node.spec.resources.cpus,
+                    max_tasks=node.spec.pack,
+                )
+                for plan in plans:
+                    request = self.launch_request(node, [ready[i] for i in plan.tasks], plan.processes)
+                    spec, _paths = launch_spec(request, self.workspace, self.engine.isolates, write_manifest=False)
+                    self.report.launch_log[-1].command = self.engine.command(spec)
+                    for task in [ready[i] for i in plan.tasks]:
+                        task.status = "planned"
+                for task in [t for t in ready if t.status == "planned"]:
+                    ready.remove(task)
+
+    def drain(self) -> None:
+        self.dispatch()
+        while self.running or any(self.pending.values()):
+            try:
+                request, result, error = self.done.get(timeout=0.2)
+            except queue.Empty:
+                self.dispatch()  # retries whose backoff has passed
+                continue
+            self.running.pop(request.launch_id, None)
+            self.finish_launch(request, result, error)
+            self.dispatch()
+
+    def finish_launch(self, request: LaunchRequest, result: LaunchResult | None, error: BaseException | None) -> None:
+        if result is None:  # the worker itself failed (a lost Dask worker, a bug): every task failed
+            message = f"{type(error).__name__}: {error}" if error else "no result"
+            now = time.time()
+            results = tuple(
+                TaskResult(t.key, "failed", None, now, now, problems=(message,), engine_error=True)
+                for t in request.tasks
+            )
+            result = LaunchResult(request.launch_id, None, now, now, [], results, message)
+        info = next(i for i in self.report.launch_log if i.id == request.launch_id)
+        info.command, info.exit_code = result.command, result.exit_code
+        info.seconds, info.message = result.ended - result.started, result.message
+        self.index.record_launch(
+            Launch(
+                info.id,
+                self.report.run_id,
+                request.step,
+                info.tasks,
+                request.processes,
+                result.exit_code,
+                result.started,
+                result.ended,
+                result.command,
+                result.message,
+            )
+        )
+        node = self.graph.step(request.step)
+        tasks = {t.key: t for t in self.report.tasks if t.launch == request.launch_id}
+        for task_result in result.tasks:
+            self.finish_task(node, tasks[task_result.key], task_result)
+        self.events.launch(info, self.report)
+
+    def finish_task(self, node: StepNode, task: Task, result: TaskResult) -> None:
+        """Record the attempt; retry a failure (alone, with backoff) while attempts remain, else settle it.
+
+        A failure of the engine rather than the tool (an API error, a vanished container) is retried once
+        even when the step asks for no retries: it says nothing about the task.
+        """
+        task.result = result
+        image = self.images[task.step][0]
+        self.index.record_attempt(
+            Attempt(
+                self.report.run_id,
+                task.step,
+                task.key,
+                task.label,
+                task.attempt,
+                result.status,
+                started=result.started,
+                ended=result.ended,
+                exit_code=result.exit_code,
+                engine=self.engine.name,
+                image_digest=image.digest if image is not None else None,
+                log_dir=result.log_dir or None,
+                inputs=list(task.inputs),
+                outputs=list(result.outputs),
+                message="; ".join(result.problems),
+                launch_id=task.launch,
+            )
+        )
+        allowed = node.spec.retries + (1 if result.engine_error and task.engine_retries == 0 else 0)
+        if result.status == "failed" and task.attempt <= allowed:
+            task.engine_retries += int(result.engine_error)
+            task.attempt += 1
+            task.status = "pending"
+            task.not_before = time.monotonic() + _BACKOFF_S * 2 ** (task.attempt - 2)
+            self.pending[node.name].append(task)
+            return
+        task.status, task.outputs = result.status, result.outputs
+        self.audit_task(node, task, result)
+        self.in_flight.pop(task.key, None)
+        self.settled(node, task)
+        for follower in self.followers.pop(task.key, []):
+            follower.status, follower.outputs, follower.cached, follower.result = (
+                task.status,
+                task.outputs,
+                True,
+                result,
+            )
+            self.settled(node, follower)
+
+    def audit_task(self, node: StepNode, task: Task, result: TaskResult) -> None:
+        """Who read which patient files, ran what on them, and wrote what (see records.audit)."""
+        from dicompose.dicom.identifiers import identifiers
+
+        image = self.images[node.name][0]
+        tool, digest, run = node.descriptor.name, image.digest if image else None, self.report.run_id
+        items: list[Item] = []
+        if node.source.kind == "input":
+            for name, item in zip(task.files, task.inputs, strict=True):
+                obj = {**identifiers(Path(name)), "path": name, "sha256": item["sha256"]}
+                items.append(("read", obj, tool, digest, run, "ok"))
+        step = {"task": task.key, "step": node.name, "group": task.label}
+        items.append(("execute", step, tool, digest, run, result.status))
+        folder = self.workspace.task_dir(task.key) / "out"
+        for output in result.outputs:
+            written = folder / output["name"]
+            obj = {**identifiers(written), "path": str(written), "sha256": output["sha256"]}
+            items.append(("write", obj, tool, digest, run, "ok"))
+        self.audit.append_many(items)
+
     # --- the loop ---------------------------------------------------------------------------------------
+    def root_input(self, node: StepNode) -> str:
+        while node.source.kind == "step":
+            node = self.graph.step(node.source.name)
+        return node.source.name
+
     def start(self, groups: dict[str, list[Group]]) -> None:
+        self.report.expected = sum(len(groups[self.root_input(node)]) for node in self.graph.steps)
         for node in self.graph.steps:
             if node.source.kind != "input":
                 continue
@@ -233,129 +443,15 @@ class _Run:
                 inputs = tuple({"name": f.name, "sha256": f.sha256, "path": str(f.path)} for f in group.files)
                 self.add_task(node, group.label, group.relative_parent, files, inputs)
 
-    def drain(self) -> None:
-        while self.outstanding:
-            try:
-                task, result, error = self.done.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            self.outstanding -= 1
-            self.finish(task, result, error)
 
-    def finish(self, task: Task, result: TaskResult | None, error: BaseException | None) -> None:
-        node = self.graph.step(task.step)
-        if result is None:
-            message = f"{type(error).__name__}: {error}" if error else "no result"
-            result = TaskResult(task.key, "failed", None, time.time(), time.time(), problems=(message,))
-        task.result = result
-        self.index.record_attempt(
-            self.report.run_id,
-            task.step,
-            task.key,
-            task.label,
-            task.attempt,
-            result.status,
-            cached=False,
-            started=result.started,
-            ended=result.ended,
-            exit_code=result.exit_code,
-            engine=self.engine.name,
-            image_digest=image.digest if (image := self.images[task.step][0]) is not None else None,
-            log_dir=result.log_dir or None,
-            inputs=list(task.inputs),
-            outputs=list(result.outputs),
-            message="; ".join(result.problems),
-        )
-        if result.status == "failed" and task.attempt <= node.spec.retries:
-            task.attempt += 1
-            self.submit(node, task, delay=_BACKOFF_S * 2 ** (task.attempt - 2))
-            return
-        task.status = result.status
-        task.outputs = result.outputs
-        self.audit_task(node, task, result)
-        self.events(task)
-        if result.status in FINISHED:
-            self.feed_consumers(node, task)
-        else:
-            self.block_dependants(node, task)
-
-    def audit_task(self, node: StepNode, task: Task, result: TaskResult) -> None:
-        """Who read which patient files, ran what on them, and wrote what (see records.audit)."""
-        image = self.images[node.name][0]
-        tool, digest, run = node.descriptor.name, image.digest if image else None, self.report.run_id
-        if node.source.kind == "input":
-            for name, item in zip(task.files, task.inputs, strict=True):
-                obj = {**identifiers(Path(name)), "path": name, "sha256": item["sha256"]}
-                self.audit.append("read", obj=obj, tool=tool, image=digest, run=run)
-        step = {"task": task.key, "step": node.name, "group": task.label}
-        self.audit.append("execute", obj=step, tool=tool, image=digest, run=run, outcome=result.status)
-        folder = self.workspace.task_dir(task.key) / "out"
-        for output in result.outputs:
-            written = folder / output["name"]
-            obj = {**identifiers(written), "path": str(written), "sha256": output["sha256"]}
-            self.audit.append("write", obj=obj, tool=tool, image=digest, run=run)
-
-    def block_dependants(self, node: StepNode, task: Task) -> None:
-        for consumer in self.consumers.get(node.name, []):
-            blocked = Task("", consumer.name, task.label, task.relative_parent, (), (), status="blocked")
-            self.report.tasks.append(blocked)
-            self.events(blocked)
-            self.block_dependants(consumer, blocked)
-
-    def stop_containers(self) -> None:
-        if self.engine.name != "docker":
-            return
-        with contextlib.suppress(Exception):
-            client = self.engine.client  # type: ignore[attr-defined]
-            label = f"{LABEL_PREFIX}.run={self.report.run_id}"
-            for container in client.containers.list(all=True, filters={"label": label}):
-                with contextlib.suppress(Exception):
-                    container.remove(force=True)
-
-    # --- publishing -------------------------------------------------------------------------------------
-    def publish(self) -> None:
-        """Copy every pipeline output into ``--out``; files already there with the same content are kept."""
-        planned: list[tuple[Path, Path, str]] = []
-        for out_name, source in self.graph.outputs.items():
-            for task in self.report.tasks:
-                if task.step != source.name or task.status not in FINISHED:
-                    continue
-                folder = self.workspace.task_dir(task.key) / "out"
-                target_dir = self.request.out_dir.absolute() / out_name / task.relative_parent
-                for output in task.outputs:
-                    if output.get("id") == source.output:
-                        planned.append((folder / output["name"], target_dir / output["name"], output["sha256"]))
-        stats = {str(target): FileStat.maybe(str(target)) for _s, target, _h in planned}
-        memo = self.index.memo_lookup([st for st in stats.values() if st is not None])
-        written: list[tuple[FileStat, Memo]] = []
-        for source_path, target, sha256 in planned:
-            known = memo.get(str(target)) if stats[str(target)] is not None else None
-            if known is None or known.sha256 != sha256:
-                self.publish_file(source_path, target)
-                written.append((FileStat.of(target), Memo(sha256, None)))
-                self.audit.append(
-                    "export", obj={**identifiers(target), "path": str(target), "sha256": sha256}, run=self.report.run_id
-                )
-            self.report.published.append(target)
-        self.index.memo_store(written)
-
-    def publish_file(self, source: Path, target: Path) -> None:
-        """Copy through a temp file and a rename: readers see the old file or the new one, never a part."""
-
-        def copy(destination: BinaryIO) -> None:
-            with source.open("rb") as src:
-                shutil.copyfileobj(src, destination, 1 << 20)
-            if self.publish_delay:  # fault-injection point for the crash tests (DICOMPOSE_TEST_PUBLISH_DELAY)
-                time.sleep(self.publish_delay)
-
-        atomic_write(target, copy)
-
-
-def run_pipeline(request: PipelineRequest, events: Events = lambda _t: None) -> PipelineReport:
+def load_graph(request: PipelineRequest) -> PipelineGraph:
     if request.recorded is not None:
-        graph, _images = graph_from_snapshot(request.recorded, request.pipeline)
-    else:
-        graph = build_graph(request.pipeline)
+        return graph_from_snapshot(request.recorded, request.pipeline)[0]
+    return request.graph or build_graph(request.pipeline)
+
+
+def run_pipeline(request: PipelineRequest, events: Events | None = None) -> PipelineReport:
+    graph = load_graph(request)
     missing = sorted(set(graph.spec.inputs) - set(request.inputs))
     extra = sorted(set(request.inputs) - set(graph.spec.inputs))
     if missing or extra:
@@ -369,9 +465,46 @@ def run_pipeline(request: PipelineRequest, events: Events = lambda _t: None) -> 
     with locked(workspace):
         index = Index(workspace.index_path)
         try:
-            return _run_locked(request, graph, workspace, index, events)
+            index.mark_interrupted()  # we hold the lock: any run still "running" here died
+            return _run_locked(request, graph, workspace, index, events or NoEvents())
         finally:
             index.close()
+
+
+def resolve_images(
+    request: PipelineRequest, graph: PipelineGraph, engine: Engine
+) -> dict[str, tuple[ImageRef | None, bool]]:
+    if request.recorded is not None:
+        _graph, recorded = graph_from_snapshot(request.recorded, request.pipeline)
+        return recorded_images(graph, recorded, engine, request.allow_unpinned)
+    return {n.name: resolve_step_image(n.descriptor, engine, request.allow_unpinned) for n in graph.steps}
+
+
+def _groups(request: PipelineRequest, index: Index, report: PipelineReport) -> dict[str, list[Group]]:
+    groups: dict[str, list[Group]] = {}
+    for name, path in request.inputs.items():
+        groups[name], skipped = group_input(path, index, chunk=request.chunk)
+        report.skipped.extend(skipped)
+        if not groups[name]:
+            raise UsageError(f"--in {name}={path}: no DICOM files found")
+    return groups
+
+
+def _plan(
+    request: PipelineRequest,
+    graph: PipelineGraph,
+    workspace: Workspace,
+    index: Index,
+    engine: Engine,
+    why: str,
+    images: dict[str, tuple[ImageRef | None, bool]],
+    budget: int,
+) -> PipelineReport:
+    report = PipelineReport("dry-run", workspace.root, engine.name, why, request.scheduler, budget, images)
+    run = _Run(request, graph, workspace, index, engine, None, report, NoEvents())  # type: ignore[arg-type]
+    run.start(_groups(request, index, report))
+    run.plan_only()
+    return report
 
 
 def _run_locked(
@@ -379,17 +512,16 @@ def _run_locked(
 ) -> PipelineReport:
     resolution = resolve_engine(request.engine)
     engine = resolution.engine
-    if request.recorded is not None:
-        _graph, recorded = graph_from_snapshot(request.recorded, request.pipeline)
-        images = recorded_images(graph, recorded, engine, request.allow_unpinned)
-    else:
-        images = {n.name: resolve_step_image(n.descriptor, engine, request.allow_unpinned) for n in graph.steps}
-    workers = request.workers or load_settings().workers
-    scheduler = make_scheduler(request.scheduler, workers)
-    report = PipelineReport(new_run_id(), workspace.root, engine.name, resolution.why, scheduler.name)
+    engine.cleanup()  # containers that killed runs on this host left behind
+    images = resolve_images(request, graph, engine)
+    budget = request.workers or load_settings().workers
+    if request.dry_run:
+        return _plan(request, graph, workspace, index, engine, resolution.why, images, budget)
+    scheduler = make_scheduler(request.scheduler, budget)
+    report = PipelineReport(new_run_id(), workspace.root, engine.name, resolution.why, scheduler.name, budget, images)
     index.start_run(
         report.run_id,
-        "pipeline",
+        request.kind,
         str(request.pipeline),
         engine.name,
         resolution.why,
@@ -399,29 +531,30 @@ def _run_locked(
             "inputs": {k: str(v.resolve()) for k, v in request.inputs.items()},
             "snapshot": snapshot(graph, images),
             "pipeline": graph.spec.name,
+            "budget": budget,
         },
     )
-    run = _Run(request, graph, workspace, index, engine, images, scheduler, report, events)
+    run = _Run(request, graph, workspace, index, engine, scheduler, report, events)
     status = "interrupted"
     try:
-        groups: dict[str, list[Group]] = {}
-        for name, path in request.inputs.items():
-            groups[name], skipped = group_input(path, index, chunk=request.chunk)
-            report.skipped.extend(skipped)
-            if not groups[name]:
-                raise UsageError(f"--in {name}={path}: no DICOM files found")
-        run.start(groups)
+        run.start(_groups(request, index, report))
         run.drain()
-        run.publish()
+        run.publisher.close()
         status = "ok" if report.ok else "failed"
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit) as exc:
         scheduler.cancel_all()
-        run.stop_containers()
-        raise
+        engine.cleanup(report.run_id)
+        code = 143 if isinstance(exc, SystemExit) and exc.code == 143 else 130
+        done, total = report.finished(), len(report.tasks)
+        raise RunInterruptedError(
+            f"interrupted after {done} of {total} tasks; finished work is kept and its outputs are in "
+            f"{request.out_dir}; resume with the same command (run {report.run_id})",
+            code,
+        ) from None
     except BaseException:
         status = "failed"
         scheduler.cancel_all()
-        run.stop_containers()
+        engine.cleanup(report.run_id)
         raise
     finally:
         index.end_run(report.run_id, status)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dicompose.engines import docker as docker_engine
 from dicompose.engines.base import Engine, ImageRef
 from dicompose.errors import UsageError
 from dicompose.pipeline.graph import PipelineGraph, Source, StepNode
@@ -35,6 +34,7 @@ def snapshot(graph: PipelineGraph, images: Images) -> dict[str, Any]:
             for node in graph.steps
         ],
         "outputs": {name: [s.kind, s.name, s.output] for name, s in graph.outputs.items()},
+        "flat_outputs": graph.flat_outputs,
     }
 
 
@@ -58,7 +58,8 @@ def graph_from_snapshot(data: dict[str, Any], path: Path) -> tuple[PipelineGraph
         image = item.get("image")
         recorded[item["name"]] = ImageRef(image["name"], image["digest"]) if image else None
     outputs = {name: Source(*value) for name, value in data["outputs"].items()}
-    return PipelineGraph(path, spec, tuple(steps), outputs), recorded
+    flat = bool(data.get("flat_outputs", False))
+    return PipelineGraph(path, spec, tuple(steps), outputs, flat), recorded
 
 
 def recorded_images(
@@ -73,13 +74,10 @@ def recorded_images(
         elif image is None:
             images[node.name] = resolve_step_image(node.descriptor, engine, allow_unpinned)
         else:
-            if isinstance(engine, docker_engine.DockerEngine):
-                try:
-                    engine.client.images.get(image.digest)
-                except Exception:
-                    raise UsageError(
-                        f"step {node.name}: recorded image {image.name} {image.digest[:19]} is no longer available; "
-                        "refusing to rerun with another image"
-                    ) from None
+            if not engine.has_image(image):
+                raise UsageError(
+                    f"step {node.name}: recorded image {image.name} {image.digest[:19]} is no longer available; "
+                    "refusing to rerun with another image"
+                )
             images[node.name] = (image, True)
     return images

@@ -11,7 +11,8 @@ A radiology researcher writes::
         tool: normalize            # built-in name, or a Boutiques descriptor path relative to this file
         with: {input: inputs.scans, min: 0, max: 100}
         retries: 1                 # optional: attempts after a failure (with backoff)
-        timeout: 10m               # optional: per launch (s, m, h)
+        timeout: 10m               # optional: per task (s, m, h)
+        pack: 50                   # optional: at most 50 tasks per launch (default: chosen from the work)
         resources: {memory: 2g, cpus: 1}
       mask:
         tool: threshold
@@ -63,8 +64,9 @@ class Step(BaseModel):
     tool: str
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     retries: int = Field(default=0, ge=0, le=10)
-    timeout: str | float | None = None
+    timeout: str | float | None = None  # per task (a launch carrying N tasks on P processes gets ⌈N/P⌉×)
     resources: Resources = Field(default_factory=Resources)
+    pack: int | None = Field(default=None, ge=1)  # at most this many tasks per launch (default: chosen)
 
     @field_validator("timeout")
     @classmethod

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,12 @@ CREATE TABLE IF NOT EXISTS attempts (
     inputs TEXT NOT NULL DEFAULT '[]', outputs TEXT NOT NULL DEFAULT '[]', message TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_run ON attempts (run_id, step);
+CREATE TABLE IF NOT EXISTS launches (
+    id TEXT PRIMARY KEY, run_id TEXT NOT NULL, step TEXT NOT NULL, tasks TEXT NOT NULL DEFAULT '[]',
+    processes INTEGER, exit_code INTEGER, started REAL, ended REAL, command TEXT NOT NULL DEFAULT '[]',
+    message TEXT
+);
+CREATE INDEX IF NOT EXISTS launches_run ON launches (run_id, step);
 CREATE TABLE IF NOT EXISTS file_memo (
     path TEXT PRIMARY KEY, device INTEGER NOT NULL, inode INTEGER NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, series TEXT
@@ -68,12 +74,54 @@ class Memo:
     series: str | None
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of one task (or a cache hit: ``cached``, attempt 0), as the index stores it."""
+
+    run_id: str
+    step: str
+    task_key: str
+    task_label: str
+    attempt: int
+    status: str
+    cached: bool = False
+    started: float | None = None
+    ended: float | None = None
+    exit_code: int | None = None
+    engine: str | None = None
+    image_digest: str | None = None
+    log_dir: str | None = None
+    inputs: list[dict[str, str]] = field(default_factory=list)
+    outputs: list[dict[str, str]] = field(default_factory=list)
+    message: str = ""
+    launch_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One launch: a pack of tasks of one step, run as one container or process."""
+
+    id: str
+    run_id: str
+    step: str
+    tasks: list[str]
+    processes: int
+    exit_code: int | None
+    started: float
+    ended: float
+    command: list[str]
+    message: str = ""
+
+
 class Index:
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(attempts)")}
+        if "launch_id" not in columns:  # indexes written before packed launches existed
+            self.db.execute("ALTER TABLE attempts ADD COLUMN launch_id TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -132,49 +180,58 @@ class Index:
     def end_run(self, run_id: str, status: str) -> None:
         self.db.execute("UPDATE runs SET ended = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
 
-    def record_attempt(
-        self,
-        run_id: str,
-        step: str,
-        key: str,
-        label: str,
-        attempt: int,
-        status: str,
-        *,
-        cached: bool,
-        started: float | None,
-        ended: float | None,
-        exit_code: int | None,
-        engine: str | None,
-        image_digest: str | None,
-        log_dir: str | None,
-        inputs: list[dict[str, str]],
-        outputs: list[dict[str, str]],
-        message: str = "",
-    ) -> None:
+    def record_attempts(self, attempts: Iterable[Attempt]) -> None:
+        rows = [
+            {**asdict(a), "cached": int(a.cached), "inputs": json.dumps(a.inputs), "outputs": json.dumps(a.outputs)}
+            for a in attempts
+        ]
+        if not rows:
+            return
+        columns = list(rows[0])
+        sql = f"INSERT INTO attempts ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"  # noqa: S608 - column names are Attempt fields
+        with self.db:
+            self.db.executemany(sql, rows)
+
+    def record_attempt(self, attempt: Attempt) -> None:
+        self.record_attempts([attempt])
+
+    def record_launch(self, launch: Launch) -> None:
         self.db.execute(
-            "INSERT INTO attempts (run_id, step, task_key, task_label, attempt, status, cached, started, ended,"
-            " exit_code, engine, image_digest, log_dir, inputs, outputs, message)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO launches (id, run_id, step, tasks, processes, exit_code, started, ended, command,"
+            " message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                run_id,
-                step,
-                key,
-                label,
-                attempt,
-                status,
-                int(cached),
-                started,
-                ended,
-                exit_code,
-                engine,
-                image_digest,
-                log_dir,
-                json.dumps(inputs),
-                json.dumps(outputs),
-                message,
+                launch.id,
+                launch.run_id,
+                launch.step,
+                json.dumps(launch.tasks),
+                launch.processes,
+                launch.exit_code,
+                launch.started,
+                launch.ended,
+                json.dumps(launch.command),
+                launch.message,
             ),
         )
+
+    def launches(self, run_id: str) -> list[dict[str, Any]]:
+        cursor = self.db.execute("SELECT * FROM launches WHERE run_id = ? ORDER BY started, id", (run_id,))
+        names = [c[0] for c in cursor.description]
+        result = []
+        for row in cursor.fetchall():
+            item = dict(zip(names, row, strict=True))
+            item["tasks"], item["command"] = json.loads(item["tasks"]), json.loads(item["command"])
+            result.append(item)
+        return result
+
+    def mark_interrupted(self) -> list[str]:
+        """Runs still 'running' when nobody holds the workspace lock died (SIGKILL, power loss): say so."""
+        rows = [r[0] for r in self.db.execute("SELECT id FROM runs WHERE status = 'running'")]
+        if rows:
+            self.db.executemany(
+                "UPDATE runs SET status = 'interrupted', ended = COALESCE(ended, ?) WHERE id = ?",
+                [(time.time(), run_id) for run_id in rows],
+            )
+        return rows
 
     def runs(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT * FROM runs ORDER BY started, rowid").fetchall()

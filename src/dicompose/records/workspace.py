@@ -6,6 +6,7 @@ Layout::
       index.sqlite          runs, tasks, attempts, file-hash memo
       lock                  flock'ed by the running dicompose (pid and host written inside, for messages)
       work/ab/<key>/        one task: out/, stdout, stderr, task.json, done (written last, after fsync)
+      launches/<id>/        one packed launch: manifest.json, stdout, stderr (shared by its tasks)
 
 A task folder without ``done`` is incomplete (killed or failed) and is discarded before the task runs again.
 The lock is an OS lock: the kernel releases it when its process dies, so a lock left by a killed run is taken
@@ -45,18 +46,38 @@ class Workspace:
     def task_dir(self, key: str) -> Path:
         return self.root / "work" / key[:2] / key
 
+    def launch_dir(self, launch_id: str) -> Path:
+        return self.root / "launches" / launch_id
+
+    def fresh_launch_dir(self, launch_id: str) -> Path:
+        folder = self.launch_dir(launch_id)
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        return folder
+
     def is_done(self, key: str) -> bool:
         return (self.task_dir(key) / DONE).is_file()
 
     def read_task(self, key: str) -> dict[str, Any] | None:
-        """The record of a completed task (None if incomplete or unreadable: then it reruns)."""
-        if not self.is_done(key):
-            return None
+        """The record of a completed task, or None (incomplete, unreadable, or an output changed: it reruns).
+
+        Outputs are shared with ``--out`` by hard links; one edited in place (size or mtime changed since the
+        task finished) makes the task incomplete, so a corrupted file is never fed to a later step.
+        """
+        folder = self.task_dir(key)
         try:
-            data = json.loads((self.task_dir(key) / "task.json").read_text())
-        except (OSError, json.JSONDecodeError):
+            data = json.loads((folder / "task.json").read_text())
+            if not (folder / DONE).is_file() or not isinstance(data, dict):
+                return None
+            for output in data.get("outputs", []):
+                if "size" in output:
+                    st = os.stat(folder / "out" / output["name"])  # noqa: PTH116 - hot path of no-op reruns
+                    if (st.st_size, st.st_mtime_ns) != (output["size"], output["mtime_ns"]):
+                        return None
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
             return None
-        return data if isinstance(data, dict) else None
+        return data
 
     def fresh_task_dir(self, key: str) -> Path:
         """An empty folder for ``key``, discarding whatever an interrupted attempt left."""
@@ -76,10 +97,19 @@ def open_workspace(root: Path) -> Workspace:
 
 
 def finish_task(folder: Path, record: dict[str, Any]) -> None:
-    """Write task.json, fsync everything, then the ``done`` marker last: only then is the task complete."""
+    """Seal outputs read-only, write task.json, fsync everything, then ``done`` last: only then is it complete.
+
+    Read-only because published outputs are hard links to these files; each output's size and mtime go into
+    the record so :meth:`Workspace.read_task` notices one edited anyway (root ignores the mode).
+    """
+    for output in record.get("outputs", []):
+        path = folder / "out" / output["name"]
+        st = os.lstat(path)
+        os.chmod(path, st.st_mode & ~0o222)  # noqa: PTH101
+        output["size"], output["mtime_ns"] = st.st_size, st.st_mtime_ns
     _write_synced(folder / "task.json", json.dumps(record, indent=2, sort_keys=True).encode())
     for path in sorted(folder.rglob("*")):
-        if path.is_file():
+        if path.is_file() and not path.is_symlink():
             _fsync_path(path)
     for sub in sorted({p.parent for p in folder.rglob("*")} | {folder}):
         _fsync_path(sub, directory=True)
@@ -103,6 +133,21 @@ def _fsync_path(path: Path, *, directory: bool = False) -> None:
             os.close(fd)
 
 
+def is_locked(workspace: Workspace) -> bool:
+    """Is a live process holding the workspace lock? (Readers use it to tell a dead run from a running one.)"""
+    try:
+        fd = os.open(workspace.lock_path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we may have taken
+    return False
+
+
 @contextlib.contextmanager
 def locked(workspace: Workspace) -> Iterator[None]:
     """Hold the workspace lock for the duration; fail fast (one clear line) if another run holds it."""
@@ -115,6 +160,8 @@ def locked(workspace: Workspace) -> Iterator[None]:
             raise UsageError(
                 f"workspace {workspace.root} is in use by {holder}; wait for it or use --workspace"
             ) from None
+        except OSError as exc:  # e.g. a shared filesystem without flock support
+            raise UsageError(f"cannot lock workspace {workspace.root} ({exc.strerror or exc})") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         yield

@@ -27,6 +27,7 @@ _CUSTOM_KEYS = {
     "gpu": bool,  # needs a GPU
     "partial-exit-codes": list,  # exit codes meaning "some inputs failed, the outputs written are valid"
     "batch-input": str,  # the list File input that `dicompose run --in` feeds
+    "pack": dict,  # {"manifest-flag": "--manifest"}: takes many tasks per launch (tools/manifest.py)
 }
 
 
@@ -76,6 +77,12 @@ class Descriptor:
     @property
     def custom(self) -> dict[str, Any]:
         return dict(self.doc.get("custom", {}).get("dicompose", {}))
+
+    @property
+    def manifest_flag(self) -> str | None:
+        """The option that takes a task manifest if the tool runs many tasks per launch (else None)."""
+        pack = self.custom.get("pack")
+        return str(pack["manifest-flag"]) if isinstance(pack, dict) and pack.get("manifest-flag") else None
 
     @property
     def digest(self) -> str:
@@ -197,6 +204,9 @@ def _custom_problems(custom: object, input_ids: set[str]) -> Iterator[Problem]:
     batch = custom.get("batch-input")
     if isinstance(batch, str) and batch not in input_ids:
         yield Problem("$.custom.dicompose.batch-input", f"{batch!r} is not an input id")
+    pack = custom.get("pack")
+    if isinstance(pack, dict) and not (isinstance(pack.get("manifest-flag"), str) and pack["manifest-flag"]):
+        yield Problem("$.custom.dicompose.pack.manifest-flag", "must name the tool's manifest option, e.g. --manifest")
 
 
 def validate(doc: object) -> list[Problem]:

@@ -1,0 +1,296 @@
+"""One launch, start to finish, wherever a scheduler runs it: a pack of tasks of one step in one container.
+
+Everything a worker needs travels in a picklable :class:`LaunchRequest`; the result is a small
+:class:`LaunchResult` with one :class:`TaskResult` per task. A tool that declares the pack contract
+(``custom.dicompose.pack``, see ``tools/manifest.py``) gets a manifest and writes each task's outputs into that
+task's own folder; any other tool gets one task per launch, its files on the command line. Each task folder
+gets its ``done`` marker last, after fsync, only if the task finished (see ``records.workspace``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dicompose.engines.base import ImageRef, Mount, Permissions, Resources, RunResult, TaskSpec
+from dicompose.engines.hardening import INPUT_ROOT, LABEL_PREFIX, OUTPUT_DIR, container_user
+from dicompose.engines.registry import engine_named
+from dicompose.errors import EngineError
+from dicompose.records.hashing import sha256_file
+from dicompose.records.workspace import Workspace, finish_task
+from dicompose.tools.descriptor import Descriptor
+from dicompose.tools.invocation import build_argv, build_invocation, collect_outputs, file_parameters, output_patterns
+from dicompose.tools.manifest import RESULT_NAME, SCHEMA
+
+TASKS_ROOT = "/dicompose/tasks"
+MANIFEST_NAME = "manifest.json"
+_TAIL = 2000
+_RESULT_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True)
+class TaskItem:
+    key: str
+    label: str
+    files: tuple[str, ...]
+    inputs: tuple[dict[str, str], ...]  # {"name", "sha256", "path"} for the record
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    launch_id: str
+    run_id: str
+    step: str
+    workspace: str
+    engine: str
+    image: ImageRef | None
+    descriptor: Descriptor
+    batch_input: str
+    params: dict[str, Any]
+    tasks: tuple[TaskItem, ...]
+    processes: int = 1
+    permissions: Permissions = field(default_factory=Permissions)
+    resources: Resources = field(default_factory=Resources)  # timeout_s: per task
+    delay_s: float = 0.0  # retry backoff, slept by the worker
+
+    @property
+    def packed(self) -> bool:
+        return self.descriptor.manifest_flag is not None
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    key: str
+    status: str  # ok | partial | failed
+    exit_code: int | None
+    started: float
+    ended: float
+    outputs: tuple[dict[str, str], ...] = ()
+    problems: tuple[str, ...] = ()
+    stderr_tail: str = ""
+    log_dir: str = ""
+    engine_error: bool = False
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    launch_id: str
+    exit_code: int | None
+    started: float
+    ended: float
+    command: list[str]
+    tasks: tuple[TaskResult, ...]
+    message: str = ""
+
+
+class _Paths:
+    """Host path → the path the step sees: one read-only mount per distinct input folder (neutral names)."""
+
+    def __init__(self, files: list[str], isolates: bool) -> None:
+        self.isolates = isolates
+        folders = sorted({str(Path(f).parent) for f in files})
+        self.mounts = tuple(Mount(Path(folder), f"{INPUT_ROOT}/{i}") for i, folder in enumerate(folders))
+        self._targets = {m.source.as_posix(): m.target for m in self.mounts}
+
+    def __call__(self, path: Path) -> str:
+        if not self.isolates:
+            return str(path)
+        absolute = path.absolute()
+        return f"{self._targets[absolute.parent.as_posix()]}/{absolute.name}"
+
+    def to_host(self, text: str) -> str:
+        """Container paths in a message → host paths (errors name the user's files, not ours)."""
+        for mount in self.mounts:
+            text = text.replace(mount.target + "/", str(mount.source) + "/")
+        return text
+
+
+def launch_spec(
+    request: LaunchRequest, workspace: Workspace, isolates: bool, *, write_manifest: bool = True
+) -> tuple[TaskSpec, _Paths]:
+    """The engine-neutral description of this launch (pure but for the manifest file it writes)."""
+    descriptor, tasks = request.descriptor, request.tasks
+    all_files = [f for t in tasks for f in t.files]
+    invocation = build_invocation(descriptor, {**request.params, request.batch_input: all_files[:1] or ["-"]})
+    extra = file_parameters(descriptor, invocation.values, exclude=request.batch_input)
+    paths = _Paths([*all_files, *extra], isolates)
+    labels = {
+        f"{LABEL_PREFIX}.run": request.run_id,
+        f"{LABEL_PREFIX}.task": request.launch_id,
+        f"{LABEL_PREFIX}.tool": descriptor.name,
+    }
+    environment = {"DICOMPOSE_WORKERS": str(request.processes), "OMP_NUM_THREADS": str(request.processes)}
+    timeout = request.resources.timeout_s
+    if timeout is not None:  # per task; a pack's tasks share its processes
+        timeout *= math.ceil(len(tasks) / max(1, request.processes))
+    resources = Resources(request.resources.memory_bytes, float(request.processes), timeout)
+    flag = descriptor.manifest_flag
+    if flag is None:
+        (task,) = tasks
+        invocation = build_invocation(descriptor, {**request.params, request.batch_input: list(task.files)})
+        argv = build_argv(descriptor, invocation, paths)
+        workdir = workspace.task_dir(task.key) / "out"
+        spec = TaskSpec(argv, workdir, paths.mounts, request.image, request.permissions, resources, labels, environment)
+        return spec, paths
+    folder = workspace.launch_dir(request.launch_id)
+    outs, entries = [], []
+    for number, task in enumerate(tasks):
+        host_out = workspace.task_dir(task.key) / "out"
+        target = f"{TASKS_ROOT}/{number}/out" if isolates else str(host_out)
+        outs.append(Mount(host_out, target, read_only=False))
+        entries.append({"id": task.key[:16], "inputs": [paths(Path(f)) for f in task.files], "out": target})
+    manifest = {"schema": SCHEMA, "tasks": entries}
+    if write_manifest:
+        (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
+    manifest_path = f"{OUTPUT_DIR}/{MANIFEST_NAME}" if isolates else str(folder / MANIFEST_NAME)
+    argv = build_argv(descriptor, invocation, paths, substitute={request.batch_input: [flag, manifest_path]})
+    mounts = (*paths.mounts, *outs) if isolates else ()
+    spec = TaskSpec(
+        argv, folder, mounts, request.image, request.permissions, resources, labels, environment, workdir_read_only=True
+    )
+    return spec, paths
+
+
+def execute_launch(request: LaunchRequest) -> LaunchResult:
+    """Run one launch. Never raises for a failing step or engine: failures come back as task results."""
+    if request.delay_s:
+        time.sleep(request.delay_s)
+    workspace = Workspace(Path(request.workspace))
+    engine = engine_named(request.engine)
+    folders = [workspace.fresh_task_dir(t.key) for t in request.tasks]
+    if request.packed:
+        workspace.fresh_launch_dir(request.launch_id)
+    started = time.time()
+    spec, paths = launch_spec(request, workspace, engine.isolates)
+    hand_over = engine.isolates and os.getuid() == 0  # containers never run as root: lend them the out folders
+    if hand_over:
+        for folder in folders:
+            os.chown(folder / "out", *container_user())
+    try:
+        result: RunResult | None = engine.run(spec)
+        message = ""
+    except EngineError as exc:
+        result, message = None, str(exc)
+    finally:
+        if hand_over:
+            for folder in folders:
+                _take_back(folder / "out")
+    log_folder = spec.workdir if request.packed else folders[0]
+    if result is not None:
+        (log_folder / "stdout").write_bytes(result.stdout)
+        (log_folder / "stderr").write_bytes(result.stderr)
+    else:
+        (log_folder / "stderr").write_text(message + "\n")
+    task_results = tuple(
+        _finish_task(request, workspace, task, folder, log_folder, result, message, paths, started)
+        for task, folder in zip(request.tasks, folders, strict=True)
+    )
+    command = result.command if result is not None else engine.command(spec)
+    exit_code = result.exit_code if result is not None else None
+    return LaunchResult(request.launch_id, exit_code, started, time.time(), command, task_results, message)
+
+
+def _take_back(out: Path) -> None:
+    for path in [out, *out.rglob("*")]:
+        with contextlib.suppress(OSError):
+            os.chown(path, 0, 0, follow_symlinks=False)
+
+
+def _task_exit(request: LaunchRequest, out: Path, result: RunResult) -> tuple[int | None, list[str], list[str]]:
+    """(exit code, problems, skipped) of one task: its result file in a pack, the launch's exit code otherwise."""
+    if not request.packed:
+        return result.exit_code, [], []
+    path = out / RESULT_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # written by the tool: never follow its links
+        with os.fdopen(fd, "rb") as fh:
+            doc = json.loads(fh.read(_RESULT_LIMIT))
+        path.unlink()
+        code = int(doc["exit_code"])
+        return code, [str(p) for p in doc.get("problems", [])], [str(p) for p in doc.get("skipped", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, [f"the launch ended (exit {result.exit_code}) before this task finished"], []
+
+
+def _finish_task(
+    request: LaunchRequest,
+    workspace: Workspace,
+    task: TaskItem,
+    folder: Path,
+    log_folder: Path,
+    result: RunResult | None,
+    message: str,
+    paths: _Paths,
+    started: float,
+) -> TaskResult:
+    if result is None:
+        return TaskResult(
+            task.key, "failed", None, started, time.time(), problems=(message,), log_dir=str(folder), engine_error=True
+        )
+    out = folder / "out"
+    code, problems, _skipped = _task_exit(request, out, result)
+    problems = [paths.to_host(p) for p in problems]
+    invocation = build_invocation(request.descriptor, {**request.params, request.batch_input: list(task.files)})
+    found, output_problems = collect_outputs(out, output_patterns(request.descriptor, invocation))
+    problems += output_problems
+    if result.timed_out and code is None:
+        problems.append(f"timed out after {request.resources.timeout_s:g} s per task")
+    status = _status(code, result.timed_out and code is None, request.descriptor, problems, found)
+    outputs = tuple(
+        {"id": output_id, "name": p.relative_to(out).as_posix(), "sha256": sha256_file(p)}
+        for output_id, files in found.items()
+        for p in files
+    )
+    if request.packed:
+        for name in ("stdout", "stderr"):  # the launch's logs, shared by its tasks (a link, not a copy)
+            with contextlib.suppress(OSError):
+                os.link(log_folder / name, folder / name)
+    if status != "failed":
+        record = {
+            "key": task.key,
+            "step": request.step,
+            "label": task.label,
+            "tool": request.descriptor.name,
+            "descriptor": request.descriptor.digest,
+            "engine": request.engine,
+            "image": request.image.digest if request.image else None,
+            "params": request.params,
+            "inputs": list(task.inputs),
+            "outputs": list(outputs),
+            "status": status,
+            "exit_code": code,
+            "launch": request.launch_id,
+            "command": result.command,
+            "seconds": round(result.seconds, 3),
+            "run_id": request.run_id,
+        }
+        finish_task(folder, record)
+    return TaskResult(
+        task.key,
+        status,
+        code,
+        started,
+        time.time(),
+        outputs,
+        tuple(problems),
+        paths.to_host(result.stderr.decode(errors="replace")[-_TAIL:]),
+        str(folder),
+    )
+
+
+def _status(
+    exit_code: int | None, timed_out: bool, descriptor: Descriptor, problems: list[str], found: dict[str, list[Path]]
+) -> str:
+    if timed_out or exit_code is None or any("outside the output folder" in p for p in problems):
+        return "failed"
+    if exit_code == 0 and not any(p.startswith(("required output", "output ")) for p in problems):
+        return "ok"
+    if exit_code in set(descriptor.custom.get("partial-exit-codes", [])) and any(found.values()):
+        return "partial"
+    return "failed"

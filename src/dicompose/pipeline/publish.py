@@ -1,0 +1,112 @@
+"""Publishing outputs into ``--out`` as tasks finish: written once, visible atomically.
+
+Within one filesystem a published output is a hard link to the workspace's file (sealed read-only by
+``finish_task``): no data is copied or fsynced again; the new name appears by rename, and each folder is
+fsynced once per task. Across filesystems the file is copied once (temp file, fsync, rename). A target that
+already is the same file (same device and inode), or holds the same content (the memo, for copies), is left
+alone, so a no-op rerun publishes with two stats per file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from dicompose.dicom.identifiers import identifiers
+from dicompose.fileio import atomic_write, fsync_directory
+from dicompose.pipeline.graph import PipelineGraph
+from dicompose.pipeline.tasks import Task
+from dicompose.records.audit import AuditLog
+from dicompose.records.index import FileStat, Index, Memo
+from dicompose.records.workspace import Workspace
+
+
+class Publisher:
+    def __init__(
+        self,
+        out_dir: Path,
+        graph: PipelineGraph,
+        workspace: Workspace,
+        index: Index,
+        audit: AuditLog,
+        run_id: str,
+        published: list[Path],
+    ) -> None:
+        self.out_dir = out_dir.absolute()
+        self.workspace, self.index, self.audit, self.run_id = workspace, index, audit, run_id
+        self.published = published
+        self.targets: dict[str, list[tuple[str, str]]] = {}  # step → [(output id, folder name in --out)]
+        for out_name, source in graph.outputs.items():
+            folder = "" if graph.flat_outputs else out_name
+            self.targets.setdefault(source.name, []).append((source.output, folder))
+        self.delay = float(os.environ.get("DICOMPOSE_TEST_PUBLISH_DELAY", "0") or 0)  # crash-test fault point
+
+    def publish_task(self, task: Task) -> None:
+        """Publish the outputs of one finished task that the pipeline names as its outputs."""
+        source_dir = self.workspace.task_dir(task.key) / "out"
+        folders: set[Path] = set()
+        for output_id, out_name in self.targets.get(task.step, []):
+            target_dir = self.out_dir / out_name / task.relative_parent
+            for output in task.outputs:
+                if output.get("id") != output_id:
+                    continue
+                target = target_dir / output["name"]
+                if self._publish(source_dir / output["name"], target, output["sha256"]):
+                    folders.add(target.parent)
+                    obj = {**identifiers(target), "path": str(target), "sha256": output["sha256"]}
+                    self.audit.append("export", obj=obj, run=self.run_id)
+                self.published.append(target)
+        for folder in folders:
+            fsync_directory(folder)
+
+    def _publish(self, source: Path, target: Path, sha256: str) -> bool:
+        """Make ``target`` the output; False if it already was."""
+        try:
+            src = os.stat(source)  # noqa: PTH116 - hot path of no-op reruns
+        except FileNotFoundError:
+            return False
+        try:
+            dst = os.stat(target)  # noqa: PTH116
+            if (dst.st_dev, dst.st_ino) == (src.st_dev, src.st_ino):
+                return False
+            known = self.index.memo_lookup([FileStat.of(target)]).get(str(target))
+            if known is not None and known.sha256 == sha256:
+                return False
+        except FileNotFoundError:
+            pass
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        try:
+            os.link(source, temp)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            self._copy(source, target, sha256)
+            return True
+        if self.delay:
+            time.sleep(self.delay)
+        try:
+            temp.replace(target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            raise
+        return True
+
+    def _copy(self, source: Path, target: Path, sha256: str) -> None:
+        def copy(destination: BinaryIO) -> None:
+            with source.open("rb") as src:
+                shutil.copyfileobj(src, destination, 1 << 20)
+            if self.delay:
+                time.sleep(self.delay)
+
+        atomic_write(target, copy)
+        self.index.memo_store([(FileStat.of(target), Memo(sha256, None))])
+
+    def close(self) -> None:
+        """Nothing is buffered: every task was published (and its folders fsynced) when it finished."""

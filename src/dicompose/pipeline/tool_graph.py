@@ -1,0 +1,56 @@
+"""``dicompose run TOOL``: one tool as a one-step pipeline, so it runs through the same runner as pipelines
+(cache, packing, retries, records, audit log, provenance) and is rerun, verified and exported alike.
+
+The one pipeline input is called ``in``; every output of the tool is published flat into ``--out``
+(mirroring the input's folders), as a tool run always did.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from dicompose.errors import UsageError
+from dicompose.pipeline.graph import PipelineGraph, Source, StepNode
+from dicompose.pipeline.spec import PipelineSpec, Step
+from dicompose.tools.descriptor import Descriptor, load_descriptor
+from dicompose.tools.invocation import build_invocation
+
+INPUT_NAME = "in"
+
+
+def batch_input_id(descriptor: Descriptor) -> str:
+    """The File input ``--in`` feeds: ``custom.dicompose.batch-input``, else the only File input."""
+    chosen = descriptor.custom.get("batch-input")
+    if chosen:
+        return str(chosen)
+    files = [spec["id"] for spec in descriptor.inputs if spec["type"] == "File"]
+    if len(files) != 1:
+        raise UsageError(f"{descriptor.name}: --in needs exactly one File input (found {len(files)}); use -p")
+    return str(files[0])
+
+
+def tool_graph(tool: str, params: dict[str, Any], timeout_s: float | None = None) -> PipelineGraph:
+    """The one-step graph of ``tool`` with ``params``; parameters are validated before anything runs."""
+    descriptor = load_descriptor(tool)
+    batch_input = batch_input_id(descriptor)
+    if batch_input in params:
+        raise UsageError(f"input {batch_input!r} comes from --in; do not also give it with -p")
+    build_invocation(descriptor, {**params, batch_input: ["/placeholder"]})
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", descriptor.name).strip("-") or "tool"
+    step = Step.model_validate(
+        {"tool": tool, "with": {batch_input: f"inputs.{INPUT_NAME}", **params}, "timeout": timeout_s}
+    )
+    spec = PipelineSpec.model_validate(
+        {
+            "version": 1,
+            "name": name,
+            "inputs": {INPUT_NAME: "dicom"},
+            "steps": {name: step.model_dump(by_alias=True, exclude_none=True)},
+            "outputs": {o["id"]: f"steps.{name}.{o['id']}" for o in descriptor.outputs},
+        }
+    )
+    node = StepNode(name, spec.steps[name], descriptor, batch_input, Source("input", INPUT_NAME), dict(params))
+    outputs = {o["id"]: Source("step", name, str(o["id"])) for o in descriptor.outputs}
+    return PipelineGraph(Path(tool), spec, (node,), outputs, flat_outputs=True)
