@@ -1,27 +1,152 @@
 """Atomic file publication, shared by every layer that writes results: temp file, fsync, rename, fsync dir.
 
 Readers see either the old file or the complete new one; on any failure the temp file is removed, so no
-half-written output is ever left behind.
+half-written output is ever left behind. :class:`Hasher` computes sha256 digests of bytes as they are read
+or written, on a helper thread, so that knowing what a file holds costs no second read of it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from queue import SimpleQueue
+from types import TracebackType
+from typing import BinaryIO, Protocol
+
+_BLOCK = 1 << 20
 
 
-def atomic_write(destination: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(fh)`` on a hidden temp file beside ``destination``, then make it ``destination``."""
+class Hasher:
+    """sha256 digests fed in order to one helper thread (or computed inline with ``threaded=False``).
+
+    hashlib releases the GIL while it hashes a large buffer, so with a spare core the caller pays little
+    more than handing the bytes over; the digests are computed while it parses, computes or waits for fsync.
+    Use as a context manager: the thread ends with the block (a digest asked for before waits for its bytes).
+    """
+
+    def __init__(self, *, threaded: bool = True) -> None:
+        self._queue: SimpleQueue[tuple[hashlib._Hash, bytes] | threading.Event | None] = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="dicompose-sha256", daemon=True)
+            self._thread.start()
+
+    def sha256(self) -> Digest:
+        return Digest(self)
+
+    def _feed(self, digest: hashlib._Hash, data: bytes) -> None:
+        if self._thread is None:
+            digest.update(data)
+        else:
+            self._queue.put((digest, data))
+
+    def _wait(self) -> None:
+        """Return once every byte fed so far has been hashed."""
+        if self._thread is not None and self._thread.is_alive():
+            done = threading.Event()
+            self._queue.put(done)
+            done.wait()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if isinstance(item, threading.Event):
+                item.set()
+            else:
+                item[0].update(item[1])
+
+    def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def __enter__(self) -> Hasher:
+        return self
+
+    def __exit__(self, *_exc: type[BaseException] | TracebackType | None) -> None:
+        self.close()
+
+
+class Digest:
+    """One sha256 fed through a :class:`Hasher`; ``hexdigest()`` waits for the bytes fed before it."""
+
+    def __init__(self, hasher: Hasher) -> None:
+        self._hasher = hasher
+        self._sha = hashlib.sha256()
+
+    def update(self, data: bytes) -> None:
+        """Hash ``data`` (bytes given here must not be changed afterwards: they may be hashed later)."""
+        self._hasher._feed(self._sha, data)  # the two classes are one mechanism
+
+    def hexdigest(self) -> str:
+        self._hasher._wait()
+        return self._sha.hexdigest()
+
+
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def tell(self) -> int: ...
+
+
+class _DigestingWriter:
+    """Passes writes through to ``fh`` and feeds them to ``digest``, as long as the writes are appends.
+
+    A writer that seeks back to patch bytes already written (pydicom buffers each element, so it does not)
+    sets ``rewritten``: the digest is then wrong and the caller hashes the finished file instead.
+    """
+
+    def __init__(self, fh: _Writable, digest: Digest) -> None:
+        self._fh, self._digest = fh, digest
+        self.position = self.end = 0
+        self.rewritten = False
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        if not isinstance(data, bytes):
+            data = bytes(data)  # a bytearray or view could change before the helper thread hashes it
+        written = self._fh.write(data)
+        if self.position == self.end:
+            self._digest.update(data)
+        else:
+            self.rewritten = True
+        self.position += written
+        self.end = max(self.end, self.position)
+        return written
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int:
+        self.position = self._fh.seek(offset, whence)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+
+def atomic_write(
+    destination: Path, write: Callable[[BinaryIO], None], *, hasher: Hasher | None = None
+) -> Digest | None:
+    """Call ``write(fh)`` on a hidden temp file beside ``destination``, then make it ``destination``.
+
+    With ``hasher``, returns the sha256 of the bytes written, computed from them as they pass (no re-read).
+    """
     destination.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent)
     tmp = Path(tmp_name)
+    digest: Digest | None = None
     try:
         with os.fdopen(fd, "wb") as fh:
-            write(fh)
+            if hasher is None:
+                write(fh)
+            else:
+                digest = hasher.sha256()
+                writer = _DigestingWriter(fh, digest)
+                write(writer)  # type: ignore[arg-type]  # the three methods writers use: write, seek, tell
+                if writer.rewritten:
+                    fh.flush()
+                    digest = _digest_file(tmp, hasher)
             fh.flush()
             os.fsync(fh.fileno())
         tmp.chmod(0o644)
@@ -31,6 +156,15 @@ def atomic_write(destination: Path, write: Callable[[BinaryIO], None]) -> None:
             tmp.unlink()
         raise
     fsync_directory(destination.parent)
+    return digest
+
+
+def _digest_file(path: Path, hasher: Hasher) -> Digest:
+    digest = hasher.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(_BLOCK):
+            digest.update(block)
+    return digest
 
 
 def fsync_directory(folder: Path) -> None:

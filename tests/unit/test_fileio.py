@@ -1,0 +1,75 @@
+"""Atomic writes and the digests computed from the bytes as they are written or read."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.filewriter import dcmwrite
+from pydicom.sequence import Sequence
+
+from dicompose.dicom import synthetic
+from dicompose.dicom.writing import rebuild_file_meta, write_atomic
+from dicompose.fileio import Hasher, _DigestingWriter, atomic_write
+from dicompose.records.hashing import sha256_file
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_digests_fed_in_order_equal_hashlib(threaded: bool):
+    chunks = [os.urandom(n) for n in (0, 1, 3000, 1 << 20, 17)]
+    with Hasher(threaded=threaded) as hasher:
+        first, second = hasher.sha256(), hasher.sha256()
+        for chunk in chunks:
+            first.update(chunk)
+            second.update(chunk[::-1])
+        assert first.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert second.hexdigest() == hashlib.sha256(b"".join(c[::-1] for c in chunks)).hexdigest()
+
+
+def test_atomic_write_returns_the_digest_of_the_file_written(tmp_path: Path):
+    def write(fh: BinaryIO) -> None:
+        fh.write(b"abc")
+        fh.write(bytearray(b"def"))
+        fh.write(memoryview(b"ghi"))
+
+    with Hasher() as hasher:
+        digest = atomic_write(tmp_path / "a.bin", write, hasher=hasher)
+    assert digest is not None and digest.hexdigest() == sha256_file(tmp_path / "a.bin")
+    assert atomic_write(tmp_path / "b.bin", write) is None
+
+
+def test_a_writer_that_patches_earlier_bytes_still_gets_the_right_digest(tmp_path: Path):
+    def write(fh: BinaryIO) -> None:
+        fh.write(b"\0\0\0\0" + b"x" * 5000)
+        end = fh.tell()
+        fh.seek(0)
+        fh.write(b"LEN!")  # a length field filled in afterwards
+        fh.seek(end)
+        fh.write(b"tail")
+
+    with Hasher() as hasher:
+        digest = atomic_write(tmp_path / "p.bin", write, hasher=hasher)
+        assert digest is not None
+        assert (tmp_path / "p.bin").read_bytes() == b"LEN!" + b"x" * 5000 + b"tail"
+        assert digest.hexdigest() == sha256_file(tmp_path / "p.bin")
+
+
+def test_a_dicom_file_is_hashed_as_it_is_written(tmp_path: Path):
+    """pydicom only appends (it encodes each element, sequences included, before writing it), so the digest
+    comes from the bytes in passing, never from reading the file back."""
+    ds = synthetic.ct_slice("hash", 0, 32, 32)
+    item = Dataset()
+    item.ReferencedSOPInstanceUID = "1.2.3"
+    ds.SourceImageSequence = Sequence([item])
+    rebuild_file_meta(ds, "test")
+    with Hasher() as hasher:
+        writer = _DigestingWriter(io.BytesIO(), hasher.sha256())
+        dcmwrite(writer, ds, enforce_file_format=True)
+        assert writer.end > 2000 and not writer.rewritten
+        digest = write_atomic(ds, tmp_path / "ct.dcm", hasher=hasher)
+        assert digest is not None and digest.hexdigest() == sha256_file(tmp_path / "ct.dcm")
