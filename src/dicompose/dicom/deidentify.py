@@ -29,9 +29,11 @@ from pydicom.tag import BaseTag, Tag
 
 from dicompose import __version__
 from dicompose.dicom.derivation import code_item
-from dicompose.dicom.reading import read_dataset
+from dicompose.dicom.identifiers import Fingerprints, dataset_identifiers
+from dicompose.dicom.reading import read_dataset, read_dataset_hashed
 from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
 from dicompose.errors import InputError, UnsupportedInputError
+from dicompose.fileio import Digest, Hasher
 
 TABLE_VERSION = "dicomfields_2026c"
 RECIPE_VERSION = 1
@@ -208,20 +210,37 @@ def deidentify_dataset(ds: Dataset, params: DeidParams, path: Path) -> Dataset:
 def deidentify_file(source: Path, destination: Path, params: DeidParams) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        ds = read_dataset(source)
-        if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
-            raise InputError(source, "corrupt DICOM file: no SOP Class/Instance UID")
-        big_endian = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") == "1.2.840.10008.1.2.2"
-        syntax = ds.file_meta.TransferSyntaxUID if "TransferSyntaxUID" in ds.file_meta else None
-        deidentify_dataset(ds, params, source)
-        if big_endian:
-            convert_raw_values_to_little_endian(ds)
-        rebuild_file_meta(ds, __version__)
-        if syntax is not None and syntax.is_compressed:
-            ds.file_meta.TransferSyntaxUID = syntax  # encapsulated pixel data is kept as it is
-        ds.preamble = b"\0" * 128
-        try:
-            write_atomic(ds, destination)
-        except OSError as exc:
-            raise InputError(destination, f"cannot write output ({exc.strerror or exc})") from None
+        _deidentify(read_dataset(source), source, destination, params)
     return destination
+
+
+def deidentify_file_fingerprinted(source: Path, destination: Path, params: DeidParams) -> Fingerprints:
+    """:func:`deidentify_file`, returning who both files are about (the output's identifiers are the
+    de-identified ones, as written) and the sha256 of their bytes (the source read once, hashed from memory;
+    the output hashed as it is written)."""
+    with warnings.catch_warnings(), Hasher() as hasher:
+        warnings.simplefilter("ignore", UserWarning)
+        ds, source_digest = read_dataset_hashed(source, hasher)
+        read = dataset_identifiers(ds)
+        output_digest = _deidentify(ds, source, destination, params, hasher)
+        return Fingerprints.of(read, source_digest, ds, output_digest)
+
+
+def _deidentify(
+    ds: Dataset, source: Path, destination: Path, params: DeidParams, hasher: Hasher | None = None
+) -> Digest | None:
+    if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
+        raise InputError(source, "corrupt DICOM file: no SOP Class/Instance UID")
+    big_endian = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") == "1.2.840.10008.1.2.2"
+    syntax = ds.file_meta.TransferSyntaxUID if "TransferSyntaxUID" in ds.file_meta else None
+    deidentify_dataset(ds, params, source)
+    if big_endian:
+        convert_raw_values_to_little_endian(ds)
+    rebuild_file_meta(ds, __version__)
+    if syntax is not None and syntax.is_compressed:
+        ds.file_meta.TransferSyntaxUID = syntax  # encapsulated pixel data is kept as it is
+    ds.preamble = b"\0" * 128
+    try:
+        return write_atomic(ds, destination, hasher=hasher)
+    except OSError as exc:
+        raise InputError(destination, f"cannot write output ({exc.strerror or exc})") from None

@@ -1,13 +1,23 @@
-"""The identifiers of a DICOM file the audit log needs (to be pseudonymised there, never logged raw)."""
+"""Who a DICOM file is about (study, series, instance, patient) and exactly which bytes it holds.
+
+These are the facts an audit log needs (it pseudonymises the identifiers; they are never logged raw). The
+tools return them for the files they read and write, taken from the datasets they already hold, so that
+nobody has to read a file again to learn them; :func:`identifiers` reads them from a file on disk.
+"""
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+from pydicom.dataset import Dataset
+
+from dicompose.fileio import Digest
 
 _TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientID"]
+_NONE: dict[str, str | None] = {"study": None, "series": None, "instance": None, "patient": None}
 
 
 def identifiers(path: Path) -> dict[str, str | None]:
@@ -17,10 +27,44 @@ def identifiers(path: Path) -> dict[str, str | None]:
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
     except Exception:  # not DICOM, or damaged: the file is still audited by path and hash
-        return {"study": None, "series": None, "instance": None, "patient": None}
+        return dict(_NONE)
+    return dataset_identifiers(ds)
+
+
+def dataset_identifiers(ds: Dataset) -> dict[str, str | None]:
+    """:func:`identifiers` of a dataset in memory (as read, or as just written)."""
     return {
         "study": str(ds.get("StudyInstanceUID", "") or "") or None,
         "series": str(ds.get("SeriesInstanceUID", "") or "") or None,
         "instance": str(ds.get("SOPInstanceUID", "") or "") or None,
         "patient": str(ds.get("PatientID", "") or "") or None,
     }
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A file's identifiers and the sha256 of its bytes."""
+
+    identifiers: dict[str, str | None]
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Fingerprints:
+    """What a tool read and what it wrote, for one file."""
+
+    source: Fingerprint
+    output: Fingerprint
+
+    @classmethod
+    def of(
+        cls, source: dict[str, str | None], source_digest: Digest, output: Dataset, output_digest: Digest | None
+    ) -> Fingerprints:
+        """From the source's identifiers (taken before the tool changed the dataset), the dataset as written,
+        and the digests of the bytes read and written."""
+        if output_digest is None:
+            raise ValueError("the output was written without a digest")
+        return cls(
+            Fingerprint(source, source_digest.hexdigest()),
+            Fingerprint(dataset_identifiers(output), output_digest.hexdigest()),
+        )

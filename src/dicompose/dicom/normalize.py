@@ -7,11 +7,14 @@ The batch runner (``dicompose.tools.normalize``) schedules these calls across pr
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from pydicom.dataset import FileDataset
+
 from dicompose import __version__
+from dicompose.dicom.identifiers import Fingerprints, dataset_identifiers
 from dicompose.dicom.kernel import (
     ValueRange,
     choose_encoding,
@@ -20,8 +23,9 @@ from dicompose.dicom.kernel import (
     remap,
 )
 from dicompose.dicom.pixel_module import Derivation, write_derived_image
-from dicompose.dicom.reading import GrayscalePixels, grayscale_pixels, read_dataset
+from dicompose.dicom.reading import GrayscalePixels, grayscale_pixels, read_dataset, read_dataset_hashed
 from dicompose.errors import InputError, UnsupportedInputError
+from dicompose.fileio import Digest, Hasher
 
 Scope = Literal["file", "series"]
 #: Bumped whenever the output of the same input and parameters changes; part of every derived UID.
@@ -62,6 +66,8 @@ class NormalizeOutcome:
     output: Path
     source_range: ValueRange
     bits_allocated: int
+    #: Identifiers and sha256 of the source and the output, when asked for (``fingerprint=True``).
+    fingerprints: Fingerprints | None = None
 
 
 def output_name(source: Path) -> str:
@@ -78,19 +84,39 @@ def measure_file(path: Path) -> tuple[str, ValueRange]:
 
 
 def normalize_file(
-    source: Path, destination: Path, params: NormalizeParams, source_range: ValueRange | None = None
+    source: Path,
+    destination: Path,
+    params: NormalizeParams,
+    source_range: ValueRange | None = None,
+    *,
+    fingerprint: bool = False,
 ) -> NormalizeOutcome:
-    """Normalize ``source`` into ``destination`` (atomically). ``source_range`` overrides the file's own range."""
+    """Normalize ``source`` into ``destination`` (atomically). ``source_range`` overrides the file's own range.
+
+    With ``fingerprint``, the outcome also says who both files are about and the sha256 of their bytes: the
+    source is read once and hashed from memory, the output hashed as it is written.
+    """
     with warnings.catch_warnings():
         # pydicom warns (UserWarning) per dubious input value; numeric RuntimeWarnings stay visible (they are bugs)
         warnings.simplefilter("ignore", UserWarning)
-        return _normalize_file(source, destination, params, source_range)
+        if not fingerprint:
+            return _normalize(read_dataset(source), source, destination, params, source_range)[0]
+        with Hasher() as hasher:
+            ds, source_digest = read_dataset_hashed(source, hasher)
+            read = dataset_identifiers(ds)
+            outcome, output_digest = _normalize(ds, source, destination, params, source_range, hasher)
+            prints = Fingerprints.of(read, source_digest, ds, output_digest)
+        return replace(outcome, fingerprints=prints)
 
 
-def _normalize_file(
-    source: Path, destination: Path, params: NormalizeParams, source_range: ValueRange | None
-) -> NormalizeOutcome:
-    ds = read_dataset(source)
+def _normalize(
+    ds: FileDataset,
+    source: Path,
+    destination: Path,
+    params: NormalizeParams,
+    source_range: ValueRange | None,
+    hasher: Hasher | None = None,
+) -> tuple[NormalizeOutcome, Digest | None]:
     pixels = grayscale_pixels(ds, source)
     measured = source_range if source_range is not None else _range_of(pixels, source)
     is_dose = "DoseGridScaling" in ds
@@ -99,8 +125,8 @@ def _normalize_file(
     encoding = choose_encoding(params.target, int(ds.BitsAllocated), zero_intercept=is_dose)
     out = remap(pixels.stored, pixels.slopes, pixels.intercepts, measured, params.target, encoding)
     derivation = Derivation("normalize", params.recipe(), params.describe(), "(normalized)", params.scope == "series")
-    write_derived_image(ds, pixels, out, encoding, params.target, derivation, destination)
-    return NormalizeOutcome(source, destination, measured, encoding.bits_allocated)
+    digest = write_derived_image(ds, pixels, out, encoding, params.target, derivation, destination, hasher=hasher)
+    return NormalizeOutcome(source, destination, measured, encoding.bits_allocated), digest
 
 
 def _range_of(pixels: GrayscalePixels, path: Path) -> ValueRange:

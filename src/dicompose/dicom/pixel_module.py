@@ -21,6 +21,7 @@ from dicompose.dicom.kernel import OutputEncoding, ValueRange, format_ds
 from dicompose.dicom.reading import GrayscalePixels
 from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
 from dicompose.errors import InputError
+from dicompose.fileio import Digest, Hasher
 
 _VOI_KEYWORDS = ("WindowCenter", "WindowWidth", "VOILUTSequence", "WindowCenterWidthExplanation")
 _STALE_KEYWORDS = (
@@ -52,8 +53,11 @@ def write_derived_image(
     target: ValueRange,
     derivation: Derivation,
     destination: Path,
-) -> None:
-    """Make ``ds`` (the source dataset, modified in place) a valid derived image of ``out`` and write it."""
+    *,
+    hasher: Hasher | None = None,
+) -> Digest | None:
+    """Make ``ds`` (the source dataset, modified in place) a valid derived image of ``out`` and write it;
+    with ``hasher``, return the sha256 of the bytes written."""
     big_endian = not _is_little_endian(ds)
     _set_pixels(ds, out, encoding)
     _set_modality_transform(ds, encoding, pixels)
@@ -72,7 +76,7 @@ def write_derived_image(
         convert_raw_values_to_little_endian(ds)
     rebuild_file_meta(ds, __version__)
     try:
-        write_atomic(ds, destination)
+        return write_atomic(ds, destination, hasher=hasher)
     except OSError as exc:
         raise InputError(destination, f"cannot write output ({exc.strerror or exc})") from None
 

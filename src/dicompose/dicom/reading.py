@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels.processing import apply_modality_lut
 
 from dicompose.errors import InputError, UnsupportedInputError
+from dicompose.fileio import Digest, Hasher
 
 _PREAMBLE_LENGTH = 128
 _GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
@@ -32,10 +36,30 @@ def looks_like_dicom(path: Path) -> bool:
 
 def read_dataset(path: Path, *, stop_before_pixels: bool = False) -> FileDataset:
     """Read a DICOM Part 10 file; any failure becomes an :class:`InputError` naming the file."""
-    try:
+    with _read_errors(path), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's warnings on dubious values must not flood batch output
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+
+
+def read_dataset_hashed(path: Path, hasher: Hasher) -> tuple[FileDataset, Digest]:
+    """:func:`read_dataset`, and the sha256 of the file's bytes: the file is read once, into memory, and
+    hashed (on ``hasher``'s thread) while pydicom parses the same bytes."""
+    with _read_errors(path):
+        data = path.read_bytes()
+        digest = hasher.sha256()
+        digest.update(data)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom's warnings on dubious values must not flood batch output
-            return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data))
+    ds.filename = str(path)  # as if read from the path
+    return ds, digest
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """Translate every failure to read ``path`` as DICOM into one :class:`InputError` line naming it."""
+    try:
+        yield
     except InvalidDicomError:
         raise UnsupportedInputError(path, "not a DICOM file (no DICOM file meta information)") from None
     except FileNotFoundError:

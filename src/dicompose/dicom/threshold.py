@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset
 
 from dicompose import __version__
+from dicompose.dicom.identifiers import Fingerprints, dataset_identifiers
 from dicompose.dicom.kernel import ValueRange, choose_encoding, format_ds
 from dicompose.dicom.pixel_module import Derivation, write_derived_image
-from dicompose.dicom.reading import grayscale_pixels, read_dataset
+from dicompose.dicom.reading import grayscale_pixels, read_dataset, read_dataset_hashed
 from dicompose.errors import UsageError
+from dicompose.fileio import Digest, Hasher
 
 RECIPE_VERSION = 1
 MASK = ValueRange(0.0, 1.0)
@@ -48,14 +51,31 @@ def threshold_file(source: Path, destination: Path, params: ThresholdParams) -> 
     """Write the mask of ``source`` to ``destination`` (atomically)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        ds = read_dataset(source)
-        pixels = grayscale_pixels(ds, source)
-        values = pixels.stored.astype(np.float64) * pixels.slopes[:, None, None] + pixels.intercepts[:, None, None]
-        inside = values >= params.level
-        if params.upper is not None:
-            inside &= values <= params.upper
-        encoding = choose_encoding(MASK, int(ds.BitsAllocated))
-        ds.PhotometricInterpretation = "MONOCHROME2"  # 1 = inside, shown bright, whatever the input's polarity
-        derivation = Derivation("threshold", params.recipe(), params.describe(), "(mask)")
-        write_derived_image(ds, pixels, inside.astype(encoding.dtype), encoding, MASK, derivation, destination)
+        _threshold(read_dataset(source), source, destination, params)
     return destination
+
+
+def threshold_file_fingerprinted(source: Path, destination: Path, params: ThresholdParams) -> Fingerprints:
+    """:func:`threshold_file`, returning who both files are about and the sha256 of their bytes (the source
+    read once and hashed from memory, the mask hashed as it is written)."""
+    with warnings.catch_warnings(), Hasher() as hasher:
+        warnings.simplefilter("ignore", UserWarning)
+        ds, source_digest = read_dataset_hashed(source, hasher)
+        read = dataset_identifiers(ds)
+        output_digest = _threshold(ds, source, destination, params, hasher)
+        return Fingerprints.of(read, source_digest, ds, output_digest)
+
+
+def _threshold(
+    ds: Dataset, source: Path, destination: Path, params: ThresholdParams, hasher: Hasher | None = None
+) -> Digest | None:
+    pixels = grayscale_pixels(ds, source)
+    values = pixels.stored.astype(np.float64) * pixels.slopes[:, None, None] + pixels.intercepts[:, None, None]
+    inside = values >= params.level
+    if params.upper is not None:
+        inside &= values <= params.upper
+    encoding = choose_encoding(MASK, int(ds.BitsAllocated))
+    ds.PhotometricInterpretation = "MONOCHROME2"  # 1 = inside, shown bright, whatever the input's polarity
+    derivation = Derivation("threshold", params.recipe(), params.describe(), "(mask)")
+    mask = inside.astype(encoding.dtype)
+    return write_derived_image(ds, pixels, mask, encoding, MASK, derivation, destination, hasher=hasher)

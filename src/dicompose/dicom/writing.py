@@ -9,7 +9,7 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicompose.config import UID_ROOT
-from dicompose.fileio import atomic_write
+from dicompose.fileio import Digest, Hasher, atomic_write
 
 #: Identifies files written by dicompose (deterministic, derived from the name under our UID root).
 IMPLEMENTATION_CLASS_UID = generate_uid(prefix=UID_ROOT, entropy_srcs=["dicompose implementation class"])
@@ -49,6 +49,7 @@ def convert_raw_values_to_little_endian(ds: Dataset) -> None:
             element.value = bytes(swapped)
 
 
-def write_atomic(ds: Dataset, destination: Path) -> None:
-    """Write ``ds`` to ``destination`` atomically (readers see the old file or the complete new one)."""
-    atomic_write(destination, lambda fh: dcmwrite(fh, ds, enforce_file_format=True))
+def write_atomic(ds: Dataset, destination: Path, *, hasher: Hasher | None = None) -> Digest | None:
+    """Write ``ds`` to ``destination`` atomically (readers see the old file or the complete new one); with
+    ``hasher``, return the sha256 of the bytes written, hashed as they were written."""
+    return atomic_write(destination, lambda fh: dcmwrite(fh, ds, enforce_file_format=True), hasher=hasher)

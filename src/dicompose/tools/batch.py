@@ -12,19 +12,18 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
 from dicompose.config import data_home
-from dicompose.dicom.identifiers import identifiers
+from dicompose.dicom.identifiers import Fingerprint, Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import measure_file
 from dicompose.errors import InputError, UnsupportedInputError, UsageError
 from dicompose.records.audit import AuditLog, Item, load_keys
-from dicompose.records.hashing import sha256_file
 from dicompose.tools.discovery import Candidate, Skipped, discover
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,8 @@ class FileResult:
     status: Status
     output: Path | None = None
     message: str = ""
-    #: What the audit log needs (identifiers, paths, sha256), computed by the worker while the files are hot.
+    #: The audit log's objects for the file read and the file written (identifiers, path, sha256), from what
+    #: the tool learnt while it worked: nothing is read or hashed again for them.
     audit: tuple[dict[str, object], ...] = ()
 
 
@@ -66,10 +66,14 @@ class Summary:
 
 @dataclass(frozen=True)
 class Operation:
-    """What to do to each file. Holds module-level functions (and frozen params), so it pickles to workers."""
+    """What to do to each file. Holds module-level functions (and frozen params), so it pickles to workers.
+
+    ``apply(source, destination, source_range, fingerprint)`` returns the two files' fingerprints when
+    ``fingerprint`` is true (the batch is audited), else None.
+    """
 
     name: str
-    apply: Callable[[Path, Path, ValueRange | None], object]
+    apply: Callable[[Path, Path, ValueRange | None, bool], Fingerprints | None]
     output_name: Callable[[Path], str]
     series_scope: bool = False  # first pass: one value range per series, passed to ``apply``
     flatten: bool = False  # all outputs directly in the output folder (input folder names may identify people)
@@ -146,7 +150,8 @@ def run_batch(
         with _executor(workers, len(jobs)) as pool:
             if operation.series_scope:
                 jobs = _attach_series_ranges(pool, jobs, workers, report)
-            for result in _bounded_map(pool, _apply_job, [(job, operation) for job in jobs], workers):
+            work = [(job, operation, audit.audit is not None) for job in jobs]
+            for result in _bounded_map(pool, _apply_job, work, workers):
                 report(result)
     finally:
         audit.close()
@@ -187,10 +192,10 @@ def _measure_job(job: _Job) -> tuple[str, ValueRange] | FileResult:
         return _failure(job.candidate, exc)
 
 
-def _apply_job(args: tuple[_Job, Operation]) -> FileResult:
-    job, operation = args
+def _apply_job(args: tuple[_Job, Operation, bool]) -> FileResult:
+    job, operation, audited = args
     try:
-        operation.apply(job.candidate.path, job.destination, job.source_range)
+        prints = operation.apply(job.candidate.path, job.destination, job.source_range, audited)
     except InputError as exc:
         return _failure(job.candidate, exc)
     except Exception as exc:  # a bug on one odd file must not sink the batch; say so plainly
@@ -198,8 +203,8 @@ def _apply_job(args: tuple[_Job, Operation]) -> FileResult:
         message = f"{job.candidate.path}: internal error ({type(exc).__name__}: {exc}); please report it"
         return FileResult(job.candidate.path, Status.FAILED, message=message)
     audit: tuple[dict[str, object], ...] = ()
-    if auditing():
-        audit = tuple(_audit_object(p) for p in (job.candidate.path, job.destination))
+    if prints is not None:
+        audit = (_audit_object(job.candidate.path, prints.source), _audit_object(job.destination, prints.output))
     return FileResult(job.candidate.path, Status.PROCESSED, output=job.destination, audit=audit)
 
 
@@ -208,8 +213,10 @@ def auditing() -> bool:
     return os.environ.get("DICOMPOSE_AUDIT", "") != "host"
 
 
-def _audit_object(path: Path) -> dict[str, object]:
-    return {**identifiers(path), "path": str(path.absolute()), "sha256": sha256_file(path)}
+def _audit_object(path: Path, fingerprint: Fingerprint) -> dict[str, object]:
+    """The audit log's object for a file: the same keys and values as reading ``identifiers(path)`` and
+    ``sha256_file(path)`` from disk would give."""
+    return {**fingerprint.identifiers, "path": str(path.absolute()), "sha256": fingerprint.sha256}
 
 
 def open_machine_audit() -> AuditLog | None:
@@ -228,12 +235,19 @@ def open_machine_audit() -> AuditLog | None:
 class AuditBuffer:
     """Audit entries of a batch, written in small groups (one lock and one fsync per group, not per file:
     per-file fsyncs competed with the outputs' own and halved parallel throughput). At most ``limit`` entries
-    or ``seconds`` of work are pending; the rest is flushed when the batch ends, however it ends."""
+    or ``seconds`` of work are pending; the rest is flushed when the batch ends, however it ends.
+
+    A group is written on a helper thread while the batch goes on (its fsync would otherwise stall the work
+    for milliseconds); at most one group is being written at a time, in order, and a failure to write one
+    is raised by the next ``add`` or by ``close``.
+    """
 
     def __init__(self, audit: AuditLog | None, tool: str, limit: int = 64, seconds: float = 0.5) -> None:
         self.audit, self.tool, self.limit, self.seconds = audit, tool, limit, seconds
         self.pending: list[Item] = []
         self.since = time.monotonic()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="dicompose-audit") if audit is not None else None
+        self._writing: Future[object] | None = None
 
     def add(self, result: FileResult) -> None:
         if self.audit is None:
@@ -249,13 +263,25 @@ class AuditBuffer:
             self.flush()
 
     def flush(self) -> None:
-        if self.audit is not None and self.pending:
-            self.audit.append_many(self.pending)
+        self._wait()
+        if self._writer is not None and self.audit is not None and self.pending:
+            self._writing = self._writer.submit(self.audit.append_many, self.pending)
         self.pending = []
         self.since = time.monotonic()
 
+    def _wait(self) -> None:
+        """Wait for the group being written; raise its failure, if any."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
     def close(self) -> None:
-        self.flush()
+        try:
+            self.flush()
+            self._wait()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown()
         if self.audit is not None:
             self.audit.checkpoint()
 

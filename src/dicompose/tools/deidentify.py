@@ -8,7 +8,8 @@ from functools import partial
 from pathlib import Path
 
 from dicompose.config import data_home
-from dicompose.dicom.deidentify import DeidParams, deidentify_file, output_name_for
+from dicompose.dicom.deidentify import DeidParams, deidentify_file, deidentify_file_fingerprinted, output_name_for
+from dicompose.dicom.identifiers import Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.errors import UsageError
 from dicompose.tools.batch import Operation
@@ -39,8 +40,13 @@ def load_key(key_file: Path | None) -> bytes:
     return key
 
 
-def _apply(params: DeidParams, source: Path, destination: Path, _range: ValueRange | None) -> None:
+def _apply(
+    params: DeidParams, source: Path, destination: Path, _range: ValueRange | None, fingerprint: bool
+) -> Fingerprints | None:
+    if fingerprint:
+        return deidentify_file_fingerprinted(source, destination, params)
     deidentify_file(source, destination, params)
+    return None
 
 
 def deidentify_operation(params: DeidParams) -> Operation:

@@ -6,14 +6,17 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
+from dicompose.dicom.identifiers import Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import NormalizeParams, normalize_file, output_name
 from dicompose.errors import UsageError
 from dicompose.tools.batch import FileResult, Operation, Summary, run_batch
 
 
-def _apply(params: NormalizeParams, source: Path, destination: Path, source_range: ValueRange | None) -> None:
-    normalize_file(source, destination, params, source_range)
+def _apply(
+    params: NormalizeParams, source: Path, destination: Path, source_range: ValueRange | None, fingerprint: bool
+) -> Fingerprints | None:
+    return normalize_file(source, destination, params, source_range, fingerprint=fingerprint).fingerprints
 
 
 def normalize_operation(params: NormalizeParams) -> Operation:

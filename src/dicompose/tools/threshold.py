@@ -5,13 +5,19 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from dicompose.dicom.identifiers import Fingerprints
 from dicompose.dicom.kernel import ValueRange
-from dicompose.dicom.threshold import ThresholdParams, mask_name, threshold_file
+from dicompose.dicom.threshold import ThresholdParams, mask_name, threshold_file, threshold_file_fingerprinted
 from dicompose.tools.batch import Operation
 
 
-def _apply(params: ThresholdParams, source: Path, destination: Path, _range: ValueRange | None) -> None:
+def _apply(
+    params: ThresholdParams, source: Path, destination: Path, _range: ValueRange | None, fingerprint: bool
+) -> Fingerprints | None:
+    if fingerprint:
+        return threshold_file_fingerprinted(source, destination, params)
     threshold_file(source, destination, params)
+    return None
 
 
 def threshold_operation(params: ThresholdParams) -> Operation:
