@@ -113,3 +113,33 @@ def test_concurrent_writers_keep_one_chain(tmp_path: Path):
 def test_unknown_actions_are_refused(log: AuditLog):
     with pytest.raises(ValueError, match="unknown audit action"):
         log.append("delete")
+
+
+def test_each_line_is_the_canonical_json_the_chain_hashes(tmp_path: Path):
+    """append_many encodes each entry once (split around "hash"): the lines must be exactly the canonical JSON
+    of the entries, hashed as entry_hash does, with pseudonyms as HMAC-SHA256 always gave them."""
+    import hashlib
+    import hmac
+
+    from dicompose.records.audit import GENESIS, _canonical, entry_hash
+
+    keys = load_keys(tmp_path / "home")
+    audit = AuditLog(tmp_path / "audit", keys)
+    objects = [
+        {"patient": "DOE^JOHN", "study": "1.2.3", "series": None, "instance": "", "path": "/in/ü é.dcm", "sha256": "0"},
+        None,
+        {"path": '/in/"quoted",\\name.dcm'},
+        {"name": "step", "image": "sha256:abc", "hash": "not the entry's"},
+    ]
+    audit.append_many([("read", obj, "normalize", "img", "run-1", "ok") for obj in objects])
+    audit.append("execute", obj=None, tool=None, outcome="failed")
+    previous = GENESIS
+    for raw in lines(audit):
+        entry = json.loads(raw)
+        assert raw == _canonical(entry)
+        assert entry["prev"] == previous and entry["hash"] == entry_hash(previous, entry)
+        previous = entry["hash"]
+    first = json.loads(lines(audit)[0])["object"]
+    old_pseudonym = "p-" + hmac.new(keys.pseudonym_key, b"DOE^JOHN", hashlib.sha256).hexdigest()[:24]
+    assert first["patient"] == old_pseudonym and first["series"] is None and first["instance"] is None
+    assert verify(audit.folder).ok

@@ -48,6 +48,18 @@ def entry_hash(previous: str, entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(previous.encode() + _canonical(body)).hexdigest()
 
 
+def _canonical_split(entry: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """The canonical JSON of ``entry`` (without ``hash``) cut where ``"hash"`` sorts in: ``head + tail`` is
+    what :func:`entry_hash` hashes, and ``head + ',"hash":"…"' + tail`` is the canonical JSON of the entry
+    with its hash (sorted keys: every key of ``head`` sorts before "hash", every key of ``tail`` after), so
+    each entry is encoded once."""
+    before = {k: v for k, v in entry.items() if k < "hash"}
+    after = {k: v for k, v in entry.items() if k > "hash"}
+    if not before or not after:
+        raise ValueError("an audit entry has keys on both sides of 'hash'")
+    return _canonical(before)[:-1], b"," + _canonical(after)[1:]
+
+
 @dataclass(frozen=True)
 class Keys:
     """The site's audit keys: HMAC key for pseudonyms, Ed25519 key for checkpoints (never in a workspace)."""
@@ -58,7 +70,7 @@ class Keys:
     def pseudonym(self, value: str | None) -> str | None:
         if not value:
             return None
-        return "p-" + hmac.new(self.pseudonym_key, value.encode(), hashlib.sha256).hexdigest()[:24]
+        return "p-" + hmac.digest(self.pseudonym_key, value.encode(), "sha256").hex()[:24]
 
 
 def load_keys(home: Path | None = None) -> Keys:
@@ -140,6 +152,8 @@ class AuditLog:
     def append_many(self, items: list[Item]) -> list[dict[str, Any]]:
         """Append several entries under one lock and one fsync: (action, obj, tool, image, run, outcome)."""
         entries: list[dict[str, Any]] = []
+        lines: list[bytes] = []
+        pseudonyms: dict[str | None, str | None] = {}  # a batch names the same study, series, patient often
         with self._locked():
             seq, previous = self._tail()
             for action, obj, tool, image, run, outcome in items:
@@ -148,7 +162,10 @@ class AuditLog:
                 safe = dict(obj or {})
                 for key in ("study", "series", "instance", "patient"):
                     if key in safe:
-                        safe[key] = self.keys.pseudonym(safe[key])
+                        value = safe[key]
+                        if value not in pseudonyms:
+                            pseudonyms[value] = self.keys.pseudonym(value)
+                        safe[key] = pseudonyms[value]
                 seq += 1
                 entry: dict[str, Any] = {
                     "seq": seq,
@@ -162,10 +179,12 @@ class AuditLog:
                     "outcome": outcome,
                     "prev": previous,
                 }
-                entry["hash"] = previous = entry_hash(previous, entry)
+                head, tail = _canonical_split(entry)
+                entry["hash"] = previous = hashlib.sha256(previous.encode() + head + tail).hexdigest()
+                lines.append(head + b',"hash":"' + previous.encode() + b'"' + tail + b"\n")
                 entries.append(entry)
             with self.path.open("ab") as fh:
-                fh.write(b"".join(_canonical(e) + b"\n" for e in entries))
+                fh.write(b"".join(lines))
                 fh.flush()
                 os.fsync(fh.fileno())
         return entries
