@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 
-from dicompose import __version__
 from dicompose.cli import compare as compare_cli
 from dicompose.cli import images as images_cli
 from dicompose.cli import pipeline as pipeline_cli
@@ -42,6 +41,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from dicompose import __version__  # importlib.metadata: ~25 ms, only when asked
+
         typer.echo(f"dicompose {__version__}")
         raise typer.Exit()
 
@@ -201,6 +202,7 @@ def demo(
     engine: Annotated[str, typer.Option("--engine", help="auto | docker | apptainer | local")] = "auto",
 ) -> None:
     """Run the demo pipeline on the bundled sample scans: normalize (per series) → threshold mask."""
+    from dicompose import __version__
     from dicompose.cli.pipeline import demo_engine, run_pipeline_command
     from dicompose.tools.samples import demo_pipeline, sample_data_folder
 
