@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_FIND_LINKS=          # lock against the package index only, never a machine-local wheel folder
-for name in runtime dev validator; do
+for name in runtime dev validator bench; do
   pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
     --output-file "requirements/${name}.lock" "requirements/${name}.in"  # runtime.lock links into the package
 done
