@@ -216,10 +216,16 @@ def test_run_with_the_local_engine_and_usage_errors(tmp_path: Path):
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["schema"] == "dicompose.run/1" and report["engine"]["name"] == "local"
-    assert [t["files"] for t in report["tasks"]] == [2] and len(report["tasks"][0]["outputs"]) == 2
+    assert report["schema"] == "dicompose.run/2" and report["engine"]["name"] == "local"
+    assert [len(t["outputs"]) for t in report["tasks"]] == [2] and report["tasks"][0]["status"] == "ok"
+    assert [launch["tasks"] for launch in report["launch_log"]] == [[report["tasks"][0]["key"]]]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "slice_0000-normalized.dcm",
+        "slice_0001-normalized.dcm",
+    ]
     audit = run("dicompose", "audit", "show", "--workspace", str(tmp_path / "ws"), "--json")
-    assert [e["action"] for e in json.loads(audit.stdout)] == ["read", "read", "execute", "export", "export"]
+    actions = [e["action"] for e in json.loads(audit.stdout)]
+    assert actions == ["read", "read", "execute", "write", "write", "export", "export"]
     assert run("dicompose", "audit", "verify", "--workspace", str(tmp_path / "ws")).returncode == 0
     runs = json.loads(run("dicompose", "runs", "--workspace", str(tmp_path / "ws"), "--json").stdout)
     assert [(r["kind"], r["status"], r["id"]) for r in runs] == [("tool", "ok", report["run"])]

@@ -96,16 +96,19 @@ def test_kill_between_steps(tmp_path: Path, reference: dict[str, bytes]):
 
 
 def test_kill_while_publishing(tmp_path: Path, reference: dict[str, bytes]):
+    """Outputs are published as each task finishes: a kill mid-publication loses no finished task."""
     pipeline, _sleep = crash_setup(tmp_path)
     proc = start(tmp_path, pipeline, env={"DICOMPOSE_TEST_PUBLISH_DELAY": "5"})
     wait_for(lambda: any((tmp_path / "out").rglob(".*.partial")) if (tmp_path / "out").exists() else False)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert done_markers(tmp_path) == 6
-    published_before = {p.name for p in (tmp_path / "out").rglob("*.[ab]")}
-    assert len(published_before) < 12  # really interrupted mid-publication
+    time.sleep(1)  # a step launched just before the kill may still be logging its start (it is orphaned)
+    finished = done_markers(tmp_path)
+    assert finished >= 1
+    partial = list((tmp_path / "out").rglob(".*.partial"))
+    assert partial, "the kill did not happen mid-publication"
+    before = len(launches(tmp_path))
     finish(tmp_path, pipeline)
-    assert len(launches(tmp_path)) == 6  # every task had finished: nothing relaunched
+    assert len(launches(tmp_path)) - before == 6 - finished  # finished tasks were not relaunched
     assert outputs(tmp_path) == reference
-    leftovers = list((tmp_path / "out").rglob(".*.partial"))
-    assert leftovers == [] or all(p.stat().st_size >= 0 for p in leftovers)
+    assert not [p for p in partial if p.exists()]  # the interrupted publication's temp links are gone

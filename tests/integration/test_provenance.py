@@ -87,3 +87,31 @@ def test_the_crate_records_every_step_execution(crate: Path, tmp_path: Path):
     assert run_action["instrument"]["@id"] == "pipeline.yaml" and len(run_action["result"]) == 8
     software = graph["#dicompose"]
     assert software["softwareVersion"]
+
+
+def test_a_tool_run_exports_a_valid_crate_too(tmp_path: Path):
+    """``dicompose run TOOL`` is a one-step pipeline: recorded, cached and exported like any pipeline run."""
+    from dicompose.dicom import synthetic
+    from dicompose.pipeline.runner import PipelineRequest, run_pipeline
+    from dicompose.pipeline.tool_graph import tool_graph
+
+    synthetic.write_ct_series(tmp_path / "scans", "tool", 3, 16, 16)
+    graph = tool_graph("normalize", {"max": 1000})
+    request = PipelineRequest(
+        Path("normalize"),
+        {"in": tmp_path / "scans"},
+        tmp_path / "out",
+        tmp_path / "ws",
+        "local",
+        graph=graph,
+        kind="tool",
+    )
+    report = run_pipeline(request)
+    assert report.ok and report.launches == 1 and len(report.published) == 3
+    again = run_pipeline(request)
+    assert again.launches == 0 and all(t.cached for t in again.tasks)
+    crate = export_provenance(tmp_path / "ws", report.run_id, tmp_path / "crate").parent
+    graph_doc = {e["@id"]: e for e in json.loads((crate / "ro-crate-metadata.json").read_text())["@graph"]}
+    actions = [e for e in graph_doc.values() if e["@type"] == "CreateAction" and e["@id"].startswith("#task-")]
+    assert len(actions) == 1 and len(actions[0]["object"]) == 3 and len(actions[0]["result"]) == 3
+    assert validate(crate)["passed"] is True

@@ -205,7 +205,7 @@ def _take_back(out: Path) -> None:
 def _task_exit(request: LaunchRequest, out: Path, result: RunResult) -> tuple[int | None, list[str], list[str]]:
     """(exit code, problems, skipped) of one task: its result file in a pack, the launch's exit code otherwise."""
     if not request.packed:
-        return result.exit_code, [], []
+        return (None if result.timed_out else result.exit_code), [], []
     path = out / RESULT_NAME
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # written by the tool: never follow its links

@@ -52,8 +52,8 @@ def export_provenance(workspace: Path, run_id: str, out_dir: Path) -> Path:
     finally:
         index.close()
     snapshot = run["details"].get("snapshot")
-    if run["kind"] != "pipeline" or snapshot is None:
-        raise UsageError(f"run {run['id']} is not a recorded pipeline run")
+    if run["kind"] not in ("pipeline", "tool") or snapshot is None:
+        raise UsageError(f"run {run['id']} is not a recorded pipeline or tool run")
 
     crate = ROCrate(version="1.1")
     # RO-Crate 1.1 terms, plus the Workflow Run vocabulary, so every type and property resolves to the IRIs the

@@ -80,7 +80,9 @@ class Publisher:
         except FileNotFoundError:
             pass
         target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        temp = target.with_name(f".{target.name}.partial")  # one publisher per workspace (its lock)
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()  # left by a killed run
         try:
             os.link(source, temp)
         except OSError as exc:

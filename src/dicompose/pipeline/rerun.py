@@ -48,8 +48,8 @@ def rerun(
     if record is None:
         raise UsageError(f"no run {run_id!r} in {workspace} (see dicompose runs)")
     details = record["details"]
-    if record["kind"] != "pipeline" or "snapshot" not in details:
-        raise UsageError(f"run {record['id']} is not a recorded pipeline run; only pipeline runs can be rerun")
+    if record["kind"] not in ("pipeline", "tool") or "snapshot" not in details:
+        raise UsageError(f"run {record['id']} is not a recorded pipeline or tool run; it cannot be rerun")
     if record["status"] != "ok":
         raise UsageError(f"run {record['id']} did not succeed ({record['status']}); there is nothing to reproduce")
     original_out = Path(record["out_dir"])
@@ -64,6 +64,7 @@ def rerun(
         scheduler=scheduler,
         workers=workers,
         recorded=details["snapshot"],
+        kind=record["kind"],
     )
     report = run_pipeline(request)
     return RerunResult(record["id"], report, compare_folders(original_out, out_dir, tolerance))
