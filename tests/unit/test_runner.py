@@ -1,0 +1,167 @@
+"""The runner's logic on the in-process fake engine (engines/fake.py): packing, partial failures, retries
+alone, engine errors, cache hits, shared work, dry runs, publishing — milliseconds per run, no processes.
+
+The fake never runs a tool: it copies each input to ``<stem>-<tool>.dcm`` and fails, crashes or raises by
+input file name (``fail``, ``crash``, ``transient``), reading only what a container would see.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+from dicompose.dicom import synthetic
+from dicompose.pipeline.runner import PipelineRequest, run_pipeline
+from dicompose.records.index import Index
+from dicompose.records.workspace import Workspace
+
+TOOLS = Path(__file__).parent.parent / "data" / "tools"
+
+
+def scans(folder: Path, series: int = 6, per_series: int = 2, names: dict[tuple[int, int], str] | None = None) -> Path:
+    for s in range(series):
+        for i in range(per_series):
+            name = (names or {}).get((s, i), f"s{i}")
+            synthetic.save(synthetic.ct_slice(f"series-{s}", i, 8, 8), folder / f"g{s}" / f"{name}.dcm")
+    return folder
+
+
+def pipeline(tmp_path: Path, first: str = "fakepack", second: str = "fakesingle", extra: str = "") -> Path:
+    text = f"""
+    version: 1
+    name: fake
+    inputs: {{scans: dicom}}
+    steps:
+      a:
+        tool: {TOOLS / (first + ".json")}
+        with: {{input: inputs.scans}}
+        {extra}
+      b:
+        tool: {TOOLS / (second + ".json")}
+        with: {{input: steps.a.output}}
+    outputs: {{first: steps.a.output, second: steps.b.output}}
+    """
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run(tmp_path: Path, path: Path, workers: int = 2, **kwargs: object):
+    request = PipelineRequest(
+        path, {"scans": tmp_path / "scans"}, tmp_path / "out", tmp_path / "ws", "fake", workers=workers, **kwargs
+    )  # type: ignore[arg-type]
+    return run_pipeline(request)
+
+
+def launches(tmp_path: Path, run_id: str) -> list[dict]:
+    index = Index(tmp_path / "ws" / "index.sqlite")
+    try:
+        return index.launches(run_id)
+    finally:
+        index.close()
+
+
+def test_ready_tasks_are_packed_into_one_launch_per_core(tmp_path: Path):
+    scans(tmp_path / "scans", series=6)
+    report = run(tmp_path, pipeline(tmp_path))
+    assert report.ok and len(report.tasks) == 12
+    recorded = launches(tmp_path, report.run_id)
+    packed = [launch for launch in recorded if launch["step"] == "a"]
+    assert [len(launch["tasks"]) for launch in packed] == [3, 3]  # 6 series, 2 cores: 2 packs
+    assert all(launch["processes"] == 1 for launch in recorded)  # 2 launches at a time × 1 process ≤ 2 cores
+    singles = [launch for launch in recorded if launch["step"] == "b"]
+    assert len(singles) == 6 and all(len(launch["tasks"]) == 1 for launch in singles)  # no pack contract
+    carried = sorted(key for launch in recorded for key in launch["tasks"])
+    assert carried == sorted(t.key for t in report.tasks)  # every task in exactly one launch
+    assert len(report.published) == 24
+
+
+def test_a_failing_task_fails_alone_and_is_retried_alone(tmp_path: Path):
+    scans(tmp_path / "scans", series=4, per_series=1, names={(2, 0): "only-fail"})
+    report = run(tmp_path, pipeline(tmp_path, extra="retries: 1"))
+    by_step = {(t.step, t.label.split("#")[0]): t for t in report.tasks}
+    assert by_step[("a", "g2")].status == "failed" and by_step[("a", "g2")].attempt == 2
+    assert by_step[("b", "g2")].status == "blocked"
+    assert all(t.status == "ok" for (step, folder), t in by_step.items() if folder != "g2")
+    recorded = [launch for launch in launches(tmp_path, report.run_id) if launch["step"] == "a"]
+    assert [len(launch["tasks"]) for launch in recorded] == [2, 2, 1]  # the retry went alone
+    assert recorded[-1]["tasks"] == [by_step[("a", "g2")].key]
+    again = run(tmp_path, pipeline(tmp_path, extra="retries: 1"))
+    assert [len(launch["tasks"]) for launch in launches(tmp_path, again.run_id)] == [1, 1]  # only the failure
+    assert sum(1 for t in again.tasks if t.cached) == 6
+
+
+def test_a_launch_that_dies_keeps_the_tasks_it_finished(tmp_path: Path):
+    scans(tmp_path / "scans", series=2, per_series=1, names={(1, 0): "crash"})
+    report = run(tmp_path, pipeline(tmp_path), workers=1)  # one pack: g0 then g1
+    a = {t.label.split("#")[0]: t for t in report.tasks if t.step == "a"}
+    assert a["g0"].status == "ok" and Workspace(tmp_path / "ws").read_task(a["g0"].key) is not None
+    assert a["g1"].status == "failed" and a["g1"].result is not None
+    assert "before this task finished" in a["g1"].result.problems[0]
+    assert launches(tmp_path, report.run_id)[0]["exit_code"] == 137
+
+
+def test_an_engine_error_is_retried_once_even_without_retries(tmp_path: Path):
+    scans(tmp_path / "scans", series=2, per_series=1, names={(0, 0): "transient"})
+    report = run(tmp_path, pipeline(tmp_path), workers=1)
+    assert report.ok
+    first = launches(tmp_path, report.run_id)[0]
+    assert first["exit_code"] is None and "No such container" in first["message"]
+    assert all(t.attempt == 2 for t in report.tasks if t.step == "a")
+
+
+def test_identical_groups_are_computed_once(tmp_path: Path):
+    scans(tmp_path / "scans", series=1, per_series=2)
+    copy = tmp_path / "scans" / "copy"
+    copy.mkdir()
+    for path in (tmp_path / "scans" / "g0").iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    report = run(tmp_path, pipeline(tmp_path))
+    a = [t for t in report.tasks if t.step == "a"]
+    assert len(a) == 2 and a[0].key == a[1].key and [t.cached for t in a].count(True) == 1
+    assert sum(len(launch["tasks"]) for launch in launches(tmp_path, report.run_id) if launch["step"] == "a") == 1
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out" / "first").rglob("*.dcm")) == [
+        "first/copy/s0-fakepack.dcm",
+        "first/copy/s1-fakepack.dcm",
+        "first/g0/s0-fakepack.dcm",
+        "first/g0/s1-fakepack.dcm",
+    ]
+
+
+def test_published_outputs_are_read_only_links_and_an_edited_one_is_recomputed(tmp_path: Path):
+    scans(tmp_path / "scans", series=2)
+    report = run(tmp_path, pipeline(tmp_path))
+    published = tmp_path / "out" / "first" / "g0" / "s0-fakepack.dcm"
+    task = next(t for t in report.tasks if t.step == "a" and t.label.startswith("g0"))
+    cached = Workspace(tmp_path / "ws").task_dir(task.key) / "out" / "s0-fakepack.dcm"
+    assert os.path.samefile(published, cached) and published.stat().st_mode & 0o222 == 0
+    assert run(tmp_path, pipeline(tmp_path)).launches == 0
+    with published.open("ab") as fh:  # root ignores the mode: an in-place edit reaches the cached file
+        fh.write(b"edited")
+    again = run(tmp_path, pipeline(tmp_path))
+    rerun = [t for t in again.tasks if not t.cached]
+    assert [(t.step, t.label) for t in rerun if t.step == "a"] == [("a", task.label)]
+    assert not published.read_bytes().endswith(b"edited")
+
+
+def test_dry_run_plans_without_running(tmp_path: Path):
+    scans(tmp_path / "scans", series=4)
+    report = run(tmp_path, pipeline(tmp_path), dry_run=True)
+    assert report.run_id == "dry-run" and [len(launch.tasks) for launch in report.launch_log] == [2, 2]
+    assert all(launch.command[:2] == ["fake-engine", "fakepack"] for launch in report.launch_log)
+    assert all("--manifest" in launch.command for launch in report.launch_log)
+    assert not (tmp_path / "out").exists() and not list((tmp_path / "ws" / "work").rglob("done"))
+    run(tmp_path, pipeline(tmp_path))
+    planned = run(tmp_path, pipeline(tmp_path), dry_run=True)
+    assert planned.launches == 0 and all(t.cached for t in planned.tasks) and len(planned.tasks) == 8
+
+
+def test_a_dead_run_is_marked_interrupted(tmp_path: Path):
+    scans(tmp_path / "scans", series=1)
+    report = run(tmp_path, pipeline(tmp_path))
+    index = Index(tmp_path / "ws" / "index.sqlite")
+    index.db.execute("UPDATE runs SET status = 'running' WHERE id = ?", (report.run_id,))
+    assert index.mark_interrupted() == [report.run_id]
+    assert index.run(report.run_id)["status"] == "interrupted"
+    index.close()
