@@ -153,13 +153,18 @@ def run_variant(variant: str, src: Path, dst: Path, workers: int, env: dict[str,
     return outcome
 
 
-def bench_end_to_end(files: int, repeat: int, cores: int) -> dict[str, Any]:
-    variants: dict[str, tuple[str, int, dict[str, str]]] = {
+def end_to_end_variants(cores: int) -> dict[str, tuple[str, int, dict[str, str]]]:
+    """name -> (paper or ours, workers, environment)."""
+    return {
         "paper": ("paper", 1, {}),
         "ours_1_worker": ("ours", 1, {}),
         "ours_1_worker_audit_off": ("ours", 1, {"DICOMPOSE_AUDIT": "host"}),
         "ours_all_cores": ("ours", cores, {}),
     }
+
+
+def bench_end_to_end(files: int, repeat: int, cores: int, only: list[str] | None = None) -> dict[str, Any]:
+    variants = {k: v for k, v in end_to_end_variants(cores).items() if not only or k in only}
     results: dict[str, Any] = {"files": files, "pixel_mbytes": files * 512 * 512 * 2 / MB, "repeat": repeat}
     with tempfile.TemporaryDirectory(prefix="dicompose-bench-") as tmp:
         src, paper_src, out = Path(tmp, "input"), Path(tmp, "paper-input"), Path(tmp, "output")
@@ -184,7 +189,10 @@ def bench_end_to_end(files: int, repeat: int, cores: int) -> dict[str, Any]:
             for key in ("peak_rss_mb", "peak_child_rss_mb", "peak_total_rss_mb"):
                 results[name][key] = max(r[key] for r in runs)
     for name in ("ours_1_worker", "ours_1_worker_audit_off", "ours_all_cores"):
-        results[name]["speedup_vs_paper"] = results[name]["files_per_s"] / results["paper"]["files_per_s"]
+        if name in results and "paper" in results:
+            results[name]["speedup_vs_paper"] = results[name]["files_per_s"] / results["paper"]["files_per_s"]
+    if "ours_1_worker" not in results or "ours_1_worker_audit_off" not in results:
+        return results
     on, off = results["ours_1_worker"], results["ours_1_worker_audit_off"]
     per_round = [1 - b / a for a, b in zip(on["all_seconds"], off["all_seconds"], strict=True)]
     results["audit_overhead_1_worker"] = {
@@ -209,11 +217,13 @@ def print_table(report: dict[str, Any]) -> None:
     e2e = report["end_to_end"]
     print(f"\n{'end to end':<28}{'files/s':>9}{'vs paper':>10}{'RSS MB main':>13}{'max child':>11}{'sum':>7}")
     print(f"  ({e2e['files']} files, {e2e['pixel_mbytes']:.0f} MB of pixels, median of {e2e['repeat']})")
-    for name in ("paper", "ours_1_worker", "ours_1_worker_audit_off", "ours_all_cores"):
+    for name in [n for n in ("paper", "ours_1_worker", "ours_1_worker_audit_off", "ours_all_cores") if n in e2e]:
         r = e2e[name]
         speed = f"{r['files_per_s']:>9.1f}{r.get('speedup_vs_paper', 1.0):>9.2f}x"
         rss = f"{r['peak_rss_mb']:>13.0f}{r['peak_child_rss_mb']:>11.0f}{r['peak_total_rss_mb']:>7.0f}"
         print(f"{name + ' (' + str(r['workers']) + ')':<28}{speed}{rss}")
+    if "audit_overhead_1_worker" not in e2e:
+        return
     overhead = e2e["audit_overhead_1_worker"]
     rounds = " / ".join(f"{x:.1%}" for x in overhead["per_round"])
     print(f"\naudit log overhead, 1 worker: {overhead['of_medians']:.1%} of the medians (per round: {rounds})")
@@ -225,8 +235,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="end-to-end runs per variant (median reported)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 100 files, fewer kernel runs")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "normalize.json")
+    parser.add_argument(
+        "--variants",
+        help="comma-separated end-to-end variants to run (default all): " + ", ".join(end_to_end_variants(2)),
+    )
+    parser.add_argument("--no-kernel", action="store_true", help="skip the kernel part")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    only = [v.strip() for v in args.variants.split(",")] if args.variants else None
+    if only and not set(only) <= set(end_to_end_variants(2)):
+        parser.error(f"--variants: choose from {', '.join(end_to_end_variants(2))}")
     if args.repeat < 1 or (args.files is not None and args.files < 1):
         parser.error("--files and --repeat must be at least 1")
     if args.child:
@@ -242,11 +260,13 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine(),
         "target": [TARGET.low, TARGET.high],
     }
-    print("kernel ...", flush=True)
     runs = 10 if args.quick else 50
-    report["kernel"] = {"slice": bench_kernel(1, runs), "volume": bench_kernel(64, max(5, runs // 5))}
+    report["kernel"] = {}
+    if not args.no_kernel:
+        print("kernel ...", flush=True)
+        report["kernel"] = {"slice": bench_kernel(1, runs), "volume": bench_kernel(64, max(5, runs // 5))}
     print(f"end to end: {files} files x {args.repeat} ...", flush=True)
-    report["end_to_end"] = bench_end_to_end(files, args.repeat, cores)
+    report["end_to_end"] = bench_end_to_end(files, args.repeat, cores, only)
     write_report(args.out, report)
     print_table(report)
     print(f"\nwritten: {args.out}")
