@@ -22,7 +22,8 @@ import pytest
 
 from dicompose.errors import UsageError
 from dicompose.images.pins import pinned
-from dicompose.pipeline.tool_run import ToolRunRequest, run_tool
+from dicompose.pipeline.runner import PipelineReport, PipelineRequest, run_pipeline
+from dicompose.pipeline.tool_graph import tool_graph
 from dicompose.tools.descriptor import load_descriptor
 from tests.conftest import independent_modality_values, need
 
@@ -123,10 +124,32 @@ def wait_for_containers(client: Any, filters: dict[str, Any], seconds: float = 1
     raise AssertionError("the step never started")
 
 
-def run_probe(tmp_path: Path, scans: Path, image_id: str, **params: object) -> Any:
+def run_tool(
+    tool: str,
+    source: Path,
+    out: Path,
+    params: dict[str, Any],
+    *,
+    engine: str = "docker",
+    allow_unpinned: bool = False,
+    timeout_s: float | None = None,
+) -> PipelineReport:
+    """``dicompose run TOOL`` as the CLI does it: a one-step pipeline, its workspace beside ``out``."""
+    graph = tool_graph(tool, params, timeout_s)
+    workspace = out.parent / f".{out.name}-workspace"
+    request = PipelineRequest(
+        Path(tool), {"in": source}, out, workspace, engine, allow_unpinned=allow_unpinned, graph=graph, kind="tool"
+    )
+    return run_pipeline(request)
+
+
+def problems(report: PipelineReport) -> list[str]:
+    return [p for t in report.tasks if t.result is not None for p in t.result.problems]
+
+
+def run_probe(tmp_path: Path, scans: Path, image_id: str, **params: object) -> PipelineReport:
     tool = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", image_id)
-    request = ToolRunRequest(str(tool), scans, tmp_path / "out", dict(params), engine="docker")
-    return run_tool(request)
+    return run_tool(str(tool), scans, tmp_path / "out", dict(params))
 
 
 def test_live_container_is_hardened(tmp_path: Path, scans: Path, image_id: str, client: Any):
@@ -144,7 +167,7 @@ def test_live_container_is_hardened(tmp_path: Path, scans: Path, image_id: str, 
     watcher.start()
     report = run_probe(tmp_path, scans, image_id, seconds=3)
     watcher.join()
-    assert report.ok, [t.problems for t in report.tasks]
+    assert report.ok, problems(report)
     host = seen["HostConfig"]
     assert host["NetworkMode"] == "none"
     assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
@@ -216,14 +239,15 @@ def test_docker_and_local_outputs_are_byte_identical_and_batched(tmp_path: Path,
     (source / "README.txt").write_text("not dicom")
     outputs = {}
     for engine in ("docker", "local"):
-        report = run_tool(ToolRunRequest("normalize", source, tmp_path / engine, {"max": "1000"}, engine=engine))
-        assert report.ok and len(report.tasks) == 2  # one launch per folder, not one per file
+        report = run_tool("normalize", source, tmp_path / engine, {"max": "1000"}, engine=engine)
+        assert report.ok and len(report.tasks) == 2  # one task per series and folder
+        assert report.launches <= 2  # packs of tasks, at most one per core
         assert [p.name for p in report.skipped] == ["README.txt"]
         outputs[engine] = {p.relative_to(tmp_path / engine): p.read_bytes() for p in (tmp_path / engine).rglob("*.dcm")}
     assert len(outputs["docker"]) == 5 and outputs["docker"] == outputs["local"]
     values = independent_modality_values(pydicom.dcmread(tmp_path / "docker" / "ct" / "ct_01-normalized.dcm"))
     assert (values.min(), values.max()) == (0, 1000)
-    assert not (tmp_path / "docker" / ".dicompose-tasks").exists()
+    assert not list((tmp_path / "docker").rglob(".*"))  # nothing of ours left in --out
 
 
 def test_the_papers_docker_run_works_unchanged(tmp_path: Path, image_id: str):
@@ -266,12 +290,12 @@ def test_pins_are_enforced(tmp_path: Path, scans: Path, image_id: str, client: A
     try:
         moved = probe_descriptor(tmp_path, "dicompose-test/moved:1", image_id)
         with pytest.raises(UsageError, match="pinned to"):
-            run_tool(ToolRunRequest(str(moved), scans, tmp_path / "o1", {}, engine="docker"))
+            run_tool(str(moved), scans, tmp_path / "o1", {})
         loose = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", None)
         with pytest.raises(UsageError, match="not pinned by digest"):
-            run_tool(ToolRunRequest(str(loose), scans, tmp_path / "o2", {}, engine="docker"))
-        report = run_tool(ToolRunRequest(str(loose), scans, tmp_path / "o3", {}, engine="docker", allow_unpinned=True))
-        assert report.ok and not report.pinned and "unpinned" in report.warnings[0]
+            run_tool(str(loose), scans, tmp_path / "o2", {})
+        report = run_tool(str(loose), scans, tmp_path / "o3", {}, allow_unpinned=True)
+        assert report.ok and report.images["probe"] == (report.images["probe"][0], False)
     finally:
         client.images.remove("dicompose-test/moved:1")
 
@@ -281,17 +305,17 @@ def test_missing_and_escaping_outputs_fail_the_step(tmp_path: Path, scans: Path,
         (tmp_path / mode).mkdir()
         report = run_probe(tmp_path / mode, scans, image_id, mode=mode)
         task = report.tasks[0]
-        assert task.status == "failed" and any(needle in p for p in task.problems)
+        assert task.status == "failed" and any(needle in p for p in problems(report))
         assert not (tmp_path / mode / "out" / "probe.json").exists()
-        assert task.log_dir is not None and (task.log_dir / "stderr.log").exists()
+        assert task.result is not None and (Path(task.result.log_dir) / "stderr").exists()
 
 
 def test_timeout_stops_and_removes_the_container(tmp_path: Path, scans: Path, image_id: str, client: Any):
     tool = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", image_id)
     started = time.perf_counter()
-    report = run_tool(ToolRunRequest(str(tool), scans, tmp_path / "out", {"seconds": 60}, engine="docker", timeout_s=2))
+    report = run_tool(str(tool), scans, tmp_path / "out", {"seconds": 60}, timeout_s=2)
     assert time.perf_counter() - started < 30
-    assert report.tasks[0].status == "failed" and any("timed out" in p for p in report.tasks[0].problems)
+    assert report.tasks[0].status == "failed" and any("timed out" in p for p in problems(report))
     assert not client.containers.list(all=True, filters=MINE)
 
 
@@ -313,9 +337,9 @@ def test_dry_run_prints_the_command_and_launches_nothing(tmp_path: Path, scans: 
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    command = proc.stdout.strip().splitlines()[0]
+    command = next(line.strip() for line in proc.stdout.splitlines() if line.strip().startswith("docker run"))
     assert command.startswith("docker run --rm --user ") and "--network none" in command
-    assert image_id in command and "--read-only" in command
+    assert image_id in command and "--read-only" in command and "--manifest /dicompose/out/manifest.json" in command
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.dcm"))
 
 
@@ -427,8 +451,8 @@ def test_deidentify_in_a_container_matches_the_local_engine(tmp_path: Path, scan
     key.chmod(0o644)  # the container runs as the caller, or as nobody when the caller is root
     results = {}
     for engine in ("docker", "local"):
-        report = run_tool(ToolRunRequest("deidentify", scans, tmp_path / engine, {"key_file": str(key)}, engine=engine))
-        assert report.ok, [t.problems for t in report.tasks]
+        report = run_tool("deidentify", scans, tmp_path / engine, {"key_file": str(key)}, engine=engine)
+        assert report.ok, problems(report)
         results[engine] = {p.name: p.read_bytes() for p in (tmp_path / engine).glob("deid-*.dcm")}
     assert len(results["docker"]) == 2 and results["docker"] == results["local"]
     for data in results["docker"].values():

@@ -90,24 +90,34 @@ class LaunchResult:
 
 
 class _Paths:
-    """Host path → the path the step sees: one read-only mount per distinct input folder (neutral names)."""
+    """Host path → the path the step sees, through read-only mounts at neutral paths (no patient data in them).
 
-    def __init__(self, files: list[str], isolates: bool) -> None:
+    The batch files' folders are mounted (one mount per folder, whatever the number of files); any other File
+    parameter (a key, a table) is mounted as that one file, so its folder's other contents stay invisible.
+    """
+
+    def __init__(self, files: list[str], extra: list[str], isolates: bool) -> None:
         self.isolates = isolates
         folders = sorted({str(Path(f).parent) for f in files})
-        self.mounts = tuple(Mount(Path(folder), f"{INPUT_ROOT}/{i}") for i, folder in enumerate(folders))
-        self._targets = {m.source.as_posix(): m.target for m in self.mounts}
+        folder_mounts = [Mount(Path(folder), f"{INPUT_ROOT}/{i}") for i, folder in enumerate(folders)]
+        singles = sorted(set(extra))
+        file_mounts = [Mount(Path(f), f"{INPUT_ROOT}/p{i}/{Path(f).name}") for i, f in enumerate(singles)]
+        self.mounts = (*folder_mounts, *file_mounts)
+        self._folders = {m.source.as_posix(): m.target for m in folder_mounts}
+        self._files = {m.source.as_posix(): m.target for m in file_mounts}
 
     def __call__(self, path: Path) -> str:
         if not self.isolates:
             return str(path)
         absolute = path.absolute()
-        return f"{self._targets[absolute.parent.as_posix()]}/{absolute.name}"
+        return self._files.get(absolute.as_posix()) or f"{self._folders[absolute.parent.as_posix()]}/{absolute.name}"
 
     def to_host(self, text: str) -> str:
         """Container paths in a message → host paths (errors name the user's files, not ours)."""
-        for mount in self.mounts:
-            text = text.replace(mount.target + "/", str(mount.source) + "/")
+        for target, source in sorted(self._folders.items(), key=lambda item: -len(item[1])):
+            text = text.replace(source + "/", target + "/")
+        for target, source in self._files.items():
+            text = text.replace(source, target)
         return text
 
 
@@ -119,7 +129,7 @@ def launch_spec(
     all_files = [f for t in tasks for f in t.files]
     invocation = build_invocation(descriptor, {**request.params, request.batch_input: all_files[:1] or ["-"]})
     extra = file_parameters(descriptor, invocation.values, exclude=request.batch_input)
-    paths = _Paths([*all_files, *extra], isolates)
+    paths = _Paths(all_files, extra, isolates)
     labels = {
         f"{LABEL_PREFIX}.run": request.run_id,
         f"{LABEL_PREFIX}.task": request.launch_id,
@@ -129,7 +139,8 @@ def launch_spec(
     timeout = request.resources.timeout_s
     if timeout is not None:  # per task; a pack's tasks share its processes
         timeout *= math.ceil(len(tasks) / max(1, request.processes))
-    resources = Resources(request.resources.memory_bytes, float(request.processes), timeout)
+    cpus = request.resources.cpus or float(request.processes)  # a step's own limit, else what it was granted
+    resources = Resources(request.resources.memory_bytes, cpus, timeout)
     flag = descriptor.manifest_flag
     if flag is None:
         (task,) = tasks

@@ -285,7 +285,9 @@ class _Run:
             permissions=Permissions(
                 bool(node.descriptor.custom.get("network")), bool(node.descriptor.custom.get("gpu"))
             ),
-            resources=Resources(node.spec.resources.memory_bytes(), None, node.spec.timeout_seconds()),
+            resources=Resources(
+                node.spec.resources.memory_bytes(), node.spec.resources.cpus, node.spec.timeout_seconds()
+            ),
             delay_s=delay,
         )
 
