@@ -18,6 +18,25 @@ def can_write(path):
         return False
 
 
+def cpu_quota():
+    """CPUs the container may use (cgroup v1 or v2), or None when unlimited."""
+    for quota_file, period_file in (
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+        ("/sys/fs/cgroup/cpu.max", None),
+    ):
+        try:
+            with open(quota_file) as handle:
+                text = handle.read().split()
+        except OSError:
+            continue
+        if period_file is None:
+            return None if text[0] == "max" else int(text[0]) / int(text[1])
+        with open(period_file) as handle:
+            period = int(handle.read())
+        return None if int(text[0]) < 0 else int(text[0]) / period
+    return None
+
+
 def main():
     mode, seconds, inputs = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
     with open("/proc/self/status") as handle:
@@ -40,6 +59,9 @@ def main():
         "env": sorted(os.environ),
         "inputs_readable": all(os.access(p, os.R_OK) for p in inputs),
         "argv": inputs,
+        "workers": os.environ.get("DICOMPOSE_WORKERS"),
+        "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+        "cpu_quota": cpu_quota(),
     }
     time.sleep(seconds)
     if mode == "escape":

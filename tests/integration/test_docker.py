@@ -190,6 +190,9 @@ def test_live_container_is_hardened(tmp_path: Path, scans: Path, image_id: str, 
     assert "scans" not in json.dumps(seen["Config"]["Cmd"])  # neutral container paths: no host path leaks
     # ... and from inside:
     inside = json.loads((tmp_path / "out" / "probe.json").read_text())
+    cores = len(os.sched_getaffinity(0))  # one task and every core free: the launch gets them all
+    assert inside["workers"] == inside["omp_threads"] == str(cores) and inside["cpu_quota"] == cores
+    assert host["NanoCpus"] == cores * 1_000_000_000
     assert inside["uid"] != 0 and inside["cwd"] == "/dicompose/out"
     assert inside["write_root"] is False and inside["write_input"] is False
     assert inside["write_tmp"] is True and inside["write_cwd"] is True

@@ -100,3 +100,20 @@ def test_auto_falls_back_to_local_and_says_why(monkeypatch):
         resolve_engine("docker")
     with pytest.raises(UsageError, match="unknown engine"):
         resolve_engine("podman")
+
+
+def test_apptainer_follows_the_shared_policy():
+    from dataclasses import replace
+
+    from dicompose.engines.apptainer import not_enforced
+    from dicompose.engines.hardening import DEFAULT
+
+    base = spec(image=ImageRef("normalize.sif", "/sif/normalize.sif"))
+    argv = apptainer_argv(base)
+    assert "--no-privs" in argv and "--memory" not in argv
+    assert not_enforced() == ["memory limit", "pids limit", "CPU limit"]
+    limited = replace(DEFAULT, apptainer_limits=True, pids_limit=64)
+    argv = apptainer_argv(base, policy=limited)
+    assert argv[argv.index("--pids-limit") + 1] == "64" and argv[argv.index("--memory") + 1] == str(DEFAULT.memory_bytes)
+    assert not_enforced(limited) == []
+    assert "--no-privs" not in apptainer_argv(base, policy=replace(DEFAULT, drop_all_capabilities=False))

@@ -1,7 +1,11 @@
 """The ``apptainer`` engine (also Singularity): an argv for ``apptainer exec``, run as a subprocess.
 
-Isolation comes from flags: ``--containall --cleanenv --no-home`` (no host home, env or /tmp), ``--no-mount
-bind-paths`` (no site-wide binds), explicit binds only (inputs ``:ro``), ``--net --network none``.
+The shared hardening policy (``hardening.Hardening``) as Apptainer flags: ``--containall --cleanenv --no-home``
+(no host home, environment or /tmp: a private /tmp), ``--no-mount bind-paths`` (no site-wide binds), explicit
+binds only (inputs ``:ro``), ``--net --network none``, ``--no-privs`` (every capability dropped); the image
+(a SIF) is read-only and Apptainer always sets no-new-privileges. Limits (``--memory``, ``--cpus``,
+``--pids-limit``) need cgroup delegation, which many clusters do not give ordinary users, so they are passed
+only when the policy's ``apptainer_limits`` says so; :func:`not_enforced` names what is then left to the site.
 """
 
 from __future__ import annotations
@@ -10,16 +14,30 @@ import shutil
 import subprocess
 
 from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
-from dicompose.engines.hardening import OUTPUT_DIR
+from dicompose.engines.hardening import DEFAULT, OUTPUT_DIR, Hardening
 from dicompose.engines.process import run_process
 from dicompose.errors import UsageError
 
 
-def apptainer_argv(spec: TaskSpec, executable: str = "apptainer") -> list[str]:
+def not_enforced(policy: Hardening = DEFAULT) -> list[str]:
+    """Parts of the hardening policy these command lines leave to the site (said in --dry-run and the docs)."""
+    if policy.apptainer_limits:
+        return []
+    return ["memory limit", "pids limit", "CPU limit"]
+
+
+def apptainer_argv(spec: TaskSpec, executable: str = "apptainer", policy: Hardening = DEFAULT) -> list[str]:
     """The exact ``apptainer exec`` command for a task (pure)."""
     if spec.image is None:
         raise UsageError("the apptainer engine needs an image (.sif path or docker-daemon:/oras: reference)")
-    argv = [executable, "exec", "--containall", "--cleanenv", "--no-home", "--no-mount", "bind-paths", "--no-privs"]
+    argv = [executable, "exec", "--containall", "--cleanenv", "--no-home", "--no-mount", "bind-paths"]
+    if policy.drop_all_capabilities:
+        argv.append("--no-privs")
+    if policy.apptainer_limits:
+        argv += ["--memory", str(spec.resources.memory_bytes or policy.memory_bytes)]
+        argv += ["--pids-limit", str(policy.pids_limit)]
+        if spec.resources.cpus:
+            argv += ["--cpus", f"{spec.resources.cpus:g}"]
     if not spec.permissions.network:
         argv += ["--net", "--network", "none"]
     if spec.permissions.gpu:
@@ -44,8 +62,9 @@ class ApptainerEngine:
     name = "apptainer"
     isolates = True
 
-    def __init__(self) -> None:
+    def __init__(self, policy: Hardening = DEFAULT) -> None:
         self.executable = shutil.which("apptainer") or shutil.which("singularity")
+        self.policy = policy
         self._info: EngineInfo | None = None
 
     def info(self) -> EngineInfo:
@@ -73,7 +92,7 @@ class ApptainerEngine:
         return 0
 
     def command(self, spec: TaskSpec) -> list[str]:
-        return apptainer_argv(spec, self.executable or "apptainer")
+        return apptainer_argv(spec, self.executable or "apptainer", self.policy)
 
     def run(self, spec: TaskSpec) -> RunResult:
         digest = spec.image.digest if spec.image else None

@@ -20,7 +20,6 @@ LABEL_PREFIX = "org.dicompose"
 
 @dataclass(frozen=True)
 class Hardening:
-    network_disabled: bool = True
     drop_all_capabilities: bool = True
     no_new_privileges: bool = True
     read_only_rootfs: bool = True
@@ -28,6 +27,8 @@ class Hardening:
     pids_limit: int = 512
     memory_bytes: int = 4 * 1024**3
     init: bool = True
+    #: Apptainer's cgroup limits (--memory, --pids-limit, --cpus) need cgroup delegation to the user.
+    apptainer_limits: bool = False
 
 
 DEFAULT = Hardening()
@@ -42,6 +43,3 @@ def container_user(uid: int | None = None, gid: int | None = None) -> tuple[int,
     return uid, gid
 
 
-def input_target(index: int, name: str) -> str:
-    """Container path of input ``index`` (its basename kept so tools name outputs after their inputs)."""
-    return f"{INPUT_ROOT}/{index}/{name}"
