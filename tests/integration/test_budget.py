@@ -7,6 +7,7 @@ process tree) while it runs with the share it was given.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import textwrap
 import time
@@ -102,10 +103,8 @@ def peak_descendants(run) -> tuple[object, int]:
         me = psutil.Process()
         while not done.is_set():
             for tool in me.children():
-                try:
+                with contextlib.suppress(psutil.Error):
                     peak[0] = max(peak[0], len(tool.children(recursive=True)))
-                except psutil.Error:
-                    pass
             time.sleep(0.01)
 
     watcher = threading.Thread(target=watch)

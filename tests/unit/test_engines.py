@@ -114,6 +114,7 @@ def test_apptainer_follows_the_shared_policy():
     assert not_enforced() == ["memory limit", "pids limit", "CPU limit"]
     limited = replace(DEFAULT, apptainer_limits=True, pids_limit=64)
     argv = apptainer_argv(base, policy=limited)
-    assert argv[argv.index("--pids-limit") + 1] == "64" and argv[argv.index("--memory") + 1] == str(DEFAULT.memory_bytes)
+    assert argv[argv.index("--pids-limit") + 1] == "64"
+    assert argv[argv.index("--memory") + 1] == str(DEFAULT.memory_bytes)
     assert not_enforced(limited) == []
     assert "--no-privs" not in apptainer_argv(base, policy=replace(DEFAULT, drop_all_capabilities=False))
