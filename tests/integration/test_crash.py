@@ -112,3 +112,50 @@ def test_kill_while_publishing(tmp_path: Path, reference: dict[str, bytes]):
     assert len(launches(tmp_path)) - before == 6 - finished  # finished tasks were not relaunched
     assert outputs(tmp_path) == reference
     assert not [p for p in partial if p.exists()]  # the interrupted publication's temp links are gone
+
+
+def marked_processes(mark: str) -> list[int]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("DICOMPOSE_TEST_MARK") == mark:
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_sigkill_leaves_no_orphan_processes(tmp_path: Path):
+    """SIGKILL of dicompose while a step's process pool runs: the step, its forkserver and its pool workers
+    all die with it (PR_SET_PDEATHSIG down the tree), nothing is re-parented to PID 1."""
+    from dicompose.dicom import synthetic
+
+    synthetic.write_ct_series(tmp_path / "scans" / "one", "orphans", 400, 256, 256)
+    mark = f"orphans-{os.getpid()}-{time.monotonic_ns()}"
+    argv = [
+        str(BIN / "dicompose"),
+        "run",
+        "normalize",
+        "--in",
+        str(tmp_path / "scans"),
+        "--out",
+        str(tmp_path / "out"),
+        "--engine",
+        "local",
+        "--workers",
+        "2",
+        "--workspace",
+        str(tmp_path / "ws"),
+    ]
+    env = {**os.environ, "DICOMPOSE_TEST_MARK": mark}
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    # dicompose, the step, the forkserver, two pool workers (and the resource tracker)
+    wait_for(lambda: len(marked_processes(mark)) >= 5, seconds=120)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while marked_processes(mark) and time.time() < deadline:
+        time.sleep(0.1)
+    assert marked_processes(mark) == []

@@ -3,9 +3,7 @@ engines that drive a CLI (local, apptainer)."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import signal
+import os
 import subprocess
 import sys
 import time
@@ -13,17 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dicompose.engines.base import RunResult
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGKILL if dicompose dies, so a crashed run leaves no orphan steps.
-
-    Linux only (prctl); elsewhere a no-op. Runs between fork and exec, so it only calls into libc.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+from dicompose.lifetime import die_with_parent
 
 
 def run_process(
@@ -37,6 +25,7 @@ def run_process(
 ) -> RunResult:
     """Run ``argv`` (never through a shell); a missing program is exit 127, a timeout exit 124."""
     started = time.perf_counter()
+    parent = os.getpid()
     try:
         proc = subprocess.run(
             argv,
@@ -46,7 +35,7 @@ def run_process(
             timeout=timeout,
             check=False,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=(lambda: die_with_parent(parent)) if sys.platform == "linux" else None,
         )
     except FileNotFoundError:
         message = f"{argv[0]}: command not found on this host".encode()

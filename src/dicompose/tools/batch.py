@@ -23,6 +23,7 @@ from dicompose.dicom.identifiers import Fingerprint, Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import measure_file
 from dicompose.errors import InputError, UnsupportedInputError, UsageError
+from dicompose.lifetime import die_with_parent
 from dicompose.records.audit import AuditLog, Item, load_keys
 from dicompose.tools.discovery import Candidate, Skipped, discover
 
@@ -311,9 +312,14 @@ def _executor(workers: int, jobs: int) -> Executor:
         return _InlineExecutor()
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["dicompose.dicom.normalize", "dicompose.dicom.threshold", "dicompose.dicom.deidentify"]
+        [
+            "dicompose.forkserver_preload",  # the forkserver dies with this process (no orphans after SIGKILL)
+            "dicompose.dicom.normalize",
+            "dicompose.dicom.threshold",
+            "dicompose.dicom.deidentify",
+        ]
     )
-    return ProcessPoolExecutor(max_workers=min(workers, jobs), mp_context=context)
+    return ProcessPoolExecutor(max_workers=min(workers, jobs), mp_context=context, initializer=die_with_parent)
 
 
 def _bounded_map(pool: Executor, fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
