@@ -7,6 +7,7 @@ drives every engine, and the Docker engine's cleanup of killed runs is tested in
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -72,6 +73,12 @@ def test_kill_during_a_step(tmp_path: Path, reference: dict[str, bytes]):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert done_markers(tmp_path) == 0
+    runs = subprocess.run(
+        [str(BIN / "dicompose"), "runs", "--workspace", str(tmp_path / ".dicompose"), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert [r["status"] for r in json.loads(runs.stdout)] == ["interrupted"]  # not "running" forever
     sleep.write_text("0")
     finish(tmp_path, pipeline)
     assert len(launches(tmp_path)) == 1 + 6  # the killed launch, then each task exactly once

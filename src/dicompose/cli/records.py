@@ -14,14 +14,19 @@ from rich.table import Table
 from dicompose.cli.console import fail, stdout
 from dicompose.errors import UsageError
 from dicompose.records.index import Index
+from dicompose.records.workspace import Workspace, is_locked
 
 WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace folder (default: ./.dicompose).")]
 
 
 def _index(workspace: Path) -> Index:
+    """The workspace's index; runs left "running" by a killed dicompose (its lock is free) become "interrupted"."""
     if not (workspace / "index.sqlite").is_file():
         fail(UsageError(f"{workspace}: no dicompose workspace here (use --workspace DIR)"))
-    return Index(workspace / "index.sqlite")
+    index = Index(workspace / "index.sqlite")
+    if not is_locked(Workspace(workspace)):
+        index.mark_interrupted()
+    return index
 
 
 def _when(timestamp: float | None) -> str:
