@@ -13,9 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
-
-from dicompose.dicom.reading import looks_like_dicom
 from dicompose.errors import UsageError
 from dicompose.records.hashing import sha256_file
 from dicompose.records.index import FileStat, Index, Memo
@@ -40,11 +37,19 @@ class Group:
 
 
 def _series_uid(path: Path) -> str:
+    import pydicom  # only for files the memo does not know: a no-op rerun never loads pydicom
+
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
     except Exception:  # a damaged header still belongs somewhere: the tool reports the file itself
         return ""
     return str(ds.get("SeriesInstanceUID", "") or "")
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    from dicompose.dicom.reading import looks_like_dicom
+
+    return looks_like_dicom(path)
 
 
 def _hash_and_series(path: Path) -> Memo:
@@ -82,7 +87,7 @@ def group_input(
     stats: list[FileStat] = []
     skipped: list[Path] = []
     for path, stat in zip(candidates, all_stats, strict=True):
-        if stat.path in memo or looks_like_dicom(path):  # a memoised file was DICOM when it was hashed
+        if stat.path in memo or _looks_like_dicom(path):  # a memoised file was DICOM when it was hashed
             files.append(path)
             stats.append(stat)
         else:

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from dicompose.dicom.identifiers import identifiers
 from dicompose.fileio import atomic_write, fsync_directory
 from dicompose.pipeline.graph import PipelineGraph
 from dicompose.pipeline.tasks import Task
@@ -57,6 +56,8 @@ class Publisher:
                     continue
                 target = target_dir / output["name"]
                 if self._publish(source_dir / output["name"], target, output["sha256"]):
+                    from dicompose.dicom.identifiers import identifiers  # only when something is published
+
                     folders.add(target.parent)
                     obj = {**identifiers(target), "path": str(target), "sha256": output["sha256"]}
                     self.audit.append("export", obj=obj, run=self.run_id)
