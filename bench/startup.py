@@ -6,6 +6,8 @@ waits for: interpreter start, imports, argument parsing, the command itself. Rep
 of K runs (after one untimed warm-up run that fills the page cache), its target, and its ratio to the floor,
 ``python -c pass`` with the same interpreter timed in the same rounds. Each command is also run once with
 ``PYTHONPROFILEIMPORTTIME=1`` to list the heavy packages it imported (pydicom, numpy, docker, dask, ...).
+The median CPU time (user + system, from the child's rusage) is reported beside the wall time: on a machine
+shared with other work it moves much less than the wall time does.
 
 ``show`` needs a recorded run: one synthetic 32x32 CT slice goes through ``dicompose run normalize --engine
 local`` into a temporary workspace first (untimed); if that fails, ``show`` is reported as not measured, with
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -51,14 +54,16 @@ def dicompose_argv() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "dicompose"]
 
 
-def wall(argv: list[str], cwd: Path) -> float:
-    """Seconds from spawn to exit of one fresh process (its output discarded); it must succeed."""
+def wall(argv: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds from spawn to exit of one fresh process (output discarded); it must succeed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.decode(errors='replace')[-500:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def heavy_imports(argv: list[str], cwd: Path) -> list[str]:
@@ -102,43 +107,42 @@ def measure(tmp: Path, repeat: int) -> dict[str, Any]:
             continue
         wall(argv, tmp)  # warm-up: page cache, .pyc files
         row["heavy_imports"] = heavy_imports(argv, tmp)
-        row["samples"] = []
+        row["samples"], row["cpu_samples"] = [], []
         rows.append(row)
-    floor: list[float] = []
+    floor: dict[str, Any] = {"argv": ["python", "-c", "pass"], "samples": [], "cpu_samples": []}
     wall(floor_argv, tmp)
     for _ in range(repeat):  # rounds: each command and the floor once per round, so load affects all alike
-        floor.append(wall(floor_argv, tmp))
-        for row in rows:
-            if "samples" in row:
-                row["samples"].append(wall([*dicompose_argv(), *row["argv"]], tmp))
-    floor_s = statistics.median(floor)
+        for row, argv in [(floor, floor_argv)] + [(r, [*dicompose_argv(), *r["argv"]]) for r in rows if "samples" in r]:
+            seconds, cpu = wall(argv, tmp)
+            row["samples"].append(seconds)
+            row["cpu_samples"].append(cpu)
+    floor["median_s"] = statistics.median(floor["samples"])
+    floor["median_cpu_s"] = statistics.median(floor["cpu_samples"])
     for row in rows:
         if "samples" in row:
             row["median_s"] = statistics.median(row["samples"])
-            row["ratio_to_floor"] = row["median_s"] / floor_s
+            row["median_cpu_s"] = statistics.median(row["cpu_samples"])
+            row["ratio_to_floor"] = row["median_s"] / floor["median_s"]
             row["met"] = None if row["target_s"] is None else row["median_s"] <= row["target_s"]
-    return {
-        "repeat": repeat,
-        "floor": {"argv": ["python", "-c", "pass"], "median_s": floor_s, "samples": floor},
-        "commands": rows,
-    }
+    return {"repeat": repeat, "floor": floor, "commands": rows}
 
 
 def print_table(report: dict[str, Any]) -> None:
     result = report["startup"]
-    floor = result["floor"]["median_s"]
+    floor = result["floor"]
     print(f"\nstart-up ({report['machine']['usable_cores']} cores, {report['date']}, median of {result['repeat']})")
-    print(f"{'command':<{WIDTH}}{'median s':>10}{'target s':>10}{'x floor':>9}  met  heavy imports")
-    print(f"{'python -c pass (floor)':<{WIDTH}}{floor:>10.3f}")
+    print(f"{'command':<{WIDTH}}{'median s':>10}{'CPU s':>8}{'target s':>10}{'x floor':>9}  met  heavy imports")
+    print(f"{'python -c pass (floor)':<{WIDTH}}{floor['median_s']:>10.3f}{floor['median_cpu_s']:>8.3f}")
     for row in result["commands"]:
         target = "-" if row["target_s"] is None else f"{row['target_s']:.2f}"
         label = f"{'dicompose ' + row['name']:<{WIDTH}}"
         if row["median_s"] is None:
-            print(f"{label}{'-':>10}{target:>10}  not measured: {row['not_measured']}")
+            print(f"{label}{'-':>10}{'-':>8}{target:>10}  not measured: {row['not_measured']}")
             continue
         met = {True: "yes", False: "NO ", None: "-  "}[row["met"]]
         heavy = ", ".join(row["heavy_imports"]) or "-"
-        print(f"{label}{row['median_s']:>10.3f}{target:>10}{row['ratio_to_floor']:>9.1f}  {met}  {heavy}")
+        figures = f"{row['median_s']:>10.3f}{row['median_cpu_s']:>8.3f}{target:>10}{row['ratio_to_floor']:>9.1f}"
+        print(f"{label}{figures}  {met}  {heavy}")
 
 
 def main(argv: list[str] | None = None) -> None:
