@@ -44,6 +44,7 @@ class Publisher:
             folder = "" if graph.flat_outputs else out_name
             self.targets.setdefault(source.name, []).append((source.output, folder))
         self.delay = float(os.environ.get("DICOMPOSE_TEST_PUBLISH_DELAY", "0") or 0)  # crash-test fault point
+        self.exported = 0  # files published (audit entries written) by this run
 
     def publish_task(self, task: Task) -> None:
         """Publish the outputs of one finished task that the pipeline names as its outputs."""
@@ -61,6 +62,7 @@ class Publisher:
                     folders.add(target.parent)
                     obj = {**identifiers(target), "path": str(target), "sha256": output["sha256"]}
                     self.audit.append("export", obj=obj, run=self.run_id)
+                    self.exported += 1
                 self.published.append(target)
         for folder in folders:
             fsync_directory(folder)

@@ -429,6 +429,11 @@ class _Run:
             items.append(("write", obj, tool, digest, run, "ok"))
         self.audit.append_many(items)
 
+    def audited(self) -> bool:
+        return any(not t.cached and t.status not in ("pending", "blocked") for t in self.report.tasks) or bool(
+            self.publisher.exported
+        )
+
     # --- the loop ---------------------------------------------------------------------------------------
     def root_input(self, node: StepNode) -> str:
         while node.source.kind == "step":
@@ -561,5 +566,6 @@ def _run_locked(
     finally:
         index.end_run(report.run_id, status)
         scheduler.close()
-        run.audit.checkpoint()
+        if run.audited():  # a no-op rerun adds no entry, so it signs nothing new either
+            run.audit.checkpoint()
     return report

@@ -75,15 +75,15 @@ class Keys:
 
 def load_keys(home: Path | None = None) -> Keys:
     """Read (or create, 0600) the keys in the dicompose data folder."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     folder = (home or data_home()) / "audit-keys"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     hmac_path, signing_path = folder / "pseudonym.key", folder / "signing-key.pem"
     if not hmac_path.exists():
         _write_private(hmac_path, secrets.token_bytes(32))
     if not signing_path.exists():
+        from cryptography.hazmat.primitives import serialization  # only to create a key (start-up time)
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         pem = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
