@@ -41,5 +41,3 @@ def container_user(uid: int | None = None, gid: int | None = None) -> tuple[int,
     if uid == 0:
         return FALLBACK_UID, FALLBACK_GID
     return uid, gid
-
-

@@ -1,0 +1,338 @@
+"""One run in progress: tasks added as their inputs become known, packed into launches under the core budget,
+finished (retried alone, audited, published) as launches end. Owned by the main thread; see ``runner``."""
+
+from __future__ import annotations
+
+import queue
+import time
+from pathlib import Path
+
+from dicompose.engines.base import Engine, Permissions, Resources
+from dicompose.pipeline.graph import PipelineGraph, StepNode
+from dicompose.pipeline.images import image_key
+from dicompose.pipeline.inputs import Group
+from dicompose.pipeline.launch import LaunchRequest, LaunchResult, TaskItem, TaskResult, execute_launch
+from dicompose.pipeline.model import FINISHED, Events, LaunchInfo, PipelineReport, PipelineRequest
+from dicompose.pipeline.packing import Candidate, plan_launches
+from dicompose.pipeline.publish import Publisher
+from dicompose.pipeline.tasks import Task, key_of
+from dicompose.records.audit import AuditLog, Item, load_keys
+from dicompose.records.index import Attempt, Index, Launch
+from dicompose.records.workspace import Workspace
+from dicompose.schedulers.base import Scheduler
+
+_BACKOFF_S = 0.5
+
+
+class Execution:
+    """The state of one run; every method runs on the main thread (workers only execute launches)."""
+
+    def __init__(
+        self,
+        request: PipelineRequest,
+        graph: PipelineGraph,
+        workspace: Workspace,
+        index: Index,
+        engine: Engine,
+        scheduler: Scheduler,
+        report: PipelineReport,
+        events: Events,
+    ) -> None:
+        self.request, self.graph, self.workspace, self.index = request, graph, workspace, index
+        self.engine, self.scheduler, self.report, self.events = engine, scheduler, report, events
+        self.images = report.images
+        self.audit = AuditLog(workspace.root / "audit", load_keys())
+        self.publisher = Publisher(
+            request.out_dir, graph, workspace, index, self.audit, report.run_id, report.published
+        )
+        self.done: queue.Queue[tuple[LaunchRequest, LaunchResult | None, BaseException | None]] = queue.Queue()
+        self.pending: dict[str, list[Task]] = {node.name: [] for node in graph.steps}
+        self.in_flight: dict[str, Task] = {}  # key → the task computing it (identical groups share one)
+        self.followers: dict[str, list[Task]] = {}
+        self.running: dict[str, int] = {}  # launch id → cores it holds
+        self.launch_numbers = 0
+        self.consumers: dict[str, list[StepNode]] = {}
+        for node in graph.steps:
+            if node.source.kind == "step":
+                self.consumers.setdefault(node.source.name, []).append(node)
+
+    # --- planning ---------------------------------------------------------------------------------------
+    def add_task(
+        self, node: StepNode, label: str, parent: Path, files: tuple[str, ...], inputs: tuple[dict[str, str], ...]
+    ) -> None:
+        image = self.images[node.name][0]
+        task = Task(key_of(node, image_key(self.engine, image), inputs), node.name, label, parent, files, inputs)
+        self.report.tasks.append(task)
+        record = self.workspace.read_task(task.key)
+        if record is not None:
+            task.status, task.cached, task.outputs = str(record["status"]), True, tuple(record["outputs"])
+            if self.request.dry_run:
+                self.feed_consumers(node, task)
+                return
+            self.index.record_attempt(
+                Attempt(
+                    self.report.run_id,
+                    node.name,
+                    task.key,
+                    label,
+                    0,
+                    task.status,
+                    cached=True,
+                    exit_code=record.get("exit_code"),
+                    engine=record.get("engine"),
+                    image_digest=record.get("image"),
+                    log_dir=str(self.workspace.task_dir(task.key)),
+                    inputs=list(inputs),
+                    outputs=list(task.outputs),
+                    launch_id=record.get("launch"),
+                )
+            )
+            self.settled(node, task)
+            return
+        if task.key in self.in_flight:
+            self.followers.setdefault(task.key, []).append(task)
+            return
+        self.in_flight[task.key] = task
+        self.pending[node.name].append(task)
+
+    def settled(self, node: StepNode, task: Task) -> None:
+        """A task has its final outcome: publish, tell the caller, feed or block its dependants."""
+        if task.status in FINISHED:
+            self.publisher.publish_task(task)
+        self.events.task(task)
+        if task.status in FINISHED:
+            self.feed_consumers(node, task)
+        else:
+            self.block_dependants(node, task)
+
+    def feed_consumers(self, node: StepNode, task: Task) -> None:
+        for consumer in self.consumers.get(node.name, []):
+            chosen = tuple(o for o in task.outputs if o.get("id") == consumer.source.output)
+            if not chosen:
+                continue
+            folder = self.workspace.task_dir(task.key) / "out"
+            files = tuple(str(folder / o["name"]) for o in chosen)
+            inputs = tuple({"name": o["name"], "sha256": o["sha256"], "path": str(folder / o["name"])} for o in chosen)
+            self.add_task(consumer, task.label, task.relative_parent, files, inputs)
+
+    def block_dependants(self, node: StepNode, task: Task) -> None:
+        for consumer in self.consumers.get(node.name, []):
+            blocked = Task("", consumer.name, task.label, task.relative_parent, (), (), status="blocked")
+            self.report.tasks.append(blocked)
+            self.events.task(blocked)
+            self.block_dependants(consumer, blocked)
+
+    # --- launching --------------------------------------------------------------------------------------
+    def dispatch(self) -> None:
+        """Start as many launches as the idle cores allow, upstream steps first."""
+        now = time.monotonic()
+        for node in self.graph.steps:
+            ready = [t for t in self.pending[node.name] if t.not_before <= now]
+            free = self.report.budget - sum(self.running.values())
+            if not ready or free < 1:
+                continue
+            plans = plan_launches(
+                [Candidate(len(t.files), alone=t.attempt > 1) for t in ready],
+                free,
+                budget=self.report.budget,
+                packable=node.descriptor.manifest_flag is not None,
+                cpus=node.spec.resources.cpus,
+                max_tasks=node.spec.pack,
+            )
+            for plan in plans:
+                self.launch(node, [ready[i] for i in plan.tasks], plan.processes)
+
+    def launch(self, node: StepNode, tasks: list[Task], processes: int) -> None:
+        request = self.launch_request(node, tasks, processes)
+        for task in tasks:
+            self.pending[node.name].remove(task)
+            task.status = "running"
+        self.running[request.launch_id] = processes
+        self.scheduler.submit(execute_launch, request, lambda result, error: self.done.put((request, result, error)))
+
+    def launch_request(self, node: StepNode, tasks: list[Task], processes: int) -> LaunchRequest:
+        self.launch_numbers += 1
+        launch_id = f"{self.report.run_id}-{self.launch_numbers:04d}"
+        for task in tasks:
+            task.launch = launch_id
+        delay = max(0.0, max(t.not_before for t in tasks) - time.monotonic())
+        self.report.launch_log.append(LaunchInfo(launch_id, node.name, [t.key for t in tasks], processes))
+        return LaunchRequest(
+            launch_id=launch_id,
+            run_id=self.report.run_id,
+            step=node.name,
+            workspace=str(self.workspace.root),
+            engine=self.engine.name,
+            image=self.images[node.name][0],
+            descriptor=node.descriptor,
+            batch_input=node.batch_input,
+            params=node.params,
+            tasks=tuple(TaskItem(t.key, t.label, t.files, t.inputs) for t in tasks),
+            processes=processes,
+            permissions=Permissions(
+                bool(node.descriptor.custom.get("network")), bool(node.descriptor.custom.get("gpu"))
+            ),
+            resources=Resources(
+                node.spec.resources.memory_bytes(), node.spec.resources.cpus, node.spec.timeout_seconds()
+            ),
+            delay_s=delay,
+        )
+
+    def plan_only(self) -> None:
+        """``--dry-run``: pack every ready task as the first dispatch would, with the exact commands; run nothing."""
+        from dicompose.pipeline.launch import launch_spec
+
+        budget = self.report.budget
+        for node in self.graph.steps:
+            while self.pending[node.name]:
+                ready = self.pending[node.name]
+                plans = plan_launches(
+                    [Candidate(len(t.files)) for t in ready],
+                    budget,
+                    budget=budget,
+                    packable=node.descriptor.manifest_flag is not None,
+                    cpus=node.spec.resources.cpus,
+                    max_tasks=node.spec.pack,
+                )
+                for plan in plans:
+                    request = self.launch_request(node, [ready[i] for i in plan.tasks], plan.processes)
+                    spec, _paths = launch_spec(request, self.workspace, self.engine.isolates, write_manifest=False)
+                    self.report.launch_log[-1].command = self.engine.command(spec)
+                    for task in [ready[i] for i in plan.tasks]:
+                        task.status = "planned"
+                for task in [t for t in ready if t.status == "planned"]:
+                    ready.remove(task)
+
+    def drain(self) -> None:
+        self.dispatch()
+        while self.running or any(self.pending.values()):
+            try:
+                request, result, error = self.done.get(timeout=0.2)
+            except queue.Empty:
+                self.dispatch()  # retries whose backoff has passed
+                continue
+            self.running.pop(request.launch_id, None)
+            self.finish_launch(request, result, error)
+            self.dispatch()
+
+    def finish_launch(self, request: LaunchRequest, result: LaunchResult | None, error: BaseException | None) -> None:
+        if result is None:  # the worker itself failed (a lost Dask worker, a bug): every task failed
+            message = f"{type(error).__name__}: {error}" if error else "no result"
+            now = time.time()
+            results = tuple(
+                TaskResult(t.key, "failed", None, now, now, problems=(message,), engine_error=True)
+                for t in request.tasks
+            )
+            result = LaunchResult(request.launch_id, None, now, now, [], results, message)
+        info = next(i for i in self.report.launch_log if i.id == request.launch_id)
+        info.command, info.exit_code = result.command, result.exit_code
+        info.seconds, info.message = result.ended - result.started, result.message
+        self.index.record_launch(
+            Launch(
+                info.id,
+                self.report.run_id,
+                request.step,
+                info.tasks,
+                request.processes,
+                result.exit_code,
+                result.started,
+                result.ended,
+                result.command,
+                result.message,
+            )
+        )
+        node = self.graph.step(request.step)
+        tasks = {t.key: t for t in self.report.tasks if t.launch == request.launch_id}
+        for task_result in result.tasks:
+            self.finish_task(node, tasks[task_result.key], task_result)
+        self.events.launch(info, self.report)
+
+    def finish_task(self, node: StepNode, task: Task, result: TaskResult) -> None:
+        """Record the attempt; retry a failure (alone, with backoff) while attempts remain, else settle it.
+
+        A failure of the engine rather than the tool (an API error, a vanished container) is retried once
+        even when the step asks for no retries: it says nothing about the task.
+        """
+        task.result = result
+        image = self.images[task.step][0]
+        self.index.record_attempt(
+            Attempt(
+                self.report.run_id,
+                task.step,
+                task.key,
+                task.label,
+                task.attempt,
+                result.status,
+                started=result.started,
+                ended=result.ended,
+                exit_code=result.exit_code,
+                engine=self.engine.name,
+                image_digest=image.digest if image is not None else None,
+                log_dir=result.log_dir or None,
+                inputs=list(task.inputs),
+                outputs=list(result.outputs),
+                message="; ".join(result.problems),
+                launch_id=task.launch,
+            )
+        )
+        allowed = node.spec.retries + (1 if result.engine_error and task.engine_retries == 0 else 0)
+        if result.status == "failed" and task.attempt <= allowed:
+            task.engine_retries += int(result.engine_error)
+            task.attempt += 1
+            task.status = "pending"
+            task.not_before = time.monotonic() + _BACKOFF_S * 2 ** (task.attempt - 2)
+            self.pending[node.name].append(task)
+            return
+        task.status, task.outputs = result.status, result.outputs
+        self.audit_task(node, task, result)
+        self.in_flight.pop(task.key, None)
+        self.settled(node, task)
+        for follower in self.followers.pop(task.key, []):
+            follower.status, follower.outputs, follower.cached, follower.result = (
+                task.status,
+                task.outputs,
+                True,
+                result,
+            )
+            self.settled(node, follower)
+
+    def audit_task(self, node: StepNode, task: Task, result: TaskResult) -> None:
+        """Who read which patient files, ran what on them, and wrote what (see records.audit)."""
+        from dicompose.dicom.identifiers import identifiers
+
+        image = self.images[node.name][0]
+        tool, digest, run = node.descriptor.name, image.digest if image else None, self.report.run_id
+        items: list[Item] = []
+        if node.source.kind == "input":
+            for name, item in zip(task.files, task.inputs, strict=True):
+                obj = {**identifiers(Path(name)), "path": name, "sha256": item["sha256"]}
+                items.append(("read", obj, tool, digest, run, "ok"))
+        step = {"task": task.key, "step": node.name, "group": task.label}
+        items.append(("execute", step, tool, digest, run, result.status))
+        folder = self.workspace.task_dir(task.key) / "out"
+        for output in result.outputs:
+            written = folder / output["name"]
+            obj = {**identifiers(written), "path": str(written), "sha256": output["sha256"]}
+            items.append(("write", obj, tool, digest, run, "ok"))
+        self.audit.append_many(items)
+
+    def audited(self) -> bool:
+        return any(not t.cached and t.status not in ("pending", "blocked") for t in self.report.tasks) or bool(
+            self.publisher.exported
+        )
+
+    # --- the loop ---------------------------------------------------------------------------------------
+    def root_input(self, node: StepNode) -> str:
+        while node.source.kind == "step":
+            node = self.graph.step(node.source.name)
+        return node.source.name
+
+    def start(self, groups: dict[str, list[Group]]) -> None:
+        self.report.expected = sum(len(groups[self.root_input(node)]) for node in self.graph.steps)
+        for node in self.graph.steps:
+            if node.source.kind != "input":
+                continue
+            for group in groups[node.source.name]:
+                files = tuple(str(f.path) for f in group.files)  # absolute already (inputs.list_files)
+                inputs = tuple({"name": f.name, "sha256": f.sha256, "path": str(f.path)} for f in group.files)
+                self.add_task(node, group.label, group.relative_parent, files, inputs)

@@ -1,0 +1,103 @@
+"""What a run is asked to do and what it reports: the request, the report, the launches, the events."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dicompose.engines.base import ImageRef
+from dicompose.pipeline.inputs import DEFAULT_CHUNK
+
+if TYPE_CHECKING:
+    from dicompose.pipeline.graph import PipelineGraph
+    from dicompose.pipeline.tasks import Task
+
+FINISHED = ("ok", "partial")
+
+
+@dataclass(frozen=True)
+class PipelineRequest:
+    pipeline: Path
+    inputs: dict[str, Path]
+    out_dir: Path
+    workspace: Path | None = None
+    engine: str = "auto"
+    scheduler: str = "local"
+    workers: int | None = None
+    allow_unpinned: bool = False
+    chunk: int = DEFAULT_CHUNK
+    recorded: dict[str, Any] | None = None  # a run's snapshot: rerun exactly that recipe (see snapshot.py)
+    graph: PipelineGraph | None = None  # prebuilt (a tool run's one-step graph); else read from ``pipeline``
+    kind: str = "pipeline"  # "pipeline" | "tool": what the run record calls it
+    dry_run: bool = False  # plan only: tasks, which are cached, the exact command of each launch
+
+
+@dataclass
+class LaunchInfo:
+    """A launch as the report and the progress display see it."""
+
+    id: str
+    step: str
+    tasks: list[str]
+    processes: int
+    command: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    seconds: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class PipelineReport:
+    run_id: str
+    workspace: Path
+    engine: str
+    engine_why: str
+    scheduler: str
+    budget: int = 1
+    images: dict[str, tuple[ImageRef | None, bool]] = field(default_factory=dict)
+    tasks: list[Task] = field(default_factory=list)
+    launch_log: list[LaunchInfo] = field(default_factory=list)
+    published: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    expected: int = 0  # tasks this run will have (series flow 1:1 through the steps), for progress displays
+
+    @property
+    def launches(self) -> int:
+        return len(self.launch_log)
+
+    @property
+    def ok(self) -> bool:
+        return all(t.status == "ok" for t in self.tasks)
+
+    def counts(self, step: str) -> dict[str, int]:
+        """Tasks of ``step`` by outcome; a task found in the cache counts as cached, not ok."""
+        result = {"ok": 0, "cached": 0, "partial": 0, "failed": 0, "blocked": 0}
+        for task in self.tasks:
+            if task.step == step:
+                outcome = "cached" if task.cached and task.status == "ok" else task.status
+                result[outcome] = result.get(outcome, 0) + 1
+        return result
+
+    def finished(self) -> int:
+        return sum(1 for t in self.tasks if t.status in (*FINISHED, "failed", "blocked"))
+
+
+class Events(Protocol):
+    """What the runner tells its caller as it goes (progress displays)."""
+
+    def task(self, task: Task) -> None:
+        """A task finished (ran, cached, failed, or blocked by a failed dependency)."""
+
+    def launch(self, launch: LaunchInfo, report: PipelineReport) -> None:
+        """A launch ended."""
+
+
+class NoEvents:
+    def task(self, task: Task) -> None:
+        pass
+
+    def launch(self, launch: LaunchInfo, report: PipelineReport) -> None:
+        pass
