@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import BinaryIO, Protocol
 
 _BLOCK = 1 << 20
+_SMALL = 1 << 16  # pieces shorter than this are gathered before hashing
 
 
 class Hasher:
@@ -29,18 +30,22 @@ class Hasher:
     Use as a context manager: the thread ends with the block (a digest asked for before waits for its bytes).
     """
 
-    def __init__(self, *, threaded: bool = True) -> None:
+    def __init__(self, *, threaded: bool) -> None:
         self._queue: SimpleQueue[tuple[hashlib._Hash, bytes] | threading.Event | None] = SimpleQueue()
         self._thread: threading.Thread | None = None
         if threaded:
             self._thread = threading.Thread(target=self._run, name="dicompose-sha256", daemon=True)
             self._thread.start()
 
+    @property
+    def threaded(self) -> bool:
+        return self._thread is not None
+
     def sha256(self) -> Digest:
         return Digest(self)
 
     def _feed(self, digest: hashlib._Hash, data: bytes) -> None:
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():  # inline, or closed (everything before is hashed)
             digest.update(data)
         else:
             self._queue.put((digest, data))
@@ -72,17 +77,38 @@ class Hasher:
 
 
 class Digest:
-    """One sha256 fed through a :class:`Hasher`; ``hexdigest()`` waits for the bytes fed before it."""
+    """One sha256 fed through a :class:`Hasher`; ``hexdigest()`` waits for the bytes fed before it.
+
+    Small pieces (a writer's tags and lengths) are gathered into blocks before they go to the helper thread:
+    handing each over on its own would cost more than hashing it, the thread contending for the GIL each time.
+    """
 
     def __init__(self, hasher: Hasher) -> None:
         self._hasher = hasher
         self._sha = hashlib.sha256()
+        self._small = bytearray()
 
     def update(self, data: bytes) -> None:
         """Hash ``data`` (bytes given here must not be changed afterwards: they may be hashed later)."""
+        if not self._hasher.threaded:
+            self._sha.update(data)
+            return
+        if len(data) < _SMALL:
+            self._small += data
+            if len(self._small) < _SMALL:
+                return
+            data, self._small = bytes(self._small), bytearray()
+        else:
+            self._hand_over_small()
         self._hasher._feed(self._sha, data)  # the two classes are one mechanism
 
+    def _hand_over_small(self) -> None:
+        if self._small:
+            self._hasher._feed(self._sha, bytes(self._small))
+            self._small = bytearray()
+
     def hexdigest(self) -> str:
+        self._hand_over_small()
         self._hasher._wait()
         return self._sha.hexdigest()
 

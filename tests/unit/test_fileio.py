@@ -37,7 +37,7 @@ def test_atomic_write_returns_the_digest_of_the_file_written(tmp_path: Path):
         fh.write(bytearray(b"def"))
         fh.write(memoryview(b"ghi"))
 
-    with Hasher() as hasher:
+    with Hasher(threaded=True) as hasher:
         digest = atomic_write(tmp_path / "a.bin", write, hasher=hasher)
     assert digest is not None and digest.hexdigest() == sha256_file(tmp_path / "a.bin")
     assert atomic_write(tmp_path / "b.bin", write) is None
@@ -52,7 +52,7 @@ def test_a_writer_that_patches_earlier_bytes_still_gets_the_right_digest(tmp_pat
         fh.seek(end)
         fh.write(b"tail")
 
-    with Hasher() as hasher:
+    with Hasher(threaded=True) as hasher:
         digest = atomic_write(tmp_path / "p.bin", write, hasher=hasher)
         assert digest is not None
         assert (tmp_path / "p.bin").read_bytes() == b"LEN!" + b"x" * 5000 + b"tail"
@@ -67,7 +67,7 @@ def test_a_dicom_file_is_hashed_as_it_is_written(tmp_path: Path):
     item.ReferencedSOPInstanceUID = "1.2.3"
     ds.SourceImageSequence = Sequence([item])
     rebuild_file_meta(ds, "test")
-    with Hasher() as hasher:
+    with Hasher(threaded=True) as hasher:
         writer = _DigestingWriter(io.BytesIO(), hasher.sha256())
         dcmwrite(writer, ds, enforce_file_format=True)
         assert writer.end > 2000 and not writer.rewritten

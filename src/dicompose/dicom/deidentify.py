@@ -214,11 +214,13 @@ def deidentify_file(source: Path, destination: Path, params: DeidParams) -> Path
     return destination
 
 
-def deidentify_file_fingerprinted(source: Path, destination: Path, params: DeidParams) -> Fingerprints:
+def deidentify_file_fingerprinted(
+    source: Path, destination: Path, params: DeidParams, *, hash_on_thread: bool = False
+) -> Fingerprints:
     """:func:`deidentify_file`, returning who both files are about (the output's identifiers are the
     de-identified ones, as written) and the sha256 of their bytes (the source read once, hashed from memory;
-    the output hashed as it is written)."""
-    with warnings.catch_warnings(), Hasher() as hasher:
+    the output hashed as it is written; see :class:`Hasher` for the thread)."""
+    with warnings.catch_warnings(), Hasher(threaded=hash_on_thread) as hasher:
         warnings.simplefilter("ignore", UserWarning)
         ds, source_digest = read_dataset_hashed(source, hasher)
         read = dataset_identifiers(ds)

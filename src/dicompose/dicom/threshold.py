@@ -55,10 +55,12 @@ def threshold_file(source: Path, destination: Path, params: ThresholdParams) -> 
     return destination
 
 
-def threshold_file_fingerprinted(source: Path, destination: Path, params: ThresholdParams) -> Fingerprints:
+def threshold_file_fingerprinted(
+    source: Path, destination: Path, params: ThresholdParams, *, hash_on_thread: bool = False
+) -> Fingerprints:
     """:func:`threshold_file`, returning who both files are about and the sha256 of their bytes (the source
-    read once and hashed from memory, the mask hashed as it is written)."""
-    with warnings.catch_warnings(), Hasher() as hasher:
+    read once and hashed from memory, the mask hashed as it is written; see :class:`Hasher` for the thread)."""
+    with warnings.catch_warnings(), Hasher(threaded=hash_on_thread) as hasher:
         warnings.simplefilter("ignore", UserWarning)
         ds, source_digest = read_dataset_hashed(source, hasher)
         read = dataset_identifiers(ds)

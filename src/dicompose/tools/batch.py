@@ -16,7 +16,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from dicompose.config import data_home
 from dicompose.dicom.identifiers import Fingerprint, Fingerprints
@@ -29,6 +29,10 @@ from dicompose.tools.discovery import Candidate, Skipped, discover
 
 log = logging.getLogger(__name__)
 _IN_FLIGHT_PER_WORKER = 4
+#: How a worker hashes the files it reads and writes for the audit log: on a helper thread when the batch
+#: leaves a core idle (the hashing then costs the work almost nothing), else inline (threads would only
+#: compete with the other workers for the cores and the GIL).
+Hashing = Literal["inline", "thread"]
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -69,12 +73,12 @@ class Summary:
 class Operation:
     """What to do to each file. Holds module-level functions (and frozen params), so it pickles to workers.
 
-    ``apply(source, destination, source_range, fingerprint)`` returns the two files' fingerprints when
-    ``fingerprint`` is true (the batch is audited), else None.
+    ``apply(source, destination, source_range, hashing)`` returns the two files' fingerprints when
+    ``hashing`` is not None (the batch is audited), else None.
     """
 
     name: str
-    apply: Callable[[Path, Path, ValueRange | None, bool], Fingerprints | None]
+    apply: Callable[[Path, Path, ValueRange | None, Hashing | None], Fingerprints | None]
     output_name: Callable[[Path], str]
     series_scope: bool = False  # first pass: one value range per series, passed to ``apply``
     flatten: bool = False  # all outputs directly in the output folder (input folder names may identify people)
@@ -151,7 +155,8 @@ def run_batch(
         with _executor(workers, len(jobs)) as pool:
             if operation.series_scope:
                 jobs = _attach_series_ranges(pool, jobs, workers, report)
-            work = [(job, operation, audit.audit is not None) for job in jobs]
+            hashing = _hashing(workers, len(jobs)) if audit.audit is not None else None
+            work = [(job, operation, hashing) for job in jobs]
             for result in _bounded_map(pool, _apply_job, work, workers):
                 report(result)
     finally:
@@ -193,10 +198,15 @@ def _measure_job(job: _Job) -> tuple[str, ValueRange] | FileResult:
         return _failure(job.candidate, exc)
 
 
-def _apply_job(args: tuple[_Job, Operation, bool]) -> FileResult:
-    job, operation, audited = args
+def _hashing(workers: int, jobs: int) -> Hashing:
+    processes = max(1, min(workers, jobs))
+    return "thread" if processes < len(os.sched_getaffinity(0)) else "inline"
+
+
+def _apply_job(args: tuple[_Job, Operation, Hashing | None]) -> FileResult:
+    job, operation, hashing = args
     try:
-        prints = operation.apply(job.candidate.path, job.destination, job.source_range, audited)
+        prints = operation.apply(job.candidate.path, job.destination, job.source_range, hashing)
     except InputError as exc:
         return _failure(job.candidate, exc)
     except Exception as exc:  # a bug on one odd file must not sink the batch; say so plainly

@@ -12,7 +12,7 @@ from dicompose.dicom.deidentify import DeidParams, deidentify_file, deidentify_f
 from dicompose.dicom.identifiers import Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.errors import UsageError
-from dicompose.tools.batch import Operation
+from dicompose.tools.batch import Hashing, Operation
 
 
 def load_key(key_file: Path | None) -> bytes:
@@ -41,10 +41,10 @@ def load_key(key_file: Path | None) -> bytes:
 
 
 def _apply(
-    params: DeidParams, source: Path, destination: Path, _range: ValueRange | None, fingerprint: bool
+    params: DeidParams, source: Path, destination: Path, _range: ValueRange | None, hashing: Hashing | None
 ) -> Fingerprints | None:
-    if fingerprint:
-        return deidentify_file_fingerprinted(source, destination, params)
+    if hashing is not None:
+        return deidentify_file_fingerprinted(source, destination, params, hash_on_thread=hashing == "thread")
     deidentify_file(source, destination, params)
     return None
 

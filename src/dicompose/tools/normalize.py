@@ -10,13 +10,21 @@ from dicompose.dicom.identifiers import Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import NormalizeParams, normalize_file, output_name
 from dicompose.errors import UsageError
-from dicompose.tools.batch import FileResult, Operation, Summary, run_batch
+from dicompose.tools.batch import FileResult, Hashing, Operation, Summary, run_batch
 
 
 def _apply(
-    params: NormalizeParams, source: Path, destination: Path, source_range: ValueRange | None, fingerprint: bool
+    params: NormalizeParams,
+    source: Path,
+    destination: Path,
+    source_range: ValueRange | None,
+    hashing: Hashing | None,
 ) -> Fingerprints | None:
-    return normalize_file(source, destination, params, source_range, fingerprint=fingerprint).fingerprints
+    on_thread = hashing == "thread"
+    outcome = normalize_file(
+        source, destination, params, source_range, fingerprint=hashing is not None, hash_on_thread=on_thread
+    )
+    return outcome.fingerprints
 
 
 def normalize_operation(params: NormalizeParams) -> Operation:

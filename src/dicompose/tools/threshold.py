@@ -8,14 +8,14 @@ from pathlib import Path
 from dicompose.dicom.identifiers import Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.threshold import ThresholdParams, mask_name, threshold_file, threshold_file_fingerprinted
-from dicompose.tools.batch import Operation
+from dicompose.tools.batch import Hashing, Operation
 
 
 def _apply(
-    params: ThresholdParams, source: Path, destination: Path, _range: ValueRange | None, fingerprint: bool
+    params: ThresholdParams, source: Path, destination: Path, _range: ValueRange | None, hashing: Hashing | None
 ) -> Fingerprints | None:
-    if fingerprint:
-        return threshold_file_fingerprinted(source, destination, params)
+    if hashing is not None:
+        return threshold_file_fingerprinted(source, destination, params, hash_on_thread=hashing == "thread")
     threshold_file(source, destination, params)
     return None
 
