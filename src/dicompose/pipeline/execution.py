@@ -51,6 +51,9 @@ class Execution:
         self.followers: dict[str, list[Task]] = {}
         self.running: dict[str, int] = {}  # launch id → cores it holds
         self.launch_numbers = 0
+        self.unpublished: list[Task] = []  # settled, outputs not yet in --out (see flush)
+        self.unaudited: list[Item] = []
+        self.audit_entries = 0
         self.consumers: dict[str, list[StepNode]] = {}
         for node in graph.steps:
             if node.source.kind == "step":
@@ -96,9 +99,9 @@ class Execution:
         self.pending[node.name].append(task)
 
     def settled(self, node: StepNode, task: Task) -> None:
-        """A task has its final outcome: publish, tell the caller, feed or block its dependants."""
+        """A task has its final outcome: tell the caller, feed or block its dependants, queue its publication."""
         if task.status in FINISHED:
-            self.publisher.publish_task(task)
+            self.unpublished.append(task)
         self.events.task(task)
         if task.status in FINISHED:
             self.feed_consumers(node, task)
@@ -205,6 +208,7 @@ class Execution:
 
     def drain(self) -> None:
         self.dispatch()
+        self.flush()  # cached tasks' outputs
         while self.running or any(self.pending.values()):
             try:
                 request, result, error = self.done.get(timeout=0.2)
@@ -245,6 +249,8 @@ class Execution:
         tasks = {t.key: t for t in self.report.tasks if t.launch == request.launch_id}
         for task_result in result.tasks:
             self.finish_task(node, tasks[task_result.key], task_result)
+        self.dispatch()  # dependants start before this launch's outputs are published and audited
+        self.flush()
         self.events.launch(info, self.report)
 
     def finish_task(self, node: StepNode, task: Task, result: TaskResult) -> None:
@@ -284,7 +290,7 @@ class Execution:
             self.pending[node.name].append(task)
             return
         task.status, task.outputs = result.status, result.outputs
-        self.audit_task(node, task, result)
+        self.unaudited += self.audit_items(node, task, result)
         self.in_flight.pop(task.key, None)
         self.settled(node, task)
         for follower in self.followers.pop(task.key, []):
@@ -296,30 +302,34 @@ class Execution:
             )
             self.settled(node, follower)
 
-    def audit_task(self, node: StepNode, task: Task, result: TaskResult) -> None:
+    def audit_items(self, node: StepNode, task: Task, result: TaskResult) -> list[Item]:
         """Who read which patient files, ran what on them, and wrote what (see records.audit)."""
-        from dicompose.dicom.identifiers import identifiers
-
         image = self.images[node.name][0]
         tool, digest, run = node.descriptor.name, image.digest if image else None, self.report.run_id
         items: list[Item] = []
         if node.source.kind == "input":
-            for name, item in zip(task.files, task.inputs, strict=True):
-                obj = {**identifiers(Path(name)), "path": name, "sha256": item["sha256"]}
-                items.append(("read", obj, tool, digest, run, "ok"))
+            for name, item, ids in zip(task.files, task.inputs, result.input_ids, strict=True):
+                items.append(("read", {**ids, "path": name, "sha256": item["sha256"]}, tool, digest, run, "ok"))
         step = {"task": task.key, "step": node.name, "group": task.label}
         items.append(("execute", step, tool, digest, run, result.status))
         folder = self.workspace.task_dir(task.key) / "out"
-        for output in result.outputs:
-            written = folder / output["name"]
-            obj = {**identifiers(written), "path": str(written), "sha256": output["sha256"]}
+        for output, ids in zip(result.outputs, result.output_ids, strict=True):
+            obj = {**ids, "path": str(folder / output["name"]), "sha256": output["sha256"]}
             items.append(("write", obj, tool, digest, run, "ok"))
-        self.audit.append_many(items)
+        return items
+
+    def flush(self) -> None:
+        """Publish what settled since the last flush and write its audit entries: one append, one fsync."""
+        items, self.unaudited = self.unaudited, []
+        for task in self.unpublished:
+            items += self.publisher.publish_task(task)
+        self.unpublished = []
+        if items:
+            self.audit.append_many(items)
+            self.audit_entries += len(items)
 
     def audited(self) -> bool:
-        return any(not t.cached and t.status not in ("pending", "blocked") for t in self.report.tasks) or bool(
-            self.publisher.exported
-        )
+        return self.audit_entries > 0
 
     # --- the loop ---------------------------------------------------------------------------------------
     def root_input(self, node: StepNode) -> str:

@@ -7,14 +7,16 @@ for the series UID), in parallel threads.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import warnings
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from dicompose.errors import UsageError
-from dicompose.records.hashing import sha256_file
 from dicompose.records.index import FileStat, Index, Memo
 
 DEFAULT_CHUNK = 500
@@ -36,24 +38,28 @@ class Group:
     files: tuple[InputFile, ...]
 
 
-def _series_uid(path: Path) -> str:
+_PREFIX_AT = 128  # DICOM Part 10: a 128-byte preamble, then "DICM"
+
+
+def _examine(path: Path) -> Memo | None:
+    """A file the memo does not know, read once: None if it is not DICOM, else its sha256 and series UID."""
     import pydicom  # only for files the memo does not know: a no-op rerun never loads pydicom
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if data[_PREFIX_AT : _PREFIX_AT + 4] != b"DICM":
+        return None
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+        series = str(ds.get("SeriesInstanceUID", "") or "")
     except Exception:  # a damaged header still belongs somewhere: the tool reports the file itself
-        return ""
-    return str(ds.get("SeriesInstanceUID", "") or "")
-
-
-def _looks_like_dicom(path: Path) -> bool:
-    from dicompose.dicom.reading import looks_like_dicom
-
-    return looks_like_dicom(path)
-
-
-def _hash_and_series(path: Path) -> Memo:
-    return Memo(sha256_file(path), _series_uid(path))
+        series = ""
+    return Memo(sha256, series)
 
 
 def list_files(source: Path) -> list[Path]:
@@ -77,28 +83,28 @@ def list_files(source: Path) -> list[Path]:
 
 
 def group_input(
-    source: Path, index: Index, *, chunk: int = DEFAULT_CHUNK, threads: int = 8
+    source: Path, index: Index, *, chunk: int = DEFAULT_CHUNK, threads: int = 2
 ) -> tuple[list[Group], list[Path]]:
     """Groups of DICOM files under ``source`` and the non-DICOM files skipped; known files are not read."""
     candidates = list_files(source)
     all_stats = [FileStat.of(p) for p in candidates]
     memo = index.memo_lookup(all_stats)
+    unknown = [(p, st) for p, st in zip(candidates, all_stats, strict=True) if st.path not in memo]
+    if unknown:  # read once each; two threads overlap reading with parsing (more only fight for the GIL)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            examined = list(pool.map(lambda item: _examine(item[0]), unknown))
+        found = [(st, m) for (_p, st), m in zip(unknown, examined, strict=True) if m is not None]
+        index.memo_store(found)
+        memo.update((st.path, m) for st, m in found)
     files: list[Path] = []
     stats: list[FileStat] = []
     skipped: list[Path] = []
     for path, stat in zip(candidates, all_stats, strict=True):
-        if stat.path in memo or _looks_like_dicom(path):  # a memoised file was DICOM when it was hashed
+        if stat.path in memo:  # memoised (or just examined) files are DICOM
             files.append(path)
             stats.append(stat)
         else:
             skipped.append(path)
-    missing = [(p, s) for p, s in zip(files, stats, strict=True) if s.path not in memo]
-    if missing:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            computed = list(pool.map(lambda item: _hash_and_series(item[0]), missing))
-        index.memo_store((s, m) for (_p, s), m in zip(missing, computed, strict=True))
-        for (_p, s), m in zip(missing, computed, strict=True):
-            memo[s.path] = m
     root = (source if source.is_dir() else source.parent).absolute()
     buckets: dict[tuple[Path, str], list[InputFile]] = defaultdict(list)
     for path, stat in zip(files, stats, strict=True):

@@ -76,6 +76,10 @@ class TaskResult:
     stderr_tail: str = ""
     log_dir: str = ""
     engine_error: bool = False
+    #: For the audit log only, in memory (never stored in records): identifiers of each input and output,
+    #: read by the worker after the launch so that the main thread, which keeps launches flowing, need not.
+    input_ids: tuple[dict[str, str | None], ...] = ()
+    output_ids: tuple[dict[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,8 @@ def _finish_task(
             "run_id": request.run_id,
         }
         finish_task(folder, record)
+    from dicompose.dicom.identifiers import identifiers
+
     return TaskResult(
         task.key,
         status,
@@ -292,6 +298,8 @@ def _finish_task(
         tuple(problems),
         paths.to_host(result.stderr.decode(errors="replace")[-_TAIL:]),
         str(folder),
+        input_ids=tuple(identifiers(Path(f)) for f in task.files),
+        output_ids=tuple(identifiers(out / o["name"]) for o in outputs),
     )
 
 

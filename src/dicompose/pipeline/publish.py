@@ -20,9 +20,15 @@ from typing import BinaryIO
 from dicompose.fileio import atomic_write, fsync_directory
 from dicompose.pipeline.graph import PipelineGraph
 from dicompose.pipeline.tasks import Task
-from dicompose.records.audit import AuditLog
+from dicompose.records.audit import AuditLog, Item
 from dicompose.records.index import FileStat, Index, Memo
 from dicompose.records.workspace import Workspace
+
+
+def _identifiers(path: Path) -> dict[str, str | None]:
+    from dicompose.dicom.identifiers import identifiers  # only when a cached output is published anew
+
+    return identifiers(path)
 
 
 class Publisher:
@@ -46,10 +52,15 @@ class Publisher:
         self.delay = float(os.environ.get("DICOMPOSE_TEST_PUBLISH_DELAY", "0") or 0)  # crash-test fault point
         self.exported = 0  # files published (audit entries written) by this run
 
-    def publish_task(self, task: Task) -> None:
-        """Publish the outputs of one finished task that the pipeline names as its outputs."""
+    def publish_task(self, task: Task) -> list[Item]:
+        """Publish the outputs of one finished task that the pipeline names as its outputs; the audit entries
+        of what was exported (written by the caller, with the task's others, under one fsync)."""
         source_dir = self.workspace.task_dir(task.key) / "out"
         folders: set[Path] = set()
+        exported: list[Item] = []
+        known = dict(
+            zip((o["name"] for o in task.outputs), task.result.output_ids if task.result else (), strict=False)
+        )
         for output_id, out_name in self.targets.get(task.step, []):
             target_dir = self.out_dir / out_name / task.relative_parent
             for output in task.outputs:
@@ -57,15 +68,15 @@ class Publisher:
                     continue
                 target = target_dir / output["name"]
                 if self._publish(source_dir / output["name"], target, output["sha256"]):
-                    from dicompose.dicom.identifiers import identifiers  # only when something is published
-
                     folders.add(target.parent)
-                    obj = {**identifiers(target), "path": str(target), "sha256": output["sha256"]}
-                    self.audit.append("export", obj=obj, run=self.run_id)
-                    self.exported += 1
+                    ids = known.get(output["name"]) or _identifiers(target)
+                    obj = {**ids, "path": str(target), "sha256": output["sha256"]}
+                    exported.append(("export", obj, None, None, self.run_id, "ok"))
                 self.published.append(target)
         for folder in folders:
             fsync_directory(folder)
+        self.exported += len(exported)
+        return exported
 
     def _publish(self, source: Path, target: Path, sha256: str) -> bool:
         """Make ``target`` the output; False if it already was."""
@@ -112,6 +123,3 @@ class Publisher:
 
         atomic_write(target, copy)
         self.index.memo_store([(FileStat.of(target), Memo(sha256, None))])
-
-    def close(self) -> None:
-        """Nothing is buffered: every task was published (and its folders fsynced) when it finished."""

@@ -9,6 +9,7 @@ nothing.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 
@@ -140,11 +141,12 @@ def _run_locked(
     try:
         run.start(_groups(request, index, report))
         run.drain()
-        run.publisher.close()
         status = "ok" if report.ok else "failed"
     except (KeyboardInterrupt, SystemExit) as exc:
         scheduler.cancel_all()
         engine.cleanup(report.run_id)
+        with contextlib.suppress(Exception):
+            run.flush()  # what finished is published (and audited) before we go
         code = 143 if isinstance(exc, SystemExit) and exc.code == 143 else 130
         done, total = report.finished(), len(report.tasks)
         raise RunInterruptedError(
