@@ -460,3 +460,26 @@ def test_deidentify_in_a_container_matches_the_local_engine(tmp_path: Path, scan
     assert len(results["docker"]) == 2 and results["docker"] == results["local"]
     for data in results["docker"].values():
         assert b"PHANTOM^SYNTHETIC" not in data and b"SYNTH-0001" not in data
+
+
+def test_the_socket_client_agrees_with_the_sdk(client: Any, image_id: str):
+    """Read-only questions go over the socket without the SDK (start-up time); they must see what it sees."""
+    from dicompose.engines.docker import DockerEngine
+    from dicompose.images.docker_api import DockerAPI, unix_socket
+
+    socket_path = unix_socket()
+    need("docker", socket_path is not None, "DOCKER_HOST is not a UNIX socket")
+    api = DockerAPI(str(socket_path))
+    assert api.version() == client.version()["Version"]
+    assert api.image("dicompose/normalize:0.1.0")["Id"] == client.images.get("dicompose/normalize:0.1.0").id
+    assert api.image(image_id)["Id"] == image_id and api.image("dicompose-test/absent:0") is None
+    engine = DockerEngine()
+    assert engine.info().available and engine.has_image(
+        engine.resolve_image("dicompose/normalize:0.1.0", image_id, allow_unpinned=False, hint="")[0]
+    )
+    label = f"org.dicompose.test={os.getpid()}"
+    container = client.containers.create(image_id, ["true"], labels={"org.dicompose.test": str(os.getpid())})
+    try:
+        assert [c["Id"] for c in api.containers(label)] == [container.id]
+    finally:
+        container.remove(force=True)

@@ -118,3 +118,35 @@ def test_apptainer_follows_the_shared_policy():
     assert argv[argv.index("--memory") + 1] == str(DEFAULT.memory_bytes)
     assert not_enforced(limited) == []
     assert "--no-privs" not in apptainer_argv(base, policy=replace(DEFAULT, drop_all_capabilities=False))
+
+
+def test_leftovers_are_containers_of_dead_processes_on_this_host():
+    import os
+
+    from dicompose.engines.docker import leftovers
+
+    def container(cid: str, host: str, pid: int) -> dict:
+        return {"Id": cid, "Labels": {"org.dicompose.host": host, "org.dicompose.pid": str(pid)}}
+
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    listed = [
+        container("dead-here", "h1", dead),
+        container("alive-here", "h1", os.getppid()),
+        container("mine", "h1", os.getpid()),
+        container("dead-elsewhere", "h2", dead),
+        {"Id": "unlabelled", "Labels": None},
+    ]
+    assert leftovers(listed, "h1", os.getpid()) == ["dead-here"]
+
+
+def test_the_socket_client_only_speaks_to_unix_sockets(monkeypatch):
+    from dicompose.images.docker_api import DockerAPI, EngineUnavailableError, unix_socket
+
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.1:2376")
+    assert unix_socket() is None  # remote engines: the SDK (TLS, SSH) handles them
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/user/1000/docker.sock")
+    assert unix_socket() == "/run/user/1000/docker.sock"
+    monkeypatch.delenv("DOCKER_HOST")
+    assert unix_socket() == "/var/run/docker.sock"
+    with pytest.raises(EngineUnavailableError, match=r"nowhere\.sock"):
+        DockerAPI("/nonexistent/nowhere.sock", timeout=1).version()

@@ -3,7 +3,7 @@
 ``create_kwargs`` is the pure heart (what the container gets); ``cli_argv`` renders the same policy as the
 equivalent ``docker run`` command for ``--dry-run`` and for users who want to reproduce a step by hand.
 Every container is labelled with its owner's host and pid, removed after the run, and, if dicompose was
-killed, removed by the next run (:func:`remove_leftovers`, called once per run through ``cleanup``).
+killed, removed by the next run (:func:`leftovers`, asked once per run through ``cleanup``).
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import contextlib
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
 from dicompose.engines.hardening import DEFAULT, LABEL_PREFIX, OUTPUT_DIR, Hardening, container_user
 from dicompose.errors import EngineError, UsageError
+from dicompose.images.docker_api import DockerAPI, EngineUnavailableError, unix_socket
 from dicompose.images.docker_client import connect, short
 
 _CPU_PERIOD = 100_000
@@ -91,21 +93,19 @@ def cli_argv(spec: TaskSpec, policy: Hardening = DEFAULT) -> list[str]:
     return argv
 
 
-def remove_leftovers(client: Any) -> int:
-    """Remove containers this host's dicompose processes left behind when they were killed."""
-    host = socket.gethostname()
-    removed = 0
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL_PREFIX}.managed=true"}):
-        labels = container.labels or {}
+def leftovers(containers: list[dict[str, Any]], host: str, me: int) -> list[str]:
+    """IDs of containers that dead dicompose processes on ``host`` left behind (pure; ``containers`` as listed
+    by the engine: dicts with ``Id`` and ``Labels``)."""
+    found = []
+    for container in containers:
+        labels = container.get("Labels") or {}
         if labels.get(f"{LABEL_PREFIX}.host") != host:
             continue
         pid = int(labels.get(f"{LABEL_PREFIX}.pid", "0") or 0)
-        if pid == os.getpid() or (pid and _alive(pid)):
+        if pid == me or (pid and _alive(pid)):
             continue  # ours (another thread is using it) or a live run's
-        with contextlib.suppress(Exception):
-            container.remove(force=True)
-            removed += 1
-    return removed
+        found.append(str(container["Id"]))
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -119,11 +119,16 @@ def _alive(pid: int) -> bool:
 
 
 class DockerEngine:
+    """Read-only questions (probe, images, leftovers) go over the socket with the standard library
+    (``images.docker_api``), so a rerun that launches nothing never imports the SDK; launches use the SDK."""
+
     name = "docker"
     isolates = True
 
     def __init__(self, client: Any | None = None, policy: Hardening = DEFAULT) -> None:
         self._client = client
+        socket_path = unix_socket() if client is None else None
+        self._api = DockerAPI(socket_path) if socket_path else None
         self._info: EngineInfo | None = None
         self.policy = policy
 
@@ -136,38 +141,57 @@ class DockerEngine:
     def info(self) -> EngineInfo:
         if self._info is None:
             try:
-                version = self.client.version().get("Version", "?")
-                self._info = EngineInfo(self.name, True, str(version))
+                version = self._api.version() if self._api else str(self.client.version().get("Version", "?"))
+                self._info = EngineInfo(self.name, True, version)
+            except EngineUnavailableError as exc:
+                self._info = EngineInfo(self.name, False, None, f"the Docker engine does not answer ({exc})")
             except UsageError as exc:
                 self._info = EngineInfo(self.name, False, None, str(exc))
         return self._info
 
-    def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
-        image_id, is_pinned = resolve_image(self.client, name, pin, allow_unpinned=allow_unpinned, hint=hint)
-        return ImageRef(name, image_id), is_pinned
-
-    def has_image(self, image: ImageRef) -> bool:
+    def _inspect(self, name: str) -> dict[str, Any] | None:
+        """``docker image inspect`` (None if absent)."""
+        if self._api is not None:
+            try:
+                return self._api.image(name)
+            except EngineUnavailableError as exc:
+                raise EngineError(f"the Docker engine did not answer ({exc})") from None
         import docker.errors
 
         try:
-            self.client.images.get(image.digest)
+            return dict(self.client.api.inspect_image(name))
         except docker.errors.ImageNotFound:
-            return False
+            return None
         except docker.errors.APIError as exc:
             raise EngineError(f"the Docker engine did not answer ({short(exc)})") from None
-        return True
+
+    def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
+        image_id, is_pinned = resolve_image(self._inspect, name, pin, allow_unpinned=allow_unpinned, hint=hint)
+        return ImageRef(name, image_id), is_pinned
+
+    def has_image(self, image: ImageRef) -> bool:
+        return self._inspect(image.digest) is not None
+
+    def _containers(self, label: str) -> list[dict[str, Any]]:
+        if self._api is not None:
+            return self._api.containers(label)
+        return [dict(c) for c in self.client.api.containers(all=True, filters={"label": label})]
 
     def cleanup(self, run_id: str | None = None) -> int:
         """Remove a run's containers (after Ctrl-C), or those of dead dicompose processes on this host."""
-        if run_id is None:
-            return remove_leftovers(self.client)
+        try:
+            if run_id is None:
+                listed = self._containers(f"{LABEL_PREFIX}.managed=true")
+                doomed = leftovers(listed, socket.gethostname(), os.getpid())
+            else:
+                doomed = [str(c["Id"]) for c in self._containers(f"{LABEL_PREFIX}.run={run_id}")]
+        except (EngineUnavailableError, EngineError):
+            return 0
         removed = 0
-        with contextlib.suppress(Exception):
-            label = f"{LABEL_PREFIX}.run={run_id}"
-            for container in self.client.containers.list(all=True, filters={"label": label}):
-                with contextlib.suppress(Exception):
-                    container.remove(force=True)
-                    removed += 1
+        for container_id in doomed:  # rare: only now is the SDK needed
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(container_id, force=True)
+                removed += 1
         return removed
 
     def command(self, spec: TaskSpec) -> list[str]:
@@ -213,33 +237,30 @@ class DockerEngine:
         )
 
 
-def image_matches(image: Any, pin: str) -> bool:
-    """True if a local image is the pinned one (image ID, or a registry digest among its RepoDigests)."""
-    if image.id == pin:
+def image_matches(image: dict[str, Any], pin: str) -> bool:
+    """True if a local image (as inspected) is the pinned one (image ID, or a registry digest it carries)."""
+    if image.get("Id") == pin:
         return True
-    return any(ref.split("@", 1)[-1] == pin for ref in image.attrs.get("RepoDigests") or [])
+    return any(ref.split("@", 1)[-1] == pin for ref in image.get("RepoDigests") or [])
 
 
-def resolve_image(client: Any, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[str, bool]:
+def resolve_image(
+    inspect: Callable[[str], dict[str, Any] | None], name: str, pin: str | None, *, allow_unpinned: bool, hint: str
+) -> tuple[str, bool]:
     """(image ID to run, pinned?) for ``name``; a tag that moved away from its pin is refused."""
-    import docker.errors
-
-    try:
-        image = client.images.get(name)
-    except docker.errors.ImageNotFound:
-        image = None
+    image = inspect(name)
     if pin:
         if image is not None and image_matches(image, pin):
-            return str(image.id), True
+            return str(image["Id"]), True
         if image is not None:
             raise UsageError(
-                f"image {name} is now {str(image.id)[:19]}, but the tool is pinned to {pin[:19]}: refusing to run "
-                f"a different image ({hint})"
+                f"image {name} is now {str(image['Id'])[:19]}, but the tool is pinned to {pin[:19]}: refusing to "
+                f"run a different image ({hint})"
             )
-        try:
-            return str(client.images.get(pin).id), True
-        except docker.errors.ImageNotFound:
-            raise UsageError(f"pinned image {pin[:19]} ({name}) is not available locally ({hint})") from None
+        pinned_image = inspect(pin)
+        if pinned_image is None:
+            raise UsageError(f"pinned image {pin[:19]} ({name}) is not available locally ({hint})")
+        return str(pinned_image["Id"]), True
     if image is None:
         raise UsageError(f"image {name} is not available locally ({hint})")
     if not allow_unpinned:
@@ -247,4 +268,4 @@ def resolve_image(client: Any, name: str, pin: str | None, *, allow_unpinned: bo
             f"image {name} is not pinned by digest (descriptor container-hash or dicompose build); "
             "pass --allow-unpinned to run it anyway"
         )
-    return str(image.id), False
+    return str(image["Id"]), False
