@@ -47,6 +47,14 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+Inputs = Annotated[
+    list[Path] | None,
+    typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False),
+]
+MirroredOut = Annotated[
+    Path,
+    typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False),
+]
 ManifestOption = Annotated[
     Path | None,
     typer.Option(
@@ -87,14 +95,8 @@ def root(
 
 @app.command(context_settings={"ignore_unknown_options": False})
 def normalize(
-    out: Annotated[
-        Path,
-        typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False),
-    ],
-    inputs: Annotated[
-        list[Path] | None,
-        typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False),
-    ] = None,
+    out: MirroredOut,
+    inputs: Inputs = None,
     minimum: Annotated[str, typer.Option("--min", help="Value each scan's minimum maps to.")] = "0",
     maximum: Annotated[str, typer.Option("--max", help="Value each scan's maximum maps to.")] = "100",
     scope: Annotated[
@@ -125,14 +127,8 @@ def normalize(
 
 @app.command()
 def threshold(
-    out: Annotated[
-        Path,
-        typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False),
-    ],
-    inputs: Annotated[
-        list[Path] | None,
-        typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False),
-    ] = None,
+    out: MirroredOut,
+    inputs: Inputs = None,
     level: Annotated[str, typer.Option("--level", help="Pixels with value >= level are inside the mask.")] = "50",
     upper: Annotated[str | None, typer.Option("--upper", help="Optional upper bound (inclusive).")] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = None,
@@ -159,10 +155,7 @@ def threshold(
 @app.command()
 def deidentify(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (flat: folder names may identify people).")],
-    inputs: Annotated[
-        list[Path] | None,
-        typer.Argument(help="DICOM files and/or folders (searched recursively).", show_default=False),
-    ] = None,
+    inputs: Inputs = None,
     retain_dates: Annotated[
         bool, typer.Option("--retain-dates", help="Shift dates by a per-patient offset instead of removing them.")
     ] = False,
