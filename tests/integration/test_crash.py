@@ -166,3 +166,106 @@ def test_sigkill_leaves_no_orphan_processes(tmp_path: Path):
     while marked_processes(mark) and time.time() < deadline:
         time.sleep(0.1)
     assert marked_processes(mark) == []
+
+
+def test_sigterm_keeps_publishes_and_resumes_finished_tasks(tmp_path: Path):
+    """SIGTERM mid-pack: the step is stopped, the tasks it finished are sealed and published, one line says
+    how many; the next run computes only the rest."""
+    import re
+
+    from dicompose.dicom import synthetic
+
+    for number in range(24):
+        synthetic.write_ct_series(tmp_path / "scans" / f"s{number:02d}", f"term-{number}", 3, 128, 128)
+    argv = [
+        str(BIN / "dicompose"),
+        "run",
+        "normalize",
+        "--in",
+        str(tmp_path / "scans"),
+        "--out",
+        str(tmp_path / "out"),
+        "--engine",
+        "local",
+        "--workers",
+        "1",  # one launch carries all 24 tasks
+        "--workspace",
+        str(tmp_path / "ws"),
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = lambda: list((tmp_path / "ws" / "work").glob("*/*/out/.dicompose-result.json"))  # noqa: E731
+    wait_for(lambda: len(results()) >= 4, seconds=120)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err
+    match = re.search(r"interrupted after (\d+) of 24 tasks", err)
+    assert match, err
+    finished = int(match.group(1))
+    assert finished >= 4
+    assert len(list((tmp_path / "out").rglob("*-normalized.dcm"))) == 3 * finished
+    again = subprocess.run([*argv, "--json"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert sum(1 for t in report["tasks"] if not t["cached"]) == 24 - finished
+    assert len(list((tmp_path / "out").rglob("*-normalized.dcm"))) == 72
+
+
+def test_sigkill_mid_pack_keeps_the_tasks_the_tool_finished(tmp_path: Path):
+    """SIGKILL while one launch carries many tasks: the tasks whose result file the tool wrote are sealed by
+    the next run, not computed again; the outputs equal an uninterrupted run's."""
+    from dicompose.dicom import synthetic
+
+    for number in range(24):
+        synthetic.write_ct_series(tmp_path / "scans" / f"s{number:02d}", f"kill-{number}", 3, 128, 128)
+
+    def argv(out: str, workspace: str) -> list[str]:
+        return [
+            *[str(BIN / "dicompose"), "run", "normalize", "--in", str(tmp_path / "scans")],
+            *["--out", str(tmp_path / out), "--engine", "local", "--workers", "1"],
+            *["--workspace", str(tmp_path / workspace), "--json"],
+        ]
+
+    proc = subprocess.Popen(argv("out", "ws"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = lambda: list((tmp_path / "ws" / "work").glob("*/*/out/.dicompose-result.json"))  # noqa: E731
+    wait_for(lambda: len(results()) >= 4, seconds=120)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = len(results())
+    again = subprocess.run(argv("out", "ws"), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    launched = sum(len(launch["tasks"]) for launch in json.loads(again.stdout)["launch_log"])
+    assert launched <= 24 - finished  # the finished ones were sealed, not recomputed
+    reference = subprocess.run(argv("reference", "ws-reference"), capture_output=True, text=True)
+    assert reference.returncode == 0, reference.stderr
+    mine = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*.dcm")}
+    theirs = {p.relative_to(tmp_path / "reference"): p.read_bytes() for p in (tmp_path / "reference").rglob("*.dcm")}
+    assert len(mine) == 72 and mine == theirs
+
+
+def test_a_timeout_kills_the_whole_step(tmp_path: Path):
+    """A step that starts processes of its own (a shell running ``sleep``): a timeout kills them all."""
+    from dicompose.dicom import synthetic
+
+    synthetic.write_ct_series(tmp_path / "scans", "timeout", 2, 8, 8)
+    tool = tmp_path / "sleepy.json"
+    tool.write_text(
+        json.dumps(
+            {
+                "name": "sleepy",
+                "tool-version": "1",
+                "schema-version": "0.5",
+                "description": "sleeps in a child process, then copies",
+                "command-line": "sh -c 'sleep 30 & wait; cp \"$@\" .' sh [INPUT]",
+                "inputs": [{"id": "input", "name": "input", "type": "File", "list": True, "value-key": "[INPUT]"}],
+                "output-files": [{"id": "copies", "name": "copies", "path-template": "*.dcm", "list": True}],
+            }
+        )
+    )
+    mark = f"timeout-{os.getpid()}-{time.monotonic_ns()}"
+    argv = [
+        *[str(BIN / "dicompose"), "run", str(tool), "--in", str(tmp_path / "scans"), "--out", str(tmp_path / "out")],
+        *["--engine", "local", "--timeout", "1", "--workspace", str(tmp_path / "ws")],
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "DICOMPOSE_TEST_MARK": mark})
+    assert proc.returncode == 1 and "timed out" in proc.stderr
+    assert marked_processes(mark) == []  # no sleep left behind

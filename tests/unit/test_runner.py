@@ -165,3 +165,21 @@ def test_a_dead_run_is_marked_interrupted(tmp_path: Path):
     assert index.mark_interrupted() == [report.run_id]
     assert index.run(report.run_id)["status"] == "interrupted"
     index.close()
+
+
+def test_tasks_a_killed_launch_finished_are_sealed_not_recomputed(tmp_path: Path):
+    """dicompose killed mid-pack: tasks whose result file the tool wrote are sealed by the next run."""
+    scans(tmp_path / "scans", series=4)
+    first = run(tmp_path, pipeline(tmp_path), workers=1)
+    workspace = Workspace(tmp_path / "ws")
+    a = [t for t in first.tasks if t.step == "a"]
+    for task in a[:3]:  # as if the run died after the tool finished these tasks but before sealing them
+        folder = workspace.task_dir(task.key)
+        (folder / "done").unlink()
+        (folder / "out" / ".dicompose-result.json").write_text('{"exit_code": 0, "problems": []}')
+    (workspace.task_dir(a[3].key) / "done").unlink()  # ... and this one had not finished (no result file)
+    again = run(tmp_path, pipeline(tmp_path), workers=1)
+    assert again.ok
+    relaunched = [key for launch in launches(tmp_path, again.run_id) for key in launch["tasks"]]
+    assert relaunched == [a[3].key]
+    assert all(workspace.read_task(t.key) is not None for t in a)

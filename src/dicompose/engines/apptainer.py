@@ -14,8 +14,8 @@ import shutil
 import subprocess
 
 from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
-from dicompose.engines.hardening import DEFAULT, OUTPUT_DIR, Hardening
-from dicompose.engines.process import run_process
+from dicompose.engines.hardening import DEFAULT, LABEL_PREFIX, OUTPUT_DIR, Hardening
+from dicompose.engines.process import Children, run_process
 from dicompose.errors import UsageError
 
 
@@ -65,6 +65,7 @@ class ApptainerEngine:
     def __init__(self, policy: Hardening = DEFAULT) -> None:
         self.executable = shutil.which("apptainer") or shutil.which("singularity")
         self.policy = policy
+        self.children = Children()
         self._info: EngineInfo | None = None
 
     def info(self) -> EngineInfo:
@@ -88,12 +89,20 @@ class ApptainerEngine:
         return True  # a .sif is checked when it runs; references are resolved by apptainer itself
 
     def cleanup(self, run_id: str | None = None) -> int:
-        """Nothing to do: apptainer processes are children that die with dicompose (PR_SET_PDEATHSIG)."""
-        return 0
+        """Stop a run's containers (processes); a killed run's died with it (PR_SET_PDEATHSIG)."""
+        return self.children.stop(run_id) if run_id is not None else 0
 
     def command(self, spec: TaskSpec) -> list[str]:
         return apptainer_argv(spec, self.executable or "apptainer", self.policy)
 
     def run(self, spec: TaskSpec) -> RunResult:
         digest = spec.image.digest if spec.image else None
-        return run_process(self.command(spec), engine=self.name, timeout=spec.resources.timeout_s, image_digest=digest)
+        run = spec.labels.get(f"{LABEL_PREFIX}.run", "")
+        return run_process(
+            self.command(spec),
+            engine=self.name,
+            timeout=spec.resources.timeout_s,
+            image_digest=digest,
+            children=self.children,
+            run=run,
+        )

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from dicompose import __version__
 from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
-from dicompose.engines.process import run_process
+from dicompose.engines.hardening import LABEL_PREFIX
+from dicompose.engines.process import Children, run_process
 from dicompose.errors import UsageError
 
 
@@ -27,12 +28,15 @@ class LocalEngine:
     def has_image(self, image: ImageRef) -> bool:
         return False
 
+    def __init__(self) -> None:
+        self.children = Children()
+
     def cleanup(self, run_id: str | None = None) -> int:
-        """Nothing to do: steps are children that die with dicompose (PR_SET_PDEATHSIG)."""
-        return 0
+        """Stop a run's steps (after Ctrl-C or SIGTERM); a killed run's steps died with it (PR_SET_PDEATHSIG)."""
+        return self.children.stop(run_id) if run_id is not None else 0
 
     def command(self, spec: TaskSpec) -> list[str]:
-        return list(spec.argv)
+        return self._resolved_argv(spec)
 
     def _resolved_argv(self, spec: TaskSpec) -> list[str]:
         """Run our own console scripts from this interpreter's environment, whatever PATH says."""
@@ -46,5 +50,11 @@ class LocalEngine:
         env["DICOMPOSE_AUDIT"] = "host"  # the runner audits this step; the tool must not log it again
         env.update(spec.environment)
         return run_process(
-            self._resolved_argv(spec), engine=self.name, cwd=spec.workdir, env=env, timeout=spec.resources.timeout_s
+            self._resolved_argv(spec),
+            engine=self.name,
+            cwd=spec.workdir,
+            env=env,
+            timeout=spec.resources.timeout_s,
+            children=self.children,
+            run=spec.labels.get(f"{LABEL_PREFIX}.run", ""),
         )

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import queue
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from dicompose.engines.base import Engine, Permissions, Resources
 from dicompose.pipeline.graph import PipelineGraph, StepNode
 from dicompose.pipeline.images import image_key
 from dicompose.pipeline.inputs import Group
-from dicompose.pipeline.launch import LaunchRequest, LaunchResult, TaskItem, TaskResult, execute_launch
+from dicompose.pipeline.launch import (
+    LaunchRequest,
+    LaunchResult,
+    TaskItem,
+    TaskResult,
+    execute_launch,
+    recover_task,
+)
 from dicompose.pipeline.model import FINISHED, Events, LaunchInfo, PipelineReport, PipelineRequest
 from dicompose.pipeline.packing import Candidate, plan_launches
 from dicompose.pipeline.publish import Publisher
@@ -54,6 +62,7 @@ class Execution:
         self.unpublished: list[Task] = []  # settled, outputs not yet in --out (see flush)
         self.unaudited: list[Item] = []
         self.audit_entries = 0
+        self.stopping = False  # interrupted: launch nothing more
         self.consumers: dict[str, list[StepNode]] = {}
         for node in graph.steps:
             if node.source.kind == "step":
@@ -96,7 +105,22 @@ class Execution:
             self.followers.setdefault(task.key, []).append(task)
             return
         self.in_flight[task.key] = task
+        if not self.request.dry_run and self.recover(node, task):
+            return
         self.pending[node.name].append(task)
+
+    def recover(self, node: StepNode, task: Task) -> bool:
+        """A task a killed run finished inside a packed launch (result file, no ``done``): sealed, not rerun."""
+        if node.descriptor.manifest_flag is None:
+            return False
+        request = self.launch_request(node, [task], 1, record=False)
+        result = recover_task(replace(request, launch_id=f"{self.report.run_id}-recovered"), self.workspace, True)
+        if result is None:
+            task.launch = ""
+            return False
+        task.launch = f"{self.report.run_id}-recovered"
+        self.finish_task(node, task, result)
+        return True
 
     def settled(self, node: StepNode, task: Task) -> None:
         """A task has its final outcome: tell the caller, feed or block its dependants, queue its publication."""
@@ -128,6 +152,8 @@ class Execution:
     # --- launching --------------------------------------------------------------------------------------
     def dispatch(self) -> None:
         """Start as many launches as the idle cores allow, upstream steps first."""
+        if self.stopping:
+            return
         now = time.monotonic()
         for node in self.graph.steps:
             ready = [t for t in self.pending[node.name] if t.not_before <= now]
@@ -153,13 +179,15 @@ class Execution:
         self.running[request.launch_id] = processes
         self.scheduler.submit(execute_launch, request, lambda result, error: self.done.put((request, result, error)))
 
-    def launch_request(self, node: StepNode, tasks: list[Task], processes: int) -> LaunchRequest:
-        self.launch_numbers += 1
+    def launch_request(self, node: StepNode, tasks: list[Task], processes: int, record: bool = True) -> LaunchRequest:
+        if record:
+            self.launch_numbers += 1
         launch_id = f"{self.report.run_id}-{self.launch_numbers:04d}"
         for task in tasks:
             task.launch = launch_id
         delay = max(0.0, max(t.not_before for t in tasks) - time.monotonic())
-        self.report.launch_log.append(LaunchInfo(launch_id, node.name, [t.key for t in tasks], processes))
+        if record:
+            self.report.launch_log.append(LaunchInfo(launch_id, node.name, [t.key for t in tasks], processes))
         return LaunchRequest(
             launch_id=launch_id,
             run_id=self.report.run_id,
@@ -218,6 +246,20 @@ class Execution:
             self.running.pop(request.launch_id, None)
             self.finish_launch(request, result, error)
             self.dispatch()
+
+    def wind_down(self, seconds: float = 15.0) -> None:
+        """After an interrupt (the engine has stopped the run's steps): take in the launches that end now, so
+        the tasks that finished are sealed, published and audited; launch nothing more."""
+        self.stopping = True
+        deadline = time.monotonic() + seconds
+        while self.running and time.monotonic() < deadline:
+            try:
+                request, result, error = self.done.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.running.pop(request.launch_id, None)
+            self.finish_launch(request, result, error)
+        self.flush()
 
     def finish_launch(self, request: LaunchRequest, result: LaunchResult | None, error: BaseException | None) -> None:
         if result is None:  # the worker itself failed (a lost Dask worker, a bug): every task failed

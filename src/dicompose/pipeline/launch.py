@@ -211,6 +211,26 @@ def execute_launch(request: LaunchRequest) -> LaunchResult:
     return LaunchResult(request.launch_id, exit_code, started, time.time(), command, task_results, message)
 
 
+def recover_task(request: LaunchRequest, workspace: Workspace, isolates: bool) -> TaskResult | None:
+    """Seal a task that finished in a packed launch whose dicompose was killed before it could seal it.
+
+    The tool writes a task's result file last, after its outputs; a folder holding one (and no ``done``) is a
+    finished computation for this very cache key, so it is checked and sealed instead of computed again. The
+    leftover container or process was stopped before this is asked (``Engine.cleanup``). None: run it.
+    """
+    (task,) = request.tasks
+    folder = workspace.task_dir(task.key)
+    out = folder / "out"
+    if not request.packed or not (out / RESULT_NAME).is_file():
+        return None
+    if isolates and os.getuid() == 0:
+        _take_back(out)  # written as the container user
+    recovered = RunResult(0, b"", b"", 0.0, request.engine, ["(recovered after the launch was killed)"])
+    paths = _Paths(list(task.files), [], isolates)
+    result = _finish_task(request, workspace, task, folder, folder, recovered, "", paths, time.time())
+    return result if result.status != "failed" else None
+
+
 def _take_back(out: Path) -> None:
     for path in [out, *out.rglob("*")]:
         with contextlib.suppress(OSError):
@@ -288,6 +308,8 @@ def _finish_task(
         finish_task(folder, record)
     from dicompose.dicom.identifiers import identifiers
 
+    # a pack's stderr belongs to every task in it: shown with a task only if it did not finish (no result file)
+    tail = "" if request.packed and code is not None else result.stderr.decode(errors="replace")[-_TAIL:]
     return TaskResult(
         task.key,
         status,
@@ -296,7 +318,7 @@ def _finish_task(
         time.time(),
         outputs,
         tuple(problems),
-        paths.to_host(result.stderr.decode(errors="replace")[-_TAIL:]),
+        paths.to_host(tail),
         str(folder),
         input_ids=tuple(identifiers(Path(f)) for f in task.files),
         output_ids=tuple(identifiers(out / o["name"]) for o in outputs),

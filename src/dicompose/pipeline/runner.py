@@ -144,14 +144,16 @@ def _run_locked(
         status = "ok" if report.ok else "failed"
     except (KeyboardInterrupt, SystemExit) as exc:
         scheduler.cancel_all()
-        engine.cleanup(report.run_id)
-        with contextlib.suppress(Exception):
-            run.flush()  # what finished is published (and audited) before we go
+        engine.cleanup(report.run_id)  # stops the steps still running
+        with contextlib.suppress(Exception, KeyboardInterrupt):
+            run.wind_down()  # what finished is sealed, published and audited before we go
         code = 143 if isinstance(exc, SystemExit) and exc.code == 143 else 130
-        done, total = report.finished(), len(report.tasks)
+        done = sum(1 for t in report.tasks if t.status in FINISHED)
+        total = max(report.expected, len(report.tasks))
+        where = f" and its {len(report.published)} outputs are in {request.out_dir}" if report.published else ""
         raise RunInterruptedError(
-            f"interrupted after {done} of {total} tasks; finished work is kept and its outputs are in "
-            f"{request.out_dir}; resume with the same command (run {report.run_id})",
+            f"interrupted after {done} of {total} tasks; finished work is kept{where}; "
+            f"resume with the same command (run {report.run_id})",
             code,
         ) from None
     except BaseException:
