@@ -287,3 +287,35 @@ def test_host_commands_write_the_machine_audit_log(tmp_path: Path):
         env=env,
     )
     assert verified.returncode == 0 and "2 entries" not in verified.stdout
+
+
+def test_two_tasks_writing_one_output_name_is_a_reported_conflict(tmp_path: Path):
+    """Two series in one folder are two tasks; a tool naming its output alike for both must not lose one."""
+    folder = tmp_path / "in"
+    for number in range(2):
+        path = synthetic.write_ct_series(folder, f"conflict{number}", 1, 8, 8)[0]
+        path.rename(folder / f"series{number}.dcm")
+    code = "import sys; open('summary.txt', 'w').write(' '.join(sorted(sys.argv[1:])))"
+    tool = tmp_path / "summary.json"
+    tool.write_text(
+        json.dumps(
+            {
+                "name": "summary",
+                "tool-version": "1",
+                "schema-version": "0.5",
+                "description": "one summary.txt per task",
+                "command-line": "python3 -c [CODE] [INPUT]",
+                "inputs": [
+                    {"id": "code", "name": "code", "type": "String", "value-key": "[CODE]", "default-value": code},
+                    {"id": "input", "name": "input", "type": "File", "list": True, "value-key": "[INPUT]"},
+                ],
+                "output-files": [{"id": "summary", "name": "summary", "path-template": "summary.txt"}],
+            }
+        )
+    )
+    proc = run(
+        "dicompose", "run", str(tool), "--in", str(folder), "--out", str(tmp_path / "out"),
+        "--engine", "local", "--workspace", str(tmp_path / "ws"),
+    )  # fmt: skip
+    assert proc.returncode == 1 and "conflict:" in proc.stderr and "written by both" in proc.stderr
+    assert (tmp_path / "out" / "summary.txt").read_text().startswith("/")  # the first task's, whole

@@ -191,14 +191,17 @@ def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
         if task.status in ("failed", "partial") and task.result is not None:
             colour = "red" if task.status == "failed" else "yellow"
             stderr.print(
-                f"[{colour}]{task.status}[/] {task.step} [{escape(task.label)}] "
-                f"(attempt {task.attempt}, exit {task.result.exit_code})"
+                f"[{colour}]{task.status}[/] {task.step} {escape('[' + task.label + ']')} "
+                f"(attempt {task.attempt}, "
+                + (f"exit {task.result.exit_code})" if task.result.exit_code is not None else "did not finish)")
             )
             for problem in task.result.problems:
                 stderr.print(f"  {escape(problem)}")
             for line in task.result.stderr_tail.strip().splitlines()[-5:]:
                 stderr.print(f"  | {escape(line)}")
             stderr.print(f"  logs: {task.result.log_dir}")
+    for conflict in report.conflicts:
+        stderr.print(f"[red]conflict:[/] {escape(conflict)}")
     verdict = "[green]ok[/]" if report.ok else "[red]failed[/]"
     stdout.print(
         f"run {report.run_id} {verdict}: {len(report.tasks)} tasks in {report.launches} launches, "
@@ -225,7 +228,7 @@ def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[s
                 "key": t.key,
                 "status": t.status,
                 "cached": t.cached,
-                "attempts": t.attempt,
+                "attempts": 0 if t.status == "planned" or t.cached else t.attempt,
                 "launch": t.launch or None,
                 "outputs": list(t.outputs),
                 "problems": list(t.result.problems) if t.result else [],
@@ -247,6 +250,7 @@ def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[s
         ],
         "published": [str(p) for p in report.published],
         "skipped": [str(p) for p in report.skipped],
+        "conflicts": report.conflicts,
     }
     if tool:
         (node,) = graph.steps

@@ -49,7 +49,8 @@ def runs(
     items = index.runs()
     for item in items:
         attempts = index.attempts(item["id"])
-        item["launches"] = sum(1 for a in attempts if not a["cached"])
+        launches = index.launches(item["id"])  # runs recorded before packed launches: one per attempt
+        item["launches"] = len(launches) if launches else sum(1 for a in attempts if not a["cached"])
         item["cached"] = sum(1 for a in attempts if a["cached"])
     if as_json:
         print(json.dumps(items, indent=2))
@@ -79,11 +80,14 @@ def show(
     run = _run_or_fail(index, run_id, workspace)
     attempts = index.attempts(run["id"])
     if as_json:
-        print(json.dumps({**run, "attempts": attempts}, indent=2))
+        print(json.dumps({**run, "attempts": attempts, "launches": index.launches(run["id"])}, indent=2))
         return
     duration = f"{run['ended'] - run['started']:.1f} s" if run["ended"] else "running"
     stdout.print(f"run {run['id']}: {run['status']} ({run['kind']} {escape(run['target'])}), {duration}")
     stdout.print(f"engine: {run['engine']} ({escape(run['engine_why'] or '')}); scheduler: {run['scheduler']}")
+    launches = index.launches(run["id"])
+    if launches:
+        stdout.print(f"{len(launches)} launches: " + ", ".join(f"{x['step']} ×{len(x['tasks'])}" for x in launches))
     table = Table("step", "task", "attempt", "status", "exit", "seconds", "image")
     for a in attempts:
         seconds = f"{a['ended'] - a['started']:.2f}" if a["started"] and a["ended"] else "-"
@@ -130,7 +134,7 @@ def logs(
         return
     for entry in entries:
         stdout.print(
-            f"[bold]{step} [{escape(entry['task'])}] attempt {entry['attempt']}: {entry['status']}"
+            f"[bold]{step} {escape('[' + str(entry['task']) + ']')} attempt {entry['attempt']}: {entry['status']}"
             f"{' (cached)' if entry['cached'] else ''}[/] {entry['log_dir'] or ''}"
         )
         for name in ("stdout", "stderr"):

@@ -53,6 +53,7 @@ class Execution:
         self.publisher = Publisher(
             request.out_dir, graph, workspace, index, self.audit, report.run_id, report.published
         )
+        report.conflicts = self.publisher.conflicts
         self.done: queue.Queue[tuple[LaunchRequest, LaunchResult | None, BaseException | None]] = queue.Queue()
         self.pending: dict[str, list[Task]] = {node.name: [] for node in graph.steps}
         self.in_flight: dict[str, Task] = {}  # key → the task computing it (identical groups share one)

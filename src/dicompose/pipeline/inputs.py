@@ -39,18 +39,20 @@ class Group:
 
 
 _PREFIX_AT = 128  # DICOM Part 10: a 128-byte preamble, then "DICM"
+NOT_DICOM = Memo("", None)  # the memo's entry for a file examined and found not to be DICOM
 
 
 def _examine(path: Path) -> Memo | None:
-    """A file the memo does not know, read once: None if it is not DICOM, else its sha256 and series UID."""
-    import pydicom  # only for files the memo does not know: a no-op rerun never loads pydicom
-
+    """A file the memo does not know, read once: its sha256 and series UID, ``NOT_DICOM`` (remembered too, so
+    a rerun reads it no more), or None if it cannot be read."""
     try:
         data = path.read_bytes()
     except OSError:
         return None
     if data[_PREFIX_AT : _PREFIX_AT + 4] != b"DICM":
-        return None
+        return NOT_DICOM
+    import pydicom  # only for DICOM files the memo does not know: a no-op rerun never loads pydicom
+
     sha256 = hashlib.sha256(data).hexdigest()
     try:
         with warnings.catch_warnings():
@@ -100,7 +102,7 @@ def group_input(
     stats: list[FileStat] = []
     skipped: list[Path] = []
     for path, stat in zip(candidates, all_stats, strict=True):
-        if stat.path in memo:  # memoised (or just examined) files are DICOM
+        if stat.path in memo and memo[stat.path] != NOT_DICOM:
             files.append(path)
             stats.append(stat)
         else:
@@ -113,8 +115,16 @@ def group_input(
         buckets[(folder, entry.series or "")].append(InputFile(path, path.name, entry.sha256))
     groups = []
     for (folder, series), members in sorted(buckets.items()):
+        where = folder.as_posix() if folder != Path() else "."
+        if series:  # a series is never split: per-series results (a volume's min/max) need all of it
+            groups.append(Group(f"{where}#{_series_tag(series)}", folder, tuple(members)))
+            continue
         for number, start in enumerate(range(0, len(members), chunk)):
-            where = folder.as_posix() if folder != Path() else "."
-            label = f"{where}#{series[-12:] or 'noseries'}" + (f"/{number + 1}" if len(members) > chunk else "")
+            label = f"{where}#noseries" + (f"/{number + 1}" if len(members) > chunk else "")
             groups.append(Group(label, folder, tuple(members[start : start + chunk])))
     return groups, skipped
+
+
+def _series_tag(series: str) -> str:
+    """A short, unique name for a series in labels and logs: a hash, never the UID itself."""
+    return "s" + hashlib.sha256(series.encode()).hexdigest()[:10]

@@ -68,9 +68,11 @@ class PipelineReport:
     def launches(self) -> int:
         return len(self.launch_log)
 
+    conflicts: list[str] = field(default_factory=list)  # outputs of two tasks that would land on one file
+
     @property
     def ok(self) -> bool:
-        return all(t.status == "ok" for t in self.tasks)
+        return all(t.status == "ok" for t in self.tasks) and not self.conflicts
 
     def counts(self, step: str) -> dict[str, int]:
         """Tasks of ``step`` by outcome; a task found in the cache counts as cached, not ok."""

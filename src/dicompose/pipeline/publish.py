@@ -51,6 +51,8 @@ class Publisher:
             self.targets.setdefault(source.name, []).append((source.output, folder))
         self.delay = float(os.environ.get("DICOMPOSE_TEST_PUBLISH_DELAY", "0") or 0)  # crash-test fault point
         self.exported = 0  # files published (audit entries written) by this run
+        self.claimed: dict[Path, tuple[str, str]] = {}  # target → (task label, sha256) published there
+        self.conflicts: list[str] = []
 
     def publish_task(self, task: Task) -> list[Item]:
         """Publish the outputs of one finished task that the pipeline names as its outputs; the audit entries
@@ -67,6 +69,13 @@ class Publisher:
                 if output.get("id") != output_id:
                     continue
                 target = target_dir / output["name"]
+                claim = self.claimed.setdefault(target, (task.label, output["sha256"]))
+                if claim[1] != output["sha256"]:  # two tasks of this run, one file name, different bytes
+                    self.conflicts.append(
+                        f"{target}: written by both {claim[0]} and {task.label} (different content); "
+                        f"kept the first, the second's is in {source_dir}"
+                    )
+                    continue
                 if self._publish(source_dir / output["name"], target, output["sha256"]):
                     folders.add(target.parent)
                     ids = known.get(output["name"]) or _identifiers(target)

@@ -88,7 +88,8 @@ def _groups(request: PipelineRequest, index: Index, report: PipelineReport) -> d
         groups[name], skipped = group_input(path, index, chunk=request.chunk)
         report.skipped.extend(skipped)
         if not groups[name]:
-            raise UsageError(f"--in {name}={path}: no DICOM files found")
+            given = str(path) if request.kind == "tool" else f"{name}={path}"
+            raise UsageError(f"--in {given}: no DICOM files found")
     return groups
 
 
