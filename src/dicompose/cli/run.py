@@ -25,12 +25,12 @@ def run(
         Path | None,
         typer.Option(
             "--workspace",
-            help="Workspace folder [default: .dicompose beside the pipeline, or in the current folder for a tool].",
+            help="Workspace folder (default: .dicompose beside the pipeline, or in the current folder for a tool).",
         ),
     ] = None,
     scheduler: Annotated[str, typer.Option("--scheduler", help="local | dask | tcp://HOST:PORT")] = "local",
     workers: Annotated[
-        int | None, typer.Option("--workers", "-j", min=1, help="Cores to use in all [default: all cores].")
+        int | None, typer.Option("--workers", "-j", min=1, help="Cores to use in all (default: all cores).")
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan: tasks, which are cached, each launch's command.")
@@ -39,7 +39,10 @@ def run(
         bool, typer.Option("--allow-unpinned", help="Run an image not pinned by digest (with a warning).")
     ] = False,
     batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Files per task at most (the unit of caching and retry).")
+        int,
+        typer.Option(
+            "--batch-size", min=1, help="Files per task at most, for files without a series (a series is never split)."
+        ),
     ] = 500,
     timeout: Annotated[float | None, typer.Option("--timeout", min=0.001, help="Seconds per task (tools).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
