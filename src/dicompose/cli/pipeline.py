@@ -151,7 +151,8 @@ class _Progress:
         verdict = "ok" if launch.exit_code == 0 else f"exit {launch.exit_code}"
         stderr.print(
             f"[{time.monotonic() - self.started:6.1f} s] {launch.step}: launch {launch.id.rsplit('-', 1)[-1]} "
-            f"({len(launch.tasks)} tasks, {launch.processes} proc, {launch.seconds:.1f} s, {verdict}); "
+            f"({len(launch.tasks)} task{'' if len(launch.tasks) == 1 else 's'}, {launch.processes} proc, "
+            f"{launch.seconds:.1f} s, {verdict}); "
             f"{done} of {total} tasks finished",
             markup=False,
         )
