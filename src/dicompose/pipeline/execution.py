@@ -138,9 +138,9 @@ class Execution:
             chosen = tuple(o for o in task.outputs if o.get("id") == consumer.source.output)
             if not chosen:
                 continue
-            folder = self.workspace.task_dir(task.key) / "out"
-            files = tuple(str(folder / o["name"]) for o in chosen)
-            inputs = tuple({"name": o["name"], "sha256": o["sha256"], "path": str(folder / o["name"])} for o in chosen)
+            folder = f"{self.workspace.task_dir(task.key)}/out/"  # strings: a no-op rerun builds 10,000s of these
+            files = tuple(folder + o["name"] for o in chosen)
+            inputs = tuple({"name": o["name"], "sha256": o["sha256"], "path": folder + o["name"]} for o in chosen)
             self.add_task(consumer, task.label, task.relative_parent, files, inputs)
 
     def block_dependants(self, node: StepNode, task: Task) -> None:

@@ -59,7 +59,7 @@ class PipelineReport:
     images: dict[str, tuple[ImageRef | None, bool]] = field(default_factory=dict)
     tasks: list[Task] = field(default_factory=list)
     launch_log: list[LaunchInfo] = field(default_factory=list)
-    published: list[Path] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)  # paths (strings: there may be 100,000s)
     skipped: list[Path] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     expected: int = 0  # tasks this run will have (series flow 1:1 through the steps), for progress displays

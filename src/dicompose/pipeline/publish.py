@@ -40,7 +40,7 @@ class Publisher:
         index: Index,
         audit: AuditLog,
         run_id: str,
-        published: list[Path],
+        published: list[str],
     ) -> None:
         self.out_dir = out_dir.absolute()
         self.workspace, self.index, self.audit, self.run_id = workspace, index, audit, run_id
@@ -51,24 +51,29 @@ class Publisher:
             self.targets.setdefault(source.name, []).append((source.output, folder))
         self.delay = float(os.environ.get("DICOMPOSE_TEST_PUBLISH_DELAY", "0") or 0)  # crash-test fault point
         self.exported = 0  # files published (audit entries written) by this run
-        self.claimed: dict[Path, tuple[str, str]] = {}  # target → (task label, sha256) published there
+        self.claimed: dict[str, tuple[str, str]] = {}  # target → (task label, sha256) published there
         self.conflicts: list[str] = []
 
     def publish_task(self, task: Task) -> list[Item]:
         """Publish the outputs of one finished task that the pipeline names as its outputs; the audit entries
-        of what was exported (written by the caller, with the task's others, under one fsync)."""
-        source_dir = self.workspace.task_dir(task.key) / "out"
-        folders: set[Path] = set()
+        of what was exported (written by the caller, with the task's others, under one fsync).
+
+        Paths are plain strings here: a no-op rerun checks 10,000s of targets, and ``pathlib`` objects for
+        each cost more than the two ``stat`` calls that decide."""
+        source_dir = f"{self.workspace.task_dir(task.key)}/out/"
+        folders: set[str] = set()
         exported: list[Item] = []
         known = dict(
             zip((o["name"] for o in task.outputs), task.result.output_ids if task.result else (), strict=False)
         )
+        relative = os.fspath(task.relative_parent)
+        relative = "" if relative == "." else relative
         for output_id, out_name in self.targets.get(task.step, []):
-            target_dir = self.out_dir / out_name / task.relative_parent
+            target_dir = os.path.join(self.out_dir, out_name, relative, "")  # noqa: PTH118
             for output in task.outputs:
                 if output.get("id") != output_id:
                     continue
-                target = target_dir / output["name"]
+                target = target_dir + output["name"]
                 claim = self.claimed.setdefault(target, (task.label, output["sha256"]))
                 if claim[1] != output["sha256"]:  # two tasks of this run, one file name, different bytes
                     self.conflicts.append(
@@ -76,32 +81,33 @@ class Publisher:
                         f"kept the first, the second's is in {source_dir}"
                     )
                     continue
-                if self._publish(source_dir / output["name"], target, output["sha256"]):
-                    folders.add(target.parent)
-                    ids = known.get(output["name"]) or _identifiers(target)
-                    obj = {**ids, "path": str(target), "sha256": output["sha256"]}
+                if self._publish(source_dir + output["name"], target, output["sha256"]):
+                    folders.add(target_dir)
+                    ids = known.get(output["name"]) or _identifiers(Path(target))
+                    obj = {**ids, "path": target, "sha256": output["sha256"]}
                     exported.append(("export", obj, None, None, self.run_id, "ok"))
                 self.published.append(target)
         for folder in folders:
-            fsync_directory(folder)
+            fsync_directory(Path(folder))
         self.exported += len(exported)
         return exported
 
-    def _publish(self, source: Path, target: Path, sha256: str) -> bool:
+    def _publish(self, source_name: str, target_name: str, sha256: str) -> bool:
         """Make ``target`` the output; False if it already was."""
         try:
-            src = os.stat(source)  # noqa: PTH116 - hot path of no-op reruns
+            src = os.stat(source_name)  # noqa: PTH116 - hot path of no-op reruns
         except FileNotFoundError:
             return False
         try:
-            dst = os.stat(target)  # noqa: PTH116
+            dst = os.stat(target_name)  # noqa: PTH116
             if (dst.st_dev, dst.st_ino) == (src.st_dev, src.st_ino):
                 return False
-            known = self.index.memo_lookup([FileStat.of(target)]).get(str(target))
+            known = self.index.memo_lookup([FileStat.of(target_name)]).get(target_name)
             if known is not None and known.sha256 == sha256:
                 return False
         except FileNotFoundError:
             pass
+        source, target = Path(source_name), Path(target_name)
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.name}.partial")  # one publisher per workspace (its lock)
         with contextlib.suppress(FileNotFoundError):

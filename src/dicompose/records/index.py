@@ -12,7 +12,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +181,8 @@ class Index:
         self.db.execute("UPDATE runs SET ended = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
 
     def record_attempts(self, attempts: Iterable[Attempt]) -> None:
-        rows = [
-            {**asdict(a), "cached": int(a.cached), "inputs": json.dumps(a.inputs), "outputs": json.dumps(a.outputs)}
+        rows = [  # a shallow copy: asdict's deep copy of every input and output cost 1 s per 10,000 files
+            {**vars(a), "cached": int(a.cached), "inputs": json.dumps(a.inputs), "outputs": json.dumps(a.outputs)}
             for a in attempts
         ]
         if not rows:
