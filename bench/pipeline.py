@@ -174,8 +174,7 @@ def run_argv(root: Path, tag: str, engine: str) -> list[str]:
         str(root / f"{tag}-ws"),
         "--engine",
         engine,
-        "--json",
-    ]
+    ]  # no --json: what a user waits for (the JSON of 10,000 files' outputs takes time to print)
 
 
 def bench_small(root: Path, repeat: int, docker: bool) -> dict[str, Any]:

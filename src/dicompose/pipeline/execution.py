@@ -386,6 +386,6 @@ class Execution:
             if node.source.kind != "input":
                 continue
             for group in groups[node.source.name]:
-                files = tuple(str(f.path) for f in group.files)  # absolute already (inputs.list_files)
-                inputs = tuple({"name": f.name, "sha256": f.sha256, "path": str(f.path)} for f in group.files)
+                files = tuple(f.path for f in group.files)  # absolute already
+                inputs = tuple({"name": f.name, "sha256": f.sha256, "path": f.path} for f in group.files)
                 self.add_task(node, group.label, group.relative_parent, files, inputs)

@@ -24,7 +24,7 @@ DEFAULT_CHUNK = 500
 
 @dataclass(frozen=True)
 class InputFile:
-    path: Path
+    path: str  # absolute (a string: a no-op rerun over 10,000s of files makes no pathlib objects)
     name: str  # relative to the group's folder
     sha256: str
 
@@ -66,8 +66,12 @@ def _examine(path: Path) -> Memo | None:
 
 def list_files(source: Path) -> list[Path]:
     """Every regular file under ``source`` (a file or folder), absolute, hidden entries ignored, sorted."""
+    return [Path(p) for p in _list_names(source)]
+
+
+def _list_names(source: Path) -> list[str]:
     if source.is_file():
-        return [source.absolute()]
+        return [str(source.absolute())]
     if not source.is_dir():
         raise UsageError(f"{source}: no such file or folder")
     found: list[str] = []
@@ -81,41 +85,37 @@ def list_files(source: Path) -> list[Path]:
                     pending.append(entry.path)
                 elif entry.is_file():
                     found.append(entry.path)
-    return [Path(p) for p in sorted(found)]
+    return sorted(found)
 
 
 def group_input(
     source: Path, index: Index, *, chunk: int = DEFAULT_CHUNK, threads: int = 2
 ) -> tuple[list[Group], list[Path]]:
     """Groups of DICOM files under ``source`` and the non-DICOM files skipped; known files are not read."""
-    candidates = list_files(source)
+    candidates = _list_names(source)
     all_stats = [FileStat.of(p) for p in candidates]
     memo = index.memo_lookup(all_stats)
     unknown = [(p, st) for p, st in zip(candidates, all_stats, strict=True) if st.path not in memo]
     if unknown:  # read once each; two threads overlap reading with parsing (more only fight for the GIL)
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            examined = list(pool.map(lambda item: _examine(item[0]), unknown))
+            examined = list(pool.map(lambda item: _examine(Path(item[0])), unknown))
         found = [(st, m) for (_p, st), m in zip(unknown, examined, strict=True) if m is not None]
         index.memo_store(found)
         memo.update((st.path, m) for st, m in found)
-    files: list[Path] = []
-    stats: list[FileStat] = []
+    root = str((source if source.is_dir() else source.parent).absolute())
+    buckets: dict[tuple[str, str], list[InputFile]] = defaultdict(list)
     skipped: list[Path] = []
-    for path, stat in zip(candidates, all_stats, strict=True):
-        if stat.path in memo and memo[stat.path] != NOT_DICOM:
-            files.append(path)
-            stats.append(stat)
-        else:
-            skipped.append(path)
-    root = (source if source.is_dir() else source.parent).absolute()
-    buckets: dict[tuple[Path, str], list[InputFile]] = defaultdict(list)
-    for path, stat in zip(files, stats, strict=True):
-        entry = memo[stat.path]
-        folder = path.parent.relative_to(root)
-        buckets[(folder, entry.series or "")].append(InputFile(path, path.name, entry.sha256))
+    for name, stat in zip(candidates, all_stats, strict=True):
+        entry = memo.get(stat.path)
+        if entry is None or entry == NOT_DICOM:
+            skipped.append(Path(name))
+            continue
+        parent, _sep, base = name.rpartition("/")
+        relative = parent[len(root) + 1 :] if parent != root else ""
+        buckets[(relative, entry.series or "")].append(InputFile(name, base, entry.sha256))
     groups = []
-    for (folder, series), members in sorted(buckets.items()):
-        where = folder.as_posix() if folder != Path() else "."
+    for (relative, series), members in sorted(buckets.items()):
+        where, folder = relative or ".", Path(relative)
         if series:  # a series is never split: per-series results (a volume's min/max) need all of it
             groups.append(Group(f"{where}#{_series_tag(series)}", folder, tuple(members)))
             continue

@@ -81,7 +81,8 @@ class Publisher:
                         f"kept the first, the second's is in {source_dir}"
                     )
                     continue
-                if self._publish(source_dir + output["name"], target, output["sha256"]):
+                inode = output.get("inode")  # recorded by finish_task (older records lack it)
+                if self._publish(source_dir + output["name"], target, output["sha256"], inode):  # type: ignore[arg-type]
                     folders.add(target_dir)
                     ids = known.get(output["name"]) or _identifiers(Path(target))
                     obj = {**ids, "path": target, "sha256": output["sha256"]}
@@ -92,14 +93,13 @@ class Publisher:
         self.exported += len(exported)
         return exported
 
-    def _publish(self, source_name: str, target_name: str, sha256: str) -> bool:
-        """Make ``target`` the output; False if it already was."""
+    def _publish(self, source_name: str, target_name: str, sha256: str, inode: list[int] | None = None) -> bool:
+        """Make ``target`` the output; False if it already was (``inode``: the source's, as recorded)."""
         try:
-            src = os.stat(source_name)  # noqa: PTH116 - hot path of no-op reruns
-        except FileNotFoundError:
-            return False
-        try:
-            dst = os.stat(target_name)  # noqa: PTH116
+            dst = os.stat(target_name)  # noqa: PTH116 - hot path of no-op reruns
+            if inode is not None and [dst.st_dev, dst.st_ino] == inode:
+                return False
+            src = os.stat(source_name)  # noqa: PTH116
             if (dst.st_dev, dst.st_ino) == (src.st_dev, src.st_ino):
                 return False
             known = self.index.memo_lookup([FileStat.of(target_name)]).get(target_name)
@@ -114,6 +114,8 @@ class Publisher:
             temp.unlink()  # left by a killed run
         try:
             os.link(source, temp)
+        except FileNotFoundError:
+            return False  # no such output (nothing to publish)
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 raise

@@ -15,6 +15,16 @@ _BLOCK = 1 << 20
 
 
 def _encode(value: object, out: list[bytes]) -> None:
+    kind = type(value)
+    if kind is str:  # the common cases first (a task's key encodes thousands of [name, sha256] pairs)
+        data = value.encode()  # type: ignore[attr-defined]
+        out.append(b"S%d:" % len(data) + data)
+        return
+    if kind is list or kind is tuple:
+        out.append(b"L%d:" % len(value))  # type: ignore[arg-type]
+        for item in value:  # type: ignore[attr-defined]
+            _encode(item, out)
+        return
     if value is None:
         out.append(b"N")
     elif isinstance(value, bool):

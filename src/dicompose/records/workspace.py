@@ -108,6 +108,7 @@ def finish_task(folder: Path, record: dict[str, Any]) -> None:
         st = os.lstat(path)
         os.chmod(path, st.st_mode & ~0o222)  # noqa: PTH101
         output["size"], output["mtime_ns"] = st.st_size, st.st_mtime_ns
+        output["inode"] = [st.st_dev, st.st_ino]  # publishing knows a target is this file without a stat
     _write_synced(folder / "task.json", json.dumps(record, indent=2, sort_keys=True).encode())
     for path in sorted(folder.rglob("*")):
         if path.is_file() and not path.is_symlink():
