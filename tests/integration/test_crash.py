@@ -121,6 +121,15 @@ def test_kill_while_publishing(tmp_path: Path, reference: dict[str, bytes]):
     assert not [p for p in partial if p.exists()]  # the interrupted publication's temp links are gone
 
 
+def normalize_argv(tmp_path: Path, *, workers: int, out: str = "out", workspace: str = "ws") -> list[str]:
+    """``dicompose run normalize`` on ``tmp_path/scans``, local engine, its own workspace."""
+    return [
+        *[str(BIN / "dicompose"), "run", "normalize", "--in", str(tmp_path / "scans")],
+        *["--out", str(tmp_path / out), "--engine", "local", "--workers", str(workers)],
+        *["--workspace", str(tmp_path / workspace)],
+    ]
+
+
 def marked_processes(mark: str) -> list[int]:
     import psutil
 
@@ -141,21 +150,7 @@ def test_sigkill_leaves_no_orphan_processes(tmp_path: Path):
 
     synthetic.write_ct_series(tmp_path / "scans" / "one", "orphans", 400, 256, 256)
     mark = f"orphans-{os.getpid()}-{time.monotonic_ns()}"
-    argv = [
-        str(BIN / "dicompose"),
-        "run",
-        "normalize",
-        "--in",
-        str(tmp_path / "scans"),
-        "--out",
-        str(tmp_path / "out"),
-        "--engine",
-        "local",
-        "--workers",
-        "2",
-        "--workspace",
-        str(tmp_path / "ws"),
-    ]
+    argv = normalize_argv(tmp_path, workers=2)
     env = {**os.environ, "DICOMPOSE_TEST_MARK": mark}
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     # dicompose, the step, the forkserver, two pool workers (and the resource tracker)
@@ -177,21 +172,7 @@ def test_sigterm_keeps_publishes_and_resumes_finished_tasks(tmp_path: Path):
 
     for number in range(24):
         synthetic.write_ct_series(tmp_path / "scans" / f"s{number:02d}", f"term-{number}", 3, 128, 128)
-    argv = [
-        str(BIN / "dicompose"),
-        "run",
-        "normalize",
-        "--in",
-        str(tmp_path / "scans"),
-        "--out",
-        str(tmp_path / "out"),
-        "--engine",
-        "local",
-        "--workers",
-        "1",  # one launch carries all 24 tasks
-        "--workspace",
-        str(tmp_path / "ws"),
-    ]
+    argv = normalize_argv(tmp_path, workers=1)  # one launch carries all 24 tasks
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results = lambda: list((tmp_path / "ws" / "work").glob("*/*/out/.dicompose-result.json"))  # noqa: E731
     wait_for(lambda: len(results()) >= 4, seconds=120)
@@ -219,11 +200,7 @@ def test_sigkill_mid_pack_keeps_the_tasks_the_tool_finished(tmp_path: Path):
         synthetic.write_ct_series(tmp_path / "scans" / f"s{number:02d}", f"kill-{number}", 3, 128, 128)
 
     def argv(out: str, workspace: str) -> list[str]:
-        return [
-            *[str(BIN / "dicompose"), "run", "normalize", "--in", str(tmp_path / "scans")],
-            *["--out", str(tmp_path / out), "--engine", "local", "--workers", "1"],
-            *["--workspace", str(tmp_path / workspace), "--json"],
-        ]
+        return [*normalize_argv(tmp_path, workers=1, out=out, workspace=workspace), "--json"]
 
     proc = subprocess.Popen(argv("out", "ws"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = lambda: list((tmp_path / "ws" / "work").glob("*/*/out/.dicompose-result.json"))  # noqa: E731
