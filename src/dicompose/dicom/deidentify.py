@@ -29,8 +29,8 @@ from pydicom.tag import BaseTag, Tag
 
 from dicompose import __version__
 from dicompose.dicom.derivation import code_item
-from dicompose.dicom.identifiers import Fingerprints, dataset_identifiers
-from dicompose.dicom.reading import read_dataset, read_dataset_hashed
+from dicompose.dicom.identifiers import Fingerprints, fingerprinted
+from dicompose.dicom.reading import read_dataset
 from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
 from dicompose.errors import InputError, UnsupportedInputError
 from dicompose.fileio import Digest, Hasher
@@ -220,12 +220,9 @@ def deidentify_file_fingerprinted(
     """:func:`deidentify_file`, returning who both files are about (the output's identifiers are the
     de-identified ones, as written) and the sha256 of their bytes (the source read once, hashed from memory;
     the output hashed as it is written; see :class:`Hasher` for the thread)."""
-    with warnings.catch_warnings(), Hasher(threaded=hash_on_thread) as hasher:
-        warnings.simplefilter("ignore", UserWarning)
-        ds, source_digest = read_dataset_hashed(source, hasher)
-        read = dataset_identifiers(ds)
-        output_digest = _deidentify(ds, source, destination, params, hasher)
-        return Fingerprints.of(read, source_digest, ds, output_digest)
+    return fingerprinted(
+        source, lambda ds, hasher: _deidentify(ds, source, destination, params, hasher), hash_on_thread=hash_on_thread
+    )
 
 
 def _deidentify(

@@ -8,13 +8,14 @@ nobody has to read a file again to learn them; :func:`identifiers` reads them fr
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
 
-from dicompose.fileio import Digest
+from dicompose.fileio import Digest, Hasher
 
 _TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientID"]
 _NONE: dict[str, str | None] = {"study": None, "series": None, "instance": None, "patient": None}
@@ -68,3 +69,18 @@ class Fingerprints:
             Fingerprint(source, source_digest.hexdigest()),
             Fingerprint(dataset_identifiers(output), output_digest.hexdigest()),
         )
+
+
+def fingerprinted(
+    source: Path, work: Callable[[Dataset, Hasher], Digest | None], *, hash_on_thread: bool = False
+) -> Fingerprints:
+    """Read ``source`` once (hashed from memory), let ``work`` write the output from the dataset (hashed as it
+    is written), and return who both files are about and their sha256: the audit facts of one file's work."""
+    from dicompose.dicom.reading import read_dataset_hashed
+
+    with warnings.catch_warnings(), Hasher(threaded=hash_on_thread) as hasher:
+        warnings.simplefilter("ignore", UserWarning)
+        ds, source_digest = read_dataset_hashed(source, hasher)
+        read = dataset_identifiers(ds)
+        output_digest = work(ds, hasher)
+        return Fingerprints.of(read, source_digest, ds, output_digest)

@@ -14,10 +14,10 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from dicompose import __version__
-from dicompose.dicom.identifiers import Fingerprints, dataset_identifiers
+from dicompose.dicom.identifiers import Fingerprints, fingerprinted
 from dicompose.dicom.kernel import ValueRange, choose_encoding, format_ds
 from dicompose.dicom.pixel_module import Derivation, write_derived_image
-from dicompose.dicom.reading import grayscale_pixels, read_dataset, read_dataset_hashed
+from dicompose.dicom.reading import grayscale_pixels, read_dataset
 from dicompose.errors import UsageError
 from dicompose.fileio import Digest, Hasher
 
@@ -60,12 +60,9 @@ def threshold_file_fingerprinted(
 ) -> Fingerprints:
     """:func:`threshold_file`, returning who both files are about and the sha256 of their bytes (the source
     read once and hashed from memory, the mask hashed as it is written; see :class:`Hasher` for the thread)."""
-    with warnings.catch_warnings(), Hasher(threaded=hash_on_thread) as hasher:
-        warnings.simplefilter("ignore", UserWarning)
-        ds, source_digest = read_dataset_hashed(source, hasher)
-        read = dataset_identifiers(ds)
-        output_digest = _threshold(ds, source, destination, params, hasher)
-        return Fingerprints.of(read, source_digest, ds, output_digest)
+    return fingerprinted(
+        source, lambda ds, hasher: _threshold(ds, source, destination, params, hasher), hash_on_thread=hash_on_thread
+    )
 
 
 def _threshold(
