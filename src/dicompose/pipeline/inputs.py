@@ -64,12 +64,8 @@ def _examine(path: Path) -> Memo | None:
     return Memo(sha256, series)
 
 
-def list_files(source: Path) -> list[Path]:
-    """Every regular file under ``source`` (a file or folder), absolute, hidden entries ignored, sorted."""
-    return [Path(p) for p in _list_names(source)]
-
-
 def _list_names(source: Path) -> list[str]:
+    """Every regular file under ``source`` (a file or folder), absolute, hidden entries ignored, sorted."""
     if source.is_file():
         return [str(source.absolute())]
     if not source.is_dir():

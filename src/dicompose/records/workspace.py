@@ -56,9 +56,6 @@ class Workspace:
         folder.mkdir(parents=True)
         return folder
 
-    def is_done(self, key: str) -> bool:
-        return (self.task_dir(key) / DONE).is_file()
-
     def read_task(self, key: str) -> dict[str, Any] | None:
         """The record of a completed task, or None (incomplete, unreadable, or an output changed: it reruns).
 
