@@ -319,3 +319,24 @@ def test_two_tasks_writing_one_output_name_is_a_reported_conflict(tmp_path: Path
     )  # fmt: skip
     assert proc.returncode == 1 and "conflict:" in proc.stderr and "written by both" in proc.stderr
     assert (tmp_path / "out" / "summary.txt").read_text().startswith("/")  # the first task's, whole
+
+
+def test_dry_run_prints_the_plan_of_a_pipeline_and_runs_nothing(tmp_path: Path):
+    """Tasks, which are cached, and the exact command of each launch; nothing written to --out."""
+    for number in range(3):
+        synthetic.write_ct_series(tmp_path / "scans" / f"s{number}", f"plan{number}", 2, 8, 8)
+    demo = Path(__file__).parents[2] / "src" / "dicompose" / "pipelines" / "demo.yaml"
+    argv = ["run", str(demo), "--in", str(tmp_path / "scans"), "--out", str(tmp_path / "out")]
+    argv += ["--engine", "local", "--workspace", str(tmp_path / "ws"), "--workers", "2"]
+    plan = run("dicompose", *argv, "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    lines = plan.stdout.splitlines()
+    assert any(line.startswith("normalize: 3 tasks ready (0 cached, 3 to run)") for line in lines)
+    assert any("waits for normalize" in line for line in lines)
+    commands = [line.strip() for line in lines if "--manifest" in line]
+    assert len(commands) == 2 and all(c.startswith(str(BIN / "dicompose") + " normalize --manifest") for c in commands)
+    assert not (tmp_path / "out").exists()
+    assert run("dicompose", *argv).returncode == 0
+    cached = json.loads(run("dicompose", *argv, "--dry-run", "--json").stdout)
+    assert cached["dry_run"] and cached["launches"] == 0 and all(t["cached"] for t in cached["tasks"])
+    assert len(cached["tasks"]) == 6
