@@ -183,3 +183,32 @@ def test_tasks_a_killed_launch_finished_are_sealed_not_recomputed(tmp_path: Path
     relaunched = [key for launch in launches(tmp_path, again.run_id) for key in launch["tasks"]]
     assert relaunched == [a[3].key]
     assert all(workspace.read_task(t.key) is not None for t in a)
+
+
+def test_outputs_are_copied_once_when_out_is_on_another_filesystem(tmp_path: Path):
+    """A hard link cannot cross filesystems: the output is copied (temp file, fsync, rename), once."""
+    import shutil
+    import tempfile
+
+    import pytest
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on a filesystem other than the temp folder's")
+    scans(tmp_path / "scans", series=2)
+    workspace = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        request = PipelineRequest(
+            pipeline(tmp_path), {"scans": tmp_path / "scans"}, tmp_path / "out", workspace, "fake", workers=2
+        )
+        report = run_pipeline(request)
+        published = tmp_path / "out" / "first" / "g0" / "s0-fakepack.dcm"
+        task = next(t for t in report.tasks if t.step == "a" and t.label.startswith("g0"))
+        cached = Workspace(workspace).task_dir(task.key) / "out" / "s0-fakepack.dcm"
+        assert report.ok and published.read_bytes() == cached.read_bytes()
+        assert published.stat().st_ino != cached.stat().st_ino and published.stat().st_mode & 0o200  # a copy
+        before = published.stat().st_mtime_ns
+        again = run_pipeline(request)
+        assert again.launches == 0 and published.stat().st_mtime_ns == before  # not copied again
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
