@@ -54,8 +54,15 @@ def check(pipeline: Path) -> None:
 
 def execute_request(request: PipelineRequest, graph: PipelineGraph, out: Path, *, as_json: bool, tool: bool) -> None:
     """Run (or plan) a request, print progress and the outcome, and exit with the run's code."""
+    from dicompose.config import default_workers
     from dicompose.pipeline.runner import run_pipeline
 
+    cores = default_workers()
+    if request.workers and request.workers > cores and not as_json:
+        stderr.print(
+            f"[yellow]warning:[/] --workers {request.workers} is more than the {cores} cores here: "
+            "launches will share them (slower, not faster)"
+        )
     progress = _Progress(enabled=not as_json and not request.dry_run)
     try:
         with progress:
