@@ -23,7 +23,11 @@ def _encode(value: object, out: list[bytes]) -> None:
     if kind is list or kind is tuple:
         out.append(b"L%d:" % len(value))  # type: ignore[arg-type]
         for item in value:  # type: ignore[attr-defined]
-            _encode(item, out)
+            if type(item) in (list, tuple) and len(item) == 2 and type(item[0]) is str and type(item[1]) is str:
+                first, second = item[0].encode(), item[1].encode()  # a [name, sha256] pair: the same bytes, inline
+                out.append(b"L2:S%d:%sS%d:%s" % (len(first), first, len(second), second))
+            else:
+                _encode(item, out)
         return
     if value is None:
         out.append(b"N")
