@@ -171,7 +171,7 @@ def test_sigterm_keeps_publishes_and_resumes_finished_tasks(tmp_path: Path):
     from dicompose.dicom import synthetic
 
     for number in range(24):
-        synthetic.write_ct_series(tmp_path / "scans" / f"s{number:02d}", f"term-{number}", 3, 128, 128)
+        synthetic.write_ct_series(tmp_path / "scans" / f"s{number:02d}", f"term-{number}", 3, 256, 256)
     argv = normalize_argv(tmp_path, workers=1)  # one launch carries all 24 tasks
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results = lambda: list((tmp_path / "ws" / "work").glob("*/*/out/.dicompose-result.json"))  # noqa: E731
@@ -197,7 +197,7 @@ def test_sigkill_mid_pack_keeps_the_tasks_the_tool_finished(tmp_path: Path):
     from dicompose.dicom import synthetic
 
     for number in range(24):
-        synthetic.write_ct_series(tmp_path / "scans" / f"s{number:02d}", f"kill-{number}", 3, 128, 128)
+        synthetic.write_ct_series(tmp_path / "scans" / f"s{number:02d}", f"kill-{number}", 3, 256, 256)
 
     def argv(out: str, workspace: str) -> list[str]:
         return [*normalize_argv(tmp_path, workers=1, out=out, workspace=workspace), "--json"]
