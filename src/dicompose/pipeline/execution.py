@@ -208,6 +208,7 @@ class Execution:
                 node.spec.resources.memory_bytes(), node.spec.resources.cpus, node.spec.timeout_seconds()
             ),
             delay_s=delay,
+            reads_inputs=node.source.kind == "input",  # an upstream step's outputs were audited when written
         )
 
     def plan_only(self) -> None:
