@@ -8,11 +8,12 @@ or written, on a helper thread, so that knowing what a file holds costs no secon
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from queue import SimpleQueue
 from types import TracebackType
@@ -185,12 +186,64 @@ def atomic_write(
     return digest
 
 
+def atomic_write_bytes(
+    destination: Path, data: bytes, *, hasher: Hasher | None = None, sync_folder: bool = True
+) -> Digest | None:
+    """:func:`atomic_write` of bytes already in memory: one write call, and with ``hasher`` one digest update
+    (on the hasher's thread, the bytes are hashed while the file is written and fsynced).
+
+    ``sync_folder=False`` leaves the rename's durability to the caller, who fsyncs the folder once for many
+    files (:func:`fsync_directory`) before it reports them done.
+    """
+    digest: Digest | None = None
+    if hasher is not None:
+        digest = hasher.sha256()
+        digest.update(data)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb", buffering=0) as fh:
+            view = memoryview(data)
+            while view:
+                view = view[fh.write(view) :]
+            os.fsync(fh.fileno())
+        tmp.chmod(0o644)
+        tmp.replace(destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    if sync_folder:
+        fsync_directory(destination.parent)
+    return digest
+
+
 def _digest_file(path: Path, hasher: Hasher) -> Digest:
     digest = hasher.sha256()
     with path.open("rb") as fh:
         while block := fh.read(_BLOCK):
             digest.update(block)
     return digest
+
+
+_FOLDER_SYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("dicompose_folder_sync", default=True)
+
+
+@contextlib.contextmanager
+def folder_syncs_deferred() -> Iterator[None]:
+    """Within this block, writers that ask :func:`folder_sync_wanted` leave folder fsyncs to the caller, who
+    syncs each output folder once (:func:`fsync_directory`) before reporting the files done: one folder fsync
+    per batch instead of one per file."""
+    token = _FOLDER_SYNC.set(False)
+    try:
+        yield
+    finally:
+        _FOLDER_SYNC.reset(token)
+
+
+def folder_sync_wanted() -> bool:
+    return _FOLDER_SYNC.get()
 
 
 def fsync_directory(folder: Path) -> None:

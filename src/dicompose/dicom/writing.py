@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -9,10 +10,11 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicompose.config import UID_ROOT
-from dicompose.fileio import Digest, Hasher, atomic_write
+from dicompose.fileio import Digest, Hasher, atomic_write, atomic_write_bytes, folder_sync_wanted
 
 #: Identifies files written by dicompose (deterministic, derived from the name under our UID root).
 IMPLEMENTATION_CLASS_UID = generate_uid(prefix=UID_ROOT, entropy_srcs=["dicompose implementation class"])
+_IN_MEMORY_LIMIT = 64 << 20  # bytes of pixel data encoded in memory before writing
 _BYTE_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
@@ -51,5 +53,15 @@ def convert_raw_values_to_little_endian(ds: Dataset) -> None:
 
 def write_atomic(ds: Dataset, destination: Path, *, hasher: Hasher | None = None) -> Digest | None:
     """Write ``ds`` to ``destination`` atomically (readers see the old file or the complete new one); with
-    ``hasher``, return the sha256 of the bytes written, hashed as they were written."""
-    return atomic_write(destination, lambda fh: dcmwrite(fh, ds, enforce_file_format=True), hasher=hasher)
+    ``hasher``, return the sha256 of the bytes written, hashed as they were written.
+
+    The file is encoded in memory first (pydicom's hundreds of small writes cost far less into a buffer than
+    into a file, and the digest is one update) unless its pixel data is large: then it streams, so memory
+    never holds two copies of a big multi-frame object.
+    """
+    pixel_data = ds.get("PixelData")
+    if pixel_data is not None and len(pixel_data) > _IN_MEMORY_LIMIT:
+        return atomic_write(destination, lambda fh: dcmwrite(fh, ds, enforce_file_format=True), hasher=hasher)
+    buffer = io.BytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    return atomic_write_bytes(destination, buffer.getvalue(), hasher=hasher, sync_folder=folder_sync_wanted())

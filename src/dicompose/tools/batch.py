@@ -7,8 +7,10 @@ whatever the batch size.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,11 +20,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from dicompose.allocator import keep_freed_buffers
 from dicompose.config import data_home
 from dicompose.dicom.identifiers import Fingerprint, Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import measure_file
 from dicompose.errors import InputError, UnsupportedInputError, UsageError
+from dicompose.fileio import folder_syncs_deferred, fsync_directory
 from dicompose.lifetime import die_with_parent
 from dicompose.records.audit import AuditLog, Item, load_keys
 from dicompose.tools.discovery import Candidate, Skipped, discover
@@ -132,10 +136,16 @@ def run_batch(
     if out_dir is not None:
         check_output_folder(inputs, out_dir)
     started = time.perf_counter()
+    keep_freed_buffers()  # inline work and the pool's forkserver (which imports the same module) alike
+    if workers > 1:
+        _start_forkserver()  # its imports (pydicom, numpy) overlap with discovery below
     summary = Summary()
     audit = AuditBuffer(open_machine_audit(), operation.name)
+    written: set[Path] = set()
 
     def report(result: FileResult) -> None:
+        if result.output is not None:
+            written.add(result.output.parent)
         summary.results.append(result)
         audit.add(result)
         on_result(result)
@@ -160,6 +170,8 @@ def run_batch(
             for result in _bounded_map(pool, _apply_job, work, workers):
                 report(result)
     finally:
+        for folder in written:  # the writers deferred these: one fsync per folder, not per file
+            fsync_directory(folder)
         audit.close()
     summary.seconds = time.perf_counter() - started
     return summary
@@ -206,7 +218,8 @@ def _hashing(workers: int, jobs: int) -> Hashing:
 def _apply_job(args: tuple[_Job, Operation, Hashing | None]) -> FileResult:
     job, operation, hashing = args
     try:
-        prints = operation.apply(job.candidate.path, job.destination, job.source_range, hashing)
+        with folder_syncs_deferred():  # run_batch fsyncs each output folder once, before it returns
+            prints = operation.apply(job.candidate.path, job.destination, job.source_range, hashing)
     except InputError as exc:
         return _failure(job.candidate, exc)
     except Exception as exc:  # a bug on one odd file must not sink the batch; say so plainly
@@ -317,9 +330,9 @@ class _InlineExecutor(Executor):
         return future
 
 
-def _executor(workers: int, jobs: int) -> Executor:
-    if workers <= 1 or jobs <= 1:
-        return _InlineExecutor()
+def _forkserver_context() -> multiprocessing.context.ForkServerContext:
+    """Workers fork from a server that has already imported the tools (no per-worker import cost) and that
+    started no threads of ours (fork after threads is unsafe)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
         [
@@ -329,6 +342,20 @@ def _executor(workers: int, jobs: int) -> Executor:
             "dicompose.dicom.deidentify",
         ]
     )
+    return context
+
+
+def _start_forkserver() -> None:
+    """Start the forkserver now; it imports its modules (about 0.3 s) while this process goes on."""
+    _forkserver_context()
+    with contextlib.suppress(OSError, ValueError):
+        multiprocessing.forkserver.ensure_running()
+
+
+def _executor(workers: int, jobs: int) -> Executor:
+    if workers <= 1 or jobs <= 1:
+        return _InlineExecutor()
+    context = _forkserver_context()
     return ProcessPoolExecutor(max_workers=min(workers, jobs), mp_context=context, initializer=die_with_parent)
 
 
