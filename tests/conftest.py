@@ -63,7 +63,17 @@ def independent_modality_values(ds: pydicom.Dataset) -> np.ndarray:
     values = np.asarray(apply_modality_lut(array, ds), dtype=np.float64)
     if "DoseGridScaling" in ds:
         values = values * float(ds.DoseGridScaling)
-    return values.reshape(frames, int(ds.Rows), int(ds.Columns))
+    values = values.reshape(frames, int(ds.Rows), int(ds.Columns))
+    if "RescaleSlope" not in ds and "ModalityLUTSequence" not in ds:  # enhanced: per frame, in functional groups
+        shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+        for index in range(frames):
+            groups = [g for g in (per_frame[index] if index < len(per_frame) else None, shared) if g is not None]
+            holder = next((g for g in groups if "PixelValueTransformationSequence" in g), None)
+            if holder is not None:
+                item = holder.PixelValueTransformationSequence[0]
+                values[index] = values[index] * float(item.RescaleSlope) + float(item.RescaleIntercept)
+    return values
 
 
 def exact_expected(values: np.ndarray, low: float, high: float, vmin: float, vmax: float) -> np.ndarray:

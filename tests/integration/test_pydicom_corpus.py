@@ -16,9 +16,12 @@ import pydicom
 import pytest
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import dcmwrite
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dicompose import __version__
+from dicompose.dicom.derivation import ORIGINAL_ONLY
+from dicompose.dicom.iod import rules_for
+from dicompose.dicom.kernel import EncodingError, ValueRange, choose_encoding
 from dicompose.dicom.normalize import NormalizeParams, normalize_file, output_name
 from dicompose.errors import InputError, UnsupportedInputError
 from tests.conftest import dciodvfy_errors, exact_expected, independent_modality_values, pydicom_corpus
@@ -68,6 +71,9 @@ def test_image_values_are_the_exact_linear_remap(path: Path, low: float, high: f
         with pytest.raises(UnsupportedInputError, match="RT Dose cannot hold negative values"):
             normalize_file(path, tmp_path / output_name(path), NormalizeParams(low, high))
         return
+    if not iod_can_hold(path, low, high):
+        assert_refused_for_its_iod(path, low, high, tmp_path)
+        return
     out = normalize_file(path, tmp_path / output_name(path), NormalizeParams(low, high)).output
     source = pydicom.dcmread(path)
     result = pydicom.dcmread(out)
@@ -82,9 +88,31 @@ def test_image_values_are_the_exact_linear_remap(path: Path, low: float, high: f
         assert after.max() == (high if vmax > vmin else low)
         assert result.BitsStored == result.BitsAllocated  # nothing masked
     else:
-        quantum = float(result.RescaleSlope)
+        quantum = float(
+            result.RescaleSlope
+            if "RescaleSlope" in result
+            else result.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0].RescaleSlope
+        )
         assert np.all(np.abs(after - expected) <= quantum / 2 + 1e-9)
         assert after.min() == pytest.approx(low, abs=1e-9)
+
+
+def iod_can_hold(path: Path, low: float, high: float) -> bool:
+    """Whether the file's IOD lets its pixels hold [low, high] (US: 8-bit unsigned, no rescale; DX: no rescale...)."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    try:
+        choose_encoding(ValueRange(low, high), int(ds.BitsAllocated), limits=rules_for(ds).limits)
+    except EncodingError:
+        return False
+    return True
+
+
+def assert_refused_for_its_iod(path: Path, low: float, high: float, tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedInputError) as caught:
+        normalize_file(path, tmp_path / "out" / output_name(path), NormalizeParams(low, high))
+    message = str(caught.value)
+    assert message.startswith(str(path)) and "\n" not in message and "cannot hold the range" in message
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
@@ -97,9 +125,17 @@ def test_headers_describe_a_new_derived_instance(path: Path, tmp_path: Path):
     assert result.SOPInstanceUID != source.SOPInstanceUID
     assert result.SeriesInstanceUID != source.get("SeriesInstanceUID")
     assert result.get("StudyInstanceUID") == source.get("StudyInstanceUID")
-    assert list(result.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+    rules = rules_for(source)
+    if rules.value2_primary:  # functional-group IODs (PS3.3 C.8.16.1), NM and PET allow only PRIMARY
+        assert list(result.ImageType)[:2] == ["DERIVED", *list(source.ImageType)[1:2]]
+        assert not rules.functional_groups or not (ORIGINAL_ONLY & set(result.dir()))
+    else:
+        assert list(result.ImageType)[:2] == ["DERIVED", "SECONDARY"]
     assert "dicompose" in result.DerivationDescription
-    assert result.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    if UID(source.SOPInstanceUID).is_valid:
+        assert result.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    else:  # an invalid source UID is never copied into a reference
+        assert "SourceImageSequence" not in result
     equipment = result.ContributingEquipmentSequence[-1]
     assert (equipment.Manufacturer, equipment.SoftwareVersions) == ("dicompose", __version__)
     assert result.PhotometricInterpretation == source.PhotometricInterpretation
@@ -173,6 +209,9 @@ VALIDATED = [
 @pytest.mark.dciodvfy
 @pytest.mark.parametrize(("path", "low", "high"), VALIDATED)
 def test_outputs_add_no_dciodvfy_error(dciodvfy: str, path: Path, low: float, high: float, tmp_path: Path):
+    if not iod_can_hold(path, low, high):
+        assert_refused_for_its_iod(path, low, high, tmp_path)
+        return
     out = normalize_file(path, tmp_path / "out" / output_name(path), NormalizeParams(low, high)).output
     before = {_normalized_error(e) for e in _baseline(dciodvfy, path, tmp_path)}
     after = dciodvfy_errors(dciodvfy, out)

@@ -139,6 +139,10 @@ def _dummy(element: DataElement, params: DeidParams, shift: timedelta | None) ->
     return _DUMMY_TEXT.get(vr, "ANONYMIZED")
 
 
+#: Sequences Table E.1-1 zeroes that are Type 3 wherever they are defined (General Study; Prescription notes).
+_TYPE3_ZEROED_SEQUENCES = frozenset({0x00081110, 0x30100081})  # ReferencedStudy, PrescriptionNotes
+
+
 def _apply(ds: Dataset, params: DeidParams, shift: timedelta | None) -> None:
     table = action_table()
     for element in list(ds):
@@ -158,7 +162,10 @@ def _apply(ds: Dataset, params: DeidParams, shift: timedelta | None) -> None:
                 del ds[tag]
                 continue
             if action == "Z":
-                ds[tag].value = Sequence()
+                if tag in _TYPE3_ZEROED_SEQUENCES:  # an empty Type 3 sequence is invalid: absent is "zero length"
+                    del ds[tag]
+                else:  # Type 2 where defined (Acquisition Context, Specimen, Verifying Observer): empty
+                    ds[tag].value = Sequence()
                 continue
             for item in element.value or []:  # D, U* and unlisted sequences: clean every item
                 _apply(item, params, shift)

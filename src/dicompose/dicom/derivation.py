@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import generate_uid
+from pydicom.uid import UID, generate_uid
 
 from dicompose.config import UID_ROOT
+from dicompose.dicom.iod import rules_for
 
 _MAX_LO = 64
 _MAX_ST = 1024
@@ -58,19 +59,27 @@ def mark_derived(
         if keyword in ds:
             delattr(ds, keyword)
 
+    rules = rules_for(ds)
     image_type = list(ds.get("ImageType", []) or [])
-    image_type[:2] = ["DERIVED", "SECONDARY"]
+    # Value 2 (patient examination characteristics) stays PRIMARY where the IOD allows nothing else (functional
+    # group IODs, C.8.16.1 and kin; NM; PET); elsewhere an image made after the examination is SECONDARY.
+    image_type[:2] = ["DERIVED", *image_type[1:2]] if rules.value2_primary else ["DERIVED", "SECONDARY"]
     ds.ImageType = image_type
     _derive_frame_types(ds)
+    if rules.functional_groups:
+        _drop_original_only(ds)
 
     previous = str(ds.get("DerivationDescription", "") or "").strip()
     text = description if not previous else f"{description}; previously: {previous}"
     ds.DerivationDescription = text[:_MAX_ST]
 
-    source = Dataset()
-    source.ReferencedSOPClassUID = source_class
-    source.ReferencedSOPInstanceUID = source_instance
-    ds.SourceImageSequence = Sequence([source])
+    if UID(source_class).is_valid and UID(source_instance).is_valid:  # never spread an invalid UID further
+        source = Dataset()
+        source.ReferencedSOPClassUID = source_class
+        source.ReferencedSOPInstanceUID = source_instance
+        ds.SourceImageSequence = Sequence([source])
+    elif "SourceImageSequence" in ds:
+        del ds.SourceImageSequence  # it described the source's own sources
 
     equipment = Dataset()
     equipment.Manufacturer = "dicompose"
@@ -91,6 +100,46 @@ def mark_derived(
             methods = [methods]
         if method not in methods:
             ds.LossyImageCompressionMethod = [*methods, method]
+
+
+#: Attributes of the multi-frame (functional group) IODs that are Type 1C/2C "required if Image Type Value 1 is
+#: ORIGINAL or MIXED" and not allowed otherwise: they describe an acquisition the derived pixels no longer
+#: come from directly (the source is still referenced by Source Image Sequence). MR Pulse Sequence module
+#: (PS3.3 C.8.13.4), Bulk Motion Synchronization module (C.7.6.18.3), and the top-level uses of the CT
+#: Acquisition Type and MR sequence macros.
+ORIGINAL_ONLY = frozenset(
+    {
+        "PulseSequenceName",
+        "MRAcquisitionType",
+        "EchoPulseSequence",
+        "MultipleSpinEcho",
+        "MultiPlanarExcitation",
+        "PhaseContrast",
+        "VelocityEncodingAcquisitionSequence",
+        "TimeOfFlightContrast",
+        "ArterialSpinLabelingContrast",
+        "SteadyStatePulseSequence",
+        "EchoPlanarPulseSequence",
+        "SaturationRecovery",
+        "SpectrallySelectedSuppression",
+        "OversamplingPhase",
+        "GeometryOfKSpaceTraversal",
+        "RectilinearPhaseEncodeReordering",
+        "SegmentedKSpaceTraversal",
+        "CoverageOfKSpace",
+        "NumberOfKSpaceTrajectories",
+        "BulkMotionCompensationTechnique",
+        "BulkMotionSignalSource",
+        "SequenceName",
+        "AcquisitionType",
+    }
+)
+
+
+def _drop_original_only(ds: Dataset) -> None:
+    for keyword in ORIGINAL_ONLY:
+        if keyword in ds:
+            delattr(ds, keyword)
 
 
 def _derive_frame_types(ds: Dataset) -> None:

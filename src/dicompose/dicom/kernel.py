@@ -77,28 +77,75 @@ def format_ds(value: float) -> str:
     raise ValueError(f"cannot format {value!r} as a DICOM decimal string")  # pragma: no cover
 
 
+def _limits_text(limits: EncodingLimits) -> str:
+    sign = "signed or unsigned" if limits.signed else "unsigned"
+    widths = "/".join(str(b) for b in limits.bits)
+    transform = {"identity": "no rescale other than slope 1, intercept 0", "none": "no rescale"}.get(
+        limits.rescale, "a rescale"
+    )
+    largest = (1 << max(limits.bits)) - 1
+    return (
+        f"it stores {sign} {widths}-bit integers with {transform}: "
+        f"choose MIN and MAX as whole numbers within 0..{largest}"
+    )
+
+
 def _fits(low: float, high: float, bits: int, signed: bool) -> bool:
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     return lo <= low and high <= hi
 
 
-def choose_encoding(target: ValueRange, input_bits_allocated: int, *, zero_intercept: bool = False) -> OutputEncoding:
+@dataclass(frozen=True)
+class EncodingLimits:
+    """What an object's IOD lets its pixel values be: sample widths, signed samples, and its modality transform
+    (``any`` rescale pair, ``identity`` only: slope 1 and intercept 0, or ``none``: no rescale attributes)."""
+
+    bits: tuple[int, ...] = (8, 16, 32)
+    signed: bool = True
+    rescale: str = "any"
+
+
+class EncodingError(ValueError):
+    """The target range cannot be stored within the object's :class:`EncodingLimits`."""
+
+
+ANY_ENCODING = EncodingLimits()
+
+
+def choose_encoding(
+    target: ValueRange,
+    input_bits_allocated: int,
+    *,
+    zero_intercept: bool = False,
+    limits: EncodingLimits = ANY_ENCODING,
+) -> OutputEncoding:
     """Pick the narrowest integer encoding, not narrower than the input's, that holds ``target`` exactly.
 
     Integer ranges are stored as the values themselves (slope 1, intercept 0), widening to 16 or 32 bits and
-    switching to signed samples as the range requires (0..65535 on 12-bit input must not be masked).
+    switching to signed samples as the range requires (0..65535 on 12-bit input must not be masked); where the
+    IOD allows only unsigned samples, a negative range is stored shifted, with the low end as intercept.
     Non-integer ranges, or integer ranges wider than 32 bits, are stored as 0..65535 with a rescale pair;
     ``zero_intercept`` (RT Dose, whose only transform is a scaling) stores them as 0..65535 x high / 65535.
+    Raises :class:`EncodingError` when ``limits`` allow no exact encoding.
     """
     if target.low > target.high:
         raise ValueError(f"minimum {target.low} is greater than maximum {target.high}")
     integral = float(target.low).is_integer() and float(target.high).is_integer()
+    start = 8 if input_bits_allocated <= 8 else 16
+    widths = [bits for bits in limits.bits if bits >= start] or [max(limits.bits)]
     if integral:
         signed = target.low < 0
-        start = 8 if input_bits_allocated <= 8 else 16
-        for bits in (8, 16, 32):
-            if bits >= start and _fits(target.low, target.high, bits, signed):
-                return OutputEncoding(bits, signed, 1.0, 0.0, "1", "0")
+        if not signed or limits.signed:
+            for bits in widths:
+                if _fits(target.low, target.high, bits, signed):
+                    return OutputEncoding(bits, signed, 1.0, 0.0, "1", "0")
+        elif limits.rescale == "any":
+            for bits in widths:
+                if _fits(0, target.high - target.low, bits, False):
+                    text = format_ds(target.low)
+                    return OutputEncoding(bits, False, 1.0, float(text), "1", text)
+    if limits.rescale != "any" or 16 not in limits.bits:
+        raise EncodingError(_limits_text(limits))
     if zero_intercept:
         if target.low < 0:
             raise ValueError("a scaling without intercept cannot store negative values")

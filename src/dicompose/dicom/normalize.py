@@ -15,7 +15,9 @@ from pydicom.dataset import FileDataset
 
 from dicompose import __version__
 from dicompose.dicom.identifiers import Fingerprints, dataset_identifiers
+from dicompose.dicom.iod import rules_for
 from dicompose.dicom.kernel import (
+    EncodingError,
     ValueRange,
     choose_encoding,
     format_ds,
@@ -124,7 +126,14 @@ def _normalize(
     is_dose = "DoseGridScaling" in ds
     if is_dose and params.low < 0:
         raise UnsupportedInputError(source, f"RT Dose cannot hold negative values (MIN {params.low:g}); use MIN >= 0")
-    encoding = choose_encoding(params.target, int(ds.BitsAllocated), zero_intercept=is_dose)
+    rules = rules_for(ds)
+    if (reason := rules.refuse_new_values()) is not None:
+        raise UnsupportedInputError(source, f"{reason}; normalized values are not")
+    try:
+        encoding = choose_encoding(params.target, int(ds.BitsAllocated), zero_intercept=is_dose, limits=rules.limits)
+    except EncodingError as exc:
+        target = f"{params.low:g}..{params.high:g}"
+        raise UnsupportedInputError(source, f"{rules.name}: cannot hold the range {target} ({exc})") from None
     out = remap(pixels.stored, pixels.slopes, pixels.intercepts, measured, params.target, encoding)
     derivation = Derivation("normalize", params.recipe(), params.describe(), "(normalized)", params.scope == "series")
     digest = write_derived_image(ds, pixels, out, encoding, params.target, derivation, destination, hasher=hasher)

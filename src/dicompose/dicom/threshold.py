@@ -15,10 +15,11 @@ from pydicom.dataset import Dataset
 
 from dicompose import __version__
 from dicompose.dicom.identifiers import Fingerprints, fingerprinted
+from dicompose.dicom.iod import rules_for
 from dicompose.dicom.kernel import ValueRange, choose_encoding, format_ds
 from dicompose.dicom.pixel_module import Derivation, write_derived_image
 from dicompose.dicom.reading import grayscale_pixels, read_dataset
-from dicompose.errors import UsageError
+from dicompose.errors import UnsupportedInputError, UsageError
 from dicompose.fileio import Digest, Hasher
 
 RECIPE_VERSION = 1
@@ -73,7 +74,10 @@ def _threshold(
     inside = values >= params.level
     if params.upper is not None:
         inside &= values <= params.upper
-    encoding = choose_encoding(MASK, int(ds.BitsAllocated))
+    rules = rules_for(ds)
+    if (reason := rules.refuse_new_values()) is not None:
+        raise UnsupportedInputError(source, f"{reason}; a mask's 0/1 values are not")
+    encoding = choose_encoding(MASK, int(ds.BitsAllocated), limits=rules.limits)  # 0/1 fits every IOD
     ds.PhotometricInterpretation = "MONOCHROME2"  # 1 = inside, shown bright, whatever the input's polarity
     derivation = Derivation("threshold", params.recipe(), params.describe(), "(mask)")
     mask = inside.astype(encoding.dtype)
