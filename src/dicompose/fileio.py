@@ -13,7 +13,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from queue import SimpleQueue
 from types import TracebackType
@@ -225,6 +225,17 @@ def _digest_file(path: Path, hasher: Hasher) -> Digest:
         while block := fh.read(_BLOCK):
             digest.update(block)
     return digest
+
+
+def check_output_folder(inputs: Iterable[Path], out_dir: Path) -> None:
+    """Refuse an output folder inside (or equal to) an input folder: a rerun would take the outputs as new
+    inputs. One rule for every tool and pipeline run."""
+    from dicompose.errors import UsageError  # errors is a leaf too
+
+    resolved_out = out_dir.resolve()
+    for given in inputs:
+        if given.is_dir() and resolved_out.is_relative_to(given.resolve()):
+            raise UsageError(f"output folder {out_dir} is inside input folder {given}; choose another --out")
 
 
 _FOLDER_SYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("dicompose_folder_sync", default=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -340,3 +341,60 @@ def test_dry_run_prints_the_plan_of_a_pipeline_and_runs_nothing(tmp_path: Path):
     cached = json.loads(run("dicompose", *argv, "--dry-run", "--json").stdout)
     assert cached["dry_run"] and cached["launches"] == 0 and all(t["cached"] for t in cached["tasks"])
     assert len(cached["tasks"]) == 6
+
+
+def _non_image_dicom(path: Path) -> Path:
+    """A valid DICOM object without pixels (a Basic Text SR header): found, recognised, and skipped."""
+    ds = synthetic._base("1.2.840.10008.5.1.4.1.1.88.11", "SR", "report", 1)
+    for keyword in ("Rows", "Columns", "PixelData"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    return synthetic.save(ds, path)
+
+
+@pytest.mark.parametrize("tool", ["normalize", "threshold", "deidentify"])
+def test_no_dicom_file_at_all_is_a_usage_error_but_all_skipped_is_success(tool: str, tmp_path: Path):
+    empty, text_only, reports = tmp_path / "empty", tmp_path / "text", tmp_path / "reports"
+    empty.mkdir()
+    text_only.mkdir()
+    (text_only / "notes.txt").write_text("not an image")
+    reports.mkdir()
+    _non_image_dicom(reports / "report.dcm")
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    for folder in (empty, text_only):
+        proc = run("dicompose", tool, str(folder), "--out", str(tmp_path / "out"), env=env)
+        assert proc.returncode == 2, proc.stderr
+        assert f"no DICOM files found in {folder}" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("dicompose", tool, str(reports), "--out", str(tmp_path / "out"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    if tool == "deidentify":  # any DICOM object can be de-identified, reports included
+        assert "1 processed" in proc.stdout
+        return
+    assert "1 skipped" in proc.stdout and "report.dcm" in proc.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.dcm"))
+
+
+def test_a_range_too_wide_to_compute_is_a_usage_error(ct: Path, tmp_path: Path):
+    proc = run("dicompose", "normalize", str(ct), "--min", "-1e308", "--max", "1e308", "--out", str(tmp_path / "o"))
+    assert_one_line_error(proc, 2, "too large")
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+@pytest.mark.parametrize("inside", ["IN", "IN/out", "IN/deeper/out"])
+@pytest.mark.parametrize("target", ["normalize", "pipeline"])
+def test_run_refuses_an_output_folder_inside_an_input_folder(ct: Path, tmp_path: Path, inside: str, target: str):
+    scans = ct.parent / "IN"
+    scans.mkdir()
+    shutil.copy(ct, scans / "scan.dcm")
+    out = tmp_path / inside
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    if target == "normalize":
+        argv = ["dicompose", "run", "normalize", "--in", str(scans)]
+    else:
+        demo = Path(__file__).resolve().parents[2] / "src" / "dicompose" / "pipelines" / "demo.yaml"
+        argv = ["dicompose", "run", str(demo), "--in", f"scans={scans}"]
+    argv += ["--out", str(out), "--engine", "local", "--workspace", str(tmp_path / "ws")]
+    proc = run(*argv, env={**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")})
+    assert_one_line_error(proc, 2, "is inside input folder")
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if not p.is_relative_to(tmp_path / "home"))
+    assert after == before  # no output folder, no workspace

@@ -17,6 +17,7 @@ from dicompose.config import load_settings
 from dicompose.engines.base import Engine, ImageRef
 from dicompose.engines.resolve import resolve_engine
 from dicompose.errors import RunInterruptedError, UsageError
+from dicompose.fileio import check_output_folder
 from dicompose.pipeline.execution import Execution
 from dicompose.pipeline.graph import PipelineGraph, build_graph
 from dicompose.pipeline.images import resolve_step_image
@@ -63,6 +64,7 @@ def run_pipeline(request: PipelineRequest, events: Events | None = None) -> Pipe
             + (f"; unknown {', '.join(extra)}" if extra else "")
             + " (give --in NAME=PATH)"
         )
+    check_output_folder(request.inputs.values(), request.out_dir)
     workspace = open_workspace(request.workspace or request.pipeline.parent / ".dicompose")
     with locked(workspace):
         index = Index(workspace.index_path)

@@ -26,7 +26,7 @@ from dicompose.dicom.identifiers import Fingerprint, Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import measure_file
 from dicompose.errors import InputError, UnsupportedInputError, UsageError
-from dicompose.fileio import folder_syncs_deferred, fsync_directory
+from dicompose.fileio import check_output_folder, folder_syncs_deferred, fsync_directory
 from dicompose.lifetime import die_with_parent
 from dicompose.records.audit import AuditLog, Item, load_keys
 from dicompose.tools.discovery import Candidate, Skipped, discover
@@ -115,14 +115,6 @@ def plan_outputs(
     return jobs, failed
 
 
-def check_output_folder(inputs: Sequence[Path], out_dir: Path) -> None:
-    """Refuse an output folder inside an input folder: a rerun would take the outputs as new inputs."""
-    resolved_out = out_dir.resolve()
-    for given in inputs:
-        if given.is_dir() and resolved_out.is_relative_to(given.resolve()):
-            raise UsageError(f"output folder {out_dir} is inside input folder {given}; choose another --out")
-
-
 def run_batch(
     inputs: Sequence[Path],
     operation: Operation,
@@ -156,6 +148,10 @@ def run_batch(
             report(FileResult(found.path, Status.SKIPPED, message=f"{found.path}: {found.reason}"))
         else:
             candidates.append(found)
+    if not candidates:  # no DICOM file at all (DICOM files that are all skipped are a success, reported)
+        audit.close()
+        named = ", ".join(str(p) for p in inputs) or "(no input)"
+        raise UsageError(f"no DICOM files found in {named}")
     jobs, collisions = plan_outputs(candidates, out_dir, operation.output_name, operation.flatten)
     for result in collisions:
         report(result)

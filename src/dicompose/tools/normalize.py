@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -30,6 +31,8 @@ def _apply(
 def normalize_operation(params: NormalizeParams) -> Operation:
     if params.low > params.high:
         raise UsageError(f"MIN ({params.low:g}) must not be greater than MAX ({params.high:g})")
+    if not math.isfinite(params.high - params.low):
+        raise UsageError(f"MAX - MIN ({params.high:g} - {params.low:g}) is too large to compute with; narrow the range")
     return Operation("normalize", partial(_apply, params), output_name, series_scope=params.scope == "series")
 
 
