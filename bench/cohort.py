@@ -47,8 +47,8 @@ import pydicom
 import yaml
 from pydicom.uid import UID
 
+from common import finish_report, write_report
 from common import machine as machine_info
-from common import write_report
 from dicompose.dicom.synthetic import ct_slice, phantom_hu, save, synthetic_uid
 
 REPO = Path(__file__).resolve().parent.parent
@@ -423,10 +423,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"cohort {name}: {series} x {slices} slices of {size}x{size}, {args.repeat} round(s) ...", flush=True)
             report["cohorts"][name] = bench.cohort(name, variants, args.repeat)
             write_report(args.out, report)
-    report["machine"]["loadavg_after"] = os.getloadavg()
-    write_report(args.out, report)
-    print_table(report)
-    print(f"\nwritten: {args.out}")
+    finish_report(args.out, report, print_table)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +35,11 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     partial = path.with_name(path.name + ".tmp")
     partial.write_text(json.dumps(report, indent=2) + "\n")
     partial.replace(path)
+
+
+def finish_report(path: Path, report: dict[str, Any], print_table: Callable[[dict[str, Any]], None]) -> None:
+    """The end of every benchmark: the load afterwards (a busy machine shows), the JSON result, the table."""
+    report["machine"]["loadavg_after"] = os.getloadavg()
+    write_report(path, report)
+    print_table(report)
+    print(f"\nwritten: {path}")

@@ -35,8 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from common import finish_report
 from common import machine as machine_info
-from common import write_report
 from dicompose.dicom.synthetic import write_ct_series
 from dicompose.engines.base import ImageRef, Mount, TaskSpec
 from dicompose.engines.docker import cli_argv
@@ -256,10 +256,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: {exc}")
     if check_docker()[0] != image_id:  # every variant ran image_id; a rebuild meanwhile means a busy engine
         sys.exit(f"error: {IMAGE} was rebuilt during the run (another docker client?); rerun on a quiet machine")
-    report["machine"]["loadavg_after"] = os.getloadavg()
-    write_report(args.out, report)
-    print_table(report)
-    print(f"\nwritten: {args.out}")
+    finish_report(args.out, report, print_table)
 
 
 if __name__ == "__main__":

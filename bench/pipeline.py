@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import pydicom
 
+from common import finish_report
 from common import machine as machine_info
-from common import write_report
 from dicompose.dicom.synthetic import ct_slice, phantom_hu, save, synthetic_uid, write_ct_series
 from dicompose.errors import DicomposeError
 from dicompose.images.docker_client import connect
@@ -258,10 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(Path(tmp, "noop", "scans"))
         print(f"no-op rerun: 11 files, {args.repeat} reruns per engine ...", flush=True)
         report["small"] = bench_small(Path(tmp, "small"), args.repeat, not args.no_docker)
-    report["machine"]["loadavg_after"] = os.getloadavg()
-    write_report(args.out, report)
-    print_table(report)
-    print(f"\nwritten: {args.out}")
+    finish_report(args.out, report, print_table)
 
 
 if __name__ == "__main__":

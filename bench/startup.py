@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import machine, write_report
+from common import finish_report, machine
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("pydicom", "numpy", "docker", "dask", "distributed", "pydantic", "yaml", "jsonschema")
@@ -164,10 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         report["startup"] = measure(tmp, args.repeat)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    report["machine"]["loadavg_after"] = os.getloadavg()
-    write_report(args.out, report)
-    print_table(report)
-    print(f"\nwritten: {args.out}")
+    finish_report(args.out, report, print_table)
 
 
 if __name__ == "__main__":

@@ -152,28 +152,16 @@ class _DigestingWriter:
         return self.position
 
 
-def atomic_write(
-    destination: Path, write: Callable[[BinaryIO], None], *, hasher: Hasher | None = None
-) -> Digest | None:
-    """Call ``write(fh)`` on a hidden temp file beside ``destination``, then make it ``destination``.
-
-    With ``hasher``, returns the sha256 of the bytes written, computed from them as they pass (no re-read).
-    """
+@contextlib.contextmanager
+def _published(destination: Path, *, buffering: int = -1) -> Iterator[tuple[BinaryIO, Path]]:
+    """A hidden temp file beside ``destination``; once the block succeeds it is fsynced and renamed into place,
+    on any failure it is removed. The caller fsyncs the folder (or leaves that to whoever syncs it for many)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent)
     tmp = Path(tmp_name)
-    digest: Digest | None = None
     try:
-        with os.fdopen(fd, "wb") as fh:
-            if hasher is None:
-                write(fh)
-            else:
-                digest = hasher.sha256()
-                writer = _DigestingWriter(fh, digest)
-                write(writer)  # type: ignore[arg-type]  # the three methods writers use: write, seek, tell
-                if writer.rewritten:
-                    fh.flush()
-                    digest = _digest_file(tmp, hasher)
+        with os.fdopen(fd, "wb", buffering=buffering) as fh:
+            yield fh, tmp
             fh.flush()
             os.fsync(fh.fileno())
         tmp.chmod(0o644)
@@ -182,7 +170,33 @@ def atomic_write(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    fsync_directory(destination.parent)
+
+
+def atomic_write(
+    destination: Path,
+    write: Callable[[BinaryIO], None],
+    *,
+    hasher: Hasher | None = None,
+    sync_folder: bool = True,
+) -> Digest | None:
+    """Call ``write(fh)`` on a hidden temp file beside ``destination``, then make it ``destination``.
+
+    With ``hasher``, returns the sha256 of the bytes written, computed from them as they pass (no re-read).
+    ``sync_folder=False``: see :func:`atomic_write_bytes`.
+    """
+    digest: Digest | None = None
+    with _published(destination) as (fh, tmp):
+        if hasher is None:
+            write(fh)
+        else:
+            digest = hasher.sha256()
+            writer = _DigestingWriter(fh, digest)
+            write(writer)  # type: ignore[arg-type]  # the three methods writers use: write, seek, tell
+            if writer.rewritten:
+                fh.flush()
+                digest = _digest_file(tmp, hasher)
+    if sync_folder:
+        fsync_directory(destination.parent)
     return digest
 
 
@@ -199,21 +213,10 @@ def atomic_write_bytes(
     if hasher is not None:
         digest = hasher.sha256()
         digest.update(data)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb", buffering=0) as fh:
-            view = memoryview(data)
-            while view:
-                view = view[fh.write(view) :]
-            os.fsync(fh.fileno())
-        tmp.chmod(0o644)
-        tmp.replace(destination)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    with _published(destination, buffering=0) as (fh, _tmp):
+        view = memoryview(data)
+        while view:
+            view = view[fh.write(view) :]
     if sync_folder:
         fsync_directory(destination.parent)
     return digest

@@ -18,6 +18,7 @@ import pytest
 from dicompose.dicom import synthetic
 from dicompose.pipeline.runner import PipelineRequest, run_pipeline
 from dicompose.pipeline.tool_graph import tool_graph
+from tests.support.descriptors import snippet_tool
 
 CODE = textwrap.dedent(
     """
@@ -30,21 +31,9 @@ CODE = textwrap.dedent(
 
 
 def probe(folder: Path) -> Path:
-    doc = {
-        "name": "budget",
-        "tool-version": "1",
-        "schema-version": "0.5",
-        "description": "reports the process share its launch was given",
-        "command-line": "python3 -c [CODE] [INPUT]",
-        "inputs": [
-            {"id": "code", "name": "code", "type": "String", "value-key": "[CODE]", "default-value": CODE},
-            {"id": "input", "name": "input", "type": "File", "list": True, "value-key": "[INPUT]"},
-        ],
-        "output-files": [{"id": "report", "name": "report", "path-template": "budget.json"}],
-    }
-    path = folder / "budget.json"
-    path.write_text(json.dumps(doc))
-    return path
+    return snippet_tool(
+        folder / "budget.json", "budget", CODE, "budget.json", "reports the process share its launch was given"
+    )
 
 
 def scans(folder: Path, series: int) -> Path:

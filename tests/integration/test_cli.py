@@ -16,6 +16,7 @@ from pydicom.data import get_testdata_file
 
 from dicompose.dicom import synthetic
 from tests.conftest import independent_modality_values
+from tests.support.descriptors import snippet_tool
 
 BIN = Path(sys.executable).parent
 
@@ -297,23 +298,7 @@ def test_two_tasks_writing_one_output_name_is_a_reported_conflict(tmp_path: Path
         path = synthetic.write_ct_series(folder, f"conflict{number}", 1, 8, 8)[0]
         path.rename(folder / f"series{number}.dcm")
     code = "import sys; open('summary.txt', 'w').write(' '.join(sorted(sys.argv[1:])))"
-    tool = tmp_path / "summary.json"
-    tool.write_text(
-        json.dumps(
-            {
-                "name": "summary",
-                "tool-version": "1",
-                "schema-version": "0.5",
-                "description": "one summary.txt per task",
-                "command-line": "python3 -c [CODE] [INPUT]",
-                "inputs": [
-                    {"id": "code", "name": "code", "type": "String", "value-key": "[CODE]", "default-value": code},
-                    {"id": "input", "name": "input", "type": "File", "list": True, "value-key": "[INPUT]"},
-                ],
-                "output-files": [{"id": "summary", "name": "summary", "path-template": "summary.txt"}],
-            }
-        )
-    )
+    tool = snippet_tool(tmp_path / "summary.json", "summary", code, "summary.txt", "one summary.txt per task")
     proc = run(
         "dicompose", "run", str(tool), "--in", str(folder), "--out", str(tmp_path / "out"),
         "--engine", "local", "--workspace", str(tmp_path / "ws"),

@@ -19,8 +19,7 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dicompose import __version__
-from dicompose.dicom.derivation import ORIGINAL_ONLY
-from dicompose.dicom.iod import rules_for
+from dicompose.dicom.iod import ORIGINAL_ONLY, rules_for
 from dicompose.dicom.kernel import EncodingError, ValueRange, choose_encoding
 from dicompose.dicom.normalize import NormalizeParams, normalize_file, output_name
 from dicompose.errors import InputError, UnsupportedInputError

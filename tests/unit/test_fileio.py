@@ -14,7 +14,7 @@ from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
 
 from dicompose import fileio
-from dicompose.dicom import synthetic
+from dicompose.dicom import synthetic, writing
 from dicompose.dicom.writing import rebuild_file_meta, write_atomic
 from dicompose.fileio import (
     Hasher,
@@ -111,3 +111,19 @@ def test_deferred_folder_syncs_are_left_to_the_caller(tmp_path: Path, monkeypatc
         assert not folder_sync_wanted()
     assert folder_sync_wanted()
     assert synced == [tmp_path]
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_large_objects_stream_to_the_same_bytes_and_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threaded: bool
+):
+    """Objects with more pixel data than the in-memory limit are streamed; the file and digest must not differ."""
+    ds = synthetic.ct_slice("stream", 0, 16, 16)
+    rebuild_file_meta(ds, "0")
+    with Hasher(threaded=threaded) as hasher:
+        in_memory = write_atomic(ds, tmp_path / "memory.dcm", hasher=hasher)
+        monkeypatch.setattr(writing, "_IN_MEMORY_LIMIT", 16)
+        streamed = write_atomic(ds, tmp_path / "streamed.dcm", hasher=hasher)
+        assert in_memory is not None and streamed is not None
+        assert in_memory.hexdigest() == streamed.hexdigest() == sha256_file(tmp_path / "streamed.dcm")
+    assert (tmp_path / "memory.dcm").read_bytes() == (tmp_path / "streamed.dcm").read_bytes()

@@ -11,7 +11,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, generate_uid
 
 from dicompose.config import UID_ROOT
-from dicompose.dicom.iod import rules_for
+from dicompose.dicom.iod import ORIGINAL_ONLY, rules_for
 
 _MAX_LO = 64
 _MAX_ST = 1024
@@ -100,40 +100,6 @@ def mark_derived(
             methods = [methods]
         if method not in methods:
             ds.LossyImageCompressionMethod = [*methods, method]
-
-
-#: Attributes of the multi-frame (functional group) IODs that are Type 1C/2C "required if Image Type Value 1 is
-#: ORIGINAL or MIXED" and not allowed otherwise: they describe an acquisition the derived pixels no longer
-#: come from directly (the source is still referenced by Source Image Sequence). MR Pulse Sequence module
-#: (PS3.3 C.8.13.4), Bulk Motion Synchronization module (C.7.6.18.3), and the top-level uses of the CT
-#: Acquisition Type and MR sequence macros.
-ORIGINAL_ONLY = frozenset(
-    {
-        "PulseSequenceName",
-        "MRAcquisitionType",
-        "EchoPulseSequence",
-        "MultipleSpinEcho",
-        "MultiPlanarExcitation",
-        "PhaseContrast",
-        "VelocityEncodingAcquisitionSequence",
-        "TimeOfFlightContrast",
-        "ArterialSpinLabelingContrast",
-        "SteadyStatePulseSequence",
-        "EchoPlanarPulseSequence",
-        "SaturationRecovery",
-        "SpectrallySelectedSuppression",
-        "OversamplingPhase",
-        "GeometryOfKSpaceTraversal",
-        "RectilinearPhaseEncodeReordering",
-        "SegmentedKSpaceTraversal",
-        "CoverageOfKSpace",
-        "NumberOfKSpaceTrajectories",
-        "BulkMotionCompensationTechnique",
-        "BulkMotionSignalSource",
-        "SequenceName",
-        "AcquisitionType",
-    }
-)
 
 
 def _drop_original_only(ds: Dataset) -> None:

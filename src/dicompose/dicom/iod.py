@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
 from dicompose.dicom.kernel import ANY_ENCODING, EncodingLimits
 
@@ -39,6 +40,40 @@ FUNCTIONAL_GROUP_CLASSES = frozenset(
         "1.2.840.10008.5.1.4.1.1.130",  # Legacy Converted Enhanced PET Image
     }
 )
+
+#: Attributes of the multi-frame (functional group) IODs that are Type 1C/2C "required if Image Type Value 1 is
+#: ORIGINAL or MIXED" and not allowed otherwise: they describe an acquisition the derived pixels no longer
+#: come from directly (the source is still referenced by Source Image Sequence). MR Pulse Sequence module
+#: (PS3.3 C.8.13.4), Bulk Motion Synchronization module (C.7.6.18.3), and the top-level uses of the CT
+#: Acquisition Type and MR sequence macros.
+ORIGINAL_ONLY = frozenset(
+    {
+        "PulseSequenceName",
+        "MRAcquisitionType",
+        "EchoPulseSequence",
+        "MultipleSpinEcho",
+        "MultiPlanarExcitation",
+        "PhaseContrast",
+        "VelocityEncodingAcquisitionSequence",
+        "TimeOfFlightContrast",
+        "ArterialSpinLabelingContrast",
+        "SteadyStatePulseSequence",
+        "EchoPlanarPulseSequence",
+        "SaturationRecovery",
+        "SpectrallySelectedSuppression",
+        "OversamplingPhase",
+        "GeometryOfKSpaceTraversal",
+        "RectilinearPhaseEncodeReordering",
+        "SegmentedKSpaceTraversal",
+        "CoverageOfKSpace",
+        "NumberOfKSpaceTrajectories",
+        "BulkMotionCompensationTechnique",
+        "BulkMotionSignalSource",
+        "SequenceName",
+        "AcquisitionType",
+    }
+)
+
 
 #: Classic IODs whose Image Type value 2 is PRIMARY only (NM C.8.4.7, PET C.8.9.4): derived images keep it.
 _VALUE2_PRIMARY_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.20", "1.2.840.10008.5.1.4.1.1.128"})
@@ -112,7 +147,5 @@ def rules_for(ds: Dataset) -> IodRules:
 
 
 def _class_name(sop_class: str) -> str:
-    from pydicom.uid import UID
-
     name = UID(sop_class).name if sop_class else ""
     return name.removesuffix(" Storage") or "image"

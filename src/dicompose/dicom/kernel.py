@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -102,7 +102,7 @@ class EncodingLimits:
 
     bits: tuple[int, ...] = (8, 16, 32)
     signed: bool = True
-    rescale: str = "any"
+    rescale: Literal["any", "identity", "none"] = "any"
 
 
 class EncodingError(ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
@@ -59,9 +60,14 @@ def write_atomic(ds: Dataset, destination: Path, *, hasher: Hasher | None = None
     into a file, and the digest is one update) unless its pixel data is large: then it streams, so memory
     never holds two copies of a big multi-frame object.
     """
+    sync_folder = folder_sync_wanted()
     pixel_data = ds.get("PixelData")
     if pixel_data is not None and len(pixel_data) > _IN_MEMORY_LIMIT:
-        return atomic_write(destination, lambda fh: dcmwrite(fh, ds, enforce_file_format=True), hasher=hasher)
+
+        def encode(fh: BinaryIO) -> None:
+            dcmwrite(fh, ds, enforce_file_format=True)
+
+        return atomic_write(destination, encode, hasher=hasher, sync_folder=sync_folder)
     buffer = io.BytesIO()
     dcmwrite(buffer, ds, enforce_file_format=True)
-    return atomic_write_bytes(destination, buffer.getvalue(), hasher=hasher, sync_folder=folder_sync_wanted())
+    return atomic_write_bytes(destination, buffer.getvalue(), hasher=hasher, sync_folder=sync_folder)

@@ -129,7 +129,7 @@ def run_batch(
         check_output_folder(inputs, out_dir)
     started = time.perf_counter()
     keep_freed_buffers()  # inline work and the pool's forkserver (which imports the same module) alike
-    if workers > 1:
+    if workers > 1 and (len(inputs) > 1 or any(path.is_dir() for path in inputs)):
         _start_forkserver()  # its imports (pydicom, numpy) overlap with discovery below
     summary = Summary()
     audit = AuditBuffer(open_machine_audit(), operation.name)
@@ -142,22 +142,20 @@ def run_batch(
         audit.add(result)
         on_result(result)
 
-    candidates: list[Candidate] = []
-    for found in discover(inputs):
-        if isinstance(found, Skipped):
-            report(FileResult(found.path, Status.SKIPPED, message=f"{found.path}: {found.reason}"))
-        else:
-            candidates.append(found)
-    if not candidates:  # no DICOM file at all (DICOM files that are all skipped are a success, reported)
-        audit.close()
-        named = ", ".join(str(p) for p in inputs) or "(no input)"
-        raise UsageError(f"no DICOM files found in {named}")
-    jobs, collisions = plan_outputs(candidates, out_dir, operation.output_name, operation.flatten)
-    for result in collisions:
-        report(result)
-    on_total(len(jobs) * (2 if operation.series_scope else 1))
-
     try:
+        candidates: list[Candidate] = []
+        for found in discover(inputs):
+            if isinstance(found, Skipped):
+                report(FileResult(found.path, Status.SKIPPED, message=f"{found.path}: {found.reason}"))
+            else:
+                candidates.append(found)
+        if not candidates:  # no DICOM file at all (DICOM files that are all skipped are a success, reported)
+            named = ", ".join(str(p) for p in inputs) or "(no input)"
+            raise UsageError(f"no DICOM files found in {named}")
+        jobs, collisions = plan_outputs(candidates, out_dir, operation.output_name, operation.flatten)
+        for result in collisions:
+            report(result)
+        on_total(len(jobs) * (2 if operation.series_scope else 1))
         with _executor(workers, len(jobs)) as pool:
             if operation.series_scope:
                 jobs = _attach_series_ranges(pool, jobs, workers, report)
