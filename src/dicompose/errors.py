@@ -60,8 +60,8 @@ class InputError(StepError):
 
     def __init__(self, path: Path | str, problem: str) -> None:
         self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
+        self.problem = " ".join(problem.split())  # values quoted from damaged files may hold line breaks
+        super().__init__(f"{path}: {self.problem}")
 
 
 class UnsupportedInputError(InputError):

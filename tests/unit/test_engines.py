@@ -91,6 +91,9 @@ def test_engines_need_an_image():
 
 
 def test_auto_falls_back_to_local_and_says_why(monkeypatch):
+    from dicompose.engines.registry import engine_named
+
+    engine_named.cache_clear()  # engines are one per process: another test may have probed the real engine
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     monkeypatch.setenv("PATH", "/nonexistent")
     resolution = resolve_engine("auto")
@@ -100,6 +103,7 @@ def test_auto_falls_back_to_local_and_says_why(monkeypatch):
         resolve_engine("docker")
     with pytest.raises(UsageError, match="unknown engine"):
         resolve_engine("podman")
+    engine_named.cache_clear()  # nor may this test's unreachable engine be left for the others
 
 
 def test_apptainer_follows_the_shared_policy():

@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 import pydicom
+from pydicom.datadict import dictionary_VM, dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -30,7 +31,7 @@ from pydicom.tag import BaseTag, Tag
 from dicompose import __version__
 from dicompose.dicom.derivation import code_item
 from dicompose.dicom.identifiers import Fingerprints, fingerprinted
-from dicompose.dicom.reading import read_dataset
+from dicompose.dicom.reading import check_compressed_pixels_decode, read_dataset, require_identity
 from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
 from dicompose.errors import InputError, UnsupportedInputError
 from dicompose.fileio import Digest, Hasher
@@ -145,10 +146,12 @@ _TYPE3_ZEROED_SEQUENCES = frozenset({0x00081110, 0x30100081})  # ReferencedStudy
 
 def _apply(ds: Dataset, params: DeidParams, shift: timedelta | None) -> None:
     table = action_table()
-    for element in list(ds):
-        tag = element.tag
+    for tag in list(ds.keys()):  # values are decoded only where an action needs them (private ones stay raw)
         if tag.is_private:
-            if tag not in params.retain_private:
+            creator_of_kept = 0x10 <= tag.element <= 0xFF and any(
+                kept.group == tag.group and kept.element >> 8 == tag.element for kept in params.retain_private
+            )  # a retained element needs its Private Creator, or nobody can read it (and it is invalid)
+            if tag not in params.retain_private and not creator_of_kept:
                 del ds[tag]
             continue
         if tag.group in range(0x5000, 0x5020, 2) or tag.group in range(0x6000, 0x6020, 2):
@@ -157,6 +160,7 @@ def _apply(ds: Dataset, params: DeidParams, shift: timedelta | None) -> None:
             del ds[tag]
             continue
         action = table.get(tag)
+        element = ds[tag]
         if element.VR == "SQ":
             if action in ("X",):
                 del ds[tag]
@@ -172,6 +176,8 @@ def _apply(ds: Dataset, params: DeidParams, shift: timedelta | None) -> None:
             continue
         if action is None:
             continue
+        if action in ("Z", "D"):  # a value of our own: written in the VR the standard gives (damage may differ)
+            element = _with_standard_vr(ds, tag, element)
         if shift is not None and element.VR in ("DA", "DT") and action in ("X", "Z", "D"):
             ds[tag].value = _dummy(element, params, shift)  # Modified Dates option: shifted, not removed
         elif action == "X":
@@ -180,11 +186,22 @@ def _apply(ds: Dataset, params: DeidParams, shift: timedelta | None) -> None:
             ds[tag].value = "" if element.VR not in _NUMERIC else None
         elif action in ("U", "U*"):
             if element.VR == "UI" and element.value:
-                values = element.value if element.VM > 1 else [element.value]
-                mapped = [params.uid(str(v)) for v in values]
-                ds[tag].value = mapped if element.VM > 1 else mapped[0]
+                if element.VM > 1 and dictionary_VM(tag) != "1":
+                    ds[tag].value = [params.uid(str(v)) for v in element.value]
+                else:  # one UID, even if damage put a backslash in it: its pseudonym is one valid UID
+                    text = "\\".join(map(str, element.value)) if element.VM > 1 else str(element.value)
+                    ds[tag].value = params.uid(text)
         else:  # D
             ds[tag].value = _dummy(element, params, shift)
+
+
+def _with_standard_vr(ds: Dataset, tag: BaseTag, element: DataElement) -> DataElement:
+    """``element``, re-created in its dictionary VR when its (explicit) VR differs and the dictionary has one VR."""
+    standard = dictionary_VR(tag)
+    if standard == element.VR or " or " in standard:
+        return element
+    ds[tag] = DataElement(tag, standard, None)
+    return ds[tag]
 
 
 def deidentify_dataset(ds: Dataset, params: DeidParams, path: Path) -> Dataset:
@@ -235,8 +252,8 @@ def deidentify_file_fingerprinted(
 def _deidentify(
     ds: Dataset, source: Path, destination: Path, params: DeidParams, hasher: Hasher | None = None
 ) -> Digest | None:
-    if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
-        raise InputError(source, "corrupt DICOM file: no SOP Class/Instance UID")
+    require_identity(ds, source)
+    check_compressed_pixels_decode(ds, source)  # kept as they are: they must be an image, not damage
     big_endian = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") == "1.2.840.10008.1.2.2"
     syntax = ds.file_meta.TransferSyntaxUID if "TransferSyntaxUID" in ds.file_meta else None
     deidentify_dataset(ds, params, source)
@@ -247,6 +264,6 @@ def _deidentify(
         ds.file_meta.TransferSyntaxUID = syntax  # encapsulated pixel data is kept as it is
     ds.preamble = b"\0" * 128
     try:
-        return write_atomic(ds, destination, hasher=hasher)
+        return write_atomic(ds, destination, hasher=hasher, source=source)
     except OSError as exc:
         raise InputError(destination, f"cannot write output ({exc.strerror or exc})") from None

@@ -25,7 +25,13 @@ from dicompose.dicom.kernel import (
     remap,
 )
 from dicompose.dicom.pixel_module import Derivation, write_derived_image
-from dicompose.dicom.reading import GrayscalePixels, grayscale_pixels, read_dataset, read_dataset_hashed
+from dicompose.dicom.reading import (
+    GrayscalePixels,
+    grayscale_pixels,
+    read_dataset,
+    read_dataset_hashed,
+    require_identity,
+)
 from dicompose.errors import InputError, UnsupportedInputError
 from dicompose.fileio import Digest, Hasher
 
@@ -122,6 +128,7 @@ def _normalize(
     hasher: Hasher | None = None,
 ) -> tuple[NormalizeOutcome, Digest | None]:
     pixels = grayscale_pixels(ds, source)
+    require_identity(ds, source)
     measured = source_range if source_range is not None else _range_of(pixels, source)
     is_dose = "DoseGridScaling" in ds
     if is_dose and params.low < 0:

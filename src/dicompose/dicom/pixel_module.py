@@ -75,8 +75,11 @@ def write_derived_image(
     if big_endian:
         convert_raw_values_to_little_endian(ds)
     rebuild_file_meta(ds, __version__)
+    read_from = getattr(ds, "filename", None)  # the input file (set by the readers), named in encoding errors
     try:
-        return write_atomic(ds, destination, hasher=hasher)
+        return write_atomic(
+            ds, destination, hasher=hasher, source=Path(read_from) if isinstance(read_from, str) else None
+        )
     except OSError as exc:
         raise InputError(destination, f"cannot write output ({exc.strerror or exc})") from None
 

@@ -18,7 +18,7 @@ from dicompose.dicom.identifiers import Fingerprints, fingerprinted
 from dicompose.dicom.iod import rules_for
 from dicompose.dicom.kernel import ValueRange, choose_encoding, format_ds
 from dicompose.dicom.pixel_module import Derivation, write_derived_image
-from dicompose.dicom.reading import grayscale_pixels, read_dataset
+from dicompose.dicom.reading import grayscale_pixels, read_dataset, require_identity
 from dicompose.errors import UnsupportedInputError, UsageError
 from dicompose.fileio import Digest, Hasher
 
@@ -70,6 +70,7 @@ def _threshold(
     ds: Dataset, source: Path, destination: Path, params: ThresholdParams, hasher: Hasher | None = None
 ) -> Digest | None:
     pixels = grayscale_pixels(ds, source)
+    require_identity(ds, source)
     values = pixels.stored.astype(np.float64) * pixels.slopes[:, None, None] + pixels.intercepts[:, None, None]
     inside = values >= params.level
     if params.upper is not None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from pydicom.datadict import get_entry, private_dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicompose.config import UID_ROOT
+from dicompose.errors import InputError
 from dicompose.fileio import Digest, Hasher, atomic_write, atomic_write_bytes, folder_sync_wanted
 
 #: Identifies files written by dicompose (deterministic, derived from the name under our UID root).
@@ -25,7 +30,15 @@ def implementation_version_name(version: str) -> str:
 
 
 def rebuild_file_meta(ds: Dataset, version: str) -> None:
-    """New file meta for an explicit VR little endian file of ``ds`` (old group lengths and TS dropped)."""
+    """New file meta for an explicit VR little endian file of ``ds`` (old group lengths and TS dropped).
+
+    Command (group 0000) and file meta (group 0002) elements found in the dataset itself (damage, or
+    network-layer leftovers) are dropped: they have no meaning in a stored object and the file meta is new.
+    So are standard-group elements no data dictionary knows (see :func:`drop_unknown_public`).
+    """
+    for tag in [tag for tag in list(ds.keys()) if tag.group in (0x0000, 0x0002)]:  # keys: no value decoded
+        del ds[tag]
+    drop_unknown_public(ds)
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -34,6 +47,71 @@ def rebuild_file_meta(ds: Dataset, version: str) -> None:
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
     meta.ImplementationVersionName = implementation_version_name(version)
     ds.file_meta = meta
+
+
+def drop_unknown_public(ds: Dataset) -> None:
+    """Make what is kept of an input's elements encodable validly, in items too.
+
+    - Standard-group elements no data dictionary knows are removed: they are no attribute of any IOD (dciodvfy:
+      "not a recognized standard attribute"), nobody can interpret them, and in practice they are damage (a
+      flipped tag byte); for de-identification, an attribute nobody can classify is not kept either.
+    - Private elements whose block has no Private Creator are removed (PS3.5 7.8.1: unreadable by anyone).
+    - Byte values of odd length (only damage makes them) are padded with a zero byte, as PS3.5 7.1.1 pads OB.
+    """
+    elements = [ds.get_item(tag) for tag in list(ds.keys())]  # raw stays raw: only what changes gets decoded
+    creators = {(e.tag.group, e.tag.element) for e in elements if e.tag.is_private and 0x10 <= e.tag.element <= 0xFF}
+    for element in elements:
+        tag = element.tag
+        orphan = tag.is_private and tag.element >= 0x1000 and (tag.group, tag.element >> 8) not in creators
+        if orphan or (not tag.is_private and not _known(tag)):
+            del ds[tag]
+        elif element.VR == "SQ" or (element.VR is None and tag.is_private is False and _is_sequence(tag)):
+            for item in ds[tag].value or []:
+                drop_unknown_public(item)
+        elif isinstance(element.value, bytes) and len(element.value) % 2 and not isinstance(element, RawDataElement):
+            element.value += b"\x00"
+        elif tag.is_private and isinstance(element, RawDataElement) and element.VR is None:
+            _fit_implicit_private(ds, element)
+
+
+#: Longest value (bytes) of each length-limited text VR (PS3.5 Table 6.2-1).
+_MAX_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DS": 16, "IS": 12, "LO": 64, "SH": 16, "TM": 14, "UI": 64}
+
+
+def _fit_implicit_private(ds: Dataset, element: RawDataElement) -> None:
+    """An implicit VR private value gets its VR from a private dictionary when written explicitly; where that
+    VR cannot hold the value (a 21-character value for an SH), it is written as LO (or UT) instead, bytes
+    unchanged."""
+    creator_tag = (element.tag.group << 16) | (element.tag.element >> 8)
+    creator = ds.get_item(creator_tag)
+    raw = creator.value if isinstance(creator, RawDataElement) else (creator.value if creator else None)
+    name = raw.decode("latin-1").strip(" \x00") if isinstance(raw, bytes) else str(raw or "").strip()
+    try:
+        vr = private_dictionary_VR(element.tag, name)
+    except KeyError:
+        return  # unknown to pydicom too: written as UN anyway
+    limit = _MAX_LENGTH.get(vr)
+    parts = (element.value or b"").split(b"\\")
+    if limit is not None and any(len(part.strip(b" \x00")) > limit for part in parts):
+        # the same text in a text VR wide enough (validators read UN by their dictionary, so UN would not do)
+        wide = "LO" if all(len(part.strip(b" \x00")) <= _MAX_LENGTH["LO"] for part in parts) else "UT"
+        ds[element.tag] = DataElement(element.tag, wide, element.value)
+
+
+def _is_sequence(tag: int) -> bool:
+    """Implicit VR raw elements carry no VR: the dictionary says whether they are sequences."""
+    try:
+        return bool(get_entry(tag)[0] == "SQ")
+    except KeyError:
+        return False
+
+
+def _known(tag: int) -> bool:
+    try:
+        get_entry(tag)  # repeating groups (overlays, curves) included
+    except KeyError:
+        return tag & 0xFFFF == 0  # group lengths are not in the dictionary but are no damage
+    return True
 
 
 def convert_raw_values_to_little_endian(ds: Dataset) -> None:
@@ -52,22 +130,40 @@ def convert_raw_values_to_little_endian(ds: Dataset) -> None:
             element.value = bytes(swapped)
 
 
-def write_atomic(ds: Dataset, destination: Path, *, hasher: Hasher | None = None) -> Digest | None:
+def write_atomic(
+    ds: Dataset, destination: Path, *, hasher: Hasher | None = None, source: Path | None = None
+) -> Digest | None:
     """Write ``ds`` to ``destination`` atomically (readers see the old file or the complete new one); with
     ``hasher``, return the sha256 of the bytes written, hashed as they were written.
 
     The file is encoded in memory first (pydicom's hundreds of small writes cost far less into a buffer than
     into a file, and the digest is one update) unless its pixel data is large: then it streams, so memory
-    never holds two copies of a big multi-frame object.
+    never holds two copies of a big multi-frame object. An element pydicom cannot encode (a damaged value of
+    ``source`` that only encoding decodes, as from implicit to explicit VR) is one :class:`InputError` line.
     """
     sync_folder = folder_sync_wanted()
     pixel_data = ds.get("PixelData")
-    if pixel_data is not None and len(pixel_data) > _IN_MEMORY_LIMIT:
+    with _encoding_errors(source or destination):
+        if pixel_data is not None and len(pixel_data) > _IN_MEMORY_LIMIT:
 
-        def encode(fh: BinaryIO) -> None:
-            dcmwrite(fh, ds, enforce_file_format=True)
+            def encode(fh: BinaryIO) -> None:
+                dcmwrite(fh, ds, enforce_file_format=True)
 
-        return atomic_write(destination, encode, hasher=hasher, sync_folder=sync_folder)
-    buffer = io.BytesIO()
-    dcmwrite(buffer, ds, enforce_file_format=True)
+            return atomic_write(destination, encode, hasher=hasher, sync_folder=sync_folder)
+        buffer = io.BytesIO()
+        dcmwrite(buffer, ds, enforce_file_format=True)
     return atomic_write_bytes(destination, buffer.getvalue(), hasher=hasher, sync_folder=sync_folder)
+
+
+@contextlib.contextmanager
+def _encoding_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, InputError):
+        raise
+    except Exception as exc:  # pydicom's encoder: ValueError, TypeError, struct.error... on a damaged value
+        text = str(exc)
+        cause = text.split("got exception:", 1)[1] if "got exception:" in text else text
+        tag = text.split("With tag ", 1)[1].split(" ", 1)[0] if text.startswith("With tag ") else ""
+        where = f"element {tag}" if tag else "the header"
+        raise InputError(path, f"cannot encode {where}: {cause.strip().splitlines()[0][:160]}") from None
