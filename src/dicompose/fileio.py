@@ -152,8 +152,35 @@ class _DigestingWriter:
         return self.position
 
 
+_umask: int | None = None
+
+
+def umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc), else set-and-restore
+    once (the value is cached: the umask of a running tool does not change)."""
+    global _umask
+    if _umask is None:
+        try:
+            status = Path("/proc/self/status").read_text()
+            _umask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("Umask:")), 8)
+        except (OSError, StopIteration, ValueError, IndexError):
+            _umask = os.umask(0o022)
+            os.umask(_umask)
+    return _umask
+
+
+def output_mode(like: Path | None = None) -> int:
+    """Permissions for a new output file: what the umask allows, and never more open than ``like`` (the input
+    it is derived from), so a private scan never yields a world-readable output."""
+    mode = 0o666 & ~umask()
+    if like is not None:
+        with contextlib.suppress(OSError):
+            mode &= like.stat().st_mode & 0o666
+    return mode
+
+
 @contextlib.contextmanager
-def _published(destination: Path, *, buffering: int = -1) -> Iterator[tuple[BinaryIO, Path]]:
+def _published(destination: Path, *, buffering: int = -1, mode: int | None = None) -> Iterator[tuple[BinaryIO, Path]]:
     """A hidden temp file beside ``destination``; once the block succeeds it is fsynced and renamed into place,
     on any failure it is removed. The caller fsyncs the folder (or leaves that to whoever syncs it for many)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -164,7 +191,7 @@ def _published(destination: Path, *, buffering: int = -1) -> Iterator[tuple[Bina
             yield fh, tmp
             fh.flush()
             os.fsync(fh.fileno())
-        tmp.chmod(0o644)
+        tmp.chmod(output_mode() if mode is None else mode)  # mkstemp made it 0600
         tmp.replace(destination)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -178,14 +205,16 @@ def atomic_write(
     *,
     hasher: Hasher | None = None,
     sync_folder: bool = True,
+    mode: int | None = None,
 ) -> Digest | None:
-    """Call ``write(fh)`` on a hidden temp file beside ``destination``, then make it ``destination``.
+    """Call ``write(fh)`` on a hidden temp file beside ``destination``, then make it ``destination``
+    (permissions ``mode``, by default :func:`output_mode`).
 
     With ``hasher``, returns the sha256 of the bytes written, computed from them as they pass (no re-read).
     ``sync_folder=False``: see :func:`atomic_write_bytes`.
     """
     digest: Digest | None = None
-    with _published(destination) as (fh, tmp):
+    with _published(destination, mode=mode) as (fh, tmp):
         if hasher is None:
             write(fh)
         else:
@@ -201,7 +230,7 @@ def atomic_write(
 
 
 def atomic_write_bytes(
-    destination: Path, data: bytes, *, hasher: Hasher | None = None, sync_folder: bool = True
+    destination: Path, data: bytes, *, hasher: Hasher | None = None, sync_folder: bool = True, mode: int | None = None
 ) -> Digest | None:
     """:func:`atomic_write` of bytes already in memory: one write call, and with ``hasher`` one digest update
     (on the hasher's thread, the bytes are hashed while the file is written and fsynced).
@@ -213,7 +242,7 @@ def atomic_write_bytes(
     if hasher is not None:
         digest = hasher.sha256()
         digest.update(data)
-    with _published(destination, buffering=0) as (fh, _tmp):
+    with _published(destination, buffering=0, mode=mode) as (fh, _tmp):
         view = memoryview(data)
         while view:
             view = view[fh.write(view) :]

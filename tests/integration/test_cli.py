@@ -383,3 +383,35 @@ def test_run_refuses_an_output_folder_inside_an_input_folder(ct: Path, tmp_path:
     assert_one_line_error(proc, 2, "is inside input folder")
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if not p.is_relative_to(tmp_path / "home"))
     assert after == before  # no output folder, no workspace
+
+
+@pytest.mark.parametrize(
+    ("umask", "input_mode", "expected"), [(0o022, 0o644, 0o644), (0o077, 0o644, 0o600), (0o022, 0o600, 0o600)]
+)
+def test_outputs_follow_the_umask_and_are_never_more_open_than_their_input(
+    tmp_path: Path, ct: Path, umask: int, input_mode: int, expected: int
+):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    source = scans / "scan.dcm"
+    shutil.copy(ct, source)
+    source.chmod(input_mode)
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+
+    def with_umask() -> None:
+        os.umask(umask)
+
+    for argv in (
+        ["dicompose", "normalize", str(scans), "--out", str(tmp_path / "tool")],
+        ["dicompose", "run", "normalize", "--in", str(scans), "--out", str(tmp_path / "run"), "--engine", "local",
+         "--workspace", str(tmp_path / "ws")],
+    ):  # fmt: skip
+        proc = subprocess.run(
+            [str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, env=env, preexec_fn=with_umask, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+    outputs = [*(tmp_path / "tool").rglob("*.dcm"), *(tmp_path / "run").rglob("*.dcm")]
+    assert len(outputs) == 2
+    for output in outputs:
+        assert output.stat().st_mode & 0o077 == expected & 0o077, (oct(output.stat().st_mode), output)
+    assert (tmp_path / "ws").stat().st_mode & 0o777 == 0o700  # the workspace holds patient data: private

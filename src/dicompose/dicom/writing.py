@@ -16,7 +16,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicompose.config import UID_ROOT
 from dicompose.errors import InputError
-from dicompose.fileio import Digest, Hasher, atomic_write, atomic_write_bytes, folder_sync_wanted
+from dicompose.fileio import Digest, Hasher, atomic_write, atomic_write_bytes, folder_sync_wanted, output_mode
 
 #: Identifies files written by dicompose (deterministic, derived from the name under our UID root).
 IMPLEMENTATION_CLASS_UID = generate_uid(prefix=UID_ROOT, entropy_srcs=["dicompose implementation class"])
@@ -142,6 +142,7 @@ def write_atomic(
     ``source`` that only encoding decodes, as from implicit to explicit VR) is one :class:`InputError` line.
     """
     sync_folder = folder_sync_wanted()
+    mode = output_mode(source)  # the umask's, and no more open than the input
     pixel_data = ds.get("PixelData")
     with _encoding_errors(source or destination):
         if pixel_data is not None and len(pixel_data) > _IN_MEMORY_LIMIT:
@@ -149,10 +150,10 @@ def write_atomic(
             def encode(fh: BinaryIO) -> None:
                 dcmwrite(fh, ds, enforce_file_format=True)
 
-            return atomic_write(destination, encode, hasher=hasher, sync_folder=sync_folder)
+            return atomic_write(destination, encode, hasher=hasher, sync_folder=sync_folder, mode=mode)
         buffer = io.BytesIO()
         dcmwrite(buffer, ds, enforce_file_format=True)
-    return atomic_write_bytes(destination, buffer.getvalue(), hasher=hasher, sync_folder=sync_folder)
+    return atomic_write_bytes(destination, buffer.getvalue(), hasher=hasher, sync_folder=sync_folder, mode=mode)
 
 
 @contextlib.contextmanager

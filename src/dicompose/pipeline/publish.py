@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from dicompose.fileio import atomic_write, fsync_directory
+from dicompose.fileio import atomic_write, fsync_directory, output_mode
 from dicompose.pipeline.graph import PipelineGraph
 from dicompose.pipeline.tasks import Task
 from dicompose.records.audit import AuditLog, Item
@@ -138,5 +138,6 @@ class Publisher:
             if self.delay:
                 time.sleep(self.delay)
 
-        atomic_write(target, copy)
+        # no more open than the workspace copy, but the user's own: editing a copy cannot touch the cache
+        atomic_write(target, copy, mode=output_mode(source) | 0o200)
         self.index.memo_store([(FileStat.of(target), Memo(sha256, None))])

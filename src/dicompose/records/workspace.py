@@ -87,7 +87,12 @@ class Workspace:
 
 
 def open_workspace(root: Path) -> Workspace:
+    """Open (creating it private to the user, 0700: it holds patient data) the workspace at ``root``."""
     try:
+        if not root.exists():
+            root.parent.mkdir(parents=True, exist_ok=True)
+            root.mkdir(mode=0o700)
+            root.chmod(0o700)  # mkdir applies the umask to its mode: make it exactly 0700
         (root / "work").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create workspace {root} ({exc.strerror or exc})") from None
