@@ -415,3 +415,45 @@ def test_outputs_follow_the_umask_and_are_never_more_open_than_their_input(
     for output in outputs:
         assert output.stat().st_mode & 0o077 == expected & 0o077, (oct(output.stat().st_mode), output)
     assert (tmp_path / "ws").stat().st_mode & 0o777 == 0o700  # the workspace holds patient data: private
+
+
+def _same_uid_pair(folder: Path) -> tuple[Path, Path, Path]:
+    """a.dcm and b.dcm: one SOP Instance UID, different pixels; c.dcm: an ordinary other slice."""
+    folder.mkdir()
+    a = synthetic.save(synthetic.ct_slice("dup", 0, 16, 16), folder / "a.dcm")
+    other = synthetic.ct_slice("dup", 1, 16, 16)
+    other.SOPInstanceUID = pydicom.dcmread(a).SOPInstanceUID
+    b = synthetic.save(other, folder / "b.dcm")
+    c = synthetic.save(synthetic.ct_slice("dup", 2, 16, 16), folder / "c.dcm")
+    return a, b, c
+
+
+@pytest.mark.parametrize("how", ["tool", "run"])
+def test_two_inputs_with_one_sop_instance_uid_are_refused_as_a_pair(tmp_path: Path, how: str):
+    a, b, c = _same_uid_pair(tmp_path / "scans")
+    assert c.exists()
+    out = tmp_path / "out"
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    if how == "tool":
+        argv = ["dicompose", "normalize", str(tmp_path / "scans"), "--out", str(out)]
+    else:
+        argv = ["dicompose", "run", "normalize", "--in", str(tmp_path / "scans"), "--out", str(out),
+                "--engine", "local", "--workspace", str(tmp_path / "ws")]  # fmt: skip
+    proc = run(*argv, env=env)
+    assert proc.returncode == 1, proc.stderr
+    for refused, partner in ((a, b), (b, a)):
+        line = next(ln for ln in proc.stderr.splitlines() if f"{refused}: same SOP Instance UID" in ln)
+        assert str(partner) in line
+    written = sorted(p.name for p in out.rglob("*.dcm"))
+    assert written == ["c-normalized.dcm"]
+
+
+def test_byte_identical_copies_are_one_object_and_both_processed(tmp_path: Path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    first = synthetic.save(synthetic.ct_slice("copy", 0, 16, 16), scans / "first.dcm")
+    shutil.copy(first, scans / "copy.dcm")
+    proc = run("dicompose", "normalize", str(scans), "--out", str(tmp_path / "out"),
+               env={**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2

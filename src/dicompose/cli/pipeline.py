@@ -190,6 +190,8 @@ def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
             stderr.print(f"image: {name}: {image.name} {image.digest} ({'pinned' if pinned else 'UNPINNED'})")
     for path in report.skipped:
         stderr.print(f"[yellow]skipped:[/] {escape(str(path))}: not a DICOM file")
+    for line in report.refused:
+        stderr.print(f"[red]refused:[/] {escape(line)}")
     for node in graph.steps:
         c = report.counts(node.name)
         line = ", ".join(f"{v} {k}" for k, v in c.items() if v) or "no tasks"
@@ -259,6 +261,7 @@ def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[s
         "published": [str(p) for p in report.published],
         "skipped": [str(p) for p in report.skipped],
         "conflicts": report.conflicts,
+        "refused": report.refused,
     }
     if tool:
         (node,) = graph.steps

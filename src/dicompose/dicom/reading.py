@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import io
 import warnings
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.encaps import generate_fragments
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_partial
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.processing import apply_modality_lut
 from pydicom.tag import BaseTag
@@ -28,6 +30,7 @@ from dicompose.errors import InputError, UnsupportedInputError
 from dicompose.fileio import Digest, Hasher
 
 _PREAMBLE_LENGTH = 128
+_SOP_INSTANCE_UID = 0x00080018
 _GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 
 
@@ -62,6 +65,45 @@ def _parse(source: Path | io.BytesIO, path: Path, *, stop_before_pixels: bool = 
     if any("End of file reached" in str(w.message) for w in caught):
         raise InputError(path, "file truncated: it ends inside an element (a copy or transfer stopped early?)")
     return ds
+
+
+def instance_uid(path: Path) -> str | None:
+    """The SOP Instance UID in ``path``'s header, or None where it cannot be read (the tool reports why)."""
+    try:
+        with warnings.catch_warnings(), path.open("rb") as fh:
+            warnings.simplefilter("ignore")
+            # stop at the first element after (0008,0018): a few hundred bytes, not the whole header
+            ds = read_partial(fh, stop_when=lambda tag, _vr, _length: tag > _SOP_INSTANCE_UID)
+        return str(ds.get("SOPInstanceUID", "") or "") or None
+    except Exception:
+        return None
+
+
+def is_whole(path: Path) -> bool:
+    """Whether ``path`` reads as a whole DICOM object (header and pixel structure checked, pixels not decoded)."""
+    try:
+        read_dataset(path)
+    except InputError:
+        return False
+    return True
+
+
+def same_object(a: Path, b: Path) -> bool:
+    """Whether two files hold one object: byte-identical, or the same pixels (decoded) and the same elements
+    in other encodings (another transfer syntax of one instance). Asked only of files sharing a UID."""
+    if filecmp.cmp(a, b, shallow=False):
+        return True
+    try:
+        first, second = read_dataset(a), read_dataset(b)
+        if ("PixelData" in first) != ("PixelData" in second):
+            return False
+        if "PixelData" in first:
+            if not np.array_equal(decoded_pixels(first, a), decoded_pixels(second, b)):
+                return False
+            del first.PixelData, second.PixelData
+        return bool(first == second)
+    except InputError:
+        return False
 
 
 def read_dataset_hashed(path: Path, hasher: Hasher) -> tuple[FileDataset, Digest]:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from dicompose.dicom.duplicates import duplicate_instances
 from dicompose.errors import UsageError
 from dicompose.records.index import FileStat, Index, Memo
 
@@ -57,11 +58,27 @@ def _examine(path: Path) -> Memo | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+            ds = pydicom.dcmread(
+                io.BytesIO(data), stop_before_pixels=True, specific_tags=["SeriesInstanceUID", "SOPInstanceUID"]
+            )
         series = str(ds.get("SeriesInstanceUID", "") or "")
+        instance = str(ds.get("SOPInstanceUID", "") or "")
     except Exception:  # a damaged header still belongs somewhere: the tool reports the file itself
-        series = ""
-    return Memo(sha256, series)
+        series, instance = "", ""
+    return Memo(sha256, series, instance)
+
+
+def _is_whole(name: str) -> bool:
+    """Asked only of files that share a SOP Instance UID: reading them fully is then worth it."""
+    from dicompose.dicom.reading import is_whole  # pydicom: never on the no-op path
+
+    return is_whole(Path(name))
+
+
+def _same_object(a: str, b: str) -> bool:
+    from dicompose.dicom.reading import same_object
+
+    return same_object(Path(a), Path(b))
 
 
 def _list_names(source: Path) -> list[str]:
@@ -86,8 +103,9 @@ def _list_names(source: Path) -> list[str]:
 
 def group_input(
     source: Path, index: Index, *, chunk: int = DEFAULT_CHUNK, threads: int = 2
-) -> tuple[list[Group], list[Path]]:
-    """Groups of DICOM files under ``source`` and the non-DICOM files skipped; known files are not read."""
+) -> tuple[list[Group], list[Path], list[str]]:
+    """Groups of DICOM files under ``source``, the non-DICOM files skipped, and one line per file refused
+    (another file has its SOP Instance UID: :mod:`dicompose.dicom.duplicates`); known files are not read."""
     candidates = _list_names(source)
     all_stats = [FileStat.of(p) for p in candidates]
     memo = index.memo_lookup(all_stats)
@@ -101,10 +119,18 @@ def group_input(
     root = str((source if source.is_dir() else source.parent).absolute())
     buckets: dict[tuple[str, str], list[InputFile]] = defaultdict(list)
     skipped: list[Path] = []
+    known = {name: memo[stat.path] for name, stat in zip(candidates, all_stats, strict=True) if stat.path in memo}
+    refused = duplicate_instances(
+        ((name, entry.instance) for name, entry in known.items()),
+        lambda a, b: known[a].sha256 == known[b].sha256 or _same_object(a, b),
+        _is_whole,
+    )
     for name, stat in zip(candidates, all_stats, strict=True):
         entry = memo.get(stat.path)
         if entry is None or entry == NOT_DICOM:
             skipped.append(Path(name))
+            continue
+        if name in refused:
             continue
         parent, _sep, base = name.rpartition("/")
         relative = parent[len(root) + 1 :] if parent != root else ""
@@ -118,7 +144,7 @@ def group_input(
         for number, start in enumerate(range(0, len(members), chunk)):
             label = f"{where}#noseries" + (f"/{number + 1}" if len(members) > chunk else "")
             groups.append(Group(label, folder, tuple(members[start : start + chunk])))
-    return groups, skipped
+    return groups, skipped, [refused[name] for name in sorted(refused)]
 
 
 def _series_tag(series: str) -> str:

@@ -69,10 +69,11 @@ class PipelineReport:
         return len(self.launch_log)
 
     conflicts: list[str] = field(default_factory=list)  # outputs of two tasks that would land on one file
+    refused: list[str] = field(default_factory=list)  # input files refused before any task (one line each)
 
     @property
     def ok(self) -> bool:
-        return all(t.status == "ok" for t in self.tasks) and not self.conflicts
+        return all(t.status == "ok" for t in self.tasks) and not self.conflicts and not self.refused
 
     def counts(self, step: str) -> dict[str, int]:
         """Tasks of ``step`` by outcome; a task found in the cache counts as cached, not ok."""

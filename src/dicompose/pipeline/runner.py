@@ -87,8 +87,9 @@ def resolve_images(
 def _groups(request: PipelineRequest, index: Index, report: PipelineReport) -> dict[str, list[Group]]:
     groups: dict[str, list[Group]] = {}
     for name, path in request.inputs.items():
-        groups[name], skipped = group_input(path, index, chunk=request.chunk)
+        groups[name], skipped, refused = group_input(path, index, chunk=request.chunk)
         report.skipped.extend(skipped)
+        report.refused.extend(refused)
         if not groups[name]:
             given = str(path) if request.kind == "tool" else f"{name}={path}"
             raise UsageError(f"--in {given}: no DICOM files found")

@@ -35,11 +35,15 @@ CREATE TABLE IF NOT EXISTS launches (
     message TEXT
 );
 CREATE INDEX IF NOT EXISTS launches_run ON launches (run_id, step);
-CREATE TABLE IF NOT EXISTS file_memo (
+CREATE TABLE IF NOT EXISTS file_memo2 (
     path TEXT PRIMARY KEY, device INTEGER NOT NULL, inode INTEGER NOT NULL, size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, series TEXT
+    mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, series TEXT, instance TEXT
 );
 """
+
+
+_MEMO_ALL = "SELECT path, device, inode, size, mtime_ns, sha256, series, instance FROM file_memo2"
+_MEMO_BY_PATH = _MEMO_ALL + " WHERE path = ?"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class FileStat:
 class Memo:
     sha256: str
     series: str | None
+    instance: str | None = None  # SOP Instance UID (DICOM files): two inputs with one are refused
 
 
 @dataclass(frozen=True)
@@ -131,19 +136,11 @@ class Index:
         """Memo entries still valid for these stats (same device, inode, size and mtime_ns)."""
         wanted = {s.path: s for s in stats}
         if len(wanted) <= 256:  # a few paths: primary-key lookups; many: one scan of the table
-            rows = [
-                row
-                for path in wanted
-                for row in self.db.execute(
-                    "SELECT path, device, inode, size, mtime_ns, sha256, series FROM file_memo WHERE path = ?", (path,)
-                )
-            ]
+            rows = [row for path in wanted for row in self.db.execute(_MEMO_BY_PATH, (path,))]
         else:
-            rows = self.db.execute(
-                "SELECT path, device, inode, size, mtime_ns, sha256, series FROM file_memo"
-            ).fetchall()
+            rows = self.db.execute(_MEMO_ALL).fetchall()
         found: dict[str, Memo] = {}
-        for path, device, inode, size, mtime_ns, sha, series in rows:
+        for path, device, inode, size, mtime_ns, sha, series, instance in rows:
             stat = wanted.get(path)
             if stat is not None and (stat.device, stat.inode, stat.size, stat.mtime_ns) == (
                 device,
@@ -151,13 +148,13 @@ class Index:
                 size,
                 mtime_ns,
             ):
-                found[path] = Memo(sha, series)
+                found[path] = Memo(sha, series, instance)
         return found
 
     def memo_store(self, entries: Iterable[tuple[FileStat, Memo]]) -> None:
-        rows = [(s.path, s.device, s.inode, s.size, s.mtime_ns, m.sha256, m.series) for s, m in entries]
+        rows = [(s.path, s.device, s.inode, s.size, s.mtime_ns, m.sha256, m.series, m.instance) for s, m in entries]
         with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO file_memo VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO file_memo2 VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     # --- runs and attempts -----------------------------------------------------------------------------
     def start_run(

@@ -22,9 +22,11 @@ from typing import Literal, TypeVar
 
 from dicompose.allocator import keep_freed_buffers
 from dicompose.config import data_home
+from dicompose.dicom.duplicates import duplicate_instances
 from dicompose.dicom.identifiers import Fingerprint, Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import measure_file
+from dicompose.dicom.reading import instance_uid, is_whole, same_object
 from dicompose.errors import InputError, UnsupportedInputError, UsageError
 from dicompose.fileio import check_output_folder, folder_syncs_deferred, fsync_directory
 from dicompose.lifetime import die_with_parent
@@ -152,6 +154,11 @@ def run_batch(
         if not candidates:  # no DICOM file at all (DICOM files that are all skipped are a success, reported)
             named = ", ".join(str(p) for p in inputs) or "(no input)"
             raise UsageError(f"no DICOM files found in {named}")
+        refused = _duplicate_instances(candidates)
+        for candidate in candidates:
+            if str(candidate.path) in refused:
+                report(FileResult(candidate.path, Status.FAILED, message=refused[str(candidate.path)]))
+        candidates = [c for c in candidates if str(c.path) not in refused]
         jobs, collisions = plan_outputs(candidates, out_dir, operation.output_name, operation.flatten)
         for result in collisions:
             report(result)
@@ -169,6 +176,23 @@ def run_batch(
         audit.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _duplicate_instances(candidates: list[Candidate]) -> dict[str, str]:
+    """Files sharing a SOP Instance UID with a different file: refused, both (see ``dicom.duplicates``).
+
+    Each file's UID is read from its header (two threads: the reads overlap); only files that share one are
+    compared byte for byte.
+    """
+    if len(candidates) < 2:
+        return {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        uids = list(pool.map(lambda c: instance_uid(c.path), candidates))
+    return duplicate_instances(
+        ((str(c.path), uid) for c, uid in zip(candidates, uids, strict=True)),
+        lambda a, b: same_object(Path(a), Path(b)),
+        lambda name: is_whole(Path(name)),
+    )
 
 
 def _attach_series_ranges(

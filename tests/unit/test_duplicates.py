@@ -1,0 +1,23 @@
+"""The pair rule for inputs sharing a SOP Instance UID, on its own (no files: content comparison injected)."""
+
+from __future__ import annotations
+
+from dicompose.dicom.duplicates import duplicate_instances
+
+
+def test_different_objects_with_one_uid_are_refused_as_a_pair_naming_each_other():
+    refused = duplicate_instances([("a", "1.2"), ("b", "1.2"), ("c", "1.3"), ("d", None)], lambda x, y: False)
+    assert sorted(refused) == ["a", "b"]
+    assert refused["a"].startswith("a: same SOP Instance UID 1.2 as b") and "\n" not in refused["a"]
+    assert " as a " in refused["b"]
+
+
+def test_identical_copies_and_unknown_uids_are_not_refused():
+    assert duplicate_instances([("a", "1.2"), ("b", "1.2")], lambda x, y: True) == {}
+    assert duplicate_instances([("a", ""), ("b", "")], lambda x, y: False) == {}
+
+
+def test_three_files_one_uid_name_the_two_others():
+    refused = duplicate_instances([("a", "9"), ("b", "9"), ("c", "9")], lambda x, y: x == "a" and y == "b")
+    assert sorted(refused) == ["a", "b", "c"]
+    assert "as b, c" in refused["a"]
