@@ -23,52 +23,68 @@ _BLOCK = 1 << 20
 _SMALL = 1 << 16  # pieces shorter than this are gathered before hashing
 
 
+_Item = tuple["hashlib._Hash", bytes] | threading.Event
+_helper: tuple[int, SimpleQueue[_Item], threading.Thread] | None = None
+_helper_lock = threading.Lock()
+
+
+def _helper_queue() -> SimpleQueue[_Item]:
+    """The queue of this process's one hashing thread, started on first use (and again in a forked child,
+    which inherits the parent's thread object but not the thread): starting a thread per file cost more
+    than the overlap it bought."""
+    global _helper
+    with _helper_lock:
+        if _helper is None or _helper[0] != os.getpid() or not _helper[2].is_alive():
+            queue: SimpleQueue[_Item] = SimpleQueue()
+            thread = threading.Thread(target=_hash_forever, args=(queue,), name="dicompose-sha256", daemon=True)
+            thread.start()
+            _helper = (os.getpid(), queue, thread)
+        return _helper[1]
+
+
+def _hash_forever(queue: SimpleQueue[_Item]) -> None:
+    while True:
+        item = queue.get()
+        if isinstance(item, threading.Event):
+            item.set()
+        else:
+            item[0].update(item[1])
+
+
 class Hasher:
-    """sha256 digests fed in order to one helper thread (or computed inline with ``threaded=False``).
+    """sha256 digests fed in order to the process's hashing thread (or computed inline with ``threaded=False``).
 
     hashlib releases the GIL while it hashes a large buffer, so with a spare core the caller pays little
     more than handing the bytes over; the digests are computed while it parses, computes or waits for fsync.
-    Use as a context manager: the thread ends with the block (a digest asked for before waits for its bytes).
+    A digest asked for waits for the bytes fed to it; usable as a context manager for symmetry with callers
+    that scope their hashing.
     """
 
     def __init__(self, *, threaded: bool) -> None:
-        self._queue: SimpleQueue[tuple[hashlib._Hash, bytes] | threading.Event | None] = SimpleQueue()
-        self._thread: threading.Thread | None = None
-        if threaded:
-            self._thread = threading.Thread(target=self._run, name="dicompose-sha256", daemon=True)
-            self._thread.start()
+        self._queue = _helper_queue() if threaded else None
 
     @property
     def threaded(self) -> bool:
-        return self._thread is not None
+        return self._queue is not None
 
     def sha256(self) -> Digest:
         return Digest(self)
 
     def _feed(self, digest: hashlib._Hash, data: bytes) -> None:
-        if self._thread is None or not self._thread.is_alive():  # inline, or closed (everything before is hashed)
+        if self._queue is None:
             digest.update(data)
         else:
             self._queue.put((digest, data))
 
     def _wait(self) -> None:
-        """Return once every byte fed so far has been hashed."""
-        if self._thread is not None and self._thread.is_alive():
+        """Return once every byte fed so far has been hashed (the thread works through its queue in order)."""
+        if self._queue is not None:
             done = threading.Event()
             self._queue.put(done)
             done.wait()
 
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if isinstance(item, threading.Event):
-                item.set()
-            else:
-                item[0].update(item[1])
-
     def close(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
+        self._wait()
 
     def __enter__(self) -> Hasher:
         return self

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -36,12 +36,41 @@ _GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 
 def looks_like_dicom(path: Path) -> bool:
     """True when the file carries the DICOM Part 10 'DICM' prefix (cheap: reads 132 bytes)."""
+    return peek(path).dicom
+
+
+@dataclass(frozen=True)
+class Peek:
+    """What the first bytes of a file say: DICOM Part 10 or not, and which instance it holds."""
+
+    dicom: bool
+    instance_uid: str | None = None
+
+
+def peek(path: Path) -> Peek:
+    """Whether ``path`` carries the 'DICM' prefix and, if so, its SOP Instance UID (None where it cannot be
+    read: the tool reports why). One open and the first few hundred bytes: discovery asks this of every file
+    it finds, so the batch learns the UIDs it checks for duplicates without reading any file twice."""
     try:
         with path.open("rb") as fh:
             head = fh.read(_PREAMBLE_LENGTH + 4)
+            if len(head) < _PREAMBLE_LENGTH + 4 or head[_PREAMBLE_LENGTH:] != b"DICM":
+                return Peek(dicom=False)
+            fh.seek(0)
+            return Peek(dicom=True, instance_uid=_instance_uid(fh))
     except OSError:
-        return False
-    return len(head) == _PREAMBLE_LENGTH + 4 and head[_PREAMBLE_LENGTH:] == b"DICM"
+        return Peek(dicom=False)
+
+
+def _instance_uid(fh: BinaryIO) -> str | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # stop at the first element after (0008,0018): a few hundred bytes, not the whole header
+            ds = read_partial(fh, stop_when=lambda tag, _vr, _length: tag > _SOP_INSTANCE_UID)
+        return str(ds.get("SOPInstanceUID", "") or "") or None
+    except Exception:  # damaged or not DICOM after all: the tool's own read says why
+        return None
 
 
 def read_dataset(path: Path, *, stop_before_pixels: bool = False) -> FileDataset:
@@ -69,14 +98,7 @@ def _parse(source: Path | io.BytesIO, path: Path, *, stop_before_pixels: bool = 
 
 def instance_uid(path: Path) -> str | None:
     """The SOP Instance UID in ``path``'s header, or None where it cannot be read (the tool reports why)."""
-    try:
-        with warnings.catch_warnings(), path.open("rb") as fh:
-            warnings.simplefilter("ignore")
-            # stop at the first element after (0008,0018): a few hundred bytes, not the whole header
-            ds = read_partial(fh, stop_when=lambda tag, _vr, _length: tag > _SOP_INSTANCE_UID)
-        return str(ds.get("SOPInstanceUID", "") or "") or None
-    except Exception:
-        return None
+    return peek(path).instance_uid
 
 
 def is_whole(path: Path) -> bool:

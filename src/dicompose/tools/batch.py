@@ -26,7 +26,7 @@ from dicompose.dicom.duplicates import duplicate_instances
 from dicompose.dicom.identifiers import Fingerprint, Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import measure_file
-from dicompose.dicom.reading import instance_uid, is_whole, same_object
+from dicompose.dicom.reading import is_whole, same_object
 from dicompose.errors import InputError, UnsupportedInputError, UsageError
 from dicompose.fileio import check_output_folder, folder_syncs_deferred, fsync_directory
 from dicompose.lifetime import die_with_parent
@@ -181,15 +181,10 @@ def run_batch(
 def _duplicate_instances(candidates: list[Candidate]) -> dict[str, str]:
     """Files sharing a SOP Instance UID with a different file: refused, both (see ``dicom.duplicates``).
 
-    Each file's UID is read from its header (two threads: the reads overlap); only files that share one are
-    compared byte for byte.
+    The UIDs come from discovery's look at each file's first bytes; only files that share one are compared.
     """
-    if len(candidates) < 2:
-        return {}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        uids = list(pool.map(lambda c: instance_uid(c.path), candidates))
     return duplicate_instances(
-        ((str(c.path), uid) for c, uid in zip(candidates, uids, strict=True)),
+        ((str(c.path), c.instance_uid) for c in candidates),
         lambda a, b: same_object(Path(a), Path(b)),
         lambda name: is_whole(Path(name)),
     )

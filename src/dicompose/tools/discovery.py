@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dicompose.dicom.reading import looks_like_dicom
+from dicompose.dicom.reading import peek
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,8 @@ class Candidate:
     path: Path
     relative_parent: Path
     explicit: bool
+    #: From the file's first bytes (None if unreadable): the batch refuses different files sharing one.
+    instance_uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,16 @@ def discover(inputs: Iterable[Path]) -> Iterator[Candidate | Skipped]:
                 if not path.is_file() or path.resolve() in seen:
                     continue
                 seen.add(path.resolve())
-                if looks_like_dicom(path):
-                    yield Candidate(path, path.parent.relative_to(given), explicit=False)
+                header = peek(path)
+                if header.dicom:
+                    yield Candidate(path, path.parent.relative_to(given), False, header.instance_uid)
                 else:
                     yield Skipped(path, "not a DICOM file")
         else:
             key = given.resolve() if given.exists() else given.absolute()
             if key not in seen:
                 seen.add(key)
-                yield Candidate(given, Path(), explicit=True)
+                yield Candidate(given, Path(), True, peek(given).instance_uid)
 
 
 def _hidden(relative: Path) -> bool:
