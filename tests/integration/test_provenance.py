@@ -7,44 +7,13 @@ seeded context cache; a deliberately broken crate must fail it, so the pass is n
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from dicompose.pipeline.provenance import export_provenance
-from tests.conftest import need
 from tests.integration.test_pipeline import pipeline_file, run, write_scans
-
-ROOT = Path(__file__).parents[2]
-VALIDATOR = ROOT / ".venv-validator" / "bin" / "rocrate-validator"
-CACHE = ROOT / ".venv-validator" / "rocrate-cache.sqlite"
-
-
-def validate(crate: Path) -> dict:
-    need("rocrate-validator", VALIDATOR.exists() and CACHE.exists(), "run scripts/validator-venv.sh")
-    proc = subprocess.run(
-        [
-            str(VALIDATOR),
-            "-y",
-            "validate",
-            "-p",
-            "provenance-run-crate",
-            "--offline",
-            "--cache-path",
-            str(CACHE),
-            "--skip-availability-check",
-            "-f",
-            "json",
-            str(crate),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    text = proc.stdout
-    report, _end = json.JSONDecoder().raw_decode(text[text.index("{") :])
-    return report
+from tests.support.rocrate import validate
 
 
 @pytest.fixture

@@ -272,6 +272,12 @@ def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[s
         custom = node.descriptor.custom
         doc["permissions"] = {"network": bool(custom.get("network")), "gpu": bool(custom.get("gpu"))}
         doc["warnings"] = [f"running unpinned image {image.name}" for image, p in [(image, pinned)] if image and not p]
+    if report.private:  # a de-identifying run: no input's folder or file name in what it reports
+        from dicompose.pipeline.privacy import Redactor
+        from dicompose.records.audit import load_keys
+
+        redacted: dict[str, Any] = Redactor(report.input_names, report.input_roots, load_keys().pseudonym).value(doc)
+        return redacted
     return doc
 
 

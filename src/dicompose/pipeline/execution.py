@@ -22,6 +22,7 @@ from dicompose.pipeline.launch import (
 )
 from dicompose.pipeline.model import FINISHED, Events, LaunchInfo, PipelineReport, PipelineRequest
 from dicompose.pipeline.packing import Candidate, plan_launches
+from dicompose.pipeline.privacy import folder_label
 from dicompose.pipeline.publish import Publisher
 from dicompose.pipeline.tasks import Task, key_of
 from dicompose.records.audit import AuditLog, Item, load_keys
@@ -74,6 +75,8 @@ class Execution:
         self, node: StepNode, label: str, parent: Path, files: tuple[str, ...], inputs: tuple[dict[str, str], ...]
     ) -> None:
         image = self.images[node.name][0]
+        if self.graph.deidentified(node.name):
+            parent = Path()  # published flat: de-identified outputs are named from de-identified values only
         task = Task(key_of(node, image_key(self.engine, image), inputs), node.name, label, parent, files, inputs)
         self.report.tasks.append(task)
         record = self.workspace.read_task(task.key)
@@ -389,4 +392,5 @@ class Execution:
             for group in groups[node.source.name]:
                 files = tuple(f.path for f in group.files)  # absolute already
                 inputs = tuple({"name": f.name, "sha256": f.sha256, "path": f.path} for f in group.files)
-                self.add_task(node, group.label, group.relative_parent, files, inputs)
+                label = folder_label(group.label, self.audit.keys.pseudonym) if self.report.private else group.label
+                self.add_task(node, label, group.relative_parent, files, inputs)

@@ -47,6 +47,20 @@ class PipelineGraph:
     def step(self, name: str) -> StepNode:
         return next(s for s in self.steps if s.name == name)
 
+    @property
+    def deidentifying(self) -> bool:
+        """A step de-identifies: the run describes its work without naming its inputs (``privacy``)."""
+        return any(node.descriptor.deidentifies for node in self.steps)
+
+    def deidentified(self, name: str) -> bool:
+        """The step's outputs derive from de-identified data (it, or a step upstream of it, de-identifies)."""
+        node = self.step(name)
+        while not node.descriptor.deidentifies:
+            if node.source.kind != "step":
+                return False
+            node = self.step(node.source.name)
+        return True
+
 
 def _line(document: dict[str, Any], *keys: str) -> str:
     node: Any = document

@@ -15,6 +15,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dicompose.dicom.duplicates import duplicate_instances
 from dicompose.errors import UsageError
@@ -37,6 +38,16 @@ class Group:
     label: str
     relative_parent: Path
     files: tuple[InputFile, ...]
+
+
+class Listing(NamedTuple):
+    """What an input holds: its groups, the files skipped (not DICOM), one line per file refused, and the
+    name of every file found (the names a de-identifying run must not repeat: ``privacy``)."""
+
+    groups: list[Group]
+    skipped: list[Path]
+    refused: list[str]
+    names: list[str]
 
 
 _PREFIX_AT = 128  # DICOM Part 10: a 128-byte preamble, then "DICM"
@@ -101,9 +112,7 @@ def _list_names(source: Path) -> list[str]:
     return sorted(found)
 
 
-def group_input(
-    source: Path, index: Index, *, chunk: int = DEFAULT_CHUNK, threads: int = 2
-) -> tuple[list[Group], list[Path], list[str]]:
+def group_input(source: Path, index: Index, *, chunk: int = DEFAULT_CHUNK, threads: int = 2) -> Listing:
     """Groups of DICOM files under ``source``, the non-DICOM files skipped, and one line per file refused
     (another file has its SOP Instance UID: :mod:`dicompose.dicom.duplicates`); known files are not read."""
     candidates = _list_names(source)
@@ -144,7 +153,7 @@ def group_input(
         for number, start in enumerate(range(0, len(members), chunk)):
             label = f"{where}#noseries" + (f"/{number + 1}" if len(members) > chunk else "")
             groups.append(Group(label, folder, tuple(members[start : start + chunk])))
-    return groups, skipped, [refused[name] for name in sorted(refused)]
+    return Listing(groups, skipped, [refused[name] for name in sorted(refused)], candidates)
 
 
 def _series_tag(series: str) -> str:

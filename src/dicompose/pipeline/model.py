@@ -70,6 +70,9 @@ class PipelineReport:
 
     conflicts: list[str] = field(default_factory=list)  # outputs of two tasks that would land on one file
     refused: list[str] = field(default_factory=list)  # input files refused before any task (one line each)
+    input_names: list[str] = field(default_factory=list)  # every input file found (absolute)
+    input_roots: list[str] = field(default_factory=list)  # the folders (or files' folders) given as inputs
+    private: bool = False  # a step de-identifies: reports must not name the inputs (pipeline.privacy)
 
     @property
     def ok(self) -> bool:

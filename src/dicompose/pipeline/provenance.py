@@ -19,6 +19,7 @@ import yaml
 
 from dicompose import __version__
 from dicompose.errors import UsageError
+from dicompose.pipeline.snapshot import graph_from_snapshot
 from dicompose.records.index import Index
 
 PROFILES = {
@@ -33,7 +34,11 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds") if timestamp else None
 
 
-def _file_entity(path: str, sha256: str) -> dict[str, Any]:
+def _file_entity(path: str, sha256: str, named: bool = True) -> dict[str, Any]:
+    """A file by ``file://`` URI and sha256; or, where its path may name a patient (the identified files of a
+    de-identifying run: ``privacy``), by its sha256 alone."""
+    if not named:
+        return {"@id": f"#file-{sha256}", "@type": "File", "name": f"file {sha256[:12]}", "sha256": sha256}
     return {"@id": Path(path).absolute().as_uri(), "@type": "File", "name": Path(path).name, "sha256": sha256}
 
 
@@ -168,19 +173,28 @@ def export_provenance(workspace: Path, run_id: str, out_dir: Path) -> Path:
         inputs: dict[str, dict[str, Any]] = {}
         outputs: dict[str, dict[str, Any]] = {}
         control_actions = []
+        private = bool(run["details"].get("private"))
+        recorded_graph = graph_from_snapshot(snapshot, Path(str(run["target"])))[0] if private else None
         for attempt in attempts:
             if attempt["status"] == "blocked":
                 continue
+            # in a de-identifying run, only the files of de-identified steps are named (their names are
+            # de-identified values); a step's inputs are de-identified if the step upstream of it is
+            named_in = named_out = True
+            if recorded_graph is not None:
+                source = recorded_graph.step(attempt["step"]).source
+                named_out = recorded_graph.deidentified(attempt["step"])
+                named_in = source.kind == "step" and recorded_graph.deidentified(source.name)
             folder = Path(attempt["log_dir"]) / "out" if attempt["log_dir"] else None
             objects: list[dict[str, str]] = []
             for item in attempt["inputs"]:
-                entity = _file_entity(item.get("path") or item["name"], item["sha256"])
+                entity = _file_entity(item.get("path") or item["name"], item["sha256"], named_in)
                 inputs.setdefault(entity["@id"], entity)
                 objects.append({"@id": entity["@id"]})
             results = []
             for item in attempt["outputs"]:
                 path = str(folder / item["name"]) if folder else item["name"]
-                entity = _file_entity(path, item["sha256"])
+                entity = _file_entity(path, item["sha256"], named_out)
                 outputs.setdefault(entity["@id"], entity)
                 results.append({"@id": entity["@id"]})
             action = crate.add(

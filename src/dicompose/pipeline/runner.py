@@ -87,9 +87,12 @@ def resolve_images(
 def _groups(request: PipelineRequest, index: Index, report: PipelineReport) -> dict[str, list[Group]]:
     groups: dict[str, list[Group]] = {}
     for name, path in request.inputs.items():
-        groups[name], skipped, refused = group_input(path, index, chunk=request.chunk)
-        report.skipped.extend(skipped)
-        report.refused.extend(refused)
+        listing = group_input(path, index, chunk=request.chunk)
+        groups[name] = listing.groups
+        report.skipped.extend(listing.skipped)
+        report.refused.extend(listing.refused)
+        report.input_names.extend(listing.names)
+        report.input_roots.append(str((path if path.is_dir() else path.parent).absolute()))
         if not groups[name]:
             given = str(path) if request.kind == "tool" else f"{name}={path}"
             raise UsageError(f"--in {given}: no DICOM files found")
@@ -107,6 +110,7 @@ def _plan(
     budget: int,
 ) -> PipelineReport:
     report = PipelineReport("dry-run", workspace.root, engine.name, why, request.scheduler, budget, images)
+    report.private = graph.deidentifying
     run = Execution(request, graph, workspace, index, engine, None, report, NoEvents())  # type: ignore[arg-type]
     run.start(_groups(request, index, report))
     run.plan_only()
@@ -125,6 +129,7 @@ def _run_locked(
         return _plan(request, graph, workspace, index, engine, resolution.why, images, budget)
     scheduler = make_scheduler(request.scheduler, budget)
     report = PipelineReport(new_run_id(), workspace.root, engine.name, resolution.why, scheduler.name, budget, images)
+    report.private = graph.deidentifying
     index.start_run(
         report.run_id,
         request.kind,
@@ -138,6 +143,7 @@ def _run_locked(
             "snapshot": snapshot(graph, images),
             "pipeline": graph.spec.name,
             "budget": budget,
+            "private": report.private,
         },
     )
     run = Execution(request, graph, workspace, index, engine, scheduler, report, events)

@@ -26,6 +26,7 @@ _CUSTOM_KEYS = {
     "partial-exit-codes": list,  # exit codes meaning "some inputs failed, the outputs written are valid"
     "batch-input": str,  # the list File input that `dicompose run --in` feeds
     "pack": dict,  # {"manifest-flag": "--manifest"}: takes many tasks per launch (tools/manifest.py)
+    "deidentifies": bool,  # its outputs hold no identifier of its inputs, and are named without them
 }
 
 
@@ -75,6 +76,12 @@ class Descriptor:
     @property
     def custom(self) -> dict[str, Any]:
         return dict(self.doc.get("custom", {}).get("dicompose", {}))
+
+    @property
+    def deidentifies(self) -> bool:
+        """The tool writes de-identified outputs: a run that contains it describes its work without naming
+        the inputs (their folder and file names may identify people)."""
+        return self.custom.get("deidentifies") is True
 
     @property
     def manifest_flag(self) -> str | None:
