@@ -457,3 +457,52 @@ def test_byte_identical_copies_are_one_object_and_both_processed(tmp_path: Path)
                env={**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2
+
+
+def _study_with_non_images(folder: Path) -> dict[str, str]:
+    """A CT series beside objects no tool handles (SR, colour, a non-Part-10 RT structure set, a text file);
+    returns file name → the reason every path gives for skipping it."""
+    folder.mkdir(parents=True)
+    synthetic.write_ct_series(folder, "study", 2, 16, 16)
+    skipped = {
+        "test-SR.dcm": "not an image: no pixel data (object type SR)",
+        "SC_rgb.dcm": "colour images are not supported",
+        "rtstruct.dcm": "not a DICOM file",
+    }
+    for name in skipped:
+        shutil.copy(get_testdata_file(name), folder / name)
+    (folder / "notes.txt").write_text("not DICOM\n")
+    return {**skipped, "notes.txt": "not a DICOM file"}
+
+
+@pytest.mark.parametrize("how", ["tool", "run"])
+def test_objects_no_tool_handles_are_skipped_alike_everywhere_and_cached_as_skipped(tmp_path: Path, how: str):
+    """Issue 9.11: the same study folder through the tool and through a pipeline: skipped (one line each, same
+    reason), exit 0, and a rerun of the pipeline is a no-op that still reports them."""
+    reasons = _study_with_non_images(tmp_path / "scans" / "study")
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    if how == "tool":
+        argv = ["dicompose", "normalize", str(tmp_path / "scans"), "--out", str(tmp_path / "out")]
+    else:
+        argv = ["dicompose", "run", "normalize", "--in", str(tmp_path / "scans"), "--out", str(tmp_path / "out"),
+                "--engine", "local", "--workspace", str(tmp_path / "ws"), "-p", "max=10"]  # fmt: skip
+    for attempt in range(2 if how == "run" else 1):
+        proc = run(*argv, env=env)
+        assert proc.returncode == 0, proc.stderr
+        for name, reason in reasons.items():
+            assert any(name in ln and reason in ln for ln in proc.stderr.splitlines() if "skipped" in ln), (
+                name,
+                proc.stderr,
+            )
+        if how == "run":
+            assert "0 launches" in proc.stdout if attempt == 1 else "2 skipped" in proc.stdout, proc.stdout
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*.dcm")) == [
+        "slice_0000-normalized.dcm",
+        "slice_0001-normalized.dcm",
+    ]
+    if how == "run":
+        proc = run(*argv, "--json", env=env)
+        statuses = sorted(t["status"] for t in json.loads(proc.stdout)["tasks"])
+        assert statuses == ["ok", "skipped", "skipped"]
+        skipped = [line for t in json.loads(proc.stdout)["tasks"] for line in t["skipped"]]
+        assert len(skipped) == 2 and all("SR" in s or "colour" in s for s in skipped)

@@ -192,6 +192,9 @@ def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
         stderr.print(f"[yellow]skipped:[/] {escape(str(path))}: not a DICOM file")
     for line in report.refused:
         stderr.print(f"[red]refused:[/] {escape(line)}")
+    for task in report.tasks:  # objects the tool does not handle, as the tool itself reports them
+        for line in task.skipped:
+            stderr.print(f"[yellow]skipped:[/] {escape(line)}")
     for node in graph.steps:
         c = report.counts(node.name)
         line = ", ".join(f"{v} {k}" for k, v in c.items() if v) or "no tasks"
@@ -241,6 +244,7 @@ def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[s
                 "attempts": 0 if t.status == "planned" or t.cached else t.attempt,
                 "launch": t.launch or None,
                 "outputs": list(t.outputs),
+                "skipped": list(t.skipped),
                 "problems": list(t.result.problems) if t.result else [],
                 "log_dir": t.result.log_dir if t.result else None,
             }

@@ -82,6 +82,7 @@ class Execution:
         record = self.workspace.read_task(task.key)
         if record is not None:
             task.status, task.cached, task.outputs = str(record["status"]), True, tuple(record["outputs"])
+            task.skipped = tuple(str(line) for line in record.get("skipped", []))
             if self.request.dry_run:
                 self.feed_consumers(node, task)
                 return
@@ -336,14 +337,15 @@ class Execution:
             task.not_before = time.monotonic() + _BACKOFF_S * 2 ** (task.attempt - 2)
             self.pending[node.name].append(task)
             return
-        task.status, task.outputs = result.status, result.outputs
+        task.status, task.outputs, task.skipped = result.status, result.outputs, result.skipped
         self.unaudited += self.audit_items(node, task, result)
         self.in_flight.pop(task.key, None)
         self.settled(node, task)
         for follower in self.followers.pop(task.key, []):
-            follower.status, follower.outputs, follower.cached, follower.result = (
+            follower.status, follower.outputs, follower.skipped, follower.cached, follower.result = (
                 task.status,
                 task.outputs,
+                task.skipped,
                 True,
                 result,
             )

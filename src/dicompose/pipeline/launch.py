@@ -68,12 +68,13 @@ class LaunchRequest:
 @dataclass(frozen=True)
 class TaskResult:
     key: str
-    status: str  # ok | partial | failed
+    status: str  # ok | partial | skipped | failed
     exit_code: int | None
     started: float
     ended: float
     outputs: tuple[dict[str, str], ...] = ()
     problems: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # one line per input file the tool skipped
     stderr_tail: str = ""
     log_dir: str = ""
     engine_error: bool = False
@@ -270,14 +271,18 @@ def _finish_task(
             task.key, "failed", None, started, time.time(), problems=(message,), log_dir=str(folder), engine_error=True
         )
     out = folder / "out"
-    code, problems, _skipped = _task_exit(request, out, result)
+    code, problems, skipped = _task_exit(request, out, result)
     problems = [paths.to_host(p) for p in problems]
+    skipped = [paths.to_host(p) for p in skipped]
     invocation = build_invocation(request.descriptor, {**request.params, request.batch_input: list(task.files)})
     found, output_problems = collect_outputs(out, output_patterns(request.descriptor, invocation))
-    problems += output_problems
+    all_skipped = code == 0 and bool(skipped) and not any(found.values()) and not problems
+    if not all_skipped:  # a task whose every file was skipped owes no output
+        problems += output_problems
     if result.timed_out and code is None:
         problems.append(f"timed out after {request.resources.timeout_s:g} s per task")
-    status = _status(code, result.timed_out and code is None, request.descriptor, problems, found)
+    timed_out = result.timed_out and code is None
+    status = "skipped" if all_skipped else _status(code, timed_out, request.descriptor, problems, found)
     outputs = tuple(
         {"id": output_id, "name": p.relative_to(out).as_posix(), "sha256": sha256_file(p)}
         for output_id, files in found.items()
@@ -299,6 +304,7 @@ def _finish_task(
             "params": request.params,
             "inputs": list(task.inputs),
             "outputs": list(outputs),
+            "skipped": skipped,
             "status": status,
             "exit_code": code,
             "launch": request.launch_id,
@@ -319,6 +325,7 @@ def _finish_task(
         time.time(),
         outputs,
         tuple(problems),
+        tuple(skipped),
         paths.to_host(tail),
         str(folder),
         input_ids=tuple(identifiers(Path(f)) for f in task.files) if request.reads_inputs else (),

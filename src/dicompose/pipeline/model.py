@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from dicompose.pipeline.graph import PipelineGraph
     from dicompose.pipeline.tasks import Task
 
-FINISHED = ("ok", "partial")
+FINISHED = ("ok", "partial", "skipped")  # "skipped": every file was one the tool does not handle
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,11 @@ class PipelineReport:
 
     @property
     def ok(self) -> bool:
-        return all(t.status == "ok" for t in self.tasks) and not self.conflicts and not self.refused
+        return all(t.status in ("ok", "skipped") for t in self.tasks) and not self.conflicts and not self.refused
 
     def counts(self, step: str) -> dict[str, int]:
         """Tasks of ``step`` by outcome; a task found in the cache counts as cached, not ok."""
-        result = {"ok": 0, "cached": 0, "partial": 0, "failed": 0, "blocked": 0}
+        result = {"ok": 0, "cached": 0, "skipped": 0, "partial": 0, "failed": 0, "blocked": 0}
         for task in self.tasks:
             if task.step == step:
                 outcome = "cached" if task.cached and task.status == "ok" else task.status

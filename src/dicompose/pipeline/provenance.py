@@ -208,7 +208,7 @@ def export_provenance(workspace: Path, run_id: str, out_dir: Path) -> Path:
                         "object": objects,
                         "result": results,
                         "actionStatus": "http://schema.org/CompletedActionStatus"
-                        if attempt["status"] in ("ok", "partial")
+                        if attempt["status"] in ("ok", "partial", "skipped")
                         else "http://schema.org/FailedActionStatus",
                         **({"startTime": _iso(attempt["started"])} if attempt["started"] else {}),
                         **({"endTime": _iso(attempt["ended"])} if attempt["ended"] else {}),

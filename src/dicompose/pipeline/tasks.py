@@ -23,6 +23,7 @@ class Task:
     status: str = "pending"  # pending | running | ok | partial | failed | blocked
     cached: bool = False
     outputs: tuple[dict[str, str], ...] = ()
+    skipped: tuple[str, ...] = ()  # one line per file the tool skipped (not an image it handles)
     result: TaskResult | None = None
     launch: str = ""  # the launch that carried its latest attempt
     not_before: float = 0.0  # monotonic time before which a retry must not start (backoff)

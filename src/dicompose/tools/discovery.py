@@ -28,8 +28,11 @@ class Skipped:
     reason: str
 
 
-def discover(inputs: Iterable[Path]) -> Iterator[Candidate | Skipped]:
-    """Yield each input once (by resolved path), in a stable order: the order given, folders sorted."""
+def discover(inputs: Iterable[Path], *, walked: bool = False) -> Iterator[Candidate | Skipped]:
+    """Yield each input once (by resolved path), in a stable order: the order given, folders sorted.
+
+    ``walked``: the files were found in folders the user named (a pipeline task's files), not named one by one:
+    objects the tool does not handle are then skipped, as in a folder walk, not failed."""
     seen: set[Path] = set()
     for given in inputs:
         if given.is_dir():
@@ -46,7 +49,7 @@ def discover(inputs: Iterable[Path]) -> Iterator[Candidate | Skipped]:
             key = given.resolve() if given.exists() else given.absolute()
             if key not in seen:
                 seen.add(key)
-                yield Candidate(given, Path(), True, peek(given).instance_uid)
+                yield Candidate(given, Path(), not walked, peek(given).instance_uid)
 
 
 def _hidden(relative: Path) -> bool:

@@ -83,7 +83,9 @@ def run_operation(path: Path, operation: Operation, workers: int) -> int:
     from dicompose.tools.batch import Status, run_batch
 
     def run_task(task: ManifestTask) -> tuple[int, list[str], list[str]]:
-        summary = run_batch(list(task.inputs), operation, task.out, workers=workers)
+        # a task's files come from folders the user named: what the tool does not handle is skipped, as in a
+        # folder walk (a study folder holds SR, RT structure sets, colour images...)
+        summary = run_batch(list(task.inputs), operation, task.out, workers=workers, walked=True)
         failed = [r.message for r in summary.results if r.status is Status.FAILED]
         skipped = [r.message for r in summary.results if r.status is Status.SKIPPED]
         return (1 if failed else 0), failed, skipped
