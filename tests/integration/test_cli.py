@@ -17,6 +17,7 @@ from pydicom.data import get_testdata_file
 from dicompose.dicom import synthetic
 from tests.conftest import independent_modality_values
 from tests.support.descriptors import snippet_tool
+from tests.support.links import link_farm
 
 BIN = Path(sys.executable).parent
 
@@ -506,3 +507,17 @@ def test_objects_no_tool_handles_are_skipped_alike_everywhere_and_cached_as_skip
         assert statuses == ["ok", "skipped", "skipped"]
         skipped = [line for t in json.loads(proc.stdout)["tasks"] for line in t["skipped"]]
         assert len(skipped) == 2 and all("SR" in s or "colour" in s for s in skipped)
+
+
+def test_the_tools_follow_links_into_their_inputs_only(tmp_path: Path):
+    """Issue 9.12, host tools: the same rule as dicompose run (tests/unit/test_walk.py, test_docker.py)."""
+    source = link_farm(tmp_path)
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    proc = run("dicompose", "normalize", str(source), "--out", str(tmp_path / "out"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*.dcm")) == ["ct_01-normalized.dcm", "ct_02-normalized.dcm"]
+    for name in ("ct_03.dcm", "shadow.dcm"):
+        assert any(name in ln and "outside the inputs" in ln for ln in proc.stderr.splitlines()), proc.stderr
+    proc = run("dicompose", "normalize", str(source), "--out", str(tmp_path / "all"), "--follow-links", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "all").rglob("*.dcm"))) == 3

@@ -26,6 +26,7 @@ from dicompose.pipeline.runner import PipelineReport, PipelineRequest, run_pipel
 from dicompose.pipeline.tool_graph import tool_graph
 from dicompose.tools.descriptor import load_descriptor
 from tests.conftest import independent_modality_values, need
+from tests.support.links import link_farm
 
 pytestmark = pytest.mark.docker
 BIN = Path(sys.executable).parent
@@ -483,3 +484,19 @@ def test_the_socket_client_agrees_with_the_sdk(client: Any, image_id: str):
         assert [c["Id"] for c in api.containers(label)] == [container.id]
     finally:
         container.remove(force=True)
+
+
+def test_links_follow_one_rule_on_every_engine(tmp_path: Path, image_id: str):
+    """Issue 9.12: links into the inputs are read on Docker as on the local engine; links outside are
+    reported and never mounted."""
+    source = link_farm(tmp_path)
+    outputs = {}
+    for engine in ("docker", "local"):
+        report = run_tool("normalize", source, tmp_path / engine, {"max": "1000"}, engine=engine)
+        assert report.ok, problems(report)
+        assert sorted(line.split(":")[0].rsplit("/", 1)[1] for line in report.ignored) == ["ct_03.dcm", "shadow.dcm"]
+        mounted = " ".join(" ".join(launch.command) for launch in report.launch_log)
+        assert "/etc" not in mounted and "elsewhere" not in mounted
+        outputs[engine] = {p.relative_to(tmp_path / engine): p.read_bytes() for p in (tmp_path / engine).rglob("*.dcm")}
+    assert sorted(map(str, outputs["docker"])) == ["series/ct_01-normalized.dcm", "series/ct_02-normalized.dcm"]
+    assert outputs["docker"] == outputs["local"]

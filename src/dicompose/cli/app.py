@@ -55,6 +55,13 @@ MirroredOut = Annotated[
     Path,
     typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False),
 ]
+FollowLinks = Annotated[
+    bool,
+    typer.Option(
+        "--follow-links",
+        help="Also follow symbolic links that lead outside the inputs (by default: reported, never read).",
+    ),
+]
 ManifestOption = Annotated[
     Path | None,
     typer.Option(
@@ -107,6 +114,7 @@ def normalize(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print problems.")] = False,
+    follow_links: FollowLinks = False,
     manifest: ManifestOption = None,
 ) -> None:
     """Remap intensities of many DICOM scans to [--min, --max], in parallel, into --out."""
@@ -120,7 +128,15 @@ def normalize(
 
         _run_manifest(manifest, lambda: normalize_operation(NormalizeParams(low, high, scope)), workers)
     code = normalize_and_report(
-        _inputs(inputs), low, high, out, scope=scope, workers=workers, as_json=as_json, quiet=quiet
+        _inputs(inputs),
+        low,
+        high,
+        out,
+        scope=scope,
+        workers=workers,
+        as_json=as_json,
+        quiet=quiet,
+        follow_links=follow_links,
     )
     raise typer.Exit(code)
 
@@ -134,6 +150,7 @@ def threshold(
     workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print problems.")] = False,
+    follow_links: FollowLinks = False,
     manifest: ManifestOption = None,
 ) -> None:
     """Binary masks (1 inside [--level, --upper], else 0) of DICOM images, written as <stem>-mask.dcm."""
@@ -148,7 +165,16 @@ def threshold(
     if manifest is not None:
         _run_manifest(manifest, lambda: operation, workers)
     parameters = {"level": params.level, "upper": params.upper}
-    code = batch_and_report(_inputs(inputs), operation, parameters, out, workers=workers, as_json=as_json, quiet=quiet)
+    code = batch_and_report(
+        _inputs(inputs),
+        operation,
+        parameters,
+        out,
+        workers=workers,
+        as_json=as_json,
+        quiet=quiet,
+        follow_links=follow_links,
+    )
     raise typer.Exit(code)
 
 
@@ -165,6 +191,7 @@ def deidentify(
     key_file: Annotated[Path | None, typer.Option("--key-file", help="Key for UID mapping and pseudonyms.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
+    follow_links: FollowLinks = False,
     manifest: ManifestOption = None,
 ) -> None:
     """De-identify DICOM files (PS3.15 Annex E Basic Profile; keyed, consistent UIDs and pseudonyms)."""
@@ -185,7 +212,16 @@ def deidentify(
     operation = deidentify_operation(params)
     if manifest is not None:
         _run_manifest(manifest, lambda: operation, workers)
-    code = batch_and_report(_inputs(inputs), operation, parameters, out, workers=workers, as_json=as_json, quiet=False)
+    code = batch_and_report(
+        _inputs(inputs),
+        operation,
+        parameters,
+        out,
+        workers=workers,
+        as_json=as_json,
+        quiet=False,
+        follow_links=follow_links,
+    )
     raise typer.Exit(code)
 
 

@@ -69,6 +69,7 @@ def normalize_and_report(
     workers: int | None,
     as_json: bool,
     quiet: bool,
+    follow_links: bool = False,
 ) -> int:
     """Normalize a batch and report it; return the exit code."""
     from dicompose.dicom.normalize import NormalizeParams
@@ -80,7 +81,9 @@ def normalize_and_report(
     except DicomposeError as exc:
         fail(exc)
     parameters = {"min": params.low, "max": params.high, "scope": params.scope}
-    return batch_and_report(inputs, operation, parameters, out_dir, workers=workers, as_json=as_json, quiet=quiet)
+    return batch_and_report(
+        inputs, operation, parameters, out_dir, workers=workers, as_json=as_json, quiet=quiet, follow_links=follow_links
+    )
 
 
 def batch_and_report(
@@ -92,6 +95,7 @@ def batch_and_report(
     workers: int | None,
     as_json: bool,
     quiet: bool,
+    follow_links: bool = False,
 ) -> int:
     """Run a batch and print problems as they happen, then the summary; return the exit code."""
     from dicompose.tools.batch import Status, run_batch
@@ -113,7 +117,15 @@ def batch_and_report(
                 show(result)
                 advance(result)
 
-            summary = run_batch(inputs, operation, out_dir, workers=chosen_workers, on_result=on_result, on_total=total)
+            summary = run_batch(
+                inputs,
+                operation,
+                out_dir,
+                workers=chosen_workers,
+                on_result=on_result,
+                on_total=total,
+                follow_links=follow_links,
+            )
     except DicomposeError as exc:
         fail(exc)
     if as_json:

@@ -95,6 +95,7 @@ def run_pipeline_command(
     chunk: int,
     as_json: bool,
     dry_run: bool = False,
+    follow_links: bool = False,
 ) -> None:
     from dicompose.pipeline.graph import build_graph
     from dicompose.pipeline.runner import PipelineRequest
@@ -116,6 +117,7 @@ def run_pipeline_command(
         chunk,
         graph=graph,
         dry_run=dry_run,
+        follow_links=follow_links,
     )
     execute_request(request, graph, out, as_json=as_json, tool=False)
 
@@ -192,6 +194,8 @@ def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
         stderr.print(f"[yellow]skipped:[/] {escape(str(path))}: not a DICOM file")
     for line in report.refused:
         stderr.print(f"[red]refused:[/] {escape(line)}")
+    for line in report.ignored:
+        stderr.print(f"[yellow]skipped:[/] {escape(line)}")
     for task in report.tasks:  # objects the tool does not handle, as the tool itself reports them
         for line in task.skipped:
             stderr.print(f"[yellow]skipped:[/] {escape(line)}")
@@ -266,6 +270,7 @@ def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[s
         "skipped": [str(p) for p in report.skipped],
         "conflicts": report.conflicts,
         "refused": report.refused,
+        "ignored": report.ignored,
     }
     if tool:
         (node,) = graph.steps

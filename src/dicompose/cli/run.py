@@ -46,6 +46,13 @@ def run(
     ] = 500,
     timeout: Annotated[float | None, typer.Option("--timeout", min=0.001, help="Seconds per task (tools).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+    follow_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-links",
+            help="Also follow symbolic links that lead outside the inputs (by default: reported, never read).",
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline or one tool over files and folders: each step in its own container, cached, resumable."""
     from dicompose.cli.pipeline import execute_request, run_pipeline_command
@@ -65,6 +72,7 @@ def run(
             chunk=batch_size,
             as_json=as_json,
             dry_run=dry_run,
+            follow_links=follow_links,
         )
         return
     from dicompose.pipeline.runner import PipelineRequest
@@ -92,5 +100,6 @@ def run(
         graph=graph,
         kind="tool",
         dry_run=dry_run,
+        follow_links=follow_links,
     )
     execute_request(request, graph, out, as_json=as_json, tool=True)

@@ -20,6 +20,7 @@ from typing import NamedTuple
 from dicompose.dicom.duplicates import duplicate_instances
 from dicompose.errors import UsageError
 from dicompose.records.index import FileStat, Index, Memo
+from dicompose.walk import Found, Ignored, walk
 
 DEFAULT_CHUNK = 500
 
@@ -48,6 +49,7 @@ class Listing(NamedTuple):
     skipped: list[Path]
     refused: list[str]
     names: list[str]
+    ignored: list[str]  # one line each: links not followed, entries that are not regular files
 
 
 _PREFIX_AT = 128  # DICOM Part 10: a 128-byte preamble, then "DICM"
@@ -92,30 +94,37 @@ def _same_object(a: str, b: str) -> bool:
     return same_object(Path(a), Path(b))
 
 
-def _list_names(source: Path) -> list[str]:
-    """Every regular file under ``source`` (a file or folder), absolute, hidden entries ignored, sorted."""
-    if source.is_file():
-        return [str(source.absolute())]
+def _list(source: Path, roots: list[Path], follow_links: bool) -> tuple[list[Found], list[Ignored]]:
+    """Every regular file under ``source`` (a file or folder), absolute, sorted, by :func:`dicompose.walk.walk`'s
+    rule for links; and what was not read (links not followed), one line each."""
+    if source.is_file():  # named by the user: followed wherever it leads, read (and mounted) where it lies
+        name = str(source.absolute())
+        return [Found(name, os.path.realpath(name) if source.is_symlink() else name)], []
     if not source.is_dir():
         raise UsageError(f"{source}: no such file or folder")
-    found: list[str] = []
-    pending = [str(source.absolute())]
-    while pending:  # scandir: file types come with the listing, no stat per entry
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
-                elif entry.is_file():
-                    found.append(entry.path)
-    return sorted(found)
+    found: list[Found] = []
+    ignored: list[Ignored] = []
+    for item in walk(source.absolute(), roots, allow_outside=follow_links):
+        (found if isinstance(item, Found) else ignored).append(item)  # type: ignore[arg-type]
+    return found, ignored
 
 
-def group_input(source: Path, index: Index, *, chunk: int = DEFAULT_CHUNK, threads: int = 2) -> Listing:
-    """Groups of DICOM files under ``source``, the non-DICOM files skipped, and one line per file refused
-    (another file has its SOP Instance UID: :mod:`dicompose.dicom.duplicates`); known files are not read."""
-    candidates = _list_names(source)
+def group_input(
+    source: Path,
+    index: Index,
+    *,
+    chunk: int = DEFAULT_CHUNK,
+    threads: int = 2,
+    roots: list[Path] | None = None,
+    follow_links: bool = False,
+) -> Listing:
+    """Groups of DICOM files under ``source``, the non-DICOM files skipped, one line per file refused
+    (another file has its SOP Instance UID: :mod:`dicompose.dicom.duplicates`) or link not followed (``roots``:
+    every input the user named); known files are not read. A file found through a link is read (and mounted)
+    where it lies, and grouped where its link was found."""
+    listed, ignored = _list(source, roots or [source], follow_links)
+    candidates = [item.target for item in listed]
+    found_at = {item.target: item.path for item in listed}
     all_stats = [FileStat.of(p) for p in candidates]
     memo = index.memo_lookup(all_stats)
     unknown = [(p, st) for p, st in zip(candidates, all_stats, strict=True) if st.path not in memo]
@@ -137,11 +146,11 @@ def group_input(source: Path, index: Index, *, chunk: int = DEFAULT_CHUNK, threa
     for name, stat in zip(candidates, all_stats, strict=True):
         entry = memo.get(stat.path)
         if entry is None or entry == NOT_DICOM:
-            skipped.append(Path(name))
+            skipped.append(Path(found_at[name]))
             continue
         if name in refused:
             continue
-        parent, _sep, base = name.rpartition("/")
+        parent, _sep, base = found_at[name].rpartition("/")
         relative = parent[len(root) + 1 :] if parent != root else ""
         buckets[(relative, entry.series or "")].append(InputFile(name, base, entry.sha256))
     groups = []
@@ -153,7 +162,9 @@ def group_input(source: Path, index: Index, *, chunk: int = DEFAULT_CHUNK, threa
         for number, start in enumerate(range(0, len(members), chunk)):
             label = f"{where}#noseries" + (f"/{number + 1}" if len(members) > chunk else "")
             groups.append(Group(label, folder, tuple(members[start : start + chunk])))
-    return Listing(groups, skipped, [refused[name] for name in sorted(refused)], candidates)
+    refusals = [refused[name] for name in sorted(refused)]
+    names = [*candidates, *(found_at[c] for c in candidates if found_at[c] != c), *(i.path for i in ignored)]
+    return Listing(groups, skipped, refusals, names, [f"{i.path}: {i.reason}" for i in ignored])
 
 
 def _series_tag(series: str) -> str:

@@ -32,6 +32,7 @@ class PipelineRequest:
     graph: PipelineGraph | None = None  # prebuilt (a tool run's one-step graph); else read from ``pipeline``
     kind: str = "pipeline"  # "pipeline" | "tool": what the run record calls it
     dry_run: bool = False  # plan only: tasks, which are cached, the exact command of each launch
+    follow_links: bool = False  # follow symbolic links to targets outside the inputs too (dicompose.walk)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class PipelineReport:
     conflicts: list[str] = field(default_factory=list)  # outputs of two tasks that would land on one file
     refused: list[str] = field(default_factory=list)  # input files refused before any task (one line each)
     input_names: list[str] = field(default_factory=list)  # every input file found (absolute)
+    ignored: list[str] = field(default_factory=list)  # links not followed and the like, one line each
     input_roots: list[str] = field(default_factory=list)  # the folders (or files' folders) given as inputs
     private: bool = False  # a step de-identifies: reports must not name the inputs (pipeline.privacy)
 

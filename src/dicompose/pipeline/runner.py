@@ -87,11 +87,13 @@ def resolve_images(
 def _groups(request: PipelineRequest, index: Index, report: PipelineReport) -> dict[str, list[Group]]:
     groups: dict[str, list[Group]] = {}
     for name, path in request.inputs.items():
-        listing = group_input(path, index, chunk=request.chunk)
+        roots = list(request.inputs.values())
+        listing = group_input(path, index, chunk=request.chunk, roots=roots, follow_links=request.follow_links)
         groups[name] = listing.groups
         report.skipped.extend(listing.skipped)
         report.refused.extend(listing.refused)
         report.input_names.extend(listing.names)
+        report.ignored.extend(listing.ignored)
         report.input_roots.append(str((path if path.is_dir() else path.parent).absolute()))
         if not groups[name]:
             given = str(path) if request.kind == "tool" else f"{name}={path}"

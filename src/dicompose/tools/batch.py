@@ -126,6 +126,7 @@ def run_batch(
     on_result: Callable[[FileResult], None] = lambda _r: None,
     on_total: Callable[[int], None] = lambda _n: None,
     walked: bool = False,
+    follow_links: bool = False,
 ) -> Summary:
     """Apply ``operation`` to every DICOM image under ``inputs``; report each file through ``on_result``."""
     if out_dir is not None:
@@ -147,7 +148,7 @@ def run_batch(
 
     try:
         candidates: list[Candidate] = []
-        for found in discover(inputs, walked=walked):
+        for found in discover(inputs, walked=walked, follow_links=follow_links):
             if isinstance(found, Skipped):
                 report(FileResult(found.path, Status.SKIPPED, message=f"{found.path}: {found.reason}"))
             else:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicompose.dicom.reading import peek
+from dicompose.walk import Ignored, walk
 
 
 @dataclass(frozen=True)
@@ -28,18 +29,28 @@ class Skipped:
     reason: str
 
 
-def discover(inputs: Iterable[Path], *, walked: bool = False) -> Iterator[Candidate | Skipped]:
+def discover(
+    inputs: Iterable[Path], *, walked: bool = False, follow_links: bool = False
+) -> Iterator[Candidate | Skipped]:
     """Yield each input once (by resolved path), in a stable order: the order given, folders sorted.
 
-    ``walked``: the files were found in folders the user named (a pipeline task's files), not named one by one:
-    objects the tool does not handle are then skipped, as in a folder walk, not failed."""
+    Folders are walked by :func:`dicompose.walk.walk` (its rule for symbolic links; ``follow_links`` follows
+    links to anywhere). ``walked``: the files were found in folders the user named (a pipeline task's files),
+    not named one by one: objects the tool does not handle are then skipped, as in a folder walk, not failed.
+    """
+    given_inputs = list(inputs)
     seen: set[Path] = set()
-    for given in inputs:
+    for given in given_inputs:
         if given.is_dir():
-            for path in sorted(p for p in given.rglob("*") if not _hidden(p.relative_to(given))):
-                if not path.is_file() or path.resolve() in seen:
+            for item in walk(given, given_inputs, allow_outside=follow_links):
+                if isinstance(item, Ignored):
+                    yield Skipped(Path(item.path), item.reason)
                     continue
-                seen.add(path.resolve())
+                path = Path(item.path)
+                real = Path(item.target).resolve()
+                if real in seen:
+                    continue
+                seen.add(real)
                 header = peek(path)
                 if header.dicom:
                     yield Candidate(path, path.parent.relative_to(given), False, header.instance_uid)
@@ -50,8 +61,3 @@ def discover(inputs: Iterable[Path], *, walked: bool = False) -> Iterator[Candid
             if key not in seen:
                 seen.add(key)
                 yield Candidate(given, Path(), not walked, peek(given).instance_uid)
-
-
-def _hidden(relative: Path) -> bool:
-    """Dot-files and dot-folders (our own partial outputs, .git, .DS_Store...) are never inputs."""
-    return any(part.startswith(".") for part in relative.parts)
