@@ -8,6 +8,7 @@ The CLI maps these to exit codes, so a user sees one clear line and never a trac
     │   ├── InputError             an input file is unreadable, corrupt or truncated
     │   ├── UnsupportedInputError  a valid file this tool does not handle (colour, non-image, ...)
     │   └── EngineError            the engine could not run a launch (API error, vanished container)
+    ├── StorageError               a place we write is full or read-only: stop, keep what finished → exit 1
     └── RunInterruptedError             Ctrl-C / SIGTERM during a run; finished work is kept → exit 130/143
 
 Anything else that escapes is an internal bug and keeps its traceback.
@@ -42,6 +43,28 @@ class StepError(DicomposeError):
 
 class EngineError(StepError):
     """The engine failed to run a launch (not the tool): retried like a failed attempt, once even unasked."""
+
+
+class StorageError(DicomposeError):
+    """Where we write is full (ENOSPC, quota) or has become read-only: every later write there would fail too,
+    so the batch or run stops at once; what finished is kept and the same command resumes once it is fixed."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, path: Path | str | None, problem: str) -> None:
+        self.path = Path(path) if path is not None else None
+        super().__init__(f"{path}: {problem}" if path is not None else problem)
+
+
+#: errno values of a full or read-only place (ENOSPC, EDQUOT, EROFS, EFBIG): see :func:`storage_error`
+STORAGE_ERRNOS = frozenset({28, 122, 30, 27})
+
+
+def storage_error(path: Path | str, exc: OSError) -> StorageError | None:
+    """The :class:`StorageError` an ``OSError`` writing ``path`` amounts to, or None if it is not one."""
+    if exc.errno in STORAGE_ERRNOS:
+        return StorageError(path, f"cannot write ({exc.strerror or exc})")
+    return None
 
 
 class RunInterruptedError(DicomposeError):

@@ -286,6 +286,26 @@ def check_output_folder(inputs: Iterable[Path], out_dir: Path) -> None:
             raise UsageError(f"output folder {out_dir} is inside input folder {given}; choose another --out")
 
 
+def check_writable_folder(folder: Path, what: str = "output folder") -> None:
+    """Refuse, before any work, a folder we could not write into: a file (or a path through one), a folder
+    that cannot be created, or one that takes no new file (read-only, permissions, no inodes). Creates it."""
+    from dicompose.errors import UsageError
+
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "is a file" if existing == folder else f"lies under {existing}, a file"
+        raise UsageError(f"{what} {folder} {where}, not a folder; choose another")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".dicompose-probe-", dir=folder)
+        os.close(fd)
+        Path(probe).unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write into {what} {folder} ({exc.strerror or exc}); choose another") from None
+
+
 _FOLDER_SYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("dicompose_folder_sync", default=True)
 
 

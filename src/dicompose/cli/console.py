@@ -143,10 +143,15 @@ def print_summary(summary: Summary, out_dir: Path | None) -> None:
     if processed == 1 and out_dir is None:
         only = next(r for r in summary.results if r.status is Status.PROCESSED)
         where = f" → {escape(str(only.output))}"
-    style = "red" if failed else "green"
+    style = "red" if failed or summary.stopped else "green"
     stdout.print(
         f"[{style}]{processed} processed, {skipped} skipped, {failed} failed[/] in {summary.seconds:.1f} s{where}"
     )
+    if summary.stopped:
+        stderr.print(
+            f"[bold red]stopped:[/] {escape(summary.stopped)}; {summary.not_attempted} files not attempted; "
+            "the outputs written are complete; free space (or fix the folder) and run the same command"
+        )
 
 
 def print_json(summary: Summary, tool: str, parameters: Mapping[str, object]) -> None:
@@ -158,6 +163,8 @@ def print_json(summary: Summary, tool: str, parameters: Mapping[str, object]) ->
         "parameters": parameters,
         "counts": {s.value: summary.count(s) for s in Status},
         "seconds": round(summary.seconds, 3),
+        "stopped": summary.stopped or None,
+        "not_attempted": summary.not_attempted,
         "files": [
             {
                 "source": str(r.source),

@@ -33,7 +33,7 @@ from dicompose.dicom.derivation import code_item
 from dicompose.dicom.identifiers import Fingerprints, fingerprinted
 from dicompose.dicom.reading import check_compressed_pixels_decode, read_dataset, require_identity
 from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
-from dicompose.errors import InputError, UnsupportedInputError
+from dicompose.errors import InputError, UnsupportedInputError, storage_error
 from dicompose.fileio import Digest, Hasher
 
 TABLE_VERSION = "dicomfields_2026c"
@@ -266,4 +266,6 @@ def _deidentify(
     try:
         return write_atomic(ds, destination, hasher=hasher, source=source)
     except OSError as exc:
-        raise InputError(destination, f"cannot write output ({exc.strerror or exc})") from None
+        raise storage_error(destination, exc) or InputError(
+            destination, f"cannot write output ({exc.strerror or exc})"
+        ) from None

@@ -20,7 +20,7 @@ from dicompose.dicom.derivation import mark_derived
 from dicompose.dicom.kernel import OutputEncoding, ValueRange, format_ds
 from dicompose.dicom.reading import GrayscalePixels
 from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
-from dicompose.errors import InputError
+from dicompose.errors import InputError, storage_error
 from dicompose.fileio import Digest, Hasher
 
 _VOI_KEYWORDS = ("WindowCenter", "WindowWidth", "VOILUTSequence", "WindowCenterWidthExplanation")
@@ -81,7 +81,9 @@ def write_derived_image(
             ds, destination, hasher=hasher, source=Path(read_from) if isinstance(read_from, str) else None
         )
     except OSError as exc:
-        raise InputError(destination, f"cannot write output ({exc.strerror or exc})") from None
+        raise storage_error(destination, exc) or InputError(
+            destination, f"cannot write output ({exc.strerror or exc})"
+        ) from None
 
 
 def _is_little_endian(ds: Dataset) -> bool:

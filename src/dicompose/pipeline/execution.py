@@ -65,6 +65,7 @@ class Execution:
         self.unaudited: list[Item] = []
         self.audit_entries = 0
         self.stopping = False  # interrupted: launch nothing more
+        self.storage_problem = ""  # the workspace is full or read-only (a task said so): launch nothing more
         self.consumers: dict[str, list[StepNode]] = {}
         for node in graph.steps:
             if node.source.kind == "step":
@@ -243,7 +244,7 @@ class Execution:
     def drain(self) -> None:
         self.dispatch()
         self.flush()  # cached tasks' outputs
-        while self.running or any(self.pending.values()):
+        while self.running or (any(self.pending.values()) and not self.stopping):
             try:
                 request, result, error = self.done.get(timeout=0.2)
             except queue.Empty:
@@ -330,7 +331,9 @@ class Execution:
             )
         )
         allowed = node.spec.retries + (1 if result.engine_error and task.engine_retries == 0 else 0)
-        if result.status == "failed" and task.attempt <= allowed:
+        if result.stopped and not self.storage_problem:
+            self.storage_problem, self.stopping = result.stopped, True
+        if result.status == "failed" and task.attempt <= allowed and not self.storage_problem:
             task.engine_retries += int(result.engine_error)
             task.attempt += 1
             task.status = "pending"

@@ -75,6 +75,7 @@ class TaskResult:
     outputs: tuple[dict[str, str], ...] = ()
     problems: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()  # one line per input file the tool skipped
+    stopped: str = ""  # the task's output folder (the workspace) is full or read-only: the run stops
     stderr_tail: str = ""
     log_dir: str = ""
     engine_error: bool = False
@@ -239,10 +240,11 @@ def _take_back(out: Path) -> None:
             os.chown(path, 0, 0, follow_symlinks=False)
 
 
-def _task_exit(request: LaunchRequest, out: Path, result: RunResult) -> tuple[int | None, list[str], list[str]]:
-    """(exit code, problems, skipped) of one task: its result file in a pack, the launch's exit code otherwise."""
+def _task_exit(request: LaunchRequest, out: Path, result: RunResult) -> tuple[int | None, list[str], list[str], str]:
+    """(exit code, problems, skipped, why it stopped) of one task: its result file in a pack, the launch's exit
+    code otherwise."""
     if not request.packed:
-        return (None if result.timed_out else result.exit_code), [], []
+        return (None if result.timed_out else result.exit_code), [], [], ""
     path = out / RESULT_NAME
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # written by the tool: never follow its links
@@ -250,9 +252,10 @@ def _task_exit(request: LaunchRequest, out: Path, result: RunResult) -> tuple[in
             doc = json.loads(fh.read(_RESULT_LIMIT))
         path.unlink()
         code = int(doc["exit_code"])
-        return code, [str(p) for p in doc.get("problems", [])], [str(p) for p in doc.get("skipped", [])]
+        problems, skipped = [str(p) for p in doc.get("problems", [])], [str(p) for p in doc.get("skipped", [])]
+        return code, problems, skipped, str(doc.get("stopped") or "")
     except (OSError, ValueError, KeyError, TypeError):
-        return None, [f"the launch ended (exit {result.exit_code}) before this task finished"], []
+        return None, [f"the launch ended (exit {result.exit_code}) before this task finished"], [], ""
 
 
 def _finish_task(
@@ -271,7 +274,7 @@ def _finish_task(
             task.key, "failed", None, started, time.time(), problems=(message,), log_dir=str(folder), engine_error=True
         )
     out = folder / "out"
-    code, problems, skipped = _task_exit(request, out, result)
+    code, problems, skipped, stopped = _task_exit(request, out, result)
     problems = [paths.to_host(p) for p in problems]
     skipped = [paths.to_host(p) for p in skipped]
     invocation = build_invocation(request.descriptor, {**request.params, request.batch_input: list(task.files)})
@@ -283,6 +286,8 @@ def _finish_task(
         problems.append(f"timed out after {request.resources.timeout_s:g} s per task")
     timed_out = result.timed_out and code is None
     status = "skipped" if all_skipped else _status(code, timed_out, request.descriptor, problems, found)
+    if stopped:  # cut short by a full or read-only workspace: never sealed, it runs again once that is fixed
+        status = "failed"
     outputs = tuple(
         {"id": output_id, "name": p.relative_to(out).as_posix(), "sha256": sha256_file(p)}
         for output_id, files in found.items()
@@ -326,6 +331,7 @@ def _finish_task(
         outputs,
         tuple(problems),
         tuple(skipped),
+        paths.to_host(stopped),
         paths.to_host(tail),
         str(folder),
         input_ids=tuple(identifiers(Path(f)) for f in task.files) if request.reads_inputs else (),

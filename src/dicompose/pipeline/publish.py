@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+from dicompose.errors import StorageError
 from dicompose.fileio import atomic_write, fsync_directory, output_mode
 from dicompose.pipeline.graph import PipelineGraph
 from dicompose.pipeline.tasks import Task
@@ -82,7 +83,15 @@ class Publisher:
                     )
                     continue
                 inode = output.get("inode")  # recorded by finish_task (older records lack it)
-                if self._publish(source_dir + output["name"], target, output["sha256"], inode):  # type: ignore[arg-type]
+                try:
+                    fresh = self._publish(source_dir + output["name"], target, output["sha256"], inode)  # type: ignore[arg-type]
+                except OSError as exc:  # full, read-only, or taken by a folder: stop, the workspace keeps the work
+                    raise StorageError(
+                        target,
+                        f"cannot publish ({exc.strerror or exc}); the finished tasks are kept in the workspace: "
+                        "fix it and run the same command to publish them",
+                    ) from None
+                if fresh:
                     folders.add(target_dir)
                     ids = known.get(output["name"]) or _identifiers(Path(target))
                     obj = {**ids, "path": target, "sha256": output["sha256"]}

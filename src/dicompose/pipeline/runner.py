@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import sqlite3
 import time
 
 from dicompose.config import load_settings
 from dicompose.engines.base import Engine, ImageRef
 from dicompose.engines.resolve import resolve_engine
-from dicompose.errors import RunInterruptedError, UsageError
-from dicompose.fileio import check_output_folder
+from dicompose.errors import RunInterruptedError, StorageError, UsageError, storage_error
+from dicompose.fileio import check_output_folder, check_writable_folder
 from dicompose.pipeline.execution import Execution
 from dicompose.pipeline.graph import PipelineGraph, build_graph
 from dicompose.pipeline.images import resolve_step_image
@@ -65,14 +66,25 @@ def run_pipeline(request: PipelineRequest, events: Events | None = None) -> Pipe
             + " (give --in NAME=PATH)"
         )
     check_output_folder(request.inputs.values(), request.out_dir)
+    if not request.dry_run:
+        check_writable_folder(request.out_dir)
     workspace = open_workspace(request.workspace or request.pipeline.parent / ".dicompose")
+    check_writable_folder(workspace.root, "workspace")
     with locked(workspace):
         index = Index(workspace.index_path)
         try:
             index.mark_interrupted()  # we hold the lock: any run still "running" here died
             return _run_locked(request, graph, workspace, index, events or NoEvents())
+        except (sqlite3.OperationalError, OSError) as exc:  # the workspace filled up (or went read-only) mid-run
+            if isinstance(exc, OSError) and storage_error(workspace.root, exc) is None:
+                raise
+            raise StorageError(
+                workspace.root,
+                f"cannot record the run ({exc}); finished work is kept: free space and run the same command",
+            ) from None
         finally:
-            index.close()
+            with contextlib.suppress(sqlite3.Error):
+                index.close()
 
 
 def resolve_images(
@@ -153,6 +165,13 @@ def _run_locked(
     try:
         run.start(_groups(request, index, report))
         run.drain()
+        if run.storage_problem:
+            done = sum(1 for t in report.tasks if t.status in FINISHED)
+            raise StorageError(
+                None,  # the problem names the file
+                f"{run.storage_problem}; stopped after {done} tasks, finished work is kept: "
+                f"free space and run the same command (run {report.run_id})",
+            )
         status = "ok" if report.ok else "failed"
     except (KeyboardInterrupt, SystemExit) as exc:
         scheduler.cancel_all()
@@ -174,8 +193,12 @@ def _run_locked(
         engine.cleanup(report.run_id)
         raise
     finally:
-        index.end_run(report.run_id, status)
         scheduler.close()
-        if run.audited():  # a no-op rerun adds no entry, so it signs nothing new either
-            run.audit.checkpoint()
+        try:
+            index.end_run(report.run_id, status)
+            if run.audited():  # a no-op rerun adds no entry, so it signs nothing new either
+                run.audit.checkpoint()
+        except (sqlite3.Error, OSError):
+            if status == "ok":  # else the error that ended the run is the one to report
+                raise
     return report

@@ -224,10 +224,13 @@ class Index:
         """Runs still 'running' when nobody holds the workspace lock died (SIGKILL, power loss): say so."""
         rows = [r[0] for r in self.db.execute("SELECT id FROM runs WHERE status = 'running'")]
         if rows:
-            self.db.executemany(
-                "UPDATE runs SET status = 'interrupted', ended = COALESCE(ended, ?) WHERE id = ?",
-                [(time.time(), run_id) for run_id in rows],
-            )
+            try:
+                self.db.executemany(
+                    "UPDATE runs SET status = 'interrupted', ended = COALESCE(ended, ?) WHERE id = ?",
+                    [(time.time(), run_id) for run_id in rows],
+                )
+            except sqlite3.OperationalError:  # a full (or read-only) disk: reading the records must still work
+                return []
         return rows
 
     def runs(self) -> list[dict[str, Any]]:

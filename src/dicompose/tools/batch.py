@@ -27,8 +27,8 @@ from dicompose.dicom.identifiers import Fingerprint, Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import measure_file
 from dicompose.dicom.reading import is_whole, same_object
-from dicompose.errors import InputError, UnsupportedInputError, UsageError
-from dicompose.fileio import check_output_folder, folder_syncs_deferred, fsync_directory
+from dicompose.errors import InputError, StorageError, UnsupportedInputError, UsageError
+from dicompose.fileio import check_output_folder, check_writable_folder, folder_syncs_deferred, fsync_directory
 from dicompose.lifetime import die_with_parent
 from dicompose.records.audit import AuditLog, Item, load_keys
 from dicompose.tools.discovery import Candidate, Skipped, discover
@@ -60,19 +60,24 @@ class FileResult:
     #: The audit log's objects for the file read and the file written (identifiers, path, sha256), from what
     #: the tool learnt while it worked: nothing is read or hashed again for them.
     audit: tuple[dict[str, object], ...] = ()
+    #: The output's place is full or read-only (:class:`StorageError`): the batch attempts no more files.
+    stop: bool = False
 
 
 @dataclass
 class Summary:
     results: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
+    #: Why the batch stopped early (a full or read-only output folder), and how many files it did not attempt.
+    stopped: str = ""
+    not_attempted: int = 0
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status is status)
 
     @property
     def ok(self) -> bool:
-        return self.count(Status.FAILED) == 0
+        return self.count(Status.FAILED) == 0 and not self.stopped
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,7 @@ def run_batch(
     """Apply ``operation`` to every DICOM image under ``inputs``; report each file through ``on_result``."""
     if out_dir is not None:
         check_output_folder(inputs, out_dir)
+        check_writable_folder(out_dir)
     started = time.perf_counter()
     keep_freed_buffers()  # inline work and the pool's forkserver (which imports the same module) alike
     if workers > 1 and (len(inputs) > 1 or any(path.is_dir() for path in inputs)):
@@ -142,6 +148,8 @@ def run_batch(
     def report(result: FileResult) -> None:
         if result.output is not None:
             written.add(result.output.parent)
+        if result.stop and not summary.stopped:
+            summary.stopped = result.message
         summary.results.append(result)
         audit.add(result)
         on_result(result)
@@ -170,8 +178,11 @@ def run_batch(
                 jobs = _attach_series_ranges(pool, jobs, workers, report)
             hashing = _hashing(workers, len(jobs)) if audit.audit is not None else None
             work = [(job, operation, hashing) for job in jobs]
-            for result in _bounded_map(pool, _apply_job, work, workers):
+            done = 0
+            for result in _bounded_map(pool, _apply_job, work, workers, stop=lambda: bool(summary.stopped)):
                 report(result)
+                done += 1
+            summary.not_attempted = len(jobs) - done
     finally:
         for folder in written:  # the writers deferred these: one fsync per folder, not per file
             fsync_directory(folder)
@@ -237,6 +248,8 @@ def _apply_job(args: tuple[_Job, Operation, Hashing | None]) -> FileResult:
             prints = operation.apply(job.candidate.path, job.destination, job.source_range, hashing)
     except InputError as exc:
         return _failure(job.candidate, exc)
+    except StorageError as exc:  # full or read-only: the next file would fail alike
+        return FileResult(job.candidate.path, Status.FAILED, message=str(exc), stop=True)
     except Exception as exc:  # a bug on one odd file must not sink the batch; say so plainly
         log.exception("internal error on %s", job.candidate.path)
         message = f"{job.candidate.path}: internal error ({type(exc).__name__}: {exc}); please report it"
@@ -374,13 +387,18 @@ def _executor(workers: int, jobs: int) -> Executor:
     return ProcessPoolExecutor(max_workers=min(workers, jobs), mp_context=context, initializer=die_with_parent)
 
 
-def _bounded_map(pool: Executor, fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """Like ``pool.map`` in order, but never more than a few items per worker in flight (bounded memory)."""
+def _bounded_map(
+    pool: Executor, fn: Callable[[T], R], items: Iterable[T], workers: int, stop: Callable[[], bool] = lambda: False
+) -> Iterator[R]:
+    """Like ``pool.map`` in order, but never more than a few items per worker in flight (bounded memory);
+    once ``stop()`` says so, nothing more is submitted (the items in flight still report)."""
     limit = max(1, workers) * _IN_FLIGHT_PER_WORKER
     pending: list[Future[R]] = []
     iterator = iter(items)
     try:
         for item in iterator:
+            if stop():
+                break
             pending.append(pool.submit(fn, item))
             if len(pending) >= limit:
                 yield pending.pop(0).result()

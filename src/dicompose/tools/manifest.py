@@ -16,6 +16,7 @@ alone, while the tasks that finished are kept. A descriptor declares the contrac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -57,24 +58,34 @@ def read_manifest(path: Path) -> list[ManifestTask]:
     return tasks
 
 
-def write_result(out: Path, exit_code: int, problems: list[str], skipped: list[str] | None = None) -> None:
-    """The task's result file, written last and by rename: present means the task finished."""
-    doc = {"exit_code": exit_code, "problems": problems, "skipped": skipped or []}
+def write_result(
+    out: Path, exit_code: int, problems: list[str], skipped: list[str] | None = None, stopped: str = ""
+) -> None:
+    """The task's result file, written last and by rename: present means the task finished. ``stopped``: the
+    output folder is full or read-only (one line): the launch runs no further task."""
+    doc = {"exit_code": exit_code, "problems": problems, "skipped": skipped or [], "stopped": stopped or None}
     fd, tmp = tempfile.mkstemp(prefix=".dicompose-result.", suffix=".partial", dir=out)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(doc, fh)
     Path(tmp).replace(out / RESULT_NAME)
 
 
-def run_manifest(path: Path, run_task: Callable[[ManifestTask], tuple[int, list[str], list[str]]]) -> int:
-    """Run every task of the manifest with ``run_task`` → (exit code, problems, skipped); the worst code."""
+TaskOutcome = tuple[int, list[str], list[str], str]  # exit code, problems, skipped, why it stopped ("" if not)
+
+
+def run_manifest(path: Path, run_task: Callable[[ManifestTask], TaskOutcome]) -> int:
+    """Run the manifest's tasks with ``run_task``; the worst exit code. A task that stopped on a full or
+    read-only folder ends the launch: the tasks after it have no result (the runner retries them later)."""
     worst = 0
     for task in read_manifest(path):
         if not task.out.is_dir():
             raise UsageError(f"{path}: task {task.id}: output folder {task.out} does not exist")
-        code, problems, skipped = run_task(task)
-        write_result(task.out, code, problems, skipped)
+        code, problems, skipped, stopped = run_task(task)
+        with contextlib.suppress(OSError):  # a full disk may refuse the result file too: no result = not done
+            write_result(task.out, code, problems, skipped, stopped)
         worst = max(worst, code)
+        if stopped:
+            break
     return worst
 
 
@@ -82,12 +93,12 @@ def run_operation(path: Path, operation: Operation, workers: int) -> int:
     """A built-in tool's ``--manifest`` mode: the batch runner once per task, into the task's own folder."""
     from dicompose.tools.batch import Status, run_batch
 
-    def run_task(task: ManifestTask) -> tuple[int, list[str], list[str]]:
+    def run_task(task: ManifestTask) -> TaskOutcome:
         # a task's files come from folders the user named: what the tool does not handle is skipped, as in a
         # folder walk (a study folder holds SR, RT structure sets, colour images...)
         summary = run_batch(list(task.inputs), operation, task.out, workers=workers, walked=True)
         failed = [r.message for r in summary.results if r.status is Status.FAILED]
         skipped = [r.message for r in summary.results if r.status is Status.SKIPPED]
-        return (1 if failed else 0), failed, skipped
+        return (1 if failed or summary.stopped else 0), failed, skipped, summary.stopped
 
     return run_manifest(path, run_task)
