@@ -521,3 +521,53 @@ def test_the_tools_follow_links_into_their_inputs_only(tmp_path: Path):
     proc = run("dicompose", "normalize", str(source), "--out", str(tmp_path / "all"), "--follow-links", env=env)
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "all").rglob("*.dcm"))) == 3
+
+
+def test_outputs_of_deleted_inputs_are_moved_aside_and_nothing_else_is_touched(tmp_path: Path):
+    """Issue 9.7: published outputs match the run. The outputs of a deleted input go to --out/.stale/RUN/
+    (one line); another batch's outputs in the same --out, the user's own files and an output the user
+    changed since are left alone; --prune deletes instead."""
+    for series in "abc":
+        synthetic.write_ct_series(tmp_path / "in" / series, series, 2, 16, 16)
+    synthetic.write_ct_series(tmp_path / "other", "other", 2, 16, 16)
+    out, env = tmp_path / "out", {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+
+    def dicompose_run(source: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        argv = ["dicompose", "run", "normalize", "--in", str(tmp_path / source), "--out", str(out)]
+        proc = run(*argv, "--engine", "local", "--workspace", str(tmp_path / "ws"), *extra, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    dicompose_run("in")
+    dicompose_run("other")  # a second batch into the same --out
+    before = {p.relative_to(out).as_posix() for p in out.rglob("*.dcm")}
+    assert len(before) == 8
+    shutil.rmtree(tmp_path / "in" / "b")
+    (out / "mine.txt").write_text("the user's\n")
+    proc = dicompose_run("in", "--json")
+    report = json.loads(proc.stdout)
+    assert sorted(Path(p).relative_to(out).as_posix() for p in report["stale"]) == [
+        "b/slice_0000-normalized.dcm",
+        "b/slice_0001-normalized.dcm",
+    ]
+    aside = Path(report["stale_to"])
+    assert aside.parent == out / ".stale" and sorted(p.name for p in aside.rglob("*.dcm")) == [
+        "slice_0000-normalized.dcm",
+        "slice_0001-normalized.dcm",
+    ]
+    after = {p.relative_to(out).as_posix() for p in out.rglob("*.dcm") if ".stale" not in p.parts}
+    assert after == before - {"b/slice_0000-normalized.dcm", "b/slice_0001-normalized.dcm"}
+    assert (out / "mine.txt").read_text() == "the user's\n" and not (out / "b").exists()
+    again = dicompose_run("in")
+    assert "stale" not in again.stderr  # nothing more to move
+    shutil.rmtree(tmp_path / "in" / "c")
+    changed = out / "c" / "slice_0000-normalized.dcm"
+    changed.chmod(0o644)
+    changed.write_bytes(changed.read_bytes() + b"\0\0")  # the user edited it: theirs now
+    proc = dicompose_run("in", "--prune")
+    assert "deleted (--prune)" in proc.stderr, proc.stderr
+    assert changed.exists() and not (out / "c" / "slice_0001-normalized.dcm").exists()
+    assert sorted(p.name for p in (out / ".stale").rglob("*.dcm")) == [
+        "slice_0000-normalized.dcm",
+        "slice_0001-normalized.dcm",
+    ]

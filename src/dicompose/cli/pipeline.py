@@ -96,6 +96,7 @@ def run_pipeline_command(
     as_json: bool,
     dry_run: bool = False,
     follow_links: bool = False,
+    prune: bool = False,
 ) -> None:
     from dicompose.pipeline.graph import build_graph
     from dicompose.pipeline.runner import PipelineRequest
@@ -118,6 +119,7 @@ def run_pipeline_command(
         graph=graph,
         dry_run=dry_run,
         follow_links=follow_links,
+        prune=prune,
     )
     execute_request(request, graph, out, as_json=as_json, tool=False)
 
@@ -219,6 +221,12 @@ def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
             stderr.print(f"  logs: {task.result.log_dir}")
     for conflict in report.conflicts:
         stderr.print(f"[red]conflict:[/] {escape(conflict)}")
+    if report.stale:
+        done = f"moved to {report.stale_to}" if report.stale_to else "deleted (--prune)"
+        stderr.print(
+            f"[yellow]stale:[/] {len(report.stale)} outputs of earlier runs that this run no longer produces "
+            f"(their inputs are gone) {escape(done)}"
+        )
     verdict = "[green]ok[/]" if report.ok else "[red]failed[/]"
     stdout.print(
         f"run {report.run_id} {verdict}: {len(report.tasks)} tasks in {report.launches} launches, "
@@ -271,6 +279,8 @@ def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[s
         "conflicts": report.conflicts,
         "refused": report.refused,
         "ignored": report.ignored,
+        "stale": report.stale,
+        "stale_to": report.stale_to,
     }
     if tool:
         (node,) = graph.steps

@@ -53,6 +53,14 @@ def run(
             help="Also follow symbolic links that lead outside the inputs (by default: reported, never read).",
         ),
     ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Delete outputs of earlier runs into --out that this run no longer produces (default: move them "
+            "into --out/.stale/RUN/).",
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline or one tool over files and folders: each step in its own container, cached, resumable."""
     from dicompose.cli.pipeline import execute_request, run_pipeline_command
@@ -73,6 +81,7 @@ def run(
             as_json=as_json,
             dry_run=dry_run,
             follow_links=follow_links,
+            prune=prune,
         )
         return
     from dicompose.pipeline.runner import PipelineRequest
@@ -101,5 +110,6 @@ def run(
         kind="tool",
         dry_run=dry_run,
         follow_links=follow_links,
+        prune=prune,
     )
     execute_request(request, graph, out, as_json=as_json, tool=True)

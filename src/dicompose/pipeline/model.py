@@ -33,6 +33,7 @@ class PipelineRequest:
     kind: str = "pipeline"  # "pipeline" | "tool": what the run record calls it
     dry_run: bool = False  # plan only: tasks, which are cached, the exact command of each launch
     follow_links: bool = False  # follow symbolic links to targets outside the inputs too (dicompose.walk)
+    prune: bool = False  # delete stale outputs instead of moving them into --out/.stale/<run id>/
 
 
 @dataclass
@@ -75,6 +76,8 @@ class PipelineReport:
     ignored: list[str] = field(default_factory=list)  # links not followed and the like, one line each
     input_roots: list[str] = field(default_factory=list)  # the folders (or files' folders) given as inputs
     private: bool = False  # a step de-identifies: reports must not name the inputs (pipeline.privacy)
+    stale: list[str] = field(default_factory=list)  # outputs of earlier runs no longer produced, moved aside
+    stale_to: str | None = None  # where they went (None: pruned, or none)
 
     @property
     def ok(self) -> bool:

@@ -22,8 +22,41 @@ from dicompose.fileio import atomic_write, fsync_directory, output_mode
 from dicompose.pipeline.graph import PipelineGraph
 from dicompose.pipeline.tasks import Task
 from dicompose.records.audit import AuditLog, Item
+from dicompose.records.hashing import canonical_hash, sha256_file
 from dicompose.records.index import FileStat, Index, Memo
 from dicompose.records.workspace import Workspace
+
+
+def publication_scope(out_dir: Path, target: str, inputs: dict[str, Path]) -> str:
+    """What makes two runs' publications the same set: one ``--out``, one pipeline file (or tool), the same
+    input folders. Another batch into the same ``--out`` is another scope, and never swept by this one."""
+    return canonical_hash(
+        {
+            "out": str(out_dir.resolve()),
+            "target": target,
+            "inputs": {name: str(path.resolve()) for name, path in sorted(inputs.items())},
+        }
+    )
+
+
+def _unchanged(path: str, sha256: str, size: int | None, mtime_ns: int | None) -> bool:
+    """Whether ``path`` still holds what was published there (same size and mtime, else the same bytes)."""
+    stat = FileStat.maybe(path)
+    if stat is None or not Path(path).is_file():
+        return False
+    if (stat.size, stat.mtime_ns) == (size, mtime_ns):
+        return True
+    return sha256_file(Path(path)) == sha256
+
+
+def _remove_empty_parents(folder: Path, top: Path) -> None:
+    """Remove ``folder`` and its parents below ``top`` while they are empty (a stale series folder)."""
+    while folder != top and top in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def _identifiers(path: Path) -> dict[str, str | None]:
@@ -54,6 +87,7 @@ class Publisher:
         self.exported = 0  # files published (audit entries written) by this run
         self.claimed: dict[str, tuple[str, str]] = {}  # target → (task label, sha256) published there
         self.conflicts: list[str] = []
+        self.digests: dict[str, str] = {}  # target → sha256 of what this run published (or found) there
 
     def publish_task(self, task: Task) -> list[Item]:
         """Publish the outputs of one finished task that the pipeline names as its outputs; the audit entries
@@ -97,10 +131,41 @@ class Publisher:
                     obj = {**ids, "path": target, "sha256": output["sha256"]}
                     exported.append(("export", obj, None, None, self.run_id, "ok"))
                 self.published.append(target)
+                self.digests[target] = output["sha256"]
         for folder in folders:
             fsync_directory(Path(folder))
         self.exported += len(exported)
         return exported
+
+    def reconcile(self, scope: str, *, sweep: bool, prune: bool = False) -> list[str]:
+        """Remember what this run published in ``scope`` (one ``--out``, one pipeline or tool, the same inputs).
+
+        With ``sweep`` (the run finished ok), what an earlier run of the same scope published and this one no
+        longer produces -- the outputs of an input deleted since -- is moved into ``--out/.stale/<run id>/`` (or
+        deleted with ``prune``) and the stale paths are returned. Only files still exactly as published are
+        touched: never a file we did not publish, one changed since, or one published by another scope (a
+        second batch into the same ``--out`` keeps the first's outputs).
+        """
+        known = self.index.published(scope)
+        fresh: list[tuple[str, str, int | None, int | None]] = []
+        for target, sha256 in self.digests.items():
+            row = known.get(target)
+            if row is None or row[0] != sha256:
+                stat = FileStat.maybe(target)
+                fresh.append((target, sha256, stat.size if stat else None, stat.mtime_ns if stat else None))
+        gone = [path for path in known if path not in self.digests] if sweep else []
+        stale = [path for path in gone if _unchanged(path, *known[path])]
+        aside = self.out_dir / ".stale" / self.run_id
+        for path in stale:
+            if prune:
+                Path(path).unlink()
+            else:
+                destination = aside / os.path.relpath(path, self.out_dir)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                Path(path).replace(destination)
+            _remove_empty_parents(Path(path).parent, self.out_dir)
+        self.index.record_published(scope, fresh, gone)
+        return stale
 
     def _publish(self, source_name: str, target_name: str, sha256: str, inode: list[int] | None = None) -> bool:
         """Make ``target`` the output; False if it already was (``inode``: the source's, as recorded)."""

@@ -24,6 +24,7 @@ from dicompose.pipeline.graph import PipelineGraph, build_graph
 from dicompose.pipeline.images import resolve_step_image
 from dicompose.pipeline.inputs import Group, group_input
 from dicompose.pipeline.model import FINISHED, Events, LaunchInfo, NoEvents, PipelineReport, PipelineRequest
+from dicompose.pipeline.publish import publication_scope
 from dicompose.pipeline.snapshot import graph_from_snapshot, recorded_images, snapshot
 from dicompose.records.index import Index
 from dicompose.records.workspace import Workspace, locked, open_workspace
@@ -172,6 +173,11 @@ def _run_locked(
                 f"{run.storage_problem}; stopped after {done} tasks, finished work is kept: "
                 f"free space and run the same command (run {report.run_id})",
             )
+        target = str(request.pipeline.resolve()) if request.kind == "pipeline" else f"tool:{request.pipeline}"
+        scope = publication_scope(request.out_dir, target, request.inputs)
+        report.stale = run.publisher.reconcile(scope, sweep=report.ok, prune=request.prune)
+        if report.stale and not request.prune:
+            report.stale_to = str(request.out_dir.absolute() / ".stale" / report.run_id)
         status = "ok" if report.ok else "failed"
     except (KeyboardInterrupt, SystemExit) as exc:
         scheduler.cancel_all()

@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS launches (
     message TEXT
 );
 CREATE INDEX IF NOT EXISTS launches_run ON launches (run_id, step);
+CREATE TABLE IF NOT EXISTS published (
+    scope TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER, mtime_ns INTEGER,
+    PRIMARY KEY (scope, path)
+);
 CREATE TABLE IF NOT EXISTS file_memo2 (
     path TEXT PRIMARY KEY, device INTEGER NOT NULL, inode INTEGER NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, series TEXT, instance TEXT
@@ -155,6 +159,22 @@ class Index:
         rows = [(s.path, s.device, s.inode, s.size, s.mtime_ns, m.sha256, m.series, m.instance) for s, m in entries]
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO file_memo2 VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    # --- what runs published where ---------------------------------------------------------------------
+    def published(self, scope: str) -> dict[str, tuple[str, int | None, int | None]]:
+        """path → (sha256, size, mtime_ns) of every file published in ``scope`` (one --out, target, inputs)."""
+        rows = self.db.execute("SELECT path, sha256, size, mtime_ns FROM published WHERE scope = ?", (scope,))
+        return {path: (sha, size, mtime) for path, sha, size, mtime in rows}
+
+    def record_published(
+        self, scope: str, rows: Iterable[tuple[str, str, int | None, int | None]], gone: Iterable[str] = ()
+    ) -> None:
+        """Remember (path, sha256, size, mtime_ns) as published in ``scope``; forget the ``gone`` paths."""
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO published VALUES (?, ?, ?, ?, ?)", [(scope, *row) for row in rows]
+            )
+            self.db.executemany("DELETE FROM published WHERE scope = ? AND path = ?", [(scope, p) for p in gone])
 
     # --- runs and attempts -----------------------------------------------------------------------------
     def start_run(
