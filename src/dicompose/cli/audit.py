@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,7 +12,7 @@ from rich.table import Table
 
 from dicompose.cli.console import fail, stdout
 from dicompose.errors import EXIT_FAILED, UsageError
-from dicompose.records.audit import ACTIONS, load_keys, read_entries, verify
+from dicompose.records.audit import ACTIONS, home_anchors, load_keys, read_entries, verify
 
 app = typer.Typer(help="The audit log of patient-data access (hash-chained, signed checkpoints).", no_args_is_help=True)
 WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace folder (default: ./.dicompose).")]
@@ -25,10 +25,28 @@ def _folder(workspace: Path) -> Path:
     return folder
 
 
+def _index_anchors(workspace: Path) -> list[dict[str, Any]]:
+    """The checkpoints the workspace index keeps of its audit log (none where there is no index)."""
+    if not (workspace / "index.sqlite").is_file():
+        return []
+    from dicompose.records.index import Index
+
+    index = Index(workspace / "index.sqlite")
+    try:
+        return index.anchors()
+    finally:
+        index.close()
+
+
 @app.command("verify")
 def verify_command(workspace: WorkspaceOption = Path(".dicompose")) -> None:
-    """Check every entry's hash chain and every signed checkpoint; name the first bad entry."""
-    verdict = verify(_folder(workspace))
+    """Check every entry's hash chain, every signed checkpoint, and the checkpoints kept outside the log
+    (workspace index, $DICOMPOSE_HOME): an edited, truncated, rolled back or deleted log is named."""
+    folder = workspace / "audit"
+    anchors = _index_anchors(workspace)
+    if not (folder / "audit.jsonl").is_file() and not anchors and not home_anchors(folder):
+        fail(UsageError(f"{workspace}: no audit log here (use --workspace DIR)"))
+    verdict = verify(folder, anchors)
     if verdict.ok:
         stdout.print(f"audit log intact: {verdict.entries} entries, {verdict.checkpoints} signed checkpoints")
         return

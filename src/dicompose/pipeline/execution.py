@@ -213,7 +213,6 @@ class Execution:
                 node.spec.resources.memory_bytes(), node.spec.resources.cpus, node.spec.timeout_seconds()
             ),
             delay_s=delay,
-            reads_inputs=node.source.kind == "input",  # an upstream step's outputs were audited when written
         )
 
     def plan_only(self) -> None:
@@ -359,9 +358,9 @@ class Execution:
         image = self.images[node.name][0]
         tool, digest, run = node.descriptor.name, image.digest if image else None, self.report.run_id
         items: list[Item] = []
-        if node.source.kind == "input":
-            for name, item, ids in zip(task.files, task.inputs, result.input_ids, strict=True):
-                items.append(("read", {**ids, "path": name, "sha256": item["sha256"]}, tool, digest, run, "ok"))
+        # every read of patient data, the pipeline's inputs and an upstream step's (derived) outputs alike
+        for name, item, ids in zip(task.files, task.inputs, result.input_ids, strict=True):
+            items.append(("read", {**ids, "path": name, "sha256": item["sha256"]}, tool, digest, run, "ok"))
         step = {"task": task.key, "step": node.name, "group": task.label}
         items.append(("execute", step, tool, digest, run, result.status))
         folder = self.workspace.task_dir(task.key) / "out"

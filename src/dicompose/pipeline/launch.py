@@ -58,7 +58,6 @@ class LaunchRequest:
     permissions: Permissions = field(default_factory=Permissions)
     resources: Resources = field(default_factory=Resources)  # timeout_s: per task
     delay_s: float = 0.0  # retry backoff, slept by the worker
-    reads_inputs: bool = True  # the step reads the pipeline's inputs: their reads are audited (identifiers)
 
     @property
     def packed(self) -> bool:
@@ -334,7 +333,7 @@ def _finish_task(
         paths.to_host(stopped),
         paths.to_host(tail),
         str(folder),
-        input_ids=tuple(identifiers(Path(f)) for f in task.files) if request.reads_inputs else (),
+        input_ids=tuple(identifiers(Path(f)) for f in task.files),
         output_ids=tuple(identifiers(out / o["name"]) for o in outputs),
     )
 

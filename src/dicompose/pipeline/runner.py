@@ -203,7 +203,9 @@ def _run_locked(
         try:
             index.end_run(report.run_id, status)
             if run.audited():  # a no-op rerun adds no entry, so it signs nothing new either
-                run.audit.checkpoint()
+                checkpoint = run.audit.checkpoint()
+                if checkpoint is not None:  # kept in the index too: deleting the audit folder is detected
+                    index.add_anchor(checkpoint, run.audit.id)
         except (sqlite3.Error, OSError):
             if status == "ok":  # else the error that ended the run is the one to report
                 raise

@@ -105,8 +105,20 @@ def actor() -> dict[str, Any]:
     return {"user": user, "uid": os.getuid(), "host": socket.gethostname()}
 
 
+ANCHORS_NAME = "audit-anchors.jsonl"  # in $DICOMPOSE_HOME: every checkpoint of every log, outside the logs
+
+
+def log_id(folder: Path) -> str | None:
+    """The random identity of the log in ``folder`` (None if there is none): a log deleted and started again
+    at the same place is another log, and its anchors tell the two apart."""
+    try:
+        return (folder / "log-id").read_text().strip() or None
+    except OSError:
+        return None
+
+
 class AuditLog:
-    def __init__(self, folder: Path, keys: Keys) -> None:
+    def __init__(self, folder: Path, keys: Keys, anchors: Path | None = None) -> None:
         self.folder = folder
         self.keys = keys
         folder.mkdir(parents=True, exist_ok=True)
@@ -115,6 +127,11 @@ class AuditLog:
         self.public_key = folder / "signing-key.pub"
         if not self.public_key.exists():
             self.public_key.write_bytes(_public_pem(keys.signing_key_pem))
+        if log_id(folder) is None:
+            with contextlib.suppress(FileExistsError):
+                _write_private(folder / "log-id", secrets.token_hex(16).encode())
+        self.id = log_id(folder) or ""
+        self.anchors = anchors if anchors is not None else data_home() / ANCHORS_NAME
         self._actor = actor()
 
     @contextlib.contextmanager
@@ -205,7 +222,19 @@ class AuditLog:
                 fh.write(_canonical(record) + b"\n")
                 fh.flush()
                 os.fsync(fh.fileno())
+            self._anchor(record)
         return record
+
+    def _anchor(self, record: Mapping[str, Any]) -> None:
+        """Copy the checkpoint outside the log (``$DICOMPOSE_HOME``): deleting or rolling back the log's folder
+        cannot remove it, so :func:`verify` notices."""
+        anchor = {"log": str(self.folder.resolve()), "id": self.id, **{k: record[k] for k in ("seq", "hash", "time")}}
+        self.anchors.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.anchors, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as fh:
+            fh.write(_canonical(anchor) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def _public_pem(private_pem: bytes) -> bytes:
@@ -224,8 +253,46 @@ class Verdict:
     problem: str = ""
 
 
-def verify(folder: Path) -> Verdict:
-    """Check the chain and every checkpoint signature; name the first bad entry (line and seq)."""
+def home_anchors(folder: Path, anchors: Path | None = None) -> list[dict[str, Any]]:
+    """The anchors ``$DICOMPOSE_HOME`` keeps for the log at ``folder`` (every log ever kept there)."""
+    path = anchors if anchors is not None else data_home() / ANCHORS_NAME
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return []
+    where = str(folder.resolve())
+    found = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            anchor = json.loads(line)
+            if isinstance(anchor, dict) and anchor.get("log") == where:
+                found.append(anchor)
+    return found
+
+
+def check_anchors(folder: Path, hashes: list[str], anchors: list[dict[str, Any]]) -> str:
+    """What the anchors kept outside the log say about it: "" if they agree, else one line."""
+    current = log_id(folder)
+    for anchor in sorted(anchors, key=lambda a: (str(a.get("time", "")), int(a.get("seq", 0)))):
+        seq, when, source = int(anchor["seq"]), anchor.get("time", "?"), anchor.get("source", "$DICOMPOSE_HOME")
+        if not hashes and current is None:
+            return f"the audit log is missing: {source} holds a checkpoint of it ({seq} entries, {when})"
+        if anchor.get("id") and current is not None and anchor["id"] != current:
+            return (
+                f"the audit log was deleted and started again: the log anchored in {source} at {when} "
+                f"({seq} entries) is gone"
+            )
+        if seq > len(hashes):
+            return f"log truncated or rolled back: {source} anchored {seq} entries at {when}, only {len(hashes)} remain"
+        if hashes[seq - 1] != anchor["hash"]:
+            return f"line {seq} (seq {seq}): does not match the checkpoint anchored in {source} at {when}"
+    return ""
+
+
+def verify(folder: Path, anchors: list[dict[str, Any]] | None = None) -> Verdict:
+    """Check the chain, every checkpoint signature, and the anchors kept outside the log (``anchors``:
+    those of the workspace index, each with a ``source``; ``$DICOMPOSE_HOME``'s are read here); name the first
+    problem (line and seq)."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -279,6 +346,9 @@ def verify(folder: Path) -> Verdict:
                 return Verdict(
                     False, len(lines), len(records), f"line {seq} (seq {seq}): does not match signed checkpoint {index}"
                 )
+    outside = [*(anchors or []), *home_anchors(folder)]
+    if problem := check_anchors(folder, hashes, outside):
+        return Verdict(False, len(lines), len(records), problem)
     return Verdict(True, len(lines), len(records))
 
 

@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS launches (
     message TEXT
 );
 CREATE INDEX IF NOT EXISTS launches_run ON launches (run_id, step);
+CREATE TABLE IF NOT EXISTS audit_anchors (
+    seq INTEGER NOT NULL, hash TEXT NOT NULL, time TEXT NOT NULL, log_id TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS published (
     scope TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER, mtime_ns INTEGER,
     PRIMARY KEY (scope, path)
@@ -159,6 +162,21 @@ class Index:
         rows = [(s.path, s.device, s.inode, s.size, s.mtime_ns, m.sha256, m.series, m.instance) for s, m in entries]
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO file_memo2 VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    # --- the audit log's checkpoints, kept outside it ----------------------------------------------------
+    def add_anchor(self, checkpoint: dict[str, Any], log_id: str) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO audit_anchors VALUES (?, ?, ?, ?)",
+                (checkpoint["seq"], checkpoint["hash"], checkpoint["time"], log_id),
+            )
+
+    def anchors(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT seq, hash, time, log_id FROM audit_anchors ORDER BY rowid")
+        return [
+            {"seq": seq, "hash": h, "time": t, "id": log_id, "source": "the workspace index"}
+            for seq, h, t, log_id in rows
+        ]
 
     # --- what runs published where ---------------------------------------------------------------------
     def published(self, scope: str) -> dict[str, tuple[str, int | None, int | None]]:
