@@ -176,7 +176,7 @@ def test_demo_runs_the_two_step_pipeline_and_reruns_from_cache(tmp_path: Path):
     assert again.returncode == 0 and "0 launches" in again.stdout
     # the run's own audit log has the steps' reads and writes; the steps did not log again on the machine
     workspace_log = (tmp_path / "demo" / ".dicompose" / "audit" / "audit.jsonl").read_text()
-    assert workspace_log.count('"action":"read"') == 5 and workspace_log.count('"action":"write"') == 10
+    assert workspace_log.count('"action":"read"') == 10 and workspace_log.count('"action":"write"') == 10
     assert not (tmp_path / "home" / "audit" / "audit.jsonl").exists()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -21,7 +22,7 @@ import pydicom
 import pytest
 
 from dicompose.errors import UsageError
-from dicompose.images.pins import pinned
+from dicompose.images.pins import pinned, pins_file
 from dicompose.pipeline.runner import PipelineReport, PipelineRequest, run_pipeline
 from dicompose.pipeline.tool_graph import tool_graph
 from dicompose.tools.descriptor import load_descriptor
@@ -441,18 +442,20 @@ def test_rerun_refuses_a_vanished_image_digest(client: Any, image_id: str):
     assert all(pinned for _image, pinned in recorded_images(graph, present, DockerEngine(client), False).values())
 
 
-def test_deidentify_in_a_container_matches_the_local_engine(tmp_path: Path, scans: Path, client: Any):
-    """A File parameter other than the batch input (the key) is mounted read-only; outputs are identical."""
-    from dicompose.images.pins import pinned
-
+def _deidentify_image() -> None:
     descriptor = load_descriptor("deidentify")
-    record = pinned(descriptor.name, descriptor.digest)
-    if record is None:
+    if pinned(descriptor.name, descriptor.digest) is None:
         proc = subprocess.run([str(BIN / "dicompose"), "build", "deidentify", "--json"], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_deidentify_in_a_container_matches_the_local_engine(tmp_path: Path, scans: Path, client: Any):
+    """A File parameter other than the batch input (the key) is mounted read-only; outputs are identical. The
+    key stays 0600 and root's: the container (nobody, when the caller is root) reads a staged 0400 copy."""
+    _deidentify_image()
     key = tmp_path / "site.key"
     key.write_bytes(b"s" * 32)
-    key.chmod(0o644)  # the container runs as the caller, or as nobody when the caller is root
+    key.chmod(0o600)
     results = {}
     for engine in ("docker", "local"):
         report = run_tool("deidentify", scans, tmp_path / engine, {"key_file": str(key)}, engine=engine)
@@ -461,6 +464,49 @@ def test_deidentify_in_a_container_matches_the_local_engine(tmp_path: Path, scan
     assert len(results["docker"]) == 2 and results["docker"] == results["local"]
     for data in results["docker"].values():
         assert b"PHANTOM^SYNTHETIC" not in data and b"SYNTH-0001" not in data
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600  # never loosened
+    assert not list(tmp_path.rglob("staged/*/*"))  # the copies are gone with their launch
+
+
+def test_a_key_is_a_pipeline_input_and_the_site_key_is_the_default(tmp_path: Path, scans: Path, client: Any):
+    """Issue 9.14: a key given as a pipeline input of kind file (--in key=PATH), or none (the site key, as the
+    host tool uses it), de-identifies in a container exactly as `dicompose deidentify` on the host does; a
+    different key is a different computation (not a cache hit)."""
+    _deidentify_image()
+    home = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir()
+    shutil.copy(pins_file(), tmp_path / "home" / "images.json")  # this home runs the images built and pinned here
+    key = tmp_path / "site.key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o600)
+    pipeline = tmp_path / "share.yaml"
+    pipeline.write_text(
+        "version: 1\nname: share\ninputs: {scans: dicom, key: file}\n"
+        "steps:\n  deid:\n    tool: deidentify\n    with: {input: inputs.scans, key_file: inputs.key}\n"
+        "outputs: {shareable: steps.deid.output}\n"
+    )
+    default = tmp_path / "default.yaml"
+    default.write_text(pipeline.read_text().replace(", key: file", "").replace(", key_file: inputs.key", ""))
+
+    def dicompose(*argv: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(BIN / "dicompose"), *argv], capture_output=True, text=True, env=home)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    def files(folder: Path) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in folder.rglob("deid-*.dcm")}
+
+    ws = ["--workspace", str(tmp_path / "ws"), "--engine", "docker"]
+    dicompose("run", str(pipeline), "--in", f"scans={scans}", "--in", f"key={key}", "--out", str(tmp_path / "a"), *ws)
+    dicompose("deidentify", str(scans), "--out", str(tmp_path / "host-a"), "--key-file", str(key))
+    assert len(files(tmp_path / "a")) == 2 and files(tmp_path / "a") == files(tmp_path / "host-a")
+    dicompose("run", str(default), "--in", str(scans), "--out", str(tmp_path / "b"), *ws)
+    dicompose("deidentify", str(scans), "--out", str(tmp_path / "host-b"))  # the site key of this home
+    assert files(tmp_path / "b") == files(tmp_path / "host-b") and files(tmp_path / "b") != files(tmp_path / "a")
+    key.write_bytes(b"j" * 32)  # same path, another key: computed anew, other pseudonyms
+    argv = ["run", str(pipeline), "--in", f"scans={scans}", "--in", f"key={key}", "--out", str(tmp_path / "c")]
+    assert "0 launches" not in dicompose(*argv, *ws).stdout
+    assert files(tmp_path / "c") != files(tmp_path / "a")
 
 
 def test_the_socket_client_agrees_with_the_sdk(client: Any, image_id: str):

@@ -320,7 +320,7 @@ def test_runs_are_audited_and_comparable_from_the_cli(tmp_path: Path):
         ).stdout
     )
     actions = [e["action"] for e in shown]
-    assert actions.count("read") == 2 and actions.count("execute") == 2 and actions.count("export") == 4
+    assert actions.count("read") == 4 and actions.count("execute") == 2 and actions.count("export") == 4
     assert "PHANTOM" not in json.dumps(shown) and "SYNTH-0001" not in json.dumps(shown)
     by_patient = json.loads(
         subprocess.run(

@@ -19,7 +19,7 @@ def index(tmp_path: Path) -> Index:
 def test_a_series_is_never_split_however_large(tmp_path: Path):
     """A series split into chunks would get one min/max per chunk under scope=series: wrong values."""
     synthetic.write_ct_series(tmp_path / "scans" / "big", "big", 12, 8, 8)
-    groups, skipped, _, _ = group_input(tmp_path / "scans", index(tmp_path), chunk=5)
+    groups, skipped = (listing := group_input(tmp_path / "scans", index(tmp_path), chunk=5)).groups, listing.skipped
     assert [len(g.files) for g in groups] == [12] and skipped == []
 
 
@@ -30,7 +30,7 @@ def test_files_without_a_series_are_chunked(tmp_path: Path):
         del ds.SeriesInstanceUID
         ds.save_as(folder / f"loose{number}.dcm")
         path.unlink()
-    groups, _, _, _ = group_input(folder, index(tmp_path), chunk=3)
+    groups = group_input(folder, index(tmp_path), chunk=3).groups
     assert [len(g.files) for g in groups] == [3, 3, 1]
     assert [g.label for g in groups] == [".#noseries/1", ".#noseries/2", ".#noseries/3"]
 
@@ -44,7 +44,7 @@ def test_labels_are_unique_and_do_not_show_the_uid(tmp_path: Path):
         ds.SeriesInstanceUID = uid
         ds.save_as(folder / f"file{number}.dcm")
         path.unlink()
-    groups, _, _, _ = group_input(folder, index(tmp_path))
+    groups = group_input(folder, index(tmp_path)).groups
     labels = [g.label for g in groups]
     assert len(set(labels)) == 2 and not any("444455556666" in label for label in labels)
 
@@ -54,11 +54,11 @@ def test_a_rerun_reads_no_file_it_has_seen(tmp_path: Path, monkeypatch):
     synthetic.write_ct_series(folder, "seen", 3, 8, 8)
     (folder / "notes.txt").write_text("not DICOM")
     memo = index(tmp_path)
-    groups, skipped, _, _ = group_input(folder, memo)
+    groups, skipped = (listing := group_input(folder, memo)).groups, listing.skipped
     assert [len(g.files) for g in groups] == [3] and [p.name for p in skipped] == ["notes.txt"]
     examined: list[Path] = []
     original = inputs._examine
     monkeypatch.setattr(inputs, "_examine", lambda path: examined.append(path) or original(path))
-    again, skipped_again, _, _ = group_input(folder, memo)
+    again, skipped_again = (listing := group_input(folder, memo)).groups, listing.skipped
     assert examined == [] and [p.name for p in skipped_again] == ["notes.txt"]
     assert [[f.sha256 for f in g.files] for g in again] == [[f.sha256 for f in g.files] for g in groups]

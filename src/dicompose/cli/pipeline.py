@@ -49,7 +49,17 @@ def check(pipeline: Path) -> None:
     except DicomposeError as exc:
         fail(exc)
     order = " → ".join(node.name for node in graph.steps)
-    stdout.print(f"{pipeline}: valid ({len(graph.steps)} steps: {order}; inputs: {', '.join(graph.spec.inputs)})")
+    inputs = ", ".join(f"{name} ({kind})" for name, kind in graph.spec.inputs.items())
+    stdout.print(f"{pipeline}: valid ({len(graph.steps)} steps: {order}; inputs: {inputs})")
+    for node in graph.steps:  # what each step's files come from, where the run supplies them
+        for input_id, name in node.file_refs.items():
+            stdout.print(f"  {node.name}: {input_id} ← --in {name}=PATH (one file, mounted read-only)")
+        key_input = node.descriptor.custom.get("site-key")
+        if isinstance(key_input, str) and key_input not in node.params and key_input not in node.file_refs:
+            stdout.print(
+                f"  {node.name}: {key_input} not given: the site key ($DICOMPOSE_HOME/deid-keys/deid.key, created if "
+                "missing) is used, as by the host tool"
+            )
 
 
 def execute_request(request: PipelineRequest, graph: PipelineGraph, out: Path, *, as_json: bool, tool: bool) -> None:

@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ class StepNode:
     batch_input: str  # the File input fed by ``source``
     source: Source
     params: dict[str, Any]  # literal values for the other inputs
+    #: File inputs fed by a pipeline input of kind ``file`` (a key, a table): input id → pipeline input name;
+    #: the path given with ``--in NAME=PATH`` becomes the value when the run starts (:func:`bind_files`).
+    file_refs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,27 @@ class PipelineGraph:
                 return False
             node = self.step(node.source.name)
         return True
+
+
+def bind_files(graph: PipelineGraph, inputs: Mapping[str, Path], site_key: Callable[[], Path]) -> PipelineGraph:
+    """The graph with every File input that takes a file given at run time bound to its path: a pipeline input
+    of kind ``file`` (``--in key=PATH``), or for a tool that declares ``custom.dicompose.site-key``, the site's
+    key when none is given (so a container uses the same key, and gives the same pseudonyms, as the host tool)."""
+    nodes = []
+    for node in graph.steps:
+        params = dict(node.params)
+        for input_id, name in node.file_refs.items():
+            path = inputs.get(name)
+            if path is None:
+                raise UsageError(f"pipeline input {name!r} (a file) is not given: add --in {name}=PATH")
+            if not path.is_file():
+                raise UsageError(f"--in {name}={path}: not a file (a pipeline input of kind file is one file)")
+            params[input_id] = str(path.absolute())
+        key_input = node.descriptor.custom.get("site-key")
+        if isinstance(key_input, str) and key_input not in params:
+            params[key_input] = str(site_key())
+        nodes.append(replace(node, params=params, file_refs={}))
+    return replace(graph, steps=tuple(nodes))
 
 
 def _line(document: dict[str, Any], *keys: str) -> str:
@@ -103,6 +128,7 @@ def build_graph(path: Path) -> PipelineGraph:
         source: Source | None = None
         batch_input = ""
         params: dict[str, Any] = {}
+        file_refs: dict[str, str] = {}
         for key, value in step.with_.items():
             field = f"steps.{name}.with.{key}"
             if key not in known:
@@ -113,8 +139,17 @@ def build_graph(path: Path) -> PipelineGraph:
             reference = parse_reference(value)
             if reference is None:
                 if key in file_inputs:
-                    problems.append(f"{where}{field}: a File input takes a reference (inputs.X or steps.S.output)")
+                    problems.append(
+                        f"{where}{field}: a File input takes a reference (inputs.X or steps.S.output); give a key "
+                        "or table as a pipeline input of kind file (inputs: {NAME: file}, --in NAME=PATH)"
+                    )
                 params[key] = value
+                continue
+            if reference[0] == "input" and spec.inputs.get(reference[1]) == "file":
+                if key not in file_inputs:
+                    problems.append(f"{where}{field}: {value} is a file, but {key!r} is not a File input")
+                else:
+                    file_refs[key] = reference[1]
                 continue
             if key not in file_inputs:
                 problems.append(
@@ -149,11 +184,12 @@ def build_graph(path: Path) -> PipelineGraph:
             )
             continue
         try:
-            build_invocation(descriptor, {**params, batch_input: ["/placeholder"]})
+            placeholders = {ref: "/placeholder" for ref in file_refs}
+            build_invocation(descriptor, {**params, **placeholders, batch_input: ["/placeholder"]})
         except UsageError as exc:
             problems.append(f"{where}steps.{name}.with: {exc}")
             continue
-        nodes[name] = StepNode(name, step, descriptor, batch_input, source, params)
+        nodes[name] = StepNode(name, step, descriptor, batch_input, source, params, file_refs)
         dependencies.setdefault(name, set())
     order: list[str] = []
     try:

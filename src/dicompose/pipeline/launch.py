@@ -13,7 +13,9 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,15 +104,19 @@ class _Paths:
     parameter (a key, a table) is mounted as that one file, so its folder's other contents stay invisible.
     """
 
-    def __init__(self, files: list[str], extra: list[str], isolates: bool) -> None:
+    def __init__(
+        self, files: list[str], extra: list[str], isolates: bool, staged: Mapping[str, str] | None = None
+    ) -> None:
         self.isolates = isolates
         folders = sorted({str(Path(f).parent) for f in files})
         folder_mounts = [Mount(Path(folder), f"{INPUT_ROOT}/{i}") for i, folder in enumerate(folders)]
         singles = sorted(set(extra))
-        file_mounts = [Mount(Path(f), f"{INPUT_ROOT}/p{i}/{Path(f).name}") for i, f in enumerate(singles)]
+        targets = {f: f"{INPUT_ROOT}/p{i}/{Path(f).name}" for i, f in enumerate(singles)}
+        staged = staged or {}  # a private file is mounted from a copy the container user may read
+        file_mounts = [Mount(Path(staged.get(f, f)), target) for f, target in targets.items()]
         self.mounts = (*folder_mounts, *file_mounts)
         self._folders = {m.source.as_posix(): m.target for m in folder_mounts}
-        self._files = {m.source.as_posix(): m.target for m in file_mounts}
+        self._files = {Path(f).as_posix(): target for f, target in targets.items()}
 
     def __call__(self, path: Path) -> str:
         if not self.isolates:
@@ -128,14 +134,19 @@ class _Paths:
 
 
 def launch_spec(
-    request: LaunchRequest, workspace: Workspace, isolates: bool, *, write_manifest: bool = True
+    request: LaunchRequest,
+    workspace: Workspace,
+    isolates: bool,
+    *,
+    write_manifest: bool = True,
+    staged: Mapping[str, str] | None = None,
 ) -> tuple[TaskSpec, _Paths]:
     """The engine-neutral description of this launch (pure but for the manifest file it writes)."""
     descriptor, tasks = request.descriptor, request.tasks
     all_files = [f for t in tasks for f in t.files]
     invocation = build_invocation(descriptor, {**request.params, request.batch_input: all_files[:1] or ["-"]})
     extra = file_parameters(descriptor, invocation.values, exclude=request.batch_input)
-    paths = _Paths(all_files, extra, isolates)
+    paths = _Paths(all_files, extra, isolates, staged)
     labels = {
         f"{LABEL_PREFIX}.run": request.run_id,
         f"{LABEL_PREFIX}.task": request.launch_id,
@@ -184,8 +195,10 @@ def execute_launch(request: LaunchRequest) -> LaunchResult:
     if request.packed:
         workspace.fresh_launch_dir(request.launch_id)
     started = time.time()
-    spec, paths = launch_spec(request, workspace, engine.isolates)
     hand_over = engine.isolates and os.getuid() == 0  # containers never run as root: lend them the out folders
+    staging = workspace.root / "staged" / request.launch_id
+    staged = _stage_files(request, staging) if hand_over else {}
+    spec, paths = launch_spec(request, workspace, engine.isolates, staged=staged)
     if hand_over:
         for folder in folders:
             os.chown(folder / "out", *container_user())
@@ -198,6 +211,7 @@ def execute_launch(request: LaunchRequest) -> LaunchResult:
         if hand_over:
             for folder in folders:
                 _take_back(folder / "out")
+        shutil.rmtree(staging, ignore_errors=True)
     log_folder = spec.workdir if request.packed else folders[0]
     if result is not None:
         (log_folder / "stdout").write_bytes(result.stdout)
@@ -231,6 +245,26 @@ def recover_task(request: LaunchRequest, workspace: Workspace, isolates: bool) -
     paths = _Paths(list(task.files), [], isolates)
     result = _finish_task(request, workspace, task, folder, folder, recovered, "", paths, time.time())
     return result if result.status != "failed" else None
+
+
+def _stage_files(request: LaunchRequest, folder: Path) -> dict[str, str]:
+    """Copies of the launch's File parameters (a key, a table) that the container user may read, 0400: the
+    container never runs as root, and loosening the host file (a 0600 key) is not ours to do. Removed when the
+    launch ends; the workspace they sit in is private (0700)."""
+    invocation = build_invocation(request.descriptor, {**request.params, request.batch_input: ["-"]})
+    staged: dict[str, str] = {}
+    for number, path in enumerate(
+        sorted(set(file_parameters(request.descriptor, invocation.values, request.batch_input)))
+    ):
+        if not Path(path).is_file():
+            continue  # the tool says what is missing
+        copy = folder / str(number) / Path(path).name
+        copy.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        shutil.copyfile(path, copy)
+        os.chown(copy, *container_user())
+        copy.chmod(0o400)
+        staged[path] = str(copy)
+    return staged
 
 
 def _take_back(out: Path) -> None:

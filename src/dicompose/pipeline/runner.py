@@ -20,7 +20,7 @@ from dicompose.engines.resolve import resolve_engine
 from dicompose.errors import RunInterruptedError, StorageError, UsageError, storage_error
 from dicompose.fileio import check_output_folder, check_writable_folder
 from dicompose.pipeline.execution import Execution
-from dicompose.pipeline.graph import PipelineGraph, build_graph
+from dicompose.pipeline.graph import PipelineGraph, bind_files, build_graph
 from dicompose.pipeline.images import resolve_step_image
 from dicompose.pipeline.inputs import Group, group_input
 from dicompose.pipeline.model import FINISHED, Events, LaunchInfo, NoEvents, PipelineReport, PipelineRequest
@@ -29,6 +29,7 @@ from dicompose.pipeline.snapshot import graph_from_snapshot, recorded_images, sn
 from dicompose.records.index import Index
 from dicompose.records.workspace import Workspace, locked, open_workspace
 from dicompose.schedulers.base import Scheduler
+from dicompose.tools.deidentify import site_key_path
 
 __all__ = ["FINISHED", "Events", "LaunchInfo", "NoEvents", "PipelineReport", "PipelineRequest", "run_pipeline"]
 
@@ -56,7 +57,7 @@ def load_graph(request: PipelineRequest) -> PipelineGraph:
 
 
 def run_pipeline(request: PipelineRequest, events: Events | None = None) -> PipelineReport:
-    graph = load_graph(request)
+    graph = bind_files(load_graph(request), request.inputs, site_key_path)
     missing = sorted(set(graph.spec.inputs) - set(request.inputs))
     extra = sorted(set(request.inputs) - set(graph.spec.inputs))
     if missing or extra:
@@ -97,10 +98,15 @@ def resolve_images(
     return {n.name: resolve_step_image(n.descriptor, engine, request.allow_unpinned) for n in graph.steps}
 
 
-def _groups(request: PipelineRequest, index: Index, report: PipelineReport) -> dict[str, list[Group]]:
+def _groups(
+    request: PipelineRequest, graph: PipelineGraph, index: Index, report: PipelineReport
+) -> dict[str, list[Group]]:
     groups: dict[str, list[Group]] = {}
+    files = {name for name, kind in graph.spec.inputs.items() if kind == "file"}
     for name, path in request.inputs.items():
-        roots = list(request.inputs.values())
+        if name in files:  # a key or table: bound to its steps' File inputs (bind_files), not grouped
+            continue
+        roots = [p for n, p in request.inputs.items() if n not in files]
         listing = group_input(path, index, chunk=request.chunk, roots=roots, follow_links=request.follow_links)
         groups[name] = listing.groups
         report.skipped.extend(listing.skipped)
@@ -127,7 +133,7 @@ def _plan(
     report = PipelineReport("dry-run", workspace.root, engine.name, why, request.scheduler, budget, images)
     report.private = graph.deidentifying
     run = Execution(request, graph, workspace, index, engine, None, report, NoEvents())  # type: ignore[arg-type]
-    run.start(_groups(request, index, report))
+    run.start(_groups(request, graph, index, report))
     run.plan_only()
     return report
 
@@ -164,7 +170,7 @@ def _run_locked(
     run = Execution(request, graph, workspace, index, engine, scheduler, report, events)
     status = "interrupted"
     try:
-        run.start(_groups(request, index, report))
+        run.start(_groups(request, graph, index, report))
         run.drain()
         if run.storage_problem:
             done = sum(1 for t in report.tasks if t.status in FINISHED)

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dicompose.errors import UsageError
 
-InputKind = Literal["dicom"]
+InputKind = Literal["dicom", "file"]  # dicom: files or folders of scans; file: one file (a key, a table)
 _REFERENCE = re.compile(r"^(inputs\.(?P<input>[A-Za-z_][\w-]*)|steps\.(?P<step>[A-Za-z_][\w-]*)\.(?P<output>[\w-]+))$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)

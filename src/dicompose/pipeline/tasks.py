@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from dicompose.pipeline.graph import StepNode
 from dicompose.pipeline.launch import TaskResult
-from dicompose.records.hashing import canonical_hash
+from dicompose.records.hashing import canonical_hash, sha256_file
 from dicompose.tools.invocation import build_invocation
 
 
@@ -30,6 +32,20 @@ class Task:
     engine_retries: int = 0
 
 
+@lru_cache(maxsize=256)
+def _file_sha256_at(path: str, _size: int, _mtime_ns: int) -> str:
+    return sha256_file(Path(path))
+
+
+def _file_sha256(path: str) -> str:
+    """sha256 of a File parameter (a key, a table), hashed once per content version, not once per task."""
+    try:
+        st = os.stat(path)  # noqa: PTH116
+    except OSError:
+        return "missing"  # the tool will say so; the task cannot be cached under a key it never read
+    return _file_sha256_at(str(Path(path).absolute()), st.st_size, st.st_mtime_ns)
+
+
 def key_of(node: StepNode, image: str, inputs: tuple[dict[str, str], ...]) -> str:
     """The cache key: what the task computes from, and nothing else.
 
@@ -40,6 +56,11 @@ def key_of(node: StepNode, image: str, inputs: tuple[dict[str, str], ...]) -> st
     """
     values = build_invocation(node.descriptor, {**node.params, node.batch_input: ["/"]}).values
     params = {k: v for k, v in values.items() if k != node.batch_input}
+    for spec in node.descriptor.inputs:  # a key or table counts by its content, like the batch's files
+        if spec["type"] == "File" and spec["id"] in params:
+            value = params[spec["id"]]
+            paths = value if isinstance(value, list) else [value]
+            params[spec["id"]] = [{"sha256": _file_sha256(str(p))} for p in paths]
     return canonical_hash(
         {
             "descriptor": node.descriptor.digest,

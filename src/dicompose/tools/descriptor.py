@@ -27,6 +27,7 @@ _CUSTOM_KEYS = {
     "batch-input": str,  # the list File input that `dicompose run --in` feeds
     "pack": dict,  # {"manifest-flag": "--manifest"}: takes many tasks per launch (tools/manifest.py)
     "deidentifies": bool,  # its outputs hold no identifier of its inputs, and are named without them
+    "site-key": str,  # the File input that takes the site's key ($DICOMPOSE_HOME) when none is given
 }
 
 
@@ -211,6 +212,9 @@ def _custom_problems(custom: object, input_ids: set[str]) -> Iterator[Problem]:
     batch = custom.get("batch-input")
     if isinstance(batch, str) and batch not in input_ids:
         yield Problem("$.custom.dicompose.batch-input", f"{batch!r} is not an input id")
+    site_key = custom.get("site-key")
+    if isinstance(site_key, str) and site_key not in input_ids:
+        yield Problem("$.custom.dicompose.site-key", f"{site_key!r} is not an input id")
     pack = custom.get("pack")
     if isinstance(pack, dict) and not (isinstance(pack.get("manifest-flag"), str) and pack["manifest-flag"]):
         yield Problem("$.custom.dicompose.pack.manifest-flag", "must name the tool's manifest option, e.g. --manifest")
