@@ -571,3 +571,32 @@ def test_outputs_of_deleted_inputs_are_moved_aside_and_nothing_else_is_touched(t
         "slice_0000-normalized.dcm",
         "slice_0001-normalized.dcm",
     ]
+
+
+@pytest.mark.parametrize(
+    ("tool", "params", "needle"),
+    [
+        ("normalize", ["min=100", "max=0"], "must not be greater than MAX"),
+        ("normalize", ["min=-1e308", "max=1e308"], "too large to compute with"),
+        ("normalize", ["max=nan"], "not a finite number"),
+        ("threshold", ["level=10", "upper=1"], "must not be below --level"),
+    ],
+)
+def test_parameter_relations_are_refused_before_anything_runs(
+    tmp_path: Path, tool: str, params: list[str], needle: str
+):
+    """Issue 9.10: what a tool would refuse is a usage error when the run is planned (exit 2, one line, no
+    launch), in tool runs and in pipelines (dicompose check) alike."""
+    synthetic.write_ct_series(tmp_path / "scans", "params", 1, 16, 16)
+    pairs = [x for p in params for x in ("-p", p)]
+    argv = ["dicompose", "run", tool, "--in", str(tmp_path / "scans"), "--out", str(tmp_path / "out")]
+    proc = run(*argv, *pairs, "--engine", "local", "--workspace", str(tmp_path / "ws"))
+    assert_one_line_error(proc, 2, needle)
+    assert not (tmp_path / "ws" / "launches").exists() or not list((tmp_path / "ws" / "launches").iterdir())
+    pipeline = tmp_path / "p.yaml"
+    values = ", ".join(p.replace("=", ": ") for p in params)
+    pipeline.write_text(
+        f"version: 1\nname: p\ninputs: {{scans: dicom}}\nsteps:\n  s:\n    tool: {tool}\n"
+        f"    with: {{input: inputs.scans, {values}}}\noutputs: {{o: steps.s.output}}\n"
+    )
+    assert_one_line_error(run("dicompose", "check", str(pipeline)), 2, needle)

@@ -13,6 +13,7 @@ from typing import Any
 
 from dicompose.errors import UsageError
 from dicompose.pipeline.spec import PipelineSpec, Step, load_pipeline, parse_reference
+from dicompose.tools.builtin_checks import check_builtin_values
 from dicompose.tools.descriptor import Descriptor, load_descriptor
 from dicompose.tools.invocation import build_invocation
 
@@ -185,7 +186,8 @@ def build_graph(path: Path) -> PipelineGraph:
             continue
         try:
             placeholders = {ref: "/placeholder" for ref in file_refs}
-            build_invocation(descriptor, {**params, **placeholders, batch_input: ["/placeholder"]})
+            invocation = build_invocation(descriptor, {**params, **placeholders, batch_input: ["/placeholder"]})
+            check_builtin_values(descriptor, invocation.values)
         except UsageError as exc:
             problems.append(f"{where}steps.{name}.with: {exc}")
             continue

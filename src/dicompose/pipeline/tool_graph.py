@@ -14,6 +14,7 @@ from typing import Any
 from dicompose.errors import UsageError
 from dicompose.pipeline.graph import PipelineGraph, Source, StepNode
 from dicompose.pipeline.spec import PipelineSpec, Step
+from dicompose.tools.builtin_checks import check_builtin_values
 from dicompose.tools.descriptor import Descriptor, load_descriptor
 from dicompose.tools.invocation import build_invocation
 
@@ -37,7 +38,8 @@ def tool_graph(tool: str, params: dict[str, Any], timeout_s: float | None = None
     batch_input = batch_input_id(descriptor)
     if batch_input in params:
         raise UsageError(f"input {batch_input!r} comes from --in; do not also give it with -p")
-    build_invocation(descriptor, {**params, batch_input: ["/placeholder"]})
+    invocation = build_invocation(descriptor, {**params, batch_input: ["/placeholder"]})
+    check_builtin_values(descriptor, invocation.values)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", descriptor.name).strip("-") or "tool"
     step = Step.model_validate(
         {"tool": tool, "with": {batch_input: f"inputs.{INPUT_NAME}", **params}, "timeout": timeout_s}
