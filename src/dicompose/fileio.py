@@ -286,9 +286,8 @@ def check_output_folder(inputs: Iterable[Path], out_dir: Path) -> None:
             raise UsageError(f"output folder {out_dir} is inside input folder {given}; choose another --out")
 
 
-def check_writable_folder(folder: Path, what: str = "output folder") -> None:
-    """Refuse, before any work, a folder we could not write into: a file (or a path through one), a folder
-    that cannot be created, or one that takes no new file (read-only, permissions, no inodes). Creates it."""
+def check_not_a_file(folder: Path, what: str = "output folder") -> None:
+    """Refuse a folder path that is a file, or lies under one (one line naming it), before anything is made."""
     from dicompose.errors import UsageError
 
     existing = folder
@@ -297,6 +296,14 @@ def check_writable_folder(folder: Path, what: str = "output folder") -> None:
     if existing.exists() and not existing.is_dir():
         where = "is a file" if existing == folder else f"lies under {existing}, a file"
         raise UsageError(f"{what} {folder} {where}, not a folder; choose another")
+
+
+def check_writable_folder(folder: Path, what: str = "output folder") -> None:
+    """Refuse, before any work, a folder we could not write into: a file (or a path through one), a folder
+    that cannot be created, or one that takes no new file (read-only, permissions, no inodes). Creates it."""
+    from dicompose.errors import UsageError
+
+    check_not_a_file(folder, what)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".dicompose-probe-", dir=folder)

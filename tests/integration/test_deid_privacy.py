@@ -92,11 +92,14 @@ def test_a_deidentifying_run_names_no_input_anywhere(tmp_path: Path, env: dict[s
         assert all(len(p.parts) == 1 and p.name.startswith("deid-") for p in published)  # flat, like the tool
     run_id = report["run"]
     steps = ["deidentify"] if how == "tool" else ["normalize", "deid", "mask"]
-    shown = dicompose("show", run_id, "--workspace", str(workspace), env=env)
-    assert shown.returncode == 0 and not leaks(shown.stdout), shown.stdout
+    for extra in ([], ["--json"]):
+        shown = dicompose("show", run_id, "--workspace", str(workspace), *extra, env=env)
+        assert shown.returncode == 0 and not leaks(shown.stdout), leaks(shown.stdout)
     for step in steps:
         logged = dicompose("logs", run_id, step, "--workspace", str(workspace), env=env)
         assert logged.returncode == 0 and "[p-" in logged.stdout and not leaks(logged.stdout), logged.stdout
+        logged = dicompose("logs", run_id, step, "--workspace", str(workspace), "--json", env=env)
+        assert logged.returncode == 0 and not leaks(logged.stdout), logged.stdout
     crate = tmp_path / "crate"
     exported = dicompose("export-provenance", run_id, "--workspace", str(workspace), "--out", str(crate), env=env)
     assert exported.returncode == 0, exported.stderr
@@ -104,6 +107,11 @@ def test_a_deidentifying_run_names_no_input_anywhere(tmp_path: Path, env: dict[s
     assert not leaks(metadata), leaks(metadata)
     files = [e for e in json.loads(metadata)["@graph"] if e.get("@type") == "File" and "sha256" in e]
     assert files and all(len(e["sha256"]) == 64 for e in files)  # still identified, by content
+    shutil.rmtree(scans / "DOE_JOHN_MRN12345" / "1961-04-03")  # its outputs go stale: reported without names
+    proc = dicompose(*argv, env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["stale"] and not leaks(proc.stdout), leaks(proc.stdout)
 
 
 def test_the_same_folder_gets_the_same_label_in_every_run(tmp_path: Path, env: dict[str, str]):

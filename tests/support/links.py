@@ -14,9 +14,9 @@ def link_farm(root: Path) -> Path:
     store, series = root / "in" / ".store", root / "in" / "series"
     store.mkdir(parents=True)
     series.mkdir()
-    for name in ("ct_01.dcm", "ct_02.dcm"):
-        (store / name).write_bytes((SAMPLES / name).read_bytes())
-        os.symlink(f"../.store/{name}", series / name)
+    for number, name in enumerate(("ct_01.dcm", "ct_02.dcm")):  # blobs named otherwise: outputs follow the link
+        (store / f".blob-{number}").write_bytes((SAMPLES / name).read_bytes())
+        os.symlink(f"../.store/.blob-{number}", series / name)
     (root / "elsewhere").mkdir()
     (root / "elsewhere" / "ct_03.dcm").write_bytes((SAMPLES / "ct_03.dcm").read_bytes())
     os.symlink(root / "elsewhere" / "ct_03.dcm", series / "ct_03.dcm")

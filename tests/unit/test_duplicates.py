@@ -17,7 +17,17 @@ def test_identical_copies_and_unknown_uids_are_not_refused():
     assert duplicate_instances([("a", ""), ("b", "")], lambda x, y: False) == {}
 
 
-def test_three_files_one_uid_name_the_two_others():
+def test_three_files_one_uid_name_only_their_rivals():
+    """a and b are copies of one object, c another: each file names the files whose content differs."""
     refused = duplicate_instances([("a", "9"), ("b", "9"), ("c", "9")], lambda x, y: x == "a" and y == "b")
     assert sorted(refused) == ["a", "b", "c"]
-    assert "as b, c" in refused["a"]
+    assert "as c but" in refused["a"] and "as c but" in refused["b"] and "as a, b but" in refused["c"]
+
+
+def test_a_damaged_copy_is_no_rival_of_the_copies_of_one_object():
+    refused = duplicate_instances(
+        [("a", "9"), ("a-other-syntax", "9"), ("damaged", "9")],
+        lambda x, y: {x, y} == {"a", "a-other-syntax"},
+        lambda name: name != "damaged",
+    )
+    assert refused == {}

@@ -19,6 +19,7 @@ from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError, UsageError
 
 if TYPE_CHECKING:
     from dicompose.pipeline.graph import PipelineGraph
+    from dicompose.pipeline.privacy import Redactor
     from dicompose.pipeline.runner import LaunchInfo, PipelineReport, PipelineRequest
     from dicompose.pipeline.tasks import Task
 
@@ -181,6 +182,7 @@ class _Progress:
 
 def print_plan(report: PipelineReport, graph: PipelineGraph) -> None:
     """``--dry-run``: the tasks (cached or planned), and the exact command of each launch."""
+    redactor = _report_redactor(report)
     stdout.print(f"engine: {report.engine} ({escape(report.engine_why)}); {report.budget} cores")
     for node in graph.steps:
         tasks = [t for t in report.tasks if t.step == node.name]
@@ -194,7 +196,10 @@ def print_plan(report: PipelineReport, graph: PipelineGraph) -> None:
             labels = [t.label for t in tasks if t.key in launch.tasks]
             shown = ", ".join(labels[:3]) + (f", … ({len(labels)} tasks)" if len(labels) > 3 else "")
             stdout.print(f"  launch {launch.id.rsplit('-', 1)[-1]} ({launch.processes} proc): {escape(shown)}")
-            stdout.print(f"    {shlex.join(launch.command)}", markup=False, highlight=False)
+            command = shlex.join(launch.command)
+            if redactor is not None:  # a de-identifying run: mounts name the input folders
+                command = redactor.text(command)
+            stdout.print(f"    {command}", markup=False, highlight=False)
 
 
 def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
@@ -301,13 +306,25 @@ def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[s
         custom = node.descriptor.custom
         doc["permissions"] = {"network": bool(custom.get("network")), "gpu": bool(custom.get("gpu"))}
         doc["warnings"] = [f"running unpinned image {image.name}" for image, p in [(image, pinned)] if image and not p]
-    if report.private:  # a de-identifying run: no input's folder or file name in what it reports
-        from dicompose.pipeline.privacy import Redactor
+    redactor = _report_redactor(report)
+    if redactor is not None:  # a de-identifying run: no input's folder or file name in what it reports
+        from dicompose.pipeline.privacy import pseudonymous_path
         from dicompose.records.audit import load_keys
 
-        redacted: dict[str, Any] = Redactor(report.input_names, report.input_roots, load_keys().pseudonym).value(doc)
+        pseudonym = load_keys().pseudonym  # outputs of deleted inputs: no name left to match, hide them all
+        doc["stale"] = [pseudonymous_path(p, report.out_dir, pseudonym) for p in report.stale]
+        redacted: dict[str, Any] = redactor.value(doc)
         return redacted
     return doc
+
+
+def _report_redactor(report: PipelineReport) -> Redactor | None:
+    if not report.private:
+        return None
+    from dicompose.pipeline.privacy import Redactor
+    from dicompose.records.audit import load_keys
+
+    return Redactor(report.input_names, report.input_roots, load_keys().pseudonym)
 
 
 def demo_engine(requested: str) -> tuple[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -15,6 +15,9 @@ from dicompose.cli.console import fail, stdout
 from dicompose.errors import UsageError
 from dicompose.records.index import Index
 from dicompose.records.workspace import Workspace, is_locked
+
+if TYPE_CHECKING:
+    from dicompose.pipeline.privacy import Redactor
 
 WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace folder (default: ./.dicompose).")]
 
@@ -38,6 +41,15 @@ def _run_or_fail(index: Index, run_id: str, workspace: Path) -> dict[str, Any]:
     if run is None:
         fail(UsageError(f"no run {run_id!r} in {workspace} (see dicompose runs)"))
     return run
+
+
+def _redactor(run: dict[str, Any], attempts: list[dict[str, Any]]) -> Redactor | None:
+    from dicompose.pipeline.privacy import run_redactor
+    from dicompose.records.audit import load_keys
+
+    if not (run.get("details") or {}).get("private"):
+        return None
+    return run_redactor(run, attempts, load_keys().pseudonym)
 
 
 def runs(
@@ -80,7 +92,9 @@ def show(
     run = _run_or_fail(index, run_id, workspace)
     attempts = index.attempts(run["id"])
     if as_json:
-        print(json.dumps({**run, "attempts": attempts, "launches": index.launches(run["id"])}, indent=2))
+        doc = {**run, "attempts": attempts, "launches": index.launches(run["id"])}
+        redactor = _redactor(run, attempts)
+        print(json.dumps(redactor.value(doc) if redactor else doc, indent=2))
         return
     duration = f"{run['ended'] - run['started']:.1f} s" if run["ended"] else "running"
     stdout.print(f"run {run['id']}: {run['status']} ({run['kind']} {escape(run['target'])}), {duration}")
@@ -129,6 +143,9 @@ def logs(
             "stderr": _read(folder, "stderr"),
         }
         entries.append(entry)
+    redactor = _redactor(run, index.attempts(run["id"]))
+    if redactor is not None:  # a de-identifying run: the tools' own messages may name input files
+        entries = redactor.value(entries)
     if as_json:
         print(json.dumps(entries, indent=2))
         return

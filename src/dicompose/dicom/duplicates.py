@@ -29,12 +29,20 @@ def duplicate_instances(
     refused: dict[str, str] = {}
     for uid, candidates in by_uid.items():
         names = [name for name in candidates if len(candidates) > 1 and healthy(name)]
-        if len(names) < 2 or all(same_content(names[0], other) for other in names[1:]):
-            continue
+        objects: list[list[str]] = []  # the files sharing the UID, grouped by content (copies of one object)
         for name in names:
-            others = ", ".join(other for other in names if other != name)
-            refused[name] = (
-                f"{name}: same SOP Instance UID {uid[:64]} as {others} but different content; "
-                "refusing both (their outputs would share one identity)"
-            )
+            same = next((group for group in objects if same_content(group[0], name)), None)
+            if same is None:
+                objects.append([name])
+            else:
+                same.append(name)
+        if len(objects) < 2:
+            continue
+        for group in objects:
+            rivals = ", ".join(other for other_group in objects if other_group is not group for other in other_group)
+            for name in group:
+                refused[name] = (
+                    f"{name}: same SOP Instance UID {uid[:64]} as {rivals} but different content; "
+                    "refusing both (their outputs would share one identity)"
+                )
     return refused

@@ -102,9 +102,12 @@ def instance_uid(path: Path) -> str | None:
 
 
 def is_whole(path: Path) -> bool:
-    """Whether ``path`` reads as a whole DICOM object (header and pixel structure checked, pixels not decoded)."""
+    """Whether ``path`` reads as a whole DICOM object, its pixels decoded too (asked only of files that share
+    a UID: a damaged copy of a good file is no rival, it fails on its own damage)."""
     try:
-        read_dataset(path)
+        ds = read_dataset(path)
+        if "PixelData" in ds:
+            decoded_pixels(ds, path)
     except InputError:
         return False
     return True
@@ -315,12 +318,21 @@ class GrayscalePixels:
     from_modality_lut: bool = False
 
 
+def _expected_image_attributes(ds: Dataset) -> set[str]:
+    """ "PixelData" when the Image Pixel module is present (rows, columns, bits) without its pixels."""
+    return {"PixelData"} if all(k in ds for k in ("Rows", "Columns", "BitsAllocated")) else set()
+
+
 def check_normalizable(ds: Dataset, path: Path) -> None:
     """Refuse objects the normalize tool cannot remap faithfully, each with one clear reason."""
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise UnsupportedInputError(path, "floating-point pixel data is not supported")
-        kind = str(ds.get("Modality", "") or getattr(ds.get("SOPClassUID"), "name", "") or "unknown")
+        sop_class = str(getattr(ds.get("SOPClassUID"), "name", "") or "")
+        if "Image Storage" in sop_class or "PixelData" in _expected_image_attributes(ds):
+            # an image object (by its class, or by its Image Pixel module) whose pixels are not there: damage
+            raise InputError(path, f"file truncated or damaged: a {sop_class or 'image'} object without pixel data")
+        kind = str(ds.get("Modality", "") or sop_class or "unknown")
         raise UnsupportedInputError(path, f"not an image: no pixel data (object type {kind})")
     interpretation = str(ds.PhotometricInterpretation).strip()
     if int(ds.SamplesPerPixel) != 1 or interpretation not in _GRAYSCALE:

@@ -8,7 +8,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from dicompose.config import data_home
 from dicompose.engines.base import Engine, Permissions, Resources
+from dicompose.errors import StorageError
 from dicompose.pipeline.graph import PipelineGraph, StepNode
 from dicompose.pipeline.images import image_key
 from dicompose.pipeline.inputs import Group
@@ -376,7 +378,17 @@ class Execution:
             items += self.publisher.publish_task(task)
         self.unpublished = []
         if items:
-            self.audit.append_many(items)
+            try:
+                self.audit.append_many(items)
+            except OSError as exc:  # the workspace is full: the reads happened, so they are logged elsewhere
+                fallback = AuditLog(data_home() / "audit", self.audit.keys)
+                fallback.append_many(items)
+                fallback.checkpoint()
+                raise StorageError(
+                    self.audit.path,
+                    f"cannot write the audit log ({exc.strerror or exc}); this run's entries went to the machine "
+                    f"log {fallback.path}; stopped",
+                ) from None
             self.audit_entries += len(items)
 
     def audited(self) -> bool:

@@ -97,9 +97,9 @@ def _same_object(a: str, b: str) -> bool:
 def _list(source: Path, roots: list[Path], follow_links: bool) -> tuple[list[Found], list[Ignored]]:
     """Every regular file under ``source`` (a file or folder), absolute, sorted, by :func:`dicompose.walk.walk`'s
     rule for links; and what was not read (links not followed), one line each."""
-    if source.is_file():  # named by the user: followed wherever it leads, read (and mounted) where it lies
+    if source.is_file():  # named by the user: followed wherever it leads
         name = str(source.absolute())
-        return [Found(name, os.path.realpath(name) if source.is_symlink() else name)], []
+        return [Found(name, os.path.realpath(name))], []
     if not source.is_dir():
         raise UsageError(f"{source}: no such file or folder")
     found: list[Found] = []
@@ -123,8 +123,8 @@ def group_input(
     every input the user named); known files are not read. A file found through a link is read (and mounted)
     where it lies, and grouped where its link was found."""
     listed, ignored = _list(source, roots or [source], follow_links)
-    candidates = [item.target for item in listed]
-    found_at = {item.target: item.path for item in listed}
+    candidates = [item.path for item in listed]  # a link by its own path: outputs are named after it
+    found_at = {item.path: item.path for item in listed}
     all_stats = [FileStat.of(p) for p in candidates]
     memo = index.memo_lookup(all_stats)
     unknown = [(p, st) for p, st in zip(candidates, all_stats, strict=True) if st.path not in memo]

@@ -108,11 +108,16 @@ class _Paths:
         self, files: list[str], extra: list[str], isolates: bool, staged: Mapping[str, str] | None = None
     ) -> None:
         self.isolates = isolates
-        folders = sorted({str(Path(f).parent) for f in files})
+        # a symbolic link (one the walk allowed) is mounted as its target file under the link's own name: the
+        # container sees what the local engine reads, named as the host tool names it
+        links = {f for f in files if Path(f).is_symlink()} if isolates else set()
+        folders = sorted({str(Path(f).parent) for f in files if f not in links})
         folder_mounts = [Mount(Path(folder), f"{INPUT_ROOT}/{i}") for i, folder in enumerate(folders)]
         singles = sorted(set(extra))
         targets = {f: f"{INPUT_ROOT}/p{i}/{Path(f).name}" for i, f in enumerate(singles)}
-        staged = staged or {}  # a private file is mounted from a copy the container user may read
+        targets.update({f: f"{INPUT_ROOT}/l{i}/{Path(f).name}" for i, f in enumerate(sorted(links))})
+        staged = {**(staged or {}), **{f: os.path.realpath(f) for f in links}}
+        # a private file is mounted from a copy the container user may read
         file_mounts = [Mount(Path(staged.get(f, f)), target) for f, target in targets.items()]
         self.mounts = (*folder_mounts, *file_mounts)
         self._folders = {m.source.as_posix(): m.target for m in folder_mounts}

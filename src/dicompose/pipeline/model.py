@@ -78,6 +78,7 @@ class PipelineReport:
     private: bool = False  # a step de-identifies: reports must not name the inputs (pipeline.privacy)
     stale: list[str] = field(default_factory=list)  # outputs of earlier runs no longer produced, moved aside
     stale_to: str | None = None  # where they went (None: pruned, or none)
+    out_dir: str = ""  # --out, absolute
 
     @property
     def ok(self) -> bool:

@@ -30,6 +30,33 @@ def _short(value: str | None) -> str:
     return (value or "p-")[:14]
 
 
+def run_redactor(
+    run: dict[str, Any], attempts: list[dict[str, Any]], pseudonym: Callable[[str], str | None]
+) -> Redactor | None:
+    """For a recorded de-identifying run (``details.private``), the redactor of its records (``show``, ``logs``):
+    the names it knows are the inputs its attempts read, below the input folders it was given."""
+    details = run.get("details") or {}
+    if not details.get("private"):
+        return None
+    names = [str(item.get("path") or item.get("name")) for a in attempts for item in a.get("inputs", [])]
+    return Redactor(names, [str(v) for v in (details.get("inputs") or {}).values()], pseudonym)
+
+
+def pseudonymous_path(path: str, base: str, pseudonym: Callable[[str], str | None]) -> str:
+    """``path`` with every segment below ``base`` replaced by its keyed pseudonym (the file extension kept):
+    for paths whose names no longer exist anywhere to be matched (outputs of a deleted input)."""
+    prefix = base.rstrip("/") + "/"
+    if not path.startswith(prefix):
+        return path
+    parts = path[len(prefix) :].split("/")
+    leaf = parts[-1]
+    extension = leaf[leaf.rfind(".") :] if "." in leaf else ""
+    hidden = [_short(pseudonym("name:" + part)) for part in parts[:-1]] + [
+        _short(pseudonym("name:" + leaf)) + extension
+    ]
+    return prefix + "/".join(hidden)
+
+
 class Redactor:
     """Replaces the path segments that name inputs (below the input roots the user gave) in any string."""
 

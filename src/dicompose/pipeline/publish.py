@@ -154,7 +154,8 @@ class Publisher:
                 stat = FileStat.maybe(target)
                 fresh.append((target, sha256, stat.size if stat else None, stat.mtime_ns if stat else None))
         gone = [path for path in known if path not in self.digests] if sweep else []
-        stale = [path for path in gone if _unchanged(path, *known[path])]
+        shared = self.index.published_elsewhere(scope, gone)  # another batch published the same file
+        stale = [path for path in gone if path not in shared and _unchanged(path, *known[path])]
         aside = self.out_dir / ".stale" / self.run_id
         for path in stale:
             if prune:

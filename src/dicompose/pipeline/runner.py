@@ -18,7 +18,7 @@ from dicompose.config import load_settings
 from dicompose.engines.base import Engine, ImageRef
 from dicompose.engines.resolve import resolve_engine
 from dicompose.errors import RunInterruptedError, StorageError, UsageError, storage_error
-from dicompose.fileio import check_output_folder, check_writable_folder
+from dicompose.fileio import check_not_a_file, check_output_folder, check_writable_folder
 from dicompose.pipeline.execution import Execution
 from dicompose.pipeline.graph import PipelineGraph, bind_files, build_graph
 from dicompose.pipeline.images import resolve_step_image
@@ -68,10 +68,12 @@ def run_pipeline(request: PipelineRequest, events: Events | None = None) -> Pipe
             + " (give --in NAME=PATH)"
         )
     check_output_folder(request.inputs.values(), request.out_dir)
-    if not request.dry_run:
-        check_writable_folder(request.out_dir)
-    workspace = open_workspace(request.workspace or request.pipeline.parent / ".dicompose")
+    workspace_root = request.workspace or request.pipeline.parent / ".dicompose"
+    check_not_a_file(workspace_root, "workspace")
+    workspace = open_workspace(workspace_root)  # created private (0700)
     check_writable_folder(workspace.root, "workspace")
+    if not request.dry_run:  # checked (and created) once the workspace is known to be usable
+        check_writable_folder(request.out_dir)
     with locked(workspace):
         index = Index(workspace.index_path)
         try:
@@ -114,7 +116,7 @@ def _groups(
         report.input_names.extend(listing.names)
         report.ignored.extend(listing.ignored)
         report.input_roots.append(str((path if path.is_dir() else path.parent).absolute()))
-        if not groups[name]:
+        if not groups[name] and not listing.refused:  # all refused: the run reports them and fails
             given = str(path) if request.kind == "tool" else f"{name}={path}"
             raise UsageError(f"--in {given}: no DICOM files found")
     return groups
@@ -181,6 +183,7 @@ def _run_locked(
             )
         target = str(request.pipeline.resolve()) if request.kind == "pipeline" else f"tool:{request.pipeline}"
         scope = publication_scope(request.out_dir, target, request.inputs)
+        report.out_dir = str(request.out_dir.absolute())
         report.stale = run.publisher.reconcile(scope, sweep=report.ok, prune=request.prune)
         if report.stale and not request.prune:
             report.stale_to = str(request.out_dir.absolute() / ".stale" / report.run_id)

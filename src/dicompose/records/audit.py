@@ -273,7 +273,7 @@ def home_anchors(folder: Path, anchors: Path | None = None) -> list[dict[str, An
 def check_anchors(folder: Path, hashes: list[str], anchors: list[dict[str, Any]]) -> str:
     """What the anchors kept outside the log say about it: "" if they agree, else one line."""
     current = log_id(folder)
-    for anchor in sorted(anchors, key=lambda a: (str(a.get("time", "")), int(a.get("seq", 0)))):
+    for anchor in sorted(anchors, key=lambda a: (str(a.get("time", "")), int(a.get("seq", 0))), reverse=True):
         seq, when, source = int(anchor["seq"]), anchor.get("time", "?"), anchor.get("source", "$DICOMPOSE_HOME")
         if not hashes and current is None:
             return f"the audit log is missing: {source} holds a checkpoint of it ({seq} entries, {when})"

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS published (
     scope TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER, mtime_ns INTEGER,
     PRIMARY KEY (scope, path)
 );
+CREATE INDEX IF NOT EXISTS published_path ON published (path);
 CREATE TABLE IF NOT EXISTS file_memo2 (
     path TEXT PRIMARY KEY, device INTEGER NOT NULL, inode INTEGER NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, series TEXT, instance TEXT
@@ -183,6 +184,15 @@ class Index:
         """path → (sha256, size, mtime_ns) of every file published in ``scope`` (one --out, target, inputs)."""
         rows = self.db.execute("SELECT path, sha256, size, mtime_ns FROM published WHERE scope = ?", (scope,))
         return {path: (sha, size, mtime) for path, sha, size, mtime in rows}
+
+    def published_elsewhere(self, scope: str, paths: Iterable[str]) -> set[str]:
+        """Which of ``paths`` another scope has published too (theirs as well: never ours to move)."""
+        found: set[str] = set()
+        for path in paths:
+            row = self.db.execute("SELECT 1 FROM published WHERE path = ? AND scope != ? LIMIT 1", (path, scope))
+            if row.fetchone() is not None:
+                found.add(path)
+        return found
 
     def record_published(
         self, scope: str, rows: Iterable[tuple[str, str, int | None, int | None]], gone: Iterable[str] = ()
