@@ -134,11 +134,17 @@ class Execution:
         """A task has its final outcome: tell the caller, feed or block its dependants, queue its publication."""
         if task.status in FINISHED:
             self.unpublished.append(task)
+        if task.status == "skipped":  # no outputs: the steps after it get no task from it
+            self.report.expected -= self._downstream(node)
         self.events.task(task)
         if task.status in FINISHED:
             self.feed_consumers(node, task)
         else:
             self.block_dependants(node, task)
+
+    def _downstream(self, node: StepNode) -> int:
+        """How many steps consume ``node``'s outputs, directly or through others."""
+        return sum(1 + self._downstream(consumer) for consumer in self.consumers.get(node.name, []))
 
     def feed_consumers(self, node: StepNode, task: Task) -> None:
         for consumer in self.consumers.get(node.name, []):
