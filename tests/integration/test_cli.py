@@ -639,5 +639,5 @@ def test_an_image_cut_inside_its_header_fails_as_damaged(tmp_path: Path, how: st
                 "--engine", "local", "--workspace", str(tmp_path / "ws")]  # fmt: skip
     proc = run(*argv, env=env)
     assert proc.returncode == 1, proc.stderr
-    assert "cut.dcm: file truncated or damaged" in proc.stderr
+    assert "cut.dcm: file truncated" in proc.stderr
     assert [p.name for p in (tmp_path / "out").rglob("*.dcm")] == ["whole-normalized.dcm"]
