@@ -339,6 +339,8 @@ def check_normalizable(ds: Dataset, path: Path) -> None:
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise UnsupportedInputError(path, "floating-point pixel data is not supported")
+        if not ds.keys():  # a Part 10 file with its meta and nothing after it
+            raise InputError(path, "file truncated: no data set after the file meta")
         if _ends_early(ds, path):
             raise InputError(path, "file truncated: it ends inside an element's header (no pixel data left)")
         sop_class = str(getattr(ds.get("SOPClassUID"), "name", "") or "")
