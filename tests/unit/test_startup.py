@@ -95,3 +95,29 @@ def test_cli_scope_choices_match_the_normalize_scope() -> None:
     from dicompose.dicom.normalize import Scope
 
     assert get_args(CliScope) == get_args(Scope)
+
+
+def test_a_no_op_rerun_and_check_import_no_heavy_package(tmp_path: Path) -> None:
+    """The no-op rerun (everything cached) and `check` must not load pydicom or numpy either: a rule on
+    parameters or a key's location once pulled the DICOM stack into every run (0.3 s)."""
+    from dicompose.dicom import synthetic
+
+    synthetic.write_ct_series(tmp_path / "scans" / "a", "startup", 2, 16, 16)
+    demo = Path(__file__).parents[2] / "src" / "dicompose" / "pipelines" / "demo.yaml"
+    argv = [
+        "run",
+        str(demo),
+        "--in",
+        f"scans={tmp_path / 'scans'}",
+        "--out",
+        str(tmp_path / "out"),
+        "--engine",
+        "local",
+    ]
+    argv += ["--workspace", str(tmp_path / "ws")]
+    first = subprocess.run(
+        [str(Path(sys.executable).parent / "dicompose"), *argv], capture_output=True, text=True, check=False
+    )
+    assert first.returncode == 0, first.stderr
+    assert probe(argv, cwd=tmp_path) == (0, [])
+    assert probe(["check", str(demo)], cwd=tmp_path) == (0, [])

@@ -19,8 +19,9 @@ from dicompose.dicom.iod import rules_for
 from dicompose.dicom.kernel import ValueRange, choose_encoding, format_ds
 from dicompose.dicom.pixel_module import Derivation, write_derived_image
 from dicompose.dicom.reading import grayscale_pixels, read_dataset, require_identity
-from dicompose.errors import UnsupportedInputError, UsageError
+from dicompose.errors import UnsupportedInputError
 from dicompose.fileio import Digest, Hasher
+from dicompose.param_rules import check_threshold
 
 RECIPE_VERSION = 1
 MASK = ValueRange(0.0, 1.0)
@@ -32,8 +33,7 @@ class ThresholdParams:
     upper: float | None = None
 
     def check(self) -> None:
-        if self.upper is not None and self.upper < self.level:
-            raise UsageError(f"--upper ({self.upper:g}) must not be below --level ({self.level:g})")
+        check_threshold(self.level, self.upper)
 
     def recipe(self) -> str:
         return f"dicompose.threshold/r{RECIPE_VERSION}/v{__version__}/level={self.level!r}/upper={self.upper!r}"

@@ -29,7 +29,7 @@ from dicompose.pipeline.snapshot import graph_from_snapshot, recorded_images, sn
 from dicompose.records.index import Index
 from dicompose.records.workspace import Workspace, locked, open_workspace
 from dicompose.schedulers.base import Scheduler
-from dicompose.tools.deidentify import site_key_path
+from dicompose.tools.site_keys import site_key_path
 
 __all__ = ["FINISHED", "Events", "LaunchInfo", "NoEvents", "PipelineReport", "PipelineRequest", "run_pipeline"]
 

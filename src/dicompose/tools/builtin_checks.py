@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dicompose.param_rules import check_target_range, check_threshold
 from dicompose.tools.descriptor import Descriptor, load_descriptor
 
 
@@ -18,13 +19,7 @@ def check_builtin_values(descriptor: Descriptor, values: Mapping[str, Any]) -> N
     ):
         return
     if descriptor.name == "normalize":
-        from dicompose.dicom.normalize import NormalizeParams
-        from dicompose.tools.normalize import normalize_operation
-
-        scope = str(values.get("scope", "file"))
-        normalize_operation(NormalizeParams(float(values.get("min", 0)), float(values.get("max", 100)), scope))  # type: ignore[arg-type]
+        check_target_range(float(values.get("min", 0)), float(values.get("max", 100)))
     else:
-        from dicompose.dicom.threshold import ThresholdParams
-
         upper = values.get("upper")
-        ThresholdParams(float(values.get("level", 50)), None if upper is None else float(upper)).check()
+        check_threshold(float(values.get("level", 50)), None if upper is None else float(upper))

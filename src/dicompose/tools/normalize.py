@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 from dicompose.dicom.identifiers import Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import NormalizeParams, normalize_file, output_name
-from dicompose.errors import UsageError
+from dicompose.param_rules import check_target_range
 from dicompose.tools.batch import FileResult, Hashing, Operation, Summary, run_batch
 
 
@@ -29,10 +28,7 @@ def _apply(
 
 
 def normalize_operation(params: NormalizeParams) -> Operation:
-    if params.low > params.high:
-        raise UsageError(f"MIN ({params.low:g}) must not be greater than MAX ({params.high:g})")
-    if not math.isfinite(params.high - params.low):
-        raise UsageError(f"MAX - MIN ({params.high:g} - {params.low:g}) is too large to compute with; narrow the range")
+    check_target_range(params.low, params.high)
     return Operation("normalize", partial(_apply, params), output_name, series_scope=params.scope == "series")
 
 
