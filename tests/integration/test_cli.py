@@ -641,3 +641,17 @@ def test_an_image_cut_inside_its_header_fails_as_damaged(tmp_path: Path, how: st
     assert proc.returncode == 1, proc.stderr
     assert "cut.dcm: file truncated" in proc.stderr
     assert [p.name for p in (tmp_path / "out").rglob("*.dcm")] == ["whole-normalized.dcm"]
+
+
+def test_a_native_decoder_panic_leaves_only_our_one_line(tmp_path: Path):
+    """The Rust RLE decoder panics on damaged data and prints its backtrace to stderr (RUST_BACKTRACE=1 in
+    this environment or not): the user sees our one line only."""
+    data = bytearray(Path(get_testdata_file("MR_small_RLE.dcm")).read_bytes())
+    data[-1500:-500] = b"\xff" * 1000
+    (tmp_path / "bad.dcm").write_bytes(bytes(data))
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home"), "RUST_BACKTRACE": "1"}
+    proc = run("dicompose", "normalize", str(tmp_path / "bad.dcm"), "--out", str(tmp_path / "out"), env=env)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"failed: {tmp_path / 'bad.dcm'}: cannot decode pixel data"), lines
+    assert "panicked" not in proc.stderr and "backtrace" not in proc.stderr.lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import filecmp
 import io
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -355,10 +356,34 @@ def check_normalizable(ds: Dataset, path: Path) -> None:
         raise UnsupportedInputError(path, "1-bit (binary/segmentation) images are not supported")
 
 
+@contextlib.contextmanager
+def _native_stderr_quiet(compressed: bool) -> Iterator[None]:
+    """While a native decoder runs, its own writes to stderr (OpenJPEG's diagnostics, a Rust decoder's panic
+    message and backtrace) go nowhere: a broken file is reported in our one line, never in a page of theirs.
+    Only around compressed data (native code); fd 2 is restored however the decode ends."""
+    if not compressed:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:  # noqa: PTH123
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def decoded_pixels(ds: Dataset, path: Path) -> npt.NDArray[Any]:
     """``ds.pixel_array``, with any decoder failure as one :class:`InputError` line naming the file."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    compressed = syntax is not None and UID(str(syntax)).is_compressed
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _native_stderr_quiet(compressed):
             warnings.simplefilter("ignore")
             return ds.pixel_array
     except (KeyboardInterrupt, SystemExit):
