@@ -161,7 +161,7 @@ def test_folder_labels_are_keyed_and_keep_the_series_tag():
 
 
 def test_the_crate_of_a_deidentifying_run_passes_the_validator(tmp_path: Path, env: dict[str, str]):
-    from tests.support.rocrate import validate
+    from tests.support.crate_validator import validate
 
     scans = planted_scans(tmp_path / "in")
     argv = ["run", str(pipeline(tmp_path)), "--in", f"scans={scans}", "--out", str(tmp_path / "o"), "--json"]

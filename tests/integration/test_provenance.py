@@ -13,7 +13,7 @@ import pytest
 
 from dicompose.pipeline.provenance import export_provenance
 from tests.integration.test_pipeline import pipeline_file, run, write_scans
-from tests.support.rocrate import validate
+from tests.support.crate_validator import validate
 
 
 @pytest.fixture
