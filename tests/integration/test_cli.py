@@ -655,3 +655,25 @@ def test_a_native_decoder_panic_leaves_only_our_one_line(tmp_path: Path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"failed: {tmp_path / 'bad.dcm'}: cannot decode pixel data"), lines
     assert "panicked" not in proc.stderr and "backtrace" not in proc.stderr.lower()
+
+
+def test_deidentify_writes_one_object_once_from_its_copies(tmp_path: Path):
+    """De-identified outputs are named from the (keyed) instance UID, so copies of one object meet at one name:
+    written once from a whole copy, the other copy skipped as such, a damaged copy failed on its own damage."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name in ("MR_small.dcm", "MR_small_jp2klossless.dcm"):
+        shutil.copy(get_testdata_file(name), folder / name)
+    damaged = folder / "A_damaged_RLE.dcm"  # sorts first: it claims the output name before the whole copies
+    shutil.copy(get_testdata_file("MR_small_RLE.dcm"), damaged)
+    data = bytearray(damaged.read_bytes())
+    data[-1500:-500] = b"\xff" * 1000
+    damaged.write_bytes(bytes(data))
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    proc = run("dicompose", "deidentify", str(folder), "--out", str(tmp_path / "out"), env=env)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert any(ln.startswith("failed:") and "A_damaged_RLE.dcm" in ln and "decode" in ln for ln in lines), lines
+    assert any(ln.startswith("skipped:") and "a copy of" in ln for ln in lines), lines
+    assert "would overwrite" not in proc.stderr
+    assert len(list((tmp_path / "out").glob("deid-*.dcm"))) == 1

@@ -112,6 +112,12 @@ def test_a_deidentifying_run_names_no_input_anywhere(tmp_path: Path, env: dict[s
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["stale"] and not leaks(proc.stdout), leaks(proc.stdout)
+    aside = Path(report["stale_to"])
+    moved = {p.relative_to(aside).as_posix() for p in aside.rglob("*.dcm")}
+    named = {Path(p).relative_to(out).as_posix() for p in report["stale"]}
+    deidentified = {n for n in moved if Path(n).name.startswith("deid-")}
+    assert deidentified and deidentified <= named  # de-identified names are reported as they are
+    assert len(named) == len(moved)
 
 
 def test_the_same_folder_gets_the_same_label_in_every_run(tmp_path: Path, env: dict[str, str]):

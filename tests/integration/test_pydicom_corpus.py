@@ -53,8 +53,8 @@ def classify(path: Path) -> str:
         defined = isinstance(raw, RawDataElement) and raw.value is not None and raw.length != 0xFFFFFFFF
         if defined and len(raw.value) < raw.length:
             return "broken"
-    if "PixelData" not in ds:
-        return "refused"
+    if "PixelData" not in ds:  # an image class needs its pixels (Type 1): without them it was cut or damaged
+        return "broken" if "Image Storage" in str(getattr(ds.get("SOPClassUID"), "name", "")) else "refused"
     try:
         if ds.SamplesPerPixel != 1 or ds.PhotometricInterpretation not in ("MONOCHROME1", "MONOCHROME2"):
             return "refused"

@@ -149,6 +149,11 @@ def test_a_run_whose_workspace_fills_up_stops_and_resumes(tmp_path: Path, scans:
     # the disk fills while the tool writes, or while the index records: either way one line
     one_line_error(dicompose(*argv, env=env), 1, "No space left on device", "disk is full")
     assert not disk.partials() and not list(out.rglob("*.dcm"))  # the cut-short task published nothing
+    written = list((workspace / "work").rglob("*-normalized.dcm"))
+    if written:  # patient files were read: their reads are on record, in the workspace log or the machine's
+        logs = [workspace / "audit" / "audit.jsonl", tmp_path / "home" / "audit" / "audit.jsonl"]
+        entries = [json.loads(line) for log in logs if log.exists() for line in log.read_text().splitlines()]
+        assert any(e["action"] == "read" and e["tool"] == "normalize" for e in entries), entries
     disk.grow(8192)
     again = dicompose(*argv, env=env)
     assert again.returncode == 0, again.stderr

@@ -168,6 +168,10 @@ def test_colour_and_non_image_objects_are_refused(tmp_path: Path):
         roundtrip(tmp_path, colour, 0, 100)
     no_pixels = copy.deepcopy(image(np.zeros((2, 2), np.uint8)))
     del no_pixels.PixelData
+    with pytest.raises(InputError, match="without its pixel data") as caught:  # an image class: cut or damaged
+        roundtrip(tmp_path, no_pixels, 0, 100)
+    assert not isinstance(caught.value, UnsupportedInputError)
+    no_pixels.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # Basic Text SR: truly not an image
     with pytest.raises(UnsupportedInputError, match="not an image"):
         roundtrip(tmp_path, no_pixels, 0, 100)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -308,14 +309,31 @@ def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[s
         doc["warnings"] = [f"running unpinned image {image.name}" for image, p in [(image, pinned)] if image and not p]
     redactor = _report_redactor(report)
     if redactor is not None:  # a de-identifying run: no input's folder or file name in what it reports
-        from dicompose.pipeline.privacy import pseudonymous_path
         from dicompose.records.audit import load_keys
 
-        pseudonym = load_keys().pseudonym  # outputs of deleted inputs: no name left to match, hide them all
-        doc["stale"] = [pseudonymous_path(p, report.out_dir, pseudonym) for p in report.stale]
+        pseudonym = load_keys().pseudonym
+        doc["stale"] = [_private_stale(p, report.out_dir, graph, pseudonym) for p in report.stale]
         redacted: dict[str, Any] = redactor.value(doc)
         return redacted
     return doc
+
+
+def _private_stale(path: str, out_dir: str, graph: PipelineGraph, pseudonym: Callable[[str], str | None]) -> str:
+    """A stale output of a de-identifying run, as reported: de-identified outputs are named from de-identified
+    values (kept as they are); an identified output's input is gone, so no name is left to match: every
+    segment below its output folder is replaced by a keyed pseudonym."""
+    from dicompose.pipeline.privacy import pseudonymous_path
+
+    relative = path[len(out_dir.rstrip("/")) + 1 :] if path.startswith(out_dir.rstrip("/") + "/") else ""
+    if graph.flat_outputs:
+        base, step = out_dir, graph.steps[0].name
+    else:
+        out_name = relative.split("/", 1)[0]
+        source = graph.outputs.get(out_name)
+        base, step = f"{out_dir.rstrip('/')}/{out_name}", source.name if source is not None else ""
+    if step and graph.deidentified(step):
+        return path
+    return pseudonymous_path(path, base, pseudonym)
 
 
 def _report_redactor(report: PipelineReport) -> Redactor | None:

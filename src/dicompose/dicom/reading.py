@@ -105,13 +105,18 @@ def instance_uid(path: Path) -> str | None:
 def is_whole(path: Path) -> bool:
     """Whether ``path`` reads as a whole DICOM object, its pixels decoded too (asked only of files that share
     a UID: a damaged copy of a good file is no rival, it fails on its own damage)."""
+    return damage(path) is None
+
+
+def damage(path: Path) -> str | None:
+    """What is wrong with ``path`` (the one-line refusal a tool would give), or None if it reads whole."""
     try:
         ds = read_dataset(path)
         if "PixelData" in ds:
             decoded_pixels(ds, path)
-    except InputError:
-        return False
-    return True
+    except InputError as exc:
+        return str(exc)
+    return None
 
 
 def same_object(a: Path, b: Path) -> bool:
@@ -158,6 +163,23 @@ def check_header(ds: Dataset, path: Path) -> None:
     if syntax is None and "PixelData" in ds and ds["PixelData"].is_undefined_length:
         raise InputError(path, "corrupt DICOM file: compressed pixel data but no Transfer Syntax UID (0002,0010)")
     _check_pixel_data(ds, path)
+    _check_image_has_pixels(ds, path)
+
+
+def _check_image_has_pixels(ds: Dataset, path: Path) -> None:
+    """An image object whose pixels are not there was cut short (pydicom drops a partial element at the end
+    without a word) or is damaged: refused as such by every tool, never skipped as a non-image or copied on."""
+    if any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        return
+    if not ds.keys():
+        raise InputError(path, "file truncated: no data set after the file meta")
+    if _ends_early(ds, path):
+        raise InputError(path, "file truncated: it ends inside an element's header (no pixel data left)")
+    sop_class = str(getattr(ds.get("SOPClassUID"), "name", "") or "")
+    if "Image Storage" in sop_class:
+        raise InputError(
+            path, f"truncated or damaged: a {sop_class} object without its pixel data (Type 1 in every image IOD)"
+        )
 
 
 def require_identity(ds: Dataset, path: Path) -> None:
@@ -242,10 +264,12 @@ def _scan(ds: Dataset, path: Path) -> None:
                     raise InputError(path, f"file truncated: element {tag} declares {declared} bytes, {present} remain")
                 if element.VR is not None and element.VR not in _KNOWN_VRS:
                     raise ValueError(f"unknown value representation {element.VR!r}")
-                size = _BINARY_SIZES.get(str(element.VR))
+                # implicit VR: the dictionary's VR is the one the value is read (and written back) as
+                vr = element.VR if element.VR is not None else _dictionary_vr(tag)
+                size = _BINARY_SIZES.get(str(vr))
                 if size is not None and element.length != _UNDEFINED_LENGTH:
                     if element.length % size:
-                        raise ValueError(f"length {element.length} is no multiple of {size} ({element.VR})")
+                        raise ValueError(f"length {element.length} is no multiple of {size} ({vr})")
                     _check_count(tag, element.length // size)
                 implicit_sequence = element.VR is None and _dictionary_sequence(tag)
                 if element.VR not in ("SQ", "UN") and not implicit_sequence and element.length % 2 == 0:
@@ -263,6 +287,16 @@ def _scan(ds: Dataset, path: Path) -> None:
             if "got exception:" in str(exc):
                 cause = str(exc).split("got exception:", 1)[1].split("\n")[0].strip()
             raise InputError(path, f"damaged element {tag} ({_short(cause)})") from None
+
+
+def _dictionary_vr(tag: BaseTag) -> str | None:
+    """The data dictionary's VR of a public tag (None for private tags, unknown ones, or several VRs)."""
+    if BaseTag(tag).is_private:
+        return None
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return None
 
 
 def _dictionary_sequence(tag: BaseTag) -> bool:
@@ -340,10 +374,6 @@ def check_normalizable(ds: Dataset, path: Path) -> None:
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise UnsupportedInputError(path, "floating-point pixel data is not supported")
-        if not ds.keys():  # a Part 10 file with its meta and nothing after it
-            raise InputError(path, "file truncated: no data set after the file meta")
-        if _ends_early(ds, path):
-            raise InputError(path, "file truncated: it ends inside an element's header (no pixel data left)")
         sop_class = str(getattr(ds.get("SOPClassUID"), "name", "") or "")
         kind = str(ds.get("Modality", "") or sop_class or "unknown")
         raise UnsupportedInputError(path, f"not an image: no pixel data (object type {kind})")

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dicompose.config import data_home
-from dicompose.engines.base import Engine, Permissions, Resources
+from dicompose.engines.base import Engine, ImageRef, Permissions, Resources
 from dicompose.errors import StorageError
 from dicompose.pipeline.graph import PipelineGraph, StepNode
 from dicompose.pipeline.images import image_key
@@ -317,6 +317,24 @@ class Execution:
         """
         task.result = result
         image = self.images[task.step][0]
+        try:
+            self._record(node, task, result, image)
+        except Exception:  # the index cannot be written (a full disk): the reads happened, keep their entries
+            self.unaudited += self.audit_items(node, task, result)
+            raise
+        allowed = node.spec.retries + (1 if result.engine_error and task.engine_retries == 0 else 0)
+        if result.stopped and not self.storage_problem:
+            self.storage_problem, self.stopping = result.stopped, True
+        if result.status == "failed" and task.attempt <= allowed and not self.storage_problem:
+            task.engine_retries += int(result.engine_error)
+            task.attempt += 1
+            task.status = "pending"
+            task.not_before = time.monotonic() + _BACKOFF_S * 2 ** (task.attempt - 2)
+            self.pending[node.name].append(task)
+            return
+        self._settle_result(node, task, result)
+
+    def _record(self, node: StepNode, task: Task, result: TaskResult, image: ImageRef | None) -> None:
         self.index.record_attempt(
             Attempt(
                 self.report.run_id,
@@ -337,16 +355,8 @@ class Execution:
                 launch_id=task.launch,
             )
         )
-        allowed = node.spec.retries + (1 if result.engine_error and task.engine_retries == 0 else 0)
-        if result.stopped and not self.storage_problem:
-            self.storage_problem, self.stopping = result.stopped, True
-        if result.status == "failed" and task.attempt <= allowed and not self.storage_problem:
-            task.engine_retries += int(result.engine_error)
-            task.attempt += 1
-            task.status = "pending"
-            task.not_before = time.monotonic() + _BACKOFF_S * 2 ** (task.attempt - 2)
-            self.pending[node.name].append(task)
-            return
+
+    def _settle_result(self, node: StepNode, task: Task, result: TaskResult) -> None:
         task.status, task.outputs, task.skipped = result.status, result.outputs, result.skipped
         self.unaudited += self.audit_items(node, task, result)
         self.in_flight.pop(task.key, None)
@@ -396,6 +406,22 @@ class Execution:
                     f"log {fallback.path}; stopped",
                 ) from None
             self.audit_entries += len(items)
+
+    def rescue_audit(self) -> None:
+        """The run is ending on an error: entries not yet written go to the workspace log, or where that
+        cannot be written (a full disk) to the machine log; every read of patient data stays on record."""
+        items, self.unaudited = self.unaudited, []
+        if not items:
+            return
+        try:
+            self.audit.append_many(items)
+            self.audit_entries += len(items)
+            return
+        except OSError:
+            pass
+        fallback = AuditLog(data_home() / "audit", self.audit.keys)
+        fallback.append_many(items)
+        fallback.checkpoint()
 
     def audited(self) -> bool:
         return self.audit_entries > 0

@@ -206,6 +206,8 @@ def _run_locked(
         status = "failed"
         scheduler.cancel_all()
         engine.cleanup(report.run_id)
+        with contextlib.suppress(Exception):
+            run.rescue_audit()
         raise
     finally:
         scheduler.close()

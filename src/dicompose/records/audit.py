@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dicompose.config import data_home
 
@@ -91,6 +91,11 @@ def load_keys(home: Path | None = None) -> Keys:
     return Keys(hmac_path.read_bytes(), signing_path.read_bytes())
 
 
+def _private_append(path: Path) -> BinaryIO:
+    """``path`` opened for appending, created 0600 (the log names files whose paths may name patients)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+
+
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -121,7 +126,10 @@ class AuditLog:
     def __init__(self, folder: Path, keys: Keys, anchors: Path | None = None) -> None:
         self.folder = folder
         self.keys = keys
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # it names files that may name patients
+        for private in (folder, folder / "audit.jsonl", folder / "checkpoints.jsonl"):  # logs made before this rule
+            with contextlib.suppress(OSError):
+                private.chmod(0o700 if private == folder else 0o600)
         self.path = folder / "audit.jsonl"
         self.checkpoints = folder / "checkpoints.jsonl"
         self.public_key = folder / "signing-key.pub"
@@ -200,7 +208,7 @@ class AuditLog:
                 entry["hash"] = previous = hashlib.sha256(previous.encode() + head + tail).hexdigest()
                 lines.append(head + b',"hash":"' + previous.encode() + b'"' + tail + b"\n")
                 entries.append(entry)
-            with self.path.open("ab") as fh:
+            with _private_append(self.path) as fh:
                 fh.write(b"".join(lines))
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -218,7 +226,7 @@ class AuditLog:
             key = load_pem_private_key(self.keys.signing_key_pem, password=None)
             signature = key.sign(_canonical(body))  # type: ignore[call-arg, union-attr]
             record = {**body, "signature": signature.hex()}
-            with self.checkpoints.open("ab") as fh:
+            with _private_append(self.checkpoints) as fh:
                 fh.write(_canonical(record) + b"\n")
                 fh.flush()
                 os.fsync(fh.fileno())

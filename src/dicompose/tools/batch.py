@@ -26,7 +26,7 @@ from dicompose.dicom.duplicates import duplicate_instances
 from dicompose.dicom.identifiers import Fingerprint, Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import measure_file
-from dicompose.dicom.reading import is_whole, same_object
+from dicompose.dicom.reading import damage, is_whole, same_object
 from dicompose.errors import InputError, StorageError, UnsupportedInputError, UsageError
 from dicompose.fileio import check_output_folder, check_writable_folder, folder_syncs_deferred, fsync_directory
 from dicompose.lifetime import die_with_parent
@@ -103,23 +103,43 @@ class _Job:
 
 
 def plan_outputs(
-    candidates: Sequence[Candidate], out_dir: Path | None, output_name: Callable[[Path], str], flatten: bool = False
+    candidates: Sequence[Candidate],
+    out_dir: Path | None,
+    output_name: Callable[[Path], str],
+    flatten: bool = False,
+    damage: Callable[[Path], str | None] = lambda _path: None,
 ) -> tuple[list[_Job], list[FileResult]]:
-    """Output path per candidate (beside it, or mirrored under ``out_dir``); name collisions fail the later file."""
-    jobs: list[_Job] = []
-    failed: list[FileResult] = []
-    claimed: dict[Path, Path] = {}
+    """Output path per candidate (beside it, or mirrored under ``out_dir``); name collisions fail the later file.
+
+    Files with one SOP Instance UID that reach one output name (de-identified outputs are named from the UID)
+    are copies of one object -- different objects sharing a UID were refused before -- or a damaged copy:
+    the object is written once, from a whole copy; other whole copies are skipped as copies, a damaged one
+    fails on its own damage (``damage(path)``: its one-line refusal, or None; asked only in this case).
+    """
+    jobs: dict[Path, _Job] = {}
+    results: list[FileResult] = []
     for candidate in candidates:
         folder = candidate.path.parent if out_dir is None else out_dir / ("" if flatten else candidate.relative_parent)
         destination = folder / output_name(candidate.path)  # the operation's naming rule
         key = destination.absolute()
-        if key in claimed:
-            message = f"{candidate.path}: output {destination} would overwrite the output of {claimed[key]}"
-            failed.append(FileResult(candidate.path, Status.FAILED, message=message))
+        claimed = jobs.get(key)
+        if claimed is None:
+            jobs[key] = _Job(candidate, destination)
             continue
-        claimed[key] = candidate.path
-        jobs.append(_Job(candidate, destination))
-    return jobs, failed
+        other = claimed.candidate
+        if not (candidate.instance_uid and candidate.instance_uid == other.instance_uid):
+            message = f"{candidate.path}: output {destination} would overwrite the output of {other.path}"
+            results.append(FileResult(candidate.path, Status.FAILED, message=message))
+            continue
+        if (mine := damage(candidate.path)) is not None:
+            results.append(FileResult(candidate.path, Status.FAILED, message=mine))
+        elif (theirs := damage(other.path)) is not None:  # the first copy is the damaged one: this one writes
+            results.append(FileResult(other.path, Status.FAILED, message=theirs))
+            jobs[key] = _Job(candidate, destination)
+        else:
+            message = f"{candidate.path}: a copy of {other.path} (the same object): written once, from that copy"
+            results.append(FileResult(candidate.path, Status.SKIPPED, message=message))
+    return list(jobs.values()), results
 
 
 def run_batch(
@@ -169,7 +189,9 @@ def run_batch(
             if str(candidate.path) in refused:
                 report(FileResult(candidate.path, Status.FAILED, message=refused[str(candidate.path)]))
         candidates = [c for c in candidates if str(c.path) not in refused]
-        jobs, collisions = plan_outputs(candidates, out_dir, operation.output_name, operation.flatten)
+        jobs, collisions = plan_outputs(
+            candidates, out_dir, operation.output_name, operation.flatten, damage=lambda path: damage(path)
+        )
         for result in collisions:
             report(result)
         on_total(len(jobs) * (2 if operation.series_scope else 1))
