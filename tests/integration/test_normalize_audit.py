@@ -76,9 +76,12 @@ def test_entries_equal_what_reading_the_files_again_gives(
 ):
     results = run_audited(tmp_path, monkeypatch, name, workers)
     processed = [r for r in results if r.status is Status.PROCESSED]
-    # deidentify names outputs by instance UID, which pydicom's four MR_small encodings share: 3 fail (logged)
+    # deidentify names outputs by instance UID, which pydicom's four MR_small encodings share: written once, the
+    # other copies skipped as copies (a copy that does not decode here fails on its own damage, logged)
     failed = [r for r in results if r.status is Status.FAILED]
-    assert len(processed) + len(failed) == len(results) and len(failed) <= (3 if name == "deidentify" else 0)
+    copies = [r for r in results if r.status is Status.SKIPPED and "a copy of" in r.message]
+    assert len(processed) + len(failed) + len(copies) == len(results)
+    assert len(failed) + len(copies) <= (3 if name == "deidentify" else 0)
     keys = load_keys(tmp_path / "home")
     entries = read_entries(tmp_path / "home" / "audit")
     by_path = {(e["action"], e["object"]["path"]): e for e in entries}
