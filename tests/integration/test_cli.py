@@ -28,6 +28,15 @@ def run(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None) 
     )
 
 
+def tool_or_run(how: str, source: Path, tmp_path: Path, *params: str) -> list[str]:
+    """The same normalize over ``source`` as a host tool or as ``dicompose run`` (local engine) into tmp_path/out."""
+    out = str(tmp_path / "out")
+    if how == "tool":
+        return ["dicompose", "normalize", str(source), "--out", out]
+    argv = ["dicompose", "run", "normalize", "--in", str(source), "--out", out, "--engine", "local"]
+    return [*argv, "--workspace", str(tmp_path / "ws"), *[x for p in params for x in ("-p", p)]]
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -610,11 +619,7 @@ def test_a_damaged_copy_is_no_rival_of_good_copies_of_one_object(tmp_path: Path,
     data[-1500:-500] = b"\xff" * 1000
     damaged.write_bytes(bytes(data))
     env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
-    if how == "tool":
-        argv = ["dicompose", "normalize", str(folder), "--out", str(tmp_path / "out")]
-    else:
-        argv = ["dicompose", "run", "normalize", "--in", str(folder), "--out", str(tmp_path / "out"),
-                "--engine", "local", "--workspace", str(tmp_path / "ws")]  # fmt: skip
+    argv = tool_or_run(how, folder, tmp_path)
     proc = run(*argv, env=env)
     assert proc.returncode == 1, proc.stderr
     assert "same SOP Instance UID" not in proc.stderr and "MR_small_RLE.dcm" in proc.stderr
@@ -632,11 +637,7 @@ def test_an_image_cut_inside_its_header_fails_as_damaged(tmp_path: Path, how: st
     (folder / "cut.dcm").write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes()[:700])
     synthetic.save(synthetic.ct_slice("whole", 0, 16, 16), folder / "whole.dcm")
     env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
-    if how == "tool":
-        argv = ["dicompose", "normalize", str(folder), "--out", str(tmp_path / "out")]
-    else:
-        argv = ["dicompose", "run", "normalize", "--in", str(folder), "--out", str(tmp_path / "out"),
-                "--engine", "local", "--workspace", str(tmp_path / "ws")]  # fmt: skip
+    argv = tool_or_run(how, folder, tmp_path)
     proc = run(*argv, env=env)
     assert proc.returncode == 1, proc.stderr
     assert "cut.dcm: file truncated" in proc.stderr
