@@ -397,13 +397,11 @@ class Execution:
             try:
                 self.audit.append_many(items)
             except OSError as exc:  # the workspace is full: the reads happened, so they are logged elsewhere
-                fallback = AuditLog(data_home() / "audit", self.audit.keys)
-                fallback.append_many(items)
-                fallback.checkpoint()
+                where = self._to_machine_log(items)
                 raise StorageError(
                     self.audit.path,
                     f"cannot write the audit log ({exc.strerror or exc}); this run's entries went to the machine "
-                    f"log {fallback.path}; stopped",
+                    f"log {where}; stopped",
                 ) from None
             self.audit_entries += len(items)
 
@@ -415,13 +413,17 @@ class Execution:
             return
         try:
             self.audit.append_many(items)
-            self.audit_entries += len(items)
-            return
         except OSError:
-            pass
+            self._to_machine_log(items)
+        else:
+            self.audit_entries += len(items)
+
+    def _to_machine_log(self, items: list[Item]) -> Path:
+        """Entries the workspace log cannot take, appended and signed in ``$DICOMPOSE_HOME/audit``."""
         fallback = AuditLog(data_home() / "audit", self.audit.keys)
         fallback.append_many(items)
         fallback.checkpoint()
+        return fallback.path
 
     def audited(self) -> bool:
         return self.audit_entries > 0

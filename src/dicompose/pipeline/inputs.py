@@ -124,7 +124,6 @@ def group_input(
     where it lies, and grouped where its link was found."""
     listed, ignored = _list(source, roots or [source], follow_links)
     candidates = [item.path for item in listed]  # a link by its own path: outputs are named after it
-    found_at = {item.path: item.path for item in listed}
     all_stats = [FileStat.of(p) for p in candidates]
     memo = index.memo_lookup(all_stats)
     unknown = [(p, st) for p, st in zip(candidates, all_stats, strict=True) if st.path not in memo]
@@ -146,11 +145,11 @@ def group_input(
     for name, stat in zip(candidates, all_stats, strict=True):
         entry = memo.get(stat.path)
         if entry is None or entry == NOT_DICOM:
-            skipped.append(Path(found_at[name]))
+            skipped.append(Path(name))
             continue
         if name in refused:
             continue
-        parent, _sep, base = found_at[name].rpartition("/")
+        parent, _sep, base = name.rpartition("/")
         relative = parent[len(root) + 1 :] if parent != root else ""
         buckets[(relative, entry.series or "")].append(InputFile(name, base, entry.sha256))
     groups = []
@@ -163,7 +162,8 @@ def group_input(
             label = f"{where}#noseries" + (f"/{number + 1}" if len(members) > chunk else "")
             groups.append(Group(label, folder, tuple(members[start : start + chunk])))
     refusals = [refused[name] for name in sorted(refused)]
-    names = [*candidates, *(found_at[c] for c in candidates if found_at[c] != c), *(i.path for i in ignored)]
+    # a link's target is named in the mounts of a container launch: a name to redact as well
+    names = [*candidates, *(i.target for i in listed if i.target != i.path), *(i.path for i in ignored)]
     return Listing(groups, skipped, refusals, names, [f"{i.path}: {i.reason}" for i in ignored])
 
 
