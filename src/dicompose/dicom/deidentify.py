@@ -34,7 +34,7 @@ from dicompose.dicom.identifiers import Fingerprints, fingerprinted
 from dicompose.dicom.reading import check_compressed_pixels_decode, read_dataset, require_identity
 from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
 from dicompose.errors import InputError, UnsupportedInputError, storage_error
-from dicompose.fileio import Digest, Hasher
+from dicompose.fileio import Digest, Hasher, Hashing
 
 TABLE_VERSION = "dicomfields_2026c"
 RECIPE_VERSION = 1
@@ -239,13 +239,13 @@ def deidentify_file(source: Path, destination: Path, params: DeidParams) -> Path
 
 
 def deidentify_file_fingerprinted(
-    source: Path, destination: Path, params: DeidParams, *, hash_on_thread: bool = False
+    source: Path, destination: Path, params: DeidParams, *, hashing: Hashing = "inline"
 ) -> Fingerprints:
     """:func:`deidentify_file`, returning who both files are about (the output's identifiers are the
     de-identified ones, as written) and the sha256 of their bytes (the source read once, hashed from memory;
     the output hashed as it is written; see :class:`Hasher` for the thread)."""
     return fingerprinted(
-        source, lambda ds, hasher: _deidentify(ds, source, destination, params, hasher), hash_on_thread=hash_on_thread
+        source, lambda ds, hasher: _deidentify(ds, source, destination, params, hasher), hashing=hashing
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 
-from dicompose.fileio import Digest, Hasher
+from dicompose.fileio import Digest, Hasher, Hashing
 
 _TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientID"]
 _NONE: dict[str, str | None] = {"study": None, "series": None, "instance": None, "patient": None}
@@ -44,10 +44,18 @@ def dataset_identifiers(ds: Dataset) -> dict[str, str | None]:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """A file's identifiers and the sha256 of its bytes."""
+    """A file's identifiers and the sha256 of its bytes (a :class:`Digest` still being computed on the
+    hashing thread until read: reading it waits; :meth:`settled` before it crosses a process boundary)."""
 
     identifiers: dict[str, str | None]
-    sha256: str
+    digest: Digest | str
+
+    @property
+    def sha256(self) -> str:
+        return self.digest if isinstance(self.digest, str) else self.digest.hexdigest()
+
+    def settled(self) -> Fingerprint:
+        return self if isinstance(self.digest, str) else Fingerprint(self.identifiers, self.sha256)
 
 
 @dataclass(frozen=True)
@@ -66,19 +74,23 @@ class Fingerprints:
         if output_digest is None:
             raise ValueError("the output was written without a digest")
         return cls(
-            Fingerprint(source, source_digest.hexdigest()),
-            Fingerprint(dataset_identifiers(output), output_digest.hexdigest()),
+            Fingerprint(source, source_digest),
+            Fingerprint(dataset_identifiers(output), output_digest),
         )
+
+    def settled(self) -> Fingerprints:
+        """With both digests computed (waiting for them): picklable, for a result sent to another process."""
+        return Fingerprints(self.source.settled(), self.output.settled())
 
 
 def fingerprinted(
-    source: Path, work: Callable[[Dataset, Hasher], Digest | None], *, hash_on_thread: bool = False
+    source: Path, work: Callable[[Dataset, Hasher], Digest | None], *, hashing: Hashing = "inline"
 ) -> Fingerprints:
     """Read ``source`` once (hashed from memory), let ``work`` write the output from the dataset (hashed as it
     is written), and return who both files are about and their sha256: the audit facts of one file's work."""
     from dicompose.dicom.reading import read_dataset_hashed
 
-    with warnings.catch_warnings(), Hasher(threaded=hash_on_thread) as hasher:
+    with warnings.catch_warnings(), Hasher(hashing) as hasher:
         warnings.simplefilter("ignore", UserWarning)
         ds, source_digest = read_dataset_hashed(source, hasher)
         read = dataset_identifiers(ds)

@@ -33,7 +33,7 @@ from dicompose.dicom.reading import (
     require_identity,
 )
 from dicompose.errors import InputError, UnsupportedInputError
-from dicompose.fileio import Digest, Hasher
+from dicompose.fileio import Digest, Hasher, Hashing
 
 Scope = Literal["file", "series"]
 #: Bumped whenever the output of the same input and parameters changes; part of every derived UID.
@@ -98,20 +98,19 @@ def normalize_file(
     source_range: ValueRange | None = None,
     *,
     fingerprint: bool = False,
-    hash_on_thread: bool = False,
+    hashing: Hashing = "inline",
 ) -> NormalizeOutcome:
     """Normalize ``source`` into ``destination`` (atomically). ``source_range`` overrides the file's own range.
 
     With ``fingerprint``, the outcome also says who both files are about and the sha256 of their bytes: the
-    source is read once and hashed from memory, the output hashed as it is written; ``hash_on_thread`` does the
-    hashing on a helper thread (worth it only when a core is idle).
+    source is read once and hashed from memory, the output hashed as it is written, as ``hashing`` says.
     """
     with warnings.catch_warnings():
         # pydicom warns (UserWarning) per dubious input value; numeric RuntimeWarnings stay visible (they are bugs)
         warnings.simplefilter("ignore", UserWarning)
         if not fingerprint:
             return _normalize(read_dataset(source), source, destination, params, source_range)[0]
-        with Hasher(threaded=hash_on_thread) as hasher:
+        with Hasher(hashing) as hasher:
             ds, source_digest = read_dataset_hashed(source, hasher)
             read = dataset_identifiers(ds)
             outcome, output_digest = _normalize(ds, source, destination, params, source_range, hasher)

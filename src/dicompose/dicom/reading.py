@@ -139,7 +139,7 @@ def same_object(a: Path, b: Path) -> bool:
 
 def read_dataset_hashed(path: Path, hasher: Hasher) -> tuple[FileDataset, Digest]:
     """:func:`read_dataset`, and the sha256 of the file's bytes: the file is read once, into memory, and
-    hashed (on ``hasher``'s thread) while pydicom parses the same bytes."""
+    hashed from those bytes (on ``hasher``'s thread, once the work is done)."""
     with _read_errors(path):
         data = path.read_bytes()
         digest = hasher.sha256()

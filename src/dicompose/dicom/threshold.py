@@ -20,7 +20,7 @@ from dicompose.dicom.kernel import ValueRange, choose_encoding, format_ds
 from dicompose.dicom.pixel_module import Derivation, write_derived_image
 from dicompose.dicom.reading import grayscale_pixels, read_dataset, require_identity
 from dicompose.errors import UnsupportedInputError
-from dicompose.fileio import Digest, Hasher
+from dicompose.fileio import Digest, Hasher, Hashing
 from dicompose.param_rules import check_threshold
 
 RECIPE_VERSION = 1
@@ -57,12 +57,12 @@ def threshold_file(source: Path, destination: Path, params: ThresholdParams) -> 
 
 
 def threshold_file_fingerprinted(
-    source: Path, destination: Path, params: ThresholdParams, *, hash_on_thread: bool = False
+    source: Path, destination: Path, params: ThresholdParams, *, hashing: Hashing = "inline"
 ) -> Fingerprints:
     """:func:`threshold_file`, returning who both files are about and the sha256 of their bytes (the source
     read once and hashed from memory, the mask hashed as it is written; see :class:`Hasher` for the thread)."""
     return fingerprinted(
-        source, lambda ds, hasher: _threshold(ds, source, destination, params, hasher), hash_on_thread=hash_on_thread
+        source, lambda ds, hasher: _threshold(ds, source, destination, params, hasher), hashing=hashing
     )
 
 

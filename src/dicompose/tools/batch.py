@@ -18,7 +18,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from dicompose.allocator import keep_freed_buffers
 from dicompose.config import data_home
@@ -28,17 +28,20 @@ from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import measure_file
 from dicompose.dicom.reading import damage, is_whole, same_object
 from dicompose.errors import InputError, StorageError, UnsupportedInputError, UsageError
-from dicompose.fileio import check_output_folder, check_writable_folder, folder_syncs_deferred, fsync_directory
+from dicompose.fileio import (
+    Digest,
+    Hashing,
+    check_output_folder,
+    check_writable_folder,
+    folder_syncs_deferred,
+    fsync_directory,
+)
 from dicompose.lifetime import die_with_parent
 from dicompose.records.audit import AuditLog, Item, load_keys
 from dicompose.tools.discovery import Candidate, Skipped, discover
 
 log = logging.getLogger(__name__)
 _IN_FLIGHT_PER_WORKER = 4
-#: How a worker hashes the files it reads and writes for the audit log: on a helper thread when the batch
-#: leaves a core idle (the hashing then costs the work almost nothing), else inline (threads would only
-#: compete with the other workers for the cores and the GIL).
-Hashing = Literal["inline", "thread"]
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -198,7 +201,8 @@ def run_batch(
         with _executor(workers, len(jobs)) as pool:
             if operation.series_scope:
                 jobs = _attach_series_ranges(pool, jobs, workers, report)
-            hashing = _hashing(workers, len(jobs)) if audit.audit is not None else None
+            in_process = isinstance(pool, _InlineExecutor)
+            hashing = _hashing(workers, len(jobs), in_process) if audit.audit is not None else None
             work = [(job, operation, hashing) for job in jobs]
             done = 0
             for result in _bounded_map(pool, _apply_job, work, workers, stop=lambda: bool(summary.stopped)):
@@ -258,9 +262,15 @@ def _measure_job(job: _Job) -> tuple[str, ValueRange] | FileResult:
         return _failure(job.candidate, exc)
 
 
-def _hashing(workers: int, jobs: int) -> Hashing:
+def _hashing(workers: int, jobs: int, in_process: bool) -> Hashing:
+    """Hash for the audit log on a helper thread when the batch leaves a core idle (it then costs the work
+    almost nothing), else inline (threads would only compete with the other workers for the cores and the GIL).
+    Work done in this process leaves its digests to the audit log's writer thread (``deferred``); a pool
+    worker's results cross a process boundary, digests computed."""
     processes = max(1, min(workers, jobs))
-    return "thread" if processes < len(os.sched_getaffinity(0)) else "inline"
+    if processes >= len(os.sched_getaffinity(0)):
+        return "inline"
+    return "deferred" if in_process else "overlapped"
 
 
 def _apply_job(args: tuple[_Job, Operation, Hashing | None]) -> FileResult:
@@ -278,6 +288,8 @@ def _apply_job(args: tuple[_Job, Operation, Hashing | None]) -> FileResult:
         return FileResult(job.candidate.path, Status.FAILED, message=message)
     audit: tuple[dict[str, object], ...] = ()
     if prints is not None:
+        if hashing != "deferred":
+            prints = prints.settled()  # the result may be pickled to the main process
         audit = (_audit_object(job.candidate.path, prints.source), _audit_object(job.destination, prints.output))
     return FileResult(job.candidate.path, Status.PROCESSED, output=job.destination, audit=audit)
 
@@ -289,8 +301,9 @@ def auditing() -> bool:
 
 def _audit_object(path: Path, fingerprint: Fingerprint) -> dict[str, object]:
     """The audit log's object for a file: the same keys and values as reading ``identifiers(path)`` and
-    ``sha256_file(path)`` from disk would give."""
-    return {**fingerprint.identifiers, "path": str(path.absolute()), "sha256": fingerprint.sha256}
+    ``sha256_file(path)`` from disk would give (the digest may still be computing: :class:`AuditBuffer`
+    reads it on its writer thread)."""
+    return {**fingerprint.identifiers, "path": str(path.absolute()), "sha256": fingerprint.digest}
 
 
 def open_machine_audit() -> AuditLog | None:
@@ -339,7 +352,7 @@ class AuditBuffer:
     def flush(self) -> None:
         self._wait()
         if self._writer is not None and self.audit is not None and self.pending:
-            self._writing = self._writer.submit(self.audit.append_many, self.pending)
+            self._writing = self._writer.submit(_append_settled, self.audit, self.pending)
         self.pending = []
         self.since = time.monotonic()
 
@@ -358,6 +371,16 @@ class AuditBuffer:
                 self._writer.shutdown()
         if self.audit is not None:
             self.audit.checkpoint()
+
+
+def _append_settled(audit: AuditLog, items: list[Item]) -> None:
+    """Append ``items`` once their digests are computed (waiting here, on the writer thread, not in the work)."""
+    settled: list[Item] = []
+    for action, obj, tool, a, b, outcome in items:
+        if obj is not None and isinstance(digest := obj.get("sha256"), Digest):
+            obj = {**obj, "sha256": digest.hexdigest()}
+        settled.append((action, obj, tool, a, b, outcome))
+    audit.append_many(settled)
 
 
 def _failure(candidate: Candidate, exc: InputError) -> FileResult:

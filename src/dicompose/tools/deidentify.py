@@ -8,7 +8,8 @@ from pathlib import Path
 from dicompose.dicom.deidentify import DeidParams, deidentify_file, deidentify_file_fingerprinted, output_name_for
 from dicompose.dicom.identifiers import Fingerprints
 from dicompose.dicom.kernel import ValueRange
-from dicompose.tools.batch import Hashing, Operation
+from dicompose.fileio import Hashing
+from dicompose.tools.batch import Operation
 from dicompose.tools.site_keys import load_key, site_key_path
 
 __all__ = ["deidentify_operation", "load_key", "site_key_path"]
@@ -18,7 +19,7 @@ def _apply(
     params: DeidParams, source: Path, destination: Path, _range: ValueRange | None, hashing: Hashing | None
 ) -> Fingerprints | None:
     if hashing is not None:
-        return deidentify_file_fingerprinted(source, destination, params, hash_on_thread=hashing == "thread")
+        return deidentify_file_fingerprinted(source, destination, params, hashing=hashing)
     deidentify_file(source, destination, params)
     return None
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from dicompose.dicom.identifiers import Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import NormalizeParams, normalize_file, output_name
+from dicompose.fileio import Hashing
 from dicompose.param_rules import check_target_range
-from dicompose.tools.batch import FileResult, Hashing, Operation, Summary, run_batch
+from dicompose.tools.batch import FileResult, Operation, Summary, run_batch
 
 
 def _apply(
@@ -20,9 +21,9 @@ def _apply(
     source_range: ValueRange | None,
     hashing: Hashing | None,
 ) -> Fingerprints | None:
-    on_thread = hashing == "thread"
+    fingerprint = hashing is not None
     outcome = normalize_file(
-        source, destination, params, source_range, fingerprint=hashing is not None, hash_on_thread=on_thread
+        source, destination, params, source_range, fingerprint=fingerprint, hashing=hashing or "inline"
     )
     return outcome.fingerprints
 

@@ -8,14 +8,15 @@ from pathlib import Path
 from dicompose.dicom.identifiers import Fingerprints
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.threshold import ThresholdParams, mask_name, threshold_file, threshold_file_fingerprinted
-from dicompose.tools.batch import Hashing, Operation
+from dicompose.fileio import Hashing
+from dicompose.tools.batch import Operation
 
 
 def _apply(
     params: ThresholdParams, source: Path, destination: Path, _range: ValueRange | None, hashing: Hashing | None
 ) -> Fingerprints | None:
     if hashing is not None:
-        return threshold_file_fingerprinted(source, destination, params, hash_on_thread=hashing == "thread")
+        return threshold_file_fingerprinted(source, destination, params, hashing=hashing)
     threshold_file(source, destination, params)
     return None
 
