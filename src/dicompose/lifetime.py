@@ -1,7 +1,7 @@
 """Process lifetime: children that die with their parent, so a killed run leaves no orphans behind.
 
 A leaf module (like ``fileio``): the engines use it for the steps they start, the built-in tools for their
-process pools (the forkserver and its workers), so SIGKILL of dicompose takes the whole tree down.
+process pools (their workers), so SIGKILL of dicompose takes the whole tree down.
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ def peak_descendants(run) -> tuple[object, int]:
 
 def test_normalize_uses_no_more_processes_than_its_share(tmp_path: Path):
     """Two series on two cores: two launches of one process each (no pool); one series: one launch whose pool
-    has two workers (plus multiprocessing's forkserver and resource tracker)."""
+    has two workers (forked from the step's process)."""
     source = tmp_path / "scans"
     for s in range(2):
         synthetic.write_ct_series(source / f"s{s}", f"pool-{s}", 40, 128, 128)

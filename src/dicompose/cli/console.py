@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,9 +55,22 @@ def progress_bar(label: str, enabled: bool) -> Iterator[tuple[Callable[[FileResu
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=stderr, transient=True) as progress:
+    # no refresh thread: the batch forks its pool from this process, and fork after threads is unsafe
+    with Progress(*columns, console=stderr, transient=True, auto_refresh=False) as progress:
         task = progress.add_task(label, total=None)
-        yield (lambda _r: progress.advance(task)), (lambda n: progress.update(task, total=n))
+        shown = [0.0]
+
+        def advance(_result: FileResult) -> None:
+            progress.advance(task)
+            if (now := time.monotonic()) - shown[0] >= 0.1:
+                shown[0] = now
+                progress.refresh()
+
+        def total(count: int) -> None:
+            progress.update(task, total=count)
+            progress.refresh()
+
+        yield advance, total
 
 
 def normalize_and_report(
