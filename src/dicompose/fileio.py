@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import itertools
 import os
 import tempfile
 import threading
@@ -231,13 +232,30 @@ def output_mode(like: Path | None = None) -> int:
     return mode
 
 
+_temp_serial = itertools.count()
+
+
+def _create_temp(destination: Path) -> tuple[int, Path]:
+    """A new hidden file (0600) beside ``destination``, named after it, this process and a serial number (what
+    ``mkstemp`` does, without its random names: about a tenth of a batch's per-file overhead); its folder is
+    made only when it is missing (not asked once per file)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = destination.with_name(f".{destination.name}.{os.getpid()}-{next(_temp_serial)}.partial")
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:  # left by a killed process that had this pid: take the next number
+            continue
+        except FileNotFoundError:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(tmp, flags, 0o600), tmp
+
+
 @contextlib.contextmanager
 def _published(destination: Path, *, buffering: int = -1, mode: int | None = None) -> Iterator[tuple[BinaryIO, Path]]:
     """A hidden temp file beside ``destination``; once the block succeeds it is fsynced and renamed into place,
     on any failure it is removed. The caller fsyncs the folder (or leaves that to whoever syncs it for many)."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = _create_temp(destination)
     try:
         with os.fdopen(fd, "wb", buffering=buffering) as fh:
             yield fh, tmp
