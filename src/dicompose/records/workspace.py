@@ -111,7 +111,8 @@ def finish_task(folder: Path, record: dict[str, Any]) -> None:
         os.chmod(path, st.st_mode & ~0o222)  # noqa: PTH101
         output["size"], output["mtime_ns"] = st.st_size, st.st_mtime_ns
         output["inode"] = [st.st_dev, st.st_ino]  # publishing knows a target is this file without a stat
-    _write_synced(folder / "task.json", json.dumps(record, indent=2, sort_keys=True).encode())
+    # compact: a no-op rerun parses every task's record (40 records of 500 files: 9.4 MB indented, 7.5 MB not)
+    _write_synced(folder / "task.json", json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
     for path in sorted(folder.rglob("*")):
         if path.is_file() and not path.is_symlink():
             _fsync_path(path)
