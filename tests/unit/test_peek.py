@@ -1,8 +1,10 @@
-"""The quick look at a file's first bytes (discovery's DICOM check and SOP Instance UID for the duplicate check)
-must say what pydicom's full read says, whatever the encoding and wherever the UID falls."""
+"""The quick look at a file's first bytes (discovery's DICOM check and SOP Instance UID for the duplicate check,
+the audit log's identifiers) must say what pydicom's full read says, whatever the encoding and wherever the
+values fall."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pydicom
@@ -10,8 +12,8 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-
 from dicompose.dicom import reading, synthetic
+from dicompose.dicom.identifiers import file_facts, identifiers
 from dicompose.dicom.reading import peek
 from dicompose.dicom.writing import rebuild_file_meta
 
@@ -67,3 +69,38 @@ def test_a_uid_cut_by_the_first_read_is_read_again_from_the_file(tmp_path: Path)
         ways.add(reading._instance_uid_in(path.read_bytes()[: reading._PEEK_BYTES]) is None)
         assert peek(path).instance_uid == full_read_uid(path) == ds.SOPInstanceUID
     assert ways == {True, False}
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian])
+@pytest.mark.parametrize(
+    ("charset", "patient"), [(None, "PAT-1"), ("ISO_IR 192", "Müller^Zoë"), ("ISO_IR 100", "Gómez"), ("", "")]
+)
+def test_identifiers_from_first_bytes_are_pydicom_s(tmp_path: Path, syntax: str, charset: str | None, patient: str):
+    """The audit log's facts of a file (study, series, instance, patient id, decoded with its character set)
+    and its sha256, read once, equal what a full pydicom read and a rehash say."""
+    ds = synthetic.ct_slice("ids", 0, 8, 8)
+    rebuild_file_meta(ds, "test")
+    ds.file_meta.TransferSyntaxUID = syntax
+    if charset is not None:
+        ds.SpecificCharacterSet = charset
+    ds.PatientID = patient
+    path = tmp_path / "a.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    full = pydicom.dcmread(path)
+    expected = {
+        "study": full.StudyInstanceUID,
+        "series": full.SeriesInstanceUID,
+        "instance": full.SOPInstanceUID,
+        "patient": str(full.get("PatientID", "") or "") or None,
+    }
+    assert identifiers(path) == expected
+    sha256, facts = file_facts(path, block=64)  # a first block smaller than the file: the quick look says no
+    assert facts == expected and sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_identifiers_of_files_the_quick_look_cannot_read(tmp_path: Path):
+    deflated = Path(get_testdata_file("image_dfl.dcm"))  # type: ignore[arg-type]
+    full = pydicom.dcmread(deflated)
+    assert identifiers(deflated)["instance"] == full.SOPInstanceUID
+    (tmp_path / "junk.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 40)
+    assert identifiers(tmp_path / "junk.dcm") == dict.fromkeys(("study", "series", "instance", "patient"))

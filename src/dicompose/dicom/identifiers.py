@@ -7,6 +7,7 @@ nobody has to read a file again to learn them; :func:`identifiers` reads them fr
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,14 +16,35 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 
+from dicompose.dicom.quicklook import HEAD_BYTES, first_values
 from dicompose.fileio import Digest, Hasher, Hashing
 
 _TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientID"]
 _NONE: dict[str, str | None] = {"study": None, "series": None, "instance": None, "patient": None}
 
 
-def identifiers(path: Path) -> dict[str, str | None]:
-    """study/series/instance UIDs and patient id of a DICOM file (None where absent or unreadable)."""
+#: tag → dictionary VR, for the quick look at a file's first bytes
+_QUICK = {0x0020000D: "UI", 0x0020000E: "UI", 0x00080018: "UI", 0x00100020: "LO"}
+
+
+def identifiers(path: Path, head: bytes | None = None, *, whole: bool = False) -> dict[str, str | None]:
+    """study/series/instance UIDs and patient id of a DICOM file (None where absent or unreadable); ``head``:
+    its first bytes when the caller has read them already (``whole``: all of them)."""
+    try:
+        if head is None:
+            with path.open("rb") as fh:
+                head = fh.read(HEAD_BYTES)
+            whole = len(head) < HEAD_BYTES
+        found = first_values(head, _QUICK, whole=whole)
+        if found is not None:
+            return {
+                "study": found[0x0020000D],
+                "series": found[0x0020000E],
+                "instance": found[0x00080018],
+                "patient": found[0x00100020],
+            }
+    except OSError:
+        return dict(_NONE)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -30,6 +52,18 @@ def identifiers(path: Path) -> dict[str, str | None]:
     except Exception:  # not DICOM, or damaged: the file is still audited by path and hash
         return dict(_NONE)
     return dataset_identifiers(ds)
+
+
+def file_facts(path: Path, block: int = 1 << 20) -> tuple[str, dict[str, str | None]]:
+    """(sha256, :func:`identifiers`) of a file, read once, block by block (a big output is never held whole);
+    the identifiers come from its first block."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        first = fh.read(block)
+        digest.update(first)
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest(), identifiers(path, first, whole=len(first) < block)
 
 
 def dataset_identifiers(ds: Dataset) -> dict[str, str | None]:

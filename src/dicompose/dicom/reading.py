@@ -16,24 +16,24 @@ import numpy as np
 import numpy.typing as npt
 import pydicom
 from pydicom.datadict import dictionary_VM, dictionary_VR
-from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.encaps import generate_fragments
 from pydicom.errors import InvalidDicomError
-from pydicom.filereader import data_element_generator, read_partial
+from pydicom.filereader import read_partial
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.processing import apply_modality_lut
 from pydicom.tag import BaseTag
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID
 from pydicom.valuerep import VR
 
+from dicompose.dicom.quicklook import HEAD_BYTES, first_values
 from dicompose.errors import InputError, UnsupportedInputError
 from dicompose.fileio import Digest, Hasher
 
 _PREAMBLE_LENGTH = 128
 _SOP_INSTANCE_UID = 0x00080018
-_TRANSFER_SYNTAX_UID = 0x00020010
-_PEEK_BYTES = 8192  # the preamble, the file meta and the first elements of nearly every file
+_PEEK_BYTES = HEAD_BYTES
 _GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 
 
@@ -59,42 +59,19 @@ def peek(path: Path) -> Peek:
             head = fh.read(_PEEK_BYTES)
             if len(head) < _PREAMBLE_LENGTH + 4 or head[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] != b"DICM":
                 return Peek(dicom=False)
-            uid = _instance_uid_in(head)
-            if uid is None:  # not within the first bytes, or an encoding the quick look leaves to pydicom
-                fh.seek(0)
-                uid = _instance_uid(fh)
-            return Peek(dicom=True, instance_uid=uid)
+            found = first_values(head, {_SOP_INSTANCE_UID: "UI"}, whole=len(head) < _PEEK_BYTES)
+            if found is not None:
+                return Peek(dicom=True, instance_uid=found[_SOP_INSTANCE_UID])
+            fh.seek(0)  # the first bytes cannot tell (see quicklook): pydicom reads as far as it needs
+            return Peek(dicom=True, instance_uid=_instance_uid(fh))
     except OSError:
         return Peek(dicom=False)
 
 
 def _instance_uid_in(head: bytes) -> str | None:
-    """The SOP Instance UID from a file's first bytes, element by element with pydicom's own element reader
-    and value conversion (about a fifth of the cost of pydicom's partial read: no dataset is built, no seek
-    reaches the disk); None when it is not there or the transfer syntax is deflated (read the file)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fp = io.BytesIO(head)
-            fp.seek(_PREAMBLE_LENGTH + 4)
-            syntax = None
-            for raw in data_element_generator(fp, False, True, stop_when=lambda tag, _vr, _n: tag.group != 2):
-                if raw.tag == _TRANSFER_SYNTAX_UID:
-                    syntax = str(convert_raw_data_element(raw).value)  # type: ignore[arg-type]
-            if syntax is None or syntax == DeflatedExplicitVRLittleEndian:
-                return None
-            implicit, little = syntax == ImplicitVRLittleEndian, syntax != ExplicitVRBigEndian
-            stop = lambda tag, _vr, _n: tag > _SOP_INSTANCE_UID  # noqa: E731
-            for raw in data_element_generator(fp, implicit, little, stop_when=stop):
-                if raw.tag == _SOP_INSTANCE_UID and isinstance(raw, RawDataElement):
-                    if raw.value is None or len(raw.value) != raw.length:  # cut by the end of the bytes read
-                        return None
-                    if implicit:
-                        raw = raw._replace(VR=VR.UI)
-                    return str(convert_raw_data_element(raw).value or "") or None
-    except Exception:  # damaged, or cut by the end of the bytes read: the full partial read decides
-        return None
-    return None
+    """The SOP Instance UID from a file's first bytes (see :mod:`quicklook`); None when they cannot tell."""
+    found = first_values(head, {_SOP_INSTANCE_UID: "UI"}, whole=len(head) < _PEEK_BYTES)
+    return None if found is None else found[_SOP_INSTANCE_UID]
 
 
 def _instance_uid(fh: BinaryIO) -> str | None:

@@ -56,6 +56,9 @@ _PREFIX_AT = 128  # DICOM Part 10: a 128-byte preamble, then "DICM"
 NOT_DICOM = Memo("", None)  # the memo's entry for a file examined and found not to be DICOM
 
 
+_SERIES, _INSTANCE = 0x0020000E, 0x00080018
+
+
 def _examine(path: Path) -> Memo | None:
     """A file the memo does not know, read once: its sha256 and series UID, ``NOT_DICOM`` (remembered too, so
     a rerun reads it no more), or None if it cannot be read."""
@@ -65,9 +68,14 @@ def _examine(path: Path) -> Memo | None:
         return None
     if data[_PREFIX_AT : _PREFIX_AT + 4] != b"DICM":
         return NOT_DICOM
-    import pydicom  # only for DICOM files the memo does not know: a no-op rerun never loads pydicom
+    from dicompose.dicom.quicklook import first_values  # pydicom: never loaded on a no-op rerun
 
     sha256 = hashlib.sha256(data).hexdigest()
+    found = first_values(data, {_SERIES: "UI", _INSTANCE: "UI"}, whole=True)
+    if found is not None:
+        return Memo(sha256, found[_SERIES] or "", found[_INSTANCE] or "")
+    import pydicom
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -10,12 +10,14 @@ gets its ``done`` marker last, after fsync, only if the task finished (see ``rec
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
 import shutil
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,6 @@ from dicompose.engines.base import ImageRef, Mount, Permissions, Resources, RunR
 from dicompose.engines.hardening import INPUT_ROOT, LABEL_PREFIX, OUTPUT_DIR, container_user
 from dicompose.engines.registry import engine_named
 from dicompose.errors import EngineError
-from dicompose.records.hashing import sha256_file
 from dicompose.records.workspace import Workspace, finish_task
 from dicompose.tools.descriptor import Descriptor
 from dicompose.tools.invocation import build_argv, build_invocation, collect_outputs, file_parameters, output_patterns
@@ -232,6 +233,13 @@ def execute_launch(request: LaunchRequest) -> LaunchResult:
     return LaunchResult(request.launch_id, exit_code, started, time.time(), command, task_results, message)
 
 
+@functools.cache
+def _facts_pool() -> ThreadPoolExecutor:
+    """Threads that hash a launch's outputs (hashlib lets go of the GIL): the seal of a task of 500 outputs is
+    on the run's critical path, between a step's last file and its dependants' start."""
+    return ThreadPoolExecutor(max(1, len(os.sched_getaffinity(0))), thread_name_prefix="dicompose-seal")
+
+
 def recover_task(request: LaunchRequest, workspace: Workspace, isolates: bool) -> TaskResult | None:
     """Seal a task that finished in a packed launch whose dicompose was killed before it could seal it.
 
@@ -326,8 +334,12 @@ def _finish_task(
     status = "skipped" if all_skipped else _status(code, timed_out, request.descriptor, problems, found)
     if stopped:  # cut short by a full or read-only workspace: never sealed, it runs again once that is fixed
         status = "failed"
+    from dicompose.dicom.identifiers import file_facts, identifiers
+
+    produced = [p for files in found.values() for p in files]
+    facts = dict(zip(produced, _facts_pool().map(file_facts, produced), strict=True))  # each output read once
     outputs = tuple(
-        {"id": output_id, "name": p.relative_to(out).as_posix(), "sha256": sha256_file(p)}
+        {"id": output_id, "name": p.relative_to(out).as_posix(), "sha256": facts[p][0]}
         for output_id, files in found.items()
         for p in files
     )
@@ -356,8 +368,6 @@ def _finish_task(
             "run_id": request.run_id,
         }
         finish_task(folder, record)
-    from dicompose.dicom.identifiers import identifiers
-
     # a pack's stderr belongs to every task in it: shown with a task only if it did not finish (no result file)
     tail = "" if request.packed and code is not None else result.stderr.decode(errors="replace")[-_TAIL:]
     return TaskResult(
@@ -373,7 +383,7 @@ def _finish_task(
         paths.to_host(tail),
         str(folder),
         input_ids=tuple(identifiers(Path(f)) for f in task.files),
-        output_ids=tuple(identifiers(out / o["name"]) for o in outputs),
+        output_ids=tuple(ids for _sha256, ids in facts.values()),
     )
 
 

@@ -1,0 +1,78 @@
+"""A few elements from the start of a DICOM file, read with pydicom's own element reader and value conversion.
+
+Discovery, the duplicate check and the audit log need two to four identifiers of every file. pydicom's
+partial read builds a whole dataset to give them (0.1 to 1 ms a file, seeks reaching the disk); reading the
+elements up to the last one wanted from the first bytes costs a fifth of that. When the bytes end before that
+element, the file's transfer syntax is deflated, or anything looks wrong, the answer is "cannot tell here" and
+the caller reads the file the usual way: the quick look never gives a different answer, only a faster one.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Mapping
+
+from pydicom.charset import convert_encodings
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.filereader import data_element_generator
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
+
+PREAMBLE = 128
+#: Bytes to read for a quick look: the preamble, the file meta and the first elements of nearly every file.
+HEAD_BYTES = 8192
+_TRANSFER_SYNTAX = 0x00020010
+_CHARACTER_SET = 0x00080005
+
+
+def first_values(head: bytes, wanted: Mapping[int, str], *, whole: bool) -> dict[int, str | None] | None:
+    """The values of ``wanted`` tags (tag → the dictionary VR to read them with when the file's VR is
+    implicit) as pydicom gives them, None for a tag the file does not have; None if ``head`` cannot tell.
+
+    ``head`` is the file's first bytes, ``whole`` says whether they are the whole file. Elements are read up
+    to the last tag wanted; text values are decoded with the file's Specific Character Set.
+    """
+    if len(head) < PREAMBLE + 4 or head[PREAMBLE : PREAMBLE + 4] != b"DICM":
+        return None
+    last = max(wanted)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fp = io.BytesIO(head)
+            fp.seek(PREAMBLE + 4)
+            syntax = None
+            for raw in data_element_generator(fp, False, True, stop_when=lambda tag, _vr, _n: tag.group != 2):
+                if raw.tag == _TRANSFER_SYNTAX and isinstance(raw, RawDataElement):
+                    syntax = str(convert_raw_data_element(raw).value)
+            if syntax is None or syntax == DeflatedExplicitVRLittleEndian:
+                return None
+            implicit, little = syntax == ImplicitVRLittleEndian, syntax != ExplicitVRBigEndian
+            raws: dict[int, RawDataElement] = {}
+            stopped = False
+
+            def stop(tag: int, _vr: str | None, _length: int) -> bool:
+                nonlocal stopped
+                stopped = tag > last
+                return stopped
+
+            for raw in data_element_generator(fp, implicit, little, stop_when=stop):
+                if not isinstance(raw, RawDataElement):
+                    return None
+                if raw.tag in wanted or raw.tag == _CHARACTER_SET:
+                    if raw.value is None or len(raw.value) != raw.length:  # cut by the end of the bytes read
+                        return None
+                    raws[raw.tag] = raw._replace(VR=wanted.get(raw.tag, "CS")) if implicit else raw
+            if not (stopped or whole):
+                return None  # the bytes ended before the last tag wanted: it may come later
+            encodings = None
+            if _CHARACTER_SET in raws:
+                charset = convert_raw_data_element(raws[_CHARACTER_SET]).value
+                encodings = convert_encodings(list(charset) if isinstance(charset, list | tuple) else [charset])
+            return {
+                tag: (str(convert_raw_data_element(raws[tag], encoding=encodings).value or "") or None)
+                if tag in raws
+                else None
+                for tag in wanted
+            }
+    except Exception:  # damaged: the caller's full read decides what to say
+        return None
