@@ -1,4 +1,5 @@
-"""Descriptor validation: the vendored Boutiques schema plus semantic checks, each problem with its JSON path."""
+"""Descriptor validation: Boutiques' reference verdict (errors) plus dicompose's checks (warnings), each problem
+with its JSON path."""
 
 from __future__ import annotations
 
@@ -39,53 +40,69 @@ def test_schema_errors_carry_json_paths():
 
 
 @pytest.mark.parametrize(
-    ("mutate", "path", "needle"),
+    ("mutate", "path", "needle", "severity"),
     [
-        (lambda d: d["inputs"][2].__setitem__("id", "min"), "$.inputs[1].id", "not unique"),
+        (lambda d: d["inputs"][2].__setitem__("id", "min"), "$.inputs[1]", '"min" is non-unique', "error"),
         (
             lambda d: d.__setitem__("command-line", "dicompose normalize [INPUT] --out ."),
             "$.inputs[1].value-key",
-            "does not appear",
+            '"[MIN]" not in command-line',
+            "error",
         ),
-        (lambda d: d["inputs"][1].update({"minimum": 5, "maximum": 1}), "$.inputs[1]", "greater than maximum"),
+        (lambda d: d["inputs"][1].update({"minimum": 5, "maximum": 1}), "$.inputs[1]", "greater min (5)", "error"),
         (
             lambda d: d["inputs"][3].__setitem__("default-value", "volume"),
-            "$.inputs[3].default-value",
-            "not one of value-choices",
+            "$.inputs[3]",
+            "default value outside its choices",
+            "error",
         ),
-        (
-            lambda d: d["inputs"][1].__setitem__("requires-inputs", ["nope"]),
-            "$.inputs[1].requires-inputs",
-            "not an input id",
-        ),
+        (lambda d: d["inputs"][1].__setitem__("requires-inputs", ["nope"]), "$.inputs[1]", '"nope" not found', "error"),
         (
             lambda d: d["output-files"][0].__setitem__("path-template", "../escape.dcm"),
             "$.output-files[0].path-template",
             "inside the output folder",
+            "warning",  # legal Boutiques; refused when run
         ),
         (
             lambda d: d.__setitem__("groups", [{"id": "g", "name": "g", "members": ["min", "ghost"]}]),
-            "$.groups[0].members",
-            "'ghost' is not an input id",
+            "$.groups[0]",
+            'member "ghost" does not exist',
+            "error",
         ),
         (
             lambda d: d["custom"]["dicompose"].__setitem__("netwrk", True),
             "$.custom.dicompose.netwrk",
             "unknown dicompose extension",
+            "warning",
         ),
         (
             lambda d: d["custom"]["dicompose"].__setitem__("batch-input", "min2"),
             "$.custom.dicompose.batch-input",
             "not an input id",
+            "warning",
         ),
     ],
 )
-def test_semantic_problems_are_found_and_located(mutate, path, needle):
+def test_problems_are_found_located_and_graded(mutate, path, needle, severity):
+    """Errors are the reference validator's (bosh validate), located by the id they name; dicompose's own
+    checks beyond it are warnings, errors under strict."""
     doc = copy.deepcopy(BUILTIN)
     mutate(doc)
-    problems = paths_of(doc)
+    problems = {p.path: p for p in validate(doc)}
     assert path in problems, problems
-    assert needle in problems[path]
+    assert needle in problems[path].message and problems[path].severity == severity
+    assert {p.path: p.severity for p in validate(doc, strict=True)}[path] == "error"
+
+
+def test_a_descriptor_with_only_warnings_loads_unless_its_extensions_are_broken(tmp_path: Path):
+    doc = copy.deepcopy(BUILTIN)
+    doc["output-files"][0]["path-template"] = "../escape.dcm"  # a warning: refused when the outputs are collected
+    (tmp_path / "ok.json").write_text(json.dumps(doc))
+    assert load_descriptor(str(tmp_path / "ok.json")).name == "normalize"
+    doc["custom"]["dicompose"]["pack"] = {}
+    (tmp_path / "broken.json").write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match="manifest-flag"):
+        load_descriptor(str(tmp_path / "broken.json"))
 
 
 def test_load_refuses_invalid_descriptors_with_every_problem(tmp_path: Path):
@@ -96,7 +113,7 @@ def test_load_refuses_invalid_descriptors_with_every_problem(tmp_path: Path):
     path.write_text(json.dumps(doc))
     with pytest.raises(UsageError) as caught:
         load_descriptor(str(path))
-    assert "$.inputs[1]" in str(caught.value) and "not unique" in str(caught.value)
+    assert "$.inputs[1]" in str(caught.value) and "non-unique" in str(caught.value)
 
 
 @pytest.mark.parametrize(("content", "needle"), [("{not json", r"not valid JSON \(line 1"), (None, "not found")])

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from dicompose.cli.console import fail, stdout
 from dicompose.errors import UsageError
@@ -18,28 +19,28 @@ app = typer.Typer(help="Tool descriptors (Boutiques-compatible).", no_args_is_he
 def validate_command(
     file: Annotated[str, typer.Argument(help="Descriptor JSON file (or a built-in tool name).")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list of problems.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="dicompose's checks beyond Boutiques' count as errors, not warnings.")
+    ] = False,
 ) -> None:
-    """Check a descriptor against the Boutiques schema and dicompose's semantic rules."""
-    from dicompose.tools.descriptor import read_document, resolve_tool, validate
+    """Judge a descriptor as Boutiques' reference validator (bosh validate) does, then with dicompose's own
+    checks (warnings; errors with --strict). Exit 1 when it is invalid."""
+    from dicompose.tools.descriptor import errors, read_document, resolve_tool, validate
 
     try:
         path = resolve_tool(file)
-        problems = validate(read_document(Path(path)))
+        problems = validate(read_document(Path(path)), strict=strict)
     except UsageError as exc:
         fail(exc)
+    valid = not errors(problems)
     if as_json:
-        stdout.print_json(
-            json.dumps(
-                {
-                    "file": str(path),
-                    "valid": not problems,
-                    "problems": [{"path": p.path, "message": p.message} for p in problems],
-                }
-            )
-        )
-    elif problems:
-        for problem in problems:
-            stdout.print(f"[red]{path}[/]: {problem}", markup=True)
+        listing = [{"path": p.path, "message": p.message, "severity": p.severity} for p in problems]
+        document = {"schema": "dicompose.tool-validate/2", "file": str(path), "valid": valid, "problems": listing}
+        stdout.print_json(json.dumps(document))
     else:
-        stdout.print(f"{path}: valid")
-    raise typer.Exit(1 if problems else 0)
+        for problem in problems:
+            colour = "red" if problem.severity == "error" else "yellow"
+            stdout.print(f"[{colour}]{problem.severity}[/] {escape(str(path))}: {escape(str(problem))}", markup=True)
+        if valid:
+            stdout.print(f"{escape(str(path))}: valid" + (" (with warnings)" if problems else ""))
+    raise typer.Exit(0 if valid else 1)

@@ -6,12 +6,13 @@ dicompose's own extensions live under ``custom["dicompose"]``, so every descript
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -33,10 +34,15 @@ _CUSTOM_KEYS = {
 
 @dataclass(frozen=True)
 class Problem:
-    """One validation problem: where (JSON path) and what."""
+    """One validation problem: where (JSON path, ``$`` when the reference validator does not say) and what.
+
+    An ``error`` makes the descriptor invalid, as Boutiques' reference validator (``bosh validate``) judges;
+    a ``warning`` is one of dicompose's checks beyond it (an error under ``--strict``).
+    """
 
     path: str
     message: str
+    severity: str = "error"
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
@@ -127,32 +133,29 @@ def schema_problems(doc: object) -> list[Problem]:
 
 
 def semantic_problems(doc: dict[str, Any]) -> list[Problem]:
-    """Checks the schema cannot express (the same kind bosh validate makes, plus ours)."""
-    return list(_semantic(doc))
+    """dicompose's checks beyond the reference validator's (warnings): what is legal Boutiques but would not
+    run here as written, or is suspicious."""
+    return [replace(problem, severity="warning") for problem in _semantic(doc)]
 
 
 def _semantic(doc: dict[str, Any]) -> Iterator[Problem]:
     inputs = [i for i in doc.get("inputs", []) if isinstance(i, dict)]
     outputs = [o for o in doc.get("output-files", []) if isinstance(o, dict)]
     groups = [g for g in doc.get("groups", []) if isinstance(g, dict)]
-    command_line = str(doc.get("command-line", ""))
     ids = Counter(str(x.get("id")) for x in [*inputs, *outputs, *groups])
     input_ids = {str(i.get("id")) for i in inputs}
     for kind, items in (("inputs", inputs), ("output-files", outputs), ("groups", groups)):
         for index, item in enumerate(items):
             if ids[str(item.get("id"))] > 1:
                 yield Problem(f"$.{kind}[{index}].id", f"id {item.get('id')!r} is not unique")
-    keys = Counter(str(x.get("value-key")) for x in [*inputs, *outputs] if x.get("value-key"))
-    for kind, items in (("inputs", inputs), ("output-files", outputs)):
-        for index, item in enumerate(items):
-            key = item.get("value-key")
-            where = f"$.{kind}[{index}]"
-            if key and keys[str(key)] > 1:
-                yield Problem(f"{where}.value-key", f"value-key {key} is used by more than one input/output")
-            if key and str(key) not in command_line:
-                yield Problem(f"{where}.value-key", f"value-key {key} does not appear in the command-line")
+    keys = Counter(str(x.get("value-key")) for x in inputs if x.get("value-key"))
+    for index, item in enumerate(inputs):
+        key = item.get("value-key")
+        if key and keys[str(key)] > 1 and not _exclusive(groups, str(key), inputs):
+            yield Problem(f"$.inputs[{index}].value-key", f"value-key {key} is used by more than one input")
+    group_ids = {str(g.get("id")) for g in groups}
     for index, spec in enumerate(inputs):
-        yield from _input_problems(spec, f"$.inputs[{index}]", input_ids)
+        yield from _input_problems(spec, f"$.inputs[{index}]", input_ids, group_ids)
     for index, spec in enumerate(outputs):
         template = str(spec.get("path-template", ""))
         if template.startswith("/") or ".." in Path(template).parts:
@@ -169,7 +172,18 @@ def _semantic(doc: dict[str, Any]) -> Iterator[Problem]:
     yield from _custom_problems(doc.get("custom", {}).get("dicompose", {}), input_ids)
 
 
-def _input_problems(spec: dict[str, Any], where: str, input_ids: set[str]) -> Iterator[Problem]:
+def _exclusive(groups: list[dict[str, Any]], key: str, inputs: list[dict[str, Any]]) -> bool:
+    """Inputs sharing ``key`` are alternatives (a mutually exclusive group holds them all)."""
+    sharing = {str(i.get("id")) for i in inputs if i.get("value-key") == key}
+    return any(g.get("mutually-exclusive") and sharing <= set(g.get("members", [])) for g in groups)
+
+
+def _input_problems(
+    spec: dict[str, Any],
+    where: str,
+    input_ids: set[str],
+    group_ids: set[str] = frozenset(),  # type: ignore[assignment]
+) -> Iterator[Problem]:
     kind = spec.get("type")
     if kind == "Flag":
         if not spec.get("command-line-flag"):
@@ -190,8 +204,8 @@ def _input_problems(spec: dict[str, Any], where: str, input_ids: set[str]) -> It
         yield Problem(f"{where}.default-value", f"{default!r} is not one of value-choices")
     for relation in ("requires-inputs", "disables-inputs"):
         for other in spec.get(relation, []):
-            if other not in input_ids:
-                yield Problem(f"{where}.{relation}", f"{other!r} is not an input id")
+            if other not in input_ids | group_ids:
+                yield Problem(f"{where}.{relation}", f"{other!r} is not an input or group id")
             if other == spec.get("id"):
                 yield Problem(f"{where}.{relation}", "an input cannot refer to itself")
     both = set(spec.get("requires-inputs", [])) & set(spec.get("disables-inputs", []))
@@ -220,12 +234,65 @@ def _custom_problems(custom: object, input_ids: set[str]) -> Iterator[Problem]:
         yield Problem("$.custom.dicompose.pack.manifest-flag", "must name the tool's manifest option, e.g. --manifest")
 
 
-def validate(doc: object) -> list[Problem]:
-    """All problems of a descriptor document (schema first; semantics only on a schema-valid document)."""
-    problems = schema_problems(doc)
+def reference_problems(doc: object) -> list[Problem]:
+    """What Boutiques' reference validator (the ``boutiques`` package, ``bosh validate``) says of ``doc``: its
+    verdict is the verdict. Schema errors are given with our JSON paths where our copy of the schema finds
+    them; the reference's other findings come one per line, as it words them."""
+    from boutiques.validator import DescriptorValidationError, validate_descriptor  # ~0.1 s: only when asked
+
+    try:
+        validate_descriptor(copy.deepcopy(doc))  # it fills in defaults as it goes
+    except DescriptorValidationError as exc:
+        text = str(exc).removeprefix("[ ERROR ] ")
+        located = schema_problems(doc)
+        if located and text.count("\n") > 0 and "Failed validating" in text:  # a jsonschema error
+            return located
+        lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+        if "Failed validating" in text:
+            lines = lines[:1]
+        return [Problem(_locate(line, doc), _short(line)) for line in lines]
+    except Exception as exc:  # the reference itself fails on this document: bosh validate would not pass it
+        name = type(exc).__name__
+        return [Problem("$", _short(f"Boutiques' validator fails on this descriptor ({name}: {exc})"))]
+    return []
+
+
+def _locate(message: str, doc: object) -> str:
+    """The JSON path of what a reference message names first ("IdError: \"min\" is non-unique"): the first
+    input, output or group with that id (or value-key); ``$`` when nothing matches."""
+    named = re.search(r'"([^"]+)"', message)
+    if named is None or not isinstance(doc, dict):
+        return "$"
+    for kind in ("inputs", "output-files", "groups"):
+        items = doc.get(kind)
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict) and item.get("id") == named.group(1):
+                return f"$.{kind}[{index}]"
+    for kind in ("inputs", "output-files"):
+        items = doc.get(kind)
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict) and item.get("value-key") == named.group(1):
+                return f"$.{kind}[{index}].value-key"
+    return "$"
+
+
+def validate(doc: object, *, strict: bool = False) -> list[Problem]:
+    """Every problem of a descriptor document: the reference validator's errors, then dicompose's own checks
+    as warnings (errors with ``strict``) on a document the reference accepts."""
+    problems = reference_problems(doc)
     if problems or not isinstance(doc, dict):
         return problems
-    return semantic_problems(doc)
+    ours = semantic_problems(doc)
+    return [replace(p, severity="error") for p in ours] if strict else ours
+
+
+def errors(problems: Iterable[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+def run_problems(doc: dict[str, Any]) -> list[Problem]:
+    """What stops dicompose from running a descriptor the reference accepts: its own extensions, malformed."""
+    return [replace(p, severity="error") for p in semantic_problems(doc) if p.path.startswith("$.custom.dicompose")]
 
 
 def read_document(path: Path) -> object:
@@ -257,8 +324,10 @@ def load_descriptor(tool: str, base: Path | None = None) -> Descriptor:
     """Load and validate; any problem is a usage error listing every problem with its JSON path."""
     path = resolve_tool(tool, base)
     doc = read_document(path)
-    shipped = path == builtin_path(tool) and isinstance(doc, dict)  # the schema check is in the package's tests
-    problems = semantic_problems(doc) if shipped else validate(doc)  # type: ignore[arg-type]
+    shipped = path == builtin_path(tool) and isinstance(doc, dict)  # the package's tests validate them
+    problems = [] if shipped else errors(validate(doc))
+    if not problems and isinstance(doc, dict):
+        problems = run_problems(doc)
     if problems:
         listing = "; ".join(str(p) for p in problems[:10])
         more = f" (+{len(problems) - 10} more)" if len(problems) > 10 else ""
