@@ -18,6 +18,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from dicompose.errors import UsageError
+from dicompose.images.own_wheel import own_wheel
 
 #: Python of the Debian bookworm base image.
 TARGET_PYTHON = "3.11"
@@ -59,26 +60,6 @@ def download_argv(lock: Path, dest: Path, python: str = TARGET_PYTHON) -> list[s
     return [*argv, "-r", str(lock), "-d", str(dest)]
 
 
-def source_tree() -> Path:
-    """The source checkout this dicompose runs from (images are built from source, never from PyPI)."""
-    root = Path(str(files("dicompose"))).resolve().parents[1]
-    if not (root / "pyproject.toml").is_file():
-        raise UsageError("building images needs a dicompose source checkout (pyproject.toml not found)")
-    return root
-
-
-def build_own_wheel(dest: Path) -> Path:
-    for old in dest.glob("dicompose-*.whl"):
-        old.unlink()
-    argv = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
-    argv += ["--disable-pip-version-check", "-w", str(dest), str(source_tree())]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=_pip_env())
-    wheels = sorted(dest.glob("dicompose-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        raise UsageError(f"cannot build the dicompose wheel: {proc.stderr.strip()[-300:]}")
-    return wheels[0]
-
-
 def _pip_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PIP_FIND_LINKS"] = ""  # never take a machine-local wheel the lock does not know
@@ -101,7 +82,7 @@ def prepare(dest: Path, cache: Path | None = None) -> Wheelhouse:
     if source != dest:
         for wheel in source.glob("*.whl"):
             shutil.copy2(wheel, dest / wheel.name)
-    own = build_own_wheel(dest)
+    own = own_wheel(dest)
     requirements = dest / "requirements.txt"
     requirements.write_text(
         lock.read_text() + f"\ndicompose @ file:///wheels/{own.name} \\\n    --hash=sha256:{sha256_file(own)}\n"
