@@ -123,3 +123,30 @@ def test_unreadable_descriptor_files(tmp_path: Path, content, needle):
         path.write_text(content)
     with pytest.raises(UsageError, match=needle):
         load_descriptor(str(path))
+
+
+def test_constraints_between_number_inputs_are_checked_for_any_tool(tmp_path: Path):
+    """A user's tool declares its relations as the built-ins do (``custom.dicompose.constraints``): a run or a
+    check refuses values that break one, with the values named; a malformed constraint is a warning (an error
+    when the descriptor is run)."""
+    from dicompose.tools.invocation import build_invocation
+
+    doc = copy.deepcopy(BUILTIN)
+    doc["name"] = "mine"
+    doc["inputs"][2]["default-value"] = 100
+    doc["custom"]["dicompose"]["constraints"] = ["min <= max", "max < 1000"]
+    (tmp_path / "mine.json").write_text(json.dumps(doc))
+    descriptor = load_descriptor(str(tmp_path / "mine.json"))
+    assert build_invocation(descriptor, {"input": ["a.dcm"], "min": 1, "max": 2}).values["max"] == 2
+    with pytest.raises(UsageError, match=r"min \(5\) must be <= max \(1\)"):
+        build_invocation(descriptor, {"input": ["a.dcm"], "min": 5, "max": 1})
+    with pytest.raises(UsageError, match=r"max \(2000\) must be < 1000"):
+        build_invocation(descriptor, {"input": ["a.dcm"], "max": 2000})
+    doc["custom"]["dicompose"]["constraints"] = ["min <= scope", "min ~ max"]
+    problems = {p.path: p for p in validate(doc)}
+    assert "not a Number input" in problems["$.custom.dicompose.constraints[0]"].message
+    assert "expected 'ID OP ID'" in problems["$.custom.dicompose.constraints[1]"].message
+    assert {p.severity for p in problems.values()} == {"warning"}
+    (tmp_path / "mine.json").write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match="constraints"):
+        load_descriptor(str(tmp_path / "mine.json"))

@@ -10,7 +10,7 @@ import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -42,14 +42,39 @@ def parse_inputs(sources: list[str], names: list[str]) -> dict[str, Path]:
     return result
 
 
-def check(pipeline: Path) -> None:
-    """Validate a pipeline (tools, references, types, cycles) without running anything."""
+def check(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
+    engine: Annotated[
+        str, typer.Option("--engine", help="auto | docker | apptainer | local: whose images to look up")
+    ] = "auto",
+    scheduler: Annotated[
+        str, typer.Option("--scheduler", help="local | dask | tcp://HOST:PORT: whose resources to judge")
+    ] = "local",
+) -> None:
+    """Find every problem of a pipeline before anything runs: the file (types, references, cycles), each step's
+    parameters against its tool, resources against what the scheduler can give, images the engine lacks."""
+    from dicompose.engines.resolve import resolve_engine
     from dicompose.pipeline.graph import build_graph
+    from dicompose.pipeline.preflight import image_problems, resource_problems
 
+    problems: list[str] = []
     try:
-        graph = build_graph(pipeline)
+        graph = build_graph(pipeline, collect=problems)
+        problems += resource_problems(graph, scheduler)
+        try:
+            resolution = resolve_engine(engine)
+        except UsageError as exc:
+            problems.append(str(exc))
+        else:
+            problems += image_problems(graph, resolution.engine)
+            stdout.print(f"engine: {resolution.engine.name} ({escape(resolution.why)})")
     except DicomposeError as exc:
         fail(exc)
+    if problems:
+        for problem in problems:
+            stderr.print(f"[red]error:[/] {escape(str(pipeline))}: {escape(problem)}")
+        stderr.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}: nothing was run")
+        raise typer.Exit(2)
     order = " → ".join(node.name for node in graph.steps)
     inputs = ", ".join(f"{name} ({kind})" for name, kind in graph.spec.inputs.items())
     stdout.print(f"{pipeline}: valid ({len(graph.steps)} steps: {order}; inputs: {inputs})")

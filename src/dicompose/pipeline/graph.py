@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dicompose.errors import UsageError
-from dicompose.pipeline.spec import PipelineSpec, Step, load_pipeline, parse_reference
+from dicompose.pipeline.spec import PipelineSpec, Step, load_pipeline_leniently, parse_reference
 from dicompose.tools.builtin_checks import check_builtin_values
 from dicompose.tools.descriptor import Descriptor, load_descriptor
 from dicompose.tools.invocation import build_invocation
@@ -48,6 +48,8 @@ class PipelineGraph:
     outputs: dict[str, Source]
     #: A tool run publishes its outputs straight into --out/<folder>; a pipeline into --out/<output>/<folder>.
     flat_outputs: bool = False
+    #: The YAML as read, with line numbers (``__lines__``): where ``dicompose check`` says a problem is.
+    document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def step(self, name: str) -> StepNode:
         return next(s for s in self.steps if s.name == name)
@@ -88,7 +90,7 @@ def bind_files(graph: PipelineGraph, inputs: Mapping[str, Path], site_key: Calla
     return replace(graph, steps=tuple(nodes))
 
 
-def _line(document: dict[str, Any], *keys: str) -> str:
+def line_at(document: dict[str, Any], *keys: str) -> str:
     node: Any = document
     line = None
     for key in keys:
@@ -108,22 +110,25 @@ def _output_id(descriptor: Descriptor, name: str) -> str | None:
     return None
 
 
-def build_graph(path: Path) -> PipelineGraph:
-    spec, document = load_pipeline(path)
-    problems: list[str] = []
+def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
+    """The validated pipeline. Every problem found is reported together (one UsageError), or, with
+    ``collect``, appended to it and the graph of what is valid returned (``dicompose check`` adds its own)."""
+    spec, document, problems = load_pipeline_leniently(path)
+    if spec is None:
+        raise UsageError(f"{path}: " + "; ".join(problems))
     descriptors: dict[str, Descriptor] = {}
     for name, step in spec.steps.items():
         try:
             descriptors[name] = load_descriptor(step.tool, base=path.parent)
         except UsageError as exc:
-            problems.append(f"{_line(document, 'steps', name, 'tool')}steps.{name}.tool: {exc}")
+            problems.append(f"{line_at(document, 'steps', name, 'tool')}steps.{name}.tool: {exc}")
     nodes: dict[str, StepNode] = {}
     dependencies: dict[str, set[str]] = {}
     for name, step in spec.steps.items():
         descriptor = descriptors.get(name)
         if descriptor is None:
             continue
-        where = _line(document, "steps", name, "with")
+        where = line_at(document, "steps", name, "with")
         file_inputs = {i["id"] for i in descriptor.inputs if i["type"] == "File"}
         known = {i["id"] for i in descriptor.inputs}
         source: Source | None = None
@@ -180,7 +185,7 @@ def build_graph(path: Path) -> PipelineGraph:
             batch_input = key
         if source is None:
             problems.append(
-                f"{_line(document, 'steps', name)}steps.{name}.with: no File input is fed "
+                f"{line_at(document, 'steps', name)}steps.{name}.with: no File input is fed "
                 f"(one of {', '.join(sorted(file_inputs)) or 'none'} must take inputs.X or steps.S.output)"
             )
             continue
@@ -202,7 +207,7 @@ def build_graph(path: Path) -> PipelineGraph:
     outputs: dict[str, Source] = {}
     for out_name, value in spec.outputs.items():
         reference = parse_reference(value)
-        field = f"{_line(document, 'outputs', out_name)}outputs.{out_name}"
+        field = f"{line_at(document, 'outputs', out_name)}outputs.{out_name}"
         if reference is None or reference[0] != "step" or reference[1] not in spec.steps:
             problems.append(f"{field}: must reference a step output (steps.S.output), got {value!r}")
             continue
@@ -212,6 +217,8 @@ def build_graph(path: Path) -> PipelineGraph:
             problems.append(f"{field}: step {reference[1]!r} has no output {reference[2]!r}")
             continue
         outputs[out_name] = Source("step", reference[1], resolved or reference[2])
-    if problems:
+    if collect is not None:
+        collect.extend(problems)
+    elif problems:
         raise UsageError(f"{path}: " + "; ".join(problems))
-    return PipelineGraph(path, spec, tuple(nodes[n] for n in order if n in nodes), outputs)
+    return PipelineGraph(path, spec, tuple(nodes[n] for n in order if n in nodes), outputs, document=document)

@@ -24,6 +24,7 @@ from dicompose.pipeline.graph import PipelineGraph, bind_files, build_graph
 from dicompose.pipeline.images import resolve_step_image
 from dicompose.pipeline.inputs import Group, group_input
 from dicompose.pipeline.model import FINISHED, Events, LaunchInfo, NoEvents, PipelineReport, PipelineRequest
+from dicompose.pipeline.preflight import resource_problems
 from dicompose.pipeline.publish import publication_scope
 from dicompose.pipeline.snapshot import graph_from_snapshot, recorded_images, snapshot
 from dicompose.records.index import Index
@@ -143,6 +144,8 @@ def _plan(
 def _run_locked(
     request: PipelineRequest, graph: PipelineGraph, workspace: Workspace, index: Index, events: Events
 ) -> PipelineReport:
+    if problems := resource_problems(graph, request.scheduler):  # before anything runs, as check says
+        raise UsageError(f"{graph.path}: " + "; ".join(problems))
     resolution = resolve_engine(request.engine)
     engine = resolution.engine
     engine.cleanup()  # containers that killed runs on this host left behind

@@ -150,6 +150,15 @@ def parse_reference(text: object) -> tuple[str, str, str] | None:
 
 def load_pipeline(path: Path) -> tuple[PipelineSpec, dict[str, Any]]:
     """(model, raw document with line info); any problem is a UsageError naming file, line and field."""
+    spec, document, problems = load_pipeline_leniently(path)
+    if problems or spec is None:
+        raise UsageError(f"{path}: " + "; ".join(problems))
+    return spec, document
+
+
+def load_pipeline_leniently(path: Path) -> tuple[PipelineSpec | None, dict[str, Any], list[str]]:
+    """(model of what is valid, raw document with line info, every problem of the model): see
+    :func:`validate_leniently`. A file that cannot be read or parsed is a UsageError."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -166,14 +175,41 @@ def load_pipeline(path: Path) -> tuple[PipelineSpec, dict[str, Any]]:
         raise UsageError(f"{path}: {exc}") from None
     if not isinstance(document, dict):
         raise UsageError(f"{path}: a pipeline is a YAML mapping (version, name, inputs, steps, outputs)")
-    try:
-        spec = PipelineSpec.model_validate(_strip_lines(document))
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            location = tuple(error["loc"])
-            field = ".".join("with" if p == "with_" else str(p) for p in location) or "(top level)"
-            line = _line_of(document, location)
-            problems.append(f"{'line ' + str(line) + ', ' if line else ''}{field}: {error['msg']}")
-        raise UsageError(f"{path}: " + "; ".join(problems)) from None
-    return spec, document
+    spec, problems = validate_leniently(document)
+    return spec, document, problems
+
+
+def validate_leniently(document: dict[str, Any]) -> tuple[PipelineSpec | None, list[str]]:
+    """The model of ``document`` and every problem in it, each with its line. A field that fails is reported
+    and left out, and the rest validated again (a few rounds), so that the checks that need a model (tools,
+    references, parameters) still run: one ``check`` says everything, not one problem class at a time."""
+    raw = _strip_lines(document)
+    problems: list[str] = []
+    for _round in range(8):
+        try:
+            return PipelineSpec.model_validate(raw), problems
+        except ValidationError as exc:
+            removed = False
+            for error in exc.errors():
+                location = tuple(error["loc"])
+                field = ".".join("with" if p == "with_" else str(p) for p in location) or "(top level)"
+                line = _line_of(document, location)
+                problems.append(f"{'line ' + str(line) + ', ' if line else ''}{field}: {error['msg']}")
+                removed = _drop(raw, location) or removed
+            if not removed:
+                return None, problems
+    return None, problems
+
+
+def _drop(document: Any, location: tuple[Any, ...]) -> bool:
+    """Remove the value at ``location`` (pydantic's error path, "with_" spelt as the YAML's "with")."""
+    keys = ["with" if key == "with_" else key for key in location]
+    node = document
+    for key in keys[:-1]:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    if isinstance(node, dict) and keys and keys[-1] in node:
+        del node[keys[-1]]
+        return True
+    return False

@@ -29,7 +29,10 @@ _CUSTOM_KEYS = {
     "pack": dict,  # {"manifest-flag": "--manifest"}: takes many tasks per launch (tools/manifest.py)
     "deidentifies": bool,  # its outputs hold no identifier of its inputs, and are named without them
     "site-key": str,  # the File input that takes the site's key ($DICOMPOSE_HOME) when none is given
+    "constraints": list,  # relations between Number inputs, "min <= max": checked before anything runs
 }
+#: A constraint: ``ID OP ID`` or ``ID OP NUMBER`` (Boutiques states bounds per input, not between inputs).
+CONSTRAINT = re.compile(r"^\s*([\w.-]+)\s*(<=|>=|<|>|==|!=)\s*([\w.+-]+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,8 @@ def _semantic(doc: dict[str, Any]) -> Iterator[Problem]:
                 spec = next((i for i in inputs if i.get("id") == member), {})
                 if not spec.get("optional", False):
                     yield Problem(f"$.groups[{index}]", f"mutually exclusive member {member!r} must be optional")
-    yield from _custom_problems(doc.get("custom", {}).get("dicompose", {}), input_ids)
+    numbers = {str(i.get("id")) for i in inputs if i.get("type") == "Number"}
+    yield from _custom_problems(doc.get("custom", {}).get("dicompose", {}), input_ids, numbers)
 
 
 def _exclusive(groups: list[dict[str, Any]], key: str, inputs: list[dict[str, Any]]) -> bool:
@@ -213,7 +217,7 @@ def _input_problems(
         yield Problem(where, f"inputs both required and disabled: {sorted(both)}")
 
 
-def _custom_problems(custom: object, input_ids: set[str]) -> Iterator[Problem]:
+def _custom_problems(custom: object, input_ids: set[str], numbers: set[str]) -> Iterator[Problem]:
     if not isinstance(custom, dict):
         yield Problem("$.custom.dicompose", "must be an object")
         return
@@ -229,6 +233,16 @@ def _custom_problems(custom: object, input_ids: set[str]) -> Iterator[Problem]:
     site_key = custom.get("site-key")
     if isinstance(site_key, str) and site_key not in input_ids:
         yield Problem("$.custom.dicompose.site-key", f"{site_key!r} is not an input id")
+    constraints = custom.get("constraints")
+    for index, text in enumerate(constraints if isinstance(constraints, list) else []):
+        where = f"$.custom.dicompose.constraints[{index}]"
+        match = CONSTRAINT.match(text) if isinstance(text, str) else None
+        if match is None:
+            yield Problem(where, f"{text!r}: expected 'ID OP ID' or 'ID OP NUMBER' with OP one of <= >= < > == !=")
+            continue
+        for side in (match.group(1), match.group(3)):
+            if not _is_number(side) and side not in numbers:
+                yield Problem(where, f"{side!r} is not a Number input")
     pack = custom.get("pack")
     if isinstance(pack, dict) and not (isinstance(pack.get("manifest-flag"), str) and pack["manifest-flag"]):
         yield Problem("$.custom.dicompose.pack.manifest-flag", "must name the tool's manifest option, e.g. --manifest")
@@ -274,6 +288,14 @@ def _locate(message: str, doc: object) -> str:
             if isinstance(item, dict) and item.get("value-key") == named.group(1):
                 return f"$.{kind}[{index}].value-key"
     return "$"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def validate(doc: object, *, strict: bool = False) -> list[Problem]:

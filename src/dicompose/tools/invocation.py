@@ -132,7 +132,49 @@ def build_invocation(descriptor: Descriptor, raw: Mapping[str, object]) -> Invoc
                 if choice not in choices:
                     raise UsageError(f"input {input_id!r}: {choice!r} is not one of {choices}")
     _check_relations(descriptor, values)
+    _check_constraints(descriptor, values)
     return Invocation(values)
+
+
+_COMPARE = {
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+def _check_constraints(descriptor: Descriptor, values: Mapping[str, Value]) -> None:
+    """The descriptor's relations between Number inputs (``custom.dicompose.constraints``), where both sides
+    have a value: a run refuses what the tool would refuse on every task."""
+    from dicompose.tools.descriptor import CONSTRAINT
+
+    for text in descriptor.custom.get("constraints") or []:
+        match = CONSTRAINT.match(str(text))
+        if match is None:
+            continue  # reported by the descriptor's validation
+        left, op, right = match.groups()
+        sides = [_side(side, values) for side in (left, right)]
+        if sides[0] is None or sides[1] is None:
+            continue
+        if not _COMPARE[op](sides[0], sides[1]):
+            raise UsageError(
+                f"{descriptor.name}: {left} ({sides[0]:g}) must be {op} {right}"
+                + (f" ({sides[1]:g})" if right in values else "")
+                + f" (constraint {text!r})"
+            )
+
+
+def _side(text: str, values: Mapping[str, Value]) -> float | None:
+    if text in values:
+        value = values[text]
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _check_list(spec: dict[str, Any], items: list[Any]) -> None:

@@ -1,0 +1,61 @@
+"""What a run would trip over that the pipeline file alone cannot tell: resources this machine cannot give, and
+images the engine does not have. ``dicompose check`` reports these with the pipeline's own problems, all at
+once; ``dicompose run`` refuses on them before anything runs (a step asking 10 TB of memory would otherwise be
+retried against Docker's refusal, and a missing image found one step in)."""
+
+from __future__ import annotations
+
+import os
+
+from dicompose.engines.base import Engine
+from dicompose.errors import UsageError
+from dicompose.pipeline.graph import PipelineGraph, line_at
+from dicompose.pipeline.images import resolve_step_image
+
+#: Schedulers whose workers are this machine: resources are judged against it.
+_THIS_MACHINE = ("local",)
+
+
+def machine_memory() -> int:
+    """Physical memory of this machine, in bytes (0 where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def machine_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def resource_problems(graph: PipelineGraph, scheduler: str) -> list[str]:
+    """Steps asking more CPUs or memory than the scheduler's workers have (this machine, for ``local``; a
+    cluster judges its own requests)."""
+    if scheduler not in _THIS_MACHINE:
+        return []
+    cores, memory = machine_cores(), machine_memory()
+    problems = []
+    for name, step in graph.spec.steps.items():  # every step, including those with other problems
+        resources = step.resources
+        where = f"{line_at(graph.document, 'steps', name, 'resources')}steps.{name}.resources"
+        if resources.cpus is not None and resources.cpus > cores:
+            problems.append(f"{where}.cpus: {resources.cpus:g} CPUs asked; this machine has {cores}")
+        asked = resources.memory_bytes()
+        if asked is not None and memory and asked > memory:
+            problems.append(f"{where}.memory: {resources.memory} asked; this machine has {_size(memory)}")
+    return problems
+
+
+def image_problems(graph: PipelineGraph, engine: Engine, *, allow_unpinned: bool = False) -> list[str]:
+    """Steps whose image the engine lacks, or has unpinned (nothing to check without a container engine)."""
+    problems = []
+    for node in graph.steps:
+        try:
+            resolve_step_image(node.descriptor, engine, allow_unpinned)
+        except UsageError as exc:
+            problems.append(f"{line_at(graph.document, 'steps', node.name, 'tool')}steps.{node.name}.tool: {exc}")
+    return problems
+
+
+def _size(count: int) -> str:
+    return f"{count / 1024**3:.1f} GiB"

@@ -1,0 +1,156 @@
+"""``dicompose check`` finds every problem of a pipeline before anything runs, all at once, each with its YAML
+line; ``dicompose run`` refuses on the same problems before it launches anything (issue 10, point 4).
+
+One broken pipeline per class of problem, then one with a problem of every class at once.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dicompose.pipeline.preflight import machine_cores
+from tests.conftest import need
+
+BIN = Path(sys.executable).parent
+
+GOOD_STEPS = {
+    "normalize": "tool: normalize\n    with: {input: inputs.scans, min: 0, max: 100}",
+    "mask": "tool: threshold\n    with: {input: steps.normalize.output, level: 50}",
+}
+
+
+def pipeline(tmp_path: Path, **steps: str) -> Path:
+    body = "\n".join(f"  {name}:\n    {text}" for name, text in {**GOOD_STEPS, **steps}.items())
+    text = f"version: 1\nname: broken\ninputs:\n  scans: dicom\nsteps:\n{body}\noutputs:\n  masks: steps.mask.output\n"
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text)
+    return path
+
+
+def check(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    argv = [str(BIN / "dicompose"), "check", str(path), "--engine", "local", *extra]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    return proc
+
+
+def error_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize(
+    ("step", "text", "needle", "line"),
+    [
+        ("normalize", "tool: normalize\n    with: {input: inputs.scans, min: 5, max: 1}", "min (5) must be <= max", 8),
+        ("normalize", "tool: normalize\n    with: {input: inputs.scans, scope: volume}", "not one of", 8),
+        ("normalize", "tool: normalize\n    with: {input: inputs.scans, mni: 0}", "has no input 'mni'", 8),
+        ("normalize", "tool: nromalize\n    with: {input: inputs.scans}", "unknown tool", 7),
+        ("mask", "tool: threshold\n    with: {input: steps.normalise.output}", "unknown step 'normalise'", 11),
+        ("mask", "tool: threshold\n    with: {input: steps.normalize.output, level: high}", "not a number", 11),
+        (
+            "normalize",
+            "tool: normalize\n    with: {input: inputs.scans}\n    retries: 99",
+            "less than or equal to 10",
+            9,
+        ),
+        (
+            "normalize",
+            "tool: normalize\n    with: {input: inputs.scans}\n    resources: {memory: lots}",
+            "a size like",
+            9,
+        ),
+        (
+            "normalize",
+            "tool: normalize\n    with: {input: inputs.scans}\n    resources: {memory: 9999999999g}",
+            "this machine has",
+            9,
+        ),
+        ("normalize", "tool: normalize\n    with: {input: inputs.scans}\n    resources: {cpus: 4096}", "CPUs asked", 9),
+        ("normalize", "tool: normalize\n    with: {input: steps.mask.output}", "dependency cycle", 0),
+    ],
+)
+def test_each_class_of_problem_is_found_with_its_line(tmp_path: Path, step: str, text: str, needle: str, line: int):
+    proc = check(pipeline(tmp_path, **{step: text}))
+    assert proc.returncode == 2
+    errors = error_lines(proc)
+    assert any(needle in e for e in errors), errors
+    if line:
+        assert any(f"line {line}," in e and needle in e for e in errors), errors
+    assert "nothing was run" in proc.stderr
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path):
+    path = pipeline(
+        tmp_path,
+        normalize="tool: normalize\n    with: {input: inputs.scans, min: 5, max: 1}\n"
+        "    retries: 99\n    resources: {memory: 9999999999g, cpus: 4096}",
+        mask="tool: threshold\n    with: {input: steps.normalise.output}",
+    )
+    errors = error_lines(check(path))
+    wanted = ["less than or equal to 10", "min (5) must be <= max", "CPUs asked", "this machine has", "'normalise'"]
+    assert all(any(w in e for e in errors) for w in wanted), errors
+    assert f"{len(errors)} problems: nothing was run" in check(path).stderr
+
+
+def test_run_refuses_what_check_finds_before_launching_anything(tmp_path: Path):
+    (tmp_path / "scans").mkdir()
+    from dicompose.dicom import synthetic
+
+    synthetic.write_ct_series(tmp_path / "scans", "check", 2, 16, 16)
+    path = pipeline(
+        tmp_path,
+        normalize=f"tool: normalize\n    with: {{input: inputs.scans}}\n    resources: {{cpus: {machine_cores() + 1}}}",
+    )
+    argv = [str(BIN / "dicompose"), "run", str(path), "--in", str(tmp_path / "scans"), "--out", str(tmp_path / "out")]
+    proc = subprocess.run(
+        [*argv, "--engine", "local", "--workspace", str(tmp_path / "ws")], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "CPUs asked" in proc.stderr and "Traceback" not in proc.stderr
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert not list((tmp_path / "ws").glob("work/*/*"))  # no task was started
+
+
+def test_a_missing_image_is_found_for_the_engine_asked(tmp_path: Path):
+    from dicompose.engines.registry import engine_named
+
+    info = engine_named("docker").info()
+    need("docker", info.available, info.why)
+    descriptor = {
+        "name": "absent",
+        "tool-version": "1",
+        "description": "an image nobody built",
+        "schema-version": "0.5",
+        "command-line": "cp [IN] .",
+        "container-image": {"type": "docker", "image": "dicompose-test/never-built:1.0"},
+        "inputs": [{"id": "input", "name": "in", "type": "File", "value-key": "[IN]", "list": True}],
+        "output-files": [{"id": "out", "name": "out", "path-template": "*.dcm"}],
+    }
+    (tmp_path / "absent.json").write_text(json.dumps(descriptor))
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            version: 1
+            name: image
+            inputs:
+              scans: dicom
+            steps:
+              copy:
+                tool: absent.json
+                with: {input: inputs.scans}
+            outputs:
+              copied: steps.copy.out
+            """
+        )
+    )
+    proc = subprocess.run(
+        [str(BIN / "dicompose"), "check", str(path), "--engine", "docker"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "line 7," in proc.stderr and "never-built:1.0 is not available" in proc.stderr
+    assert check(path).returncode == 0  # the local engine needs no image
