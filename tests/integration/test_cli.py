@@ -580,10 +580,10 @@ def test_outputs_of_deleted_inputs_are_moved_aside_and_nothing_else_is_touched(t
 @pytest.mark.parametrize(
     ("tool", "params", "needle"),
     [
-        ("normalize", ["min=100", "max=0"], "must not be greater than MAX"),
+        ("normalize", ["min=100", "max=0"], "min (100) must be <= max (0)"),  # the descriptor's constraint
         ("normalize", ["min=-1e308", "max=1e308"], "too large to compute with"),
         ("normalize", ["max=nan"], "not a finite number"),
-        ("threshold", ["level=10", "upper=1"], "must not be below --level"),
+        ("threshold", ["level=10", "upper=1"], "level (10) must be <= upper (1)"),
     ],
 )
 def test_parameter_relations_are_refused_before_anything_runs(

@@ -244,7 +244,8 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path: Path, scheduler: st
 def test_check_and_runs_from_the_cli(tmp_path: Path):
     write_scans(tmp_path / "scans", groups=1)
     pipeline = pipeline_file(tmp_path)
-    proc = subprocess.run([str(BIN / "dicompose"), "check", str(pipeline)], capture_output=True, text=True)
+    argv = [str(BIN / "dicompose"), "check", str(pipeline), "--engine", "local"]  # its tools name no image
+    proc = subprocess.run(argv, capture_output=True, text=True)
     assert proc.returncode == 0 and "first → second" in proc.stdout
     for _ in range(2):
         proc = subprocess.run(
