@@ -55,5 +55,5 @@ def test_every_boutiques_descriptor_gets_the_reference_verdict(capsys: pytest.Ca
 def test_the_canonical_example_is_valid_with_its_config_file_template():
     """example1 names a value-key only in a config-file template: valid for Boutiques, so for us."""
     example = Path(str(files("boutiques"))) / "schema" / "examples" / "example1" / "example1_docker.json"
-    path, reference, ours, out = verdicts(example)
+    _path, reference, ours, out = verdicts(example)
     assert reference and ours, out

@@ -20,6 +20,7 @@ from dicompose.engines.hardening import DEFAULT, LABEL_PREFIX, OUTPUT_DIR, Harde
 from dicompose.errors import EngineError, UsageError
 from dicompose.images.docker_api import DockerAPI, EngineUnavailableError, unix_socket
 from dicompose.images.docker_client import connect, short
+from dicompose.tools.shell import SHELL
 
 _CPU_PERIOD = 100_000
 
@@ -61,6 +62,8 @@ def create_kwargs(spec: TaskSpec, policy: Hardening = DEFAULT) -> dict[str, Any]
     }
     if spec.resources.cpus:
         kwargs["nano_cpus"] = int(spec.resources.cpus * 1e9)
+    if spec.argv[:2] == [SHELL, "-c"]:  # a template with shell syntax: the image's entrypoint must not wrap it
+        kwargs["entrypoint"], kwargs["command"] = [SHELL], list(spec.argv[1:])
     if spec.permissions.gpu:
         kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
     return kwargs
@@ -89,6 +92,8 @@ def cli_argv(spec: TaskSpec, policy: Hardening = DEFAULT) -> list[str]:
         argv += ["--mount", option + (",readonly" if mount.get("ReadOnly") else "")]
     for key, value in sorted(kw["labels"].items()):
         argv += ["--label", f"{key}={value}"]
+    if "entrypoint" in kw:
+        argv += ["--entrypoint", kw["entrypoint"][0]]
     argv += ["--workdir", kw["working_dir"], kw["image"], *kw["command"]]
     return argv
 

@@ -3,7 +3,9 @@
 The command-line template is tokenised once (POSIX rules). A token that is exactly a value-key expands to
 zero or more argv elements (flag, value, list items); a token that embeds a value-key gets the value spliced
 in as text. Either way a value stays one argv element whatever characters it holds: there is no shell to
-interpret ``;``, ``$()`` or quotes.
+interpret ``;``, ``$()`` or quotes. A template that itself uses shell syntax (``>``, ``&&``, quotes) runs as
+``sh -c SCRIPT sh VALUE...`` (:mod:`dicompose.tools.shell`): values are positional parameters, never script.
+Output value-keys stand for their resolved path templates, as in Boutiques.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from dicompose.errors import UsageError
+from dicompose.tools.shell import needs_shell, shell_argv
 
 if TYPE_CHECKING:
     from dicompose.tools.descriptor import Descriptor
@@ -245,11 +248,22 @@ def build_argv(
     a packed launch gives its batch input as ``--manifest PATH`` instead of the files.
     """
     substitute = substitute or {}
+    by_key = {spec["value-key"]: spec for spec in descriptor.inputs if spec.get("value-key")}
+    outputs = _output_values(descriptor, invocation)
+    if needs_shell(descriptor.command_line, [*by_key, *outputs]):
+        expansions: dict[str, list[str]] = dict(outputs)
+        for key, spec in by_key.items():
+            if spec["id"] in substitute:
+                expansions[key] = list(substitute[spec["id"]])
+            elif spec["id"] in invocation.values:
+                expansions[key] = _expand(spec, invocation.values[spec["id"]], path_map)
+            else:
+                expansions[key] = []
+        return shell_argv(descriptor.command_line, expansions)
     try:
         tokens = shlex.split(descriptor.command_line)
     except ValueError as exc:
         raise UsageError(f"{descriptor.source}: command-line cannot be tokenised ({exc})") from None
-    by_key = {spec["value-key"]: spec for spec in descriptor.inputs if spec.get("value-key")}
     argv: list[str] = []
     for token in tokens:
         if token in by_key:
@@ -259,13 +273,27 @@ def build_argv(
             elif spec["id"] in invocation.values:
                 argv.extend(_expand(spec, invocation.values[spec["id"]], path_map))
             continue
+        if token in outputs:
+            argv.extend(outputs[token])
+            continue
         text = token
         for key, spec in by_key.items():
             if key in text:
                 value = invocation.values.get(spec["id"])
                 text = text.replace(key, " ".join(_expand(spec, value, path_map)) if value is not None else "")
+        for key, elements in outputs.items():
+            text = text.replace(key, " ".join(elements))
         argv.append(text)
     return argv
+
+
+def _output_values(descriptor: Descriptor, invocation: Invocation) -> dict[str, list[str]]:
+    """What an output's value-key stands for on the command line: its resolved path template, relative to
+    the step's working folder (its output folder), as Boutiques puts it there."""
+    keyed = {spec["id"]: spec["value-key"] for spec in descriptor.outputs if spec.get("value-key")}
+    if not keyed:
+        return {}
+    return {keyed[p.id]: [p.pattern] for p in output_patterns(descriptor, invocation) if p.id in keyed}
 
 
 @dataclass(frozen=True)
