@@ -115,6 +115,7 @@ def batch_and_report(
     from dicompose.tools.batch import Status, run_batch
 
     chosen_workers = workers or load_settings().workers
+    counts: dict[str, int] = {}
 
     def show(result: FileResult) -> None:
         if result.status is not Status.PROCESSED and not as_json:
@@ -130,6 +131,7 @@ def batch_and_report(
             def on_result(result: FileResult) -> None:
                 show(result)
                 advance(result)
+                counts[result.status.value] = counts.get(result.status.value, 0) + 1
 
             summary = run_batch(
                 inputs,
@@ -142,6 +144,13 @@ def batch_and_report(
             )
     except DicomposeError as exc:
         fail(exc)
+    except KeyboardInterrupt:
+        done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing done"
+        stderr.print(
+            f"interrupted ({done}): every output written is complete and in the audit log; "
+            "run the same command again to do the rest"
+        )
+        raise typer.Exit(130) from None
     if as_json:
         print_json(summary, operation.name, parameters)
     elif not quiet:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -205,9 +207,18 @@ def run_batch(
             hashing = _hashing(workers, len(jobs), in_process) if audit.audit is not None else None
             work = [(job, operation, hashing) for job in jobs]
             done = 0
-            for result in _bounded_map(executor, _apply_job, work, workers, stop=lambda: bool(summary.stopped)):
-                report(result)
-                done += 1
+            in_flight: list[Future[list[FileResult]]] = []
+            mapped = _bounded_map(
+                executor, _apply_job, work, workers, stop=lambda: bool(summary.stopped), in_flight=in_flight
+            )
+            try:
+                for result in mapped:
+                    report(result)
+                    done += 1
+            except BaseException:  # Ctrl-C, SIGTERM: what the workers are writing is finished and reported
+                mapped.close()  # cancels what has not started; the running chunks go to in_flight
+                _finish_in_flight(pool, in_flight, report)
+                raise
             summary.not_attempted = len(jobs) - done
     finally:
         if pool is not None:
@@ -420,10 +431,17 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if sys.platform == "linux" else None)
 
 
+def _worker_start() -> None:
+    """A pool worker dies with the tool process, and leaves Ctrl-C to it: the terminal sends SIGINT to the
+    whole process group, and a worker interrupted mid-file left a temp file and broke the pool (a hang)."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _process_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes, started now: before discovery (which may start the audit log's writer
     thread), while this process has no thread of its own."""
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=die_with_parent)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_worker_start)
     pool.submit(int)  # a fork pool starts all its processes at the first submit
     return pool
 
@@ -439,7 +457,8 @@ def _bounded_map(
     items: Sequence[T],
     workers: int,
     stop: Callable[[], bool] = lambda: False,
-) -> Iterator[R]:
+    in_flight: list[Future[list[R]]] | None = None,
+) -> Generator[R, None, None]:
     """Like ``pool.map`` in order, but never more than a few items per worker in flight (bounded memory);
     once ``stop()`` says so, nothing more is submitted (the items in flight still report).
 
@@ -456,12 +475,44 @@ def _bounded_map(
                 break
             pending.append(pool.submit(_until_stop, fn, items[first : first + size]))
             if len(pending) >= limit:
-                yield from pending.pop(0).result()
+                yield from _next_done(pending)
         while pending:
-            yield from pending.pop(0).result()
+            yield from _next_done(pending)
     finally:
-        for future in pending:
-            future.cancel()
+        for future in pending:  # chunks already running cannot be cancelled: the caller may collect them
+            if not future.cancel() and in_flight is not None:
+                in_flight.append(future)
+
+
+def _finish_in_flight(
+    pool: ProcessPoolExecutor | None, in_flight: list[Future[list[FileResult]]], report: Callable[[FileResult], None]
+) -> None:
+    """After an interrupt: let the chunks being worked on end (the workers ignore SIGINT, so no output is left
+    half-written) and report them, so every output on disk is in the audit log. A second Ctrl-C meanwhile is
+    ignored (at most a chunk per worker is left to finish): interrupting the pool's shutdown left it hung."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+    try:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for future in in_flight:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                for result in future.result():
+                    report(result)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _next_done(pending: list[Future[list[R]]]) -> list[R]:
+    """The first chunk's results, in order; it leaves ``pending`` only once they are in hand (an interrupt
+    while waiting leaves it there, for :func:`_finish_in_flight`)."""
+    results = pending[0].result()
+    pending.pop(0)
+    return results
 
 
 def _chunk_size(items: int, workers: int) -> int:
