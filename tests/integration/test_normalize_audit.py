@@ -116,3 +116,19 @@ def test_no_fingerprints_without_the_audit_log(tmp_path: Path, monkeypatch: pyte
     summary = run_batch(inputs, OPERATIONS["normalize"](), tmp_path / "out", workers=1)
     assert [(r.status, r.audit) for r in summary.results] == [(Status.PROCESSED, ())] * 2
     assert not (tmp_path / "home" / "audit").exists()
+
+
+def test_a_refused_file_is_logged_with_who_it_is_about(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A file the tool refuses (its pixel data cut short) was still opened: its read entry names the patient
+    (pseudonym) and holds its sha256, so a query by patient finds that access too."""
+    monkeypatch.setenv("DICOMPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DICOMPOSE_AUDIT", raising=False)
+    (whole,) = synthetic.write_ct_series(tmp_path / "in", "refused", 1, 32, 32)
+    cut = tmp_path / "in" / "cut.dcm"
+    cut.write_bytes(whole.read_bytes()[:-100])
+    summary = run_batch([cut], OPERATIONS["normalize"](), tmp_path / "out", workers=1)
+    assert [r.status for r in summary.results] == [Status.FAILED]
+    keys = load_keys(tmp_path / "home")
+    (entry,) = [e for e in read_entries(tmp_path / "home" / "audit") if e["action"] == "read"]
+    assert entry["outcome"] == "failed" and entry["object"]["sha256"] == sha256_file(cut)
+    assert entry["object"]["patient"] == keys.pseudonym("SYNTH-0001")

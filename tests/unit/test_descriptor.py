@@ -150,3 +150,18 @@ def test_constraints_between_number_inputs_are_checked_for_any_tool(tmp_path: Pa
     (tmp_path / "mine.json").write_text(json.dumps(doc))
     with pytest.raises(UsageError, match="constraints"):
         load_descriptor(str(tmp_path / "mine.json"))
+
+
+def test_a_default_outside_its_bounds_is_a_warning_and_refused_when_used(tmp_path: Path):
+    from dicompose.tools.invocation import build_invocation
+
+    doc = copy.deepcopy(BUILTIN)
+    doc["name"] = "mine"
+    doc["inputs"][1].update({"minimum": 0, "maximum": 10, "default-value": 99})
+    problems = {p.path: p for p in validate(doc)}
+    assert problems["$.inputs[1].default-value"].severity == "warning"
+    (tmp_path / "mine.json").write_text(json.dumps(doc))
+    descriptor = load_descriptor(str(tmp_path / "mine.json"))
+    with pytest.raises(UsageError, match="its default 99 is outside its bounds"):
+        build_invocation(descriptor, {"input": ["a.dcm"]})
+    assert build_invocation(descriptor, {"input": ["a.dcm"], "min": 5}).values["min"] == 5

@@ -31,7 +31,12 @@ def validate_command(
         path = resolve_tool(file)
         problems = validate(read_document(Path(path)), strict=strict)
     except UsageError as exc:
-        fail(exc)
+        if not as_json:
+            fail(exc)
+        document = {"schema": "dicompose.tool-validate/2", "file": file, "valid": False}
+        refusal = {"path": "$", "message": str(exc), "severity": "error"}
+        stdout.print_json(json.dumps({**document, "problems": [refusal]}))
+        raise typer.Exit(2) from None
     valid = not errors(problems)
     if as_json:
         listing = [{"path": p.path, "message": p.message, "severity": p.severity} for p in problems]

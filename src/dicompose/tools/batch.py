@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ from typing import TypeVar
 from dicompose.allocator import keep_freed_buffers
 from dicompose.config import data_home
 from dicompose.dicom.duplicates import duplicate_instances
-from dicompose.dicom.identifiers import Fingerprint, Fingerprints
+from dicompose.dicom.identifiers import Fingerprint, Fingerprints, file_facts
 from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import measure_file
 from dicompose.dicom.reading import Peek, damage, is_whole, same_object
@@ -365,7 +366,7 @@ class AuditBuffer:
                 ("write", result.audit[1], self.tool, None, None, "ok"),
             ]
         elif result.status is Status.FAILED:
-            self.pending.append(("read", {"path": str(result.source.absolute())}, self.tool, None, None, "failed"))
+            self.pending.append(("read", _failed_read(result.source), self.tool, None, None, "failed"))
         if len(self.pending) >= self.limit or time.monotonic() - self.since >= self.seconds:
             self.flush()
 
@@ -391,6 +392,19 @@ class AuditBuffer:
                 self._writer.shutdown()
         if self.audit is not None:
             self.audit.checkpoint()
+
+
+def _failed_read(path: Path) -> dict[str, object]:
+    """The audit object of a file the tool refused: who it is about and its sha256 where it can be read (a
+    refused file was still opened: a query by patient must find it), else its path alone."""
+    obj: dict[str, object] = {"path": str(path.absolute())}
+    try:
+        if stat.S_ISREG(path.stat().st_mode):
+            sha256, ids = file_facts(path)
+            obj = {**ids, **obj, "sha256": sha256}
+    except OSError:
+        pass
+    return obj
 
 
 def _append_settled(audit: AuditLog, items: list[Item]) -> None:

@@ -132,7 +132,8 @@ def _json_path(parts: Iterable[object]) -> str:
 
 def schema_problems(doc: object) -> list[Problem]:
     errors = sorted(_schema_validator().iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    return [Problem(_json_path(e.absolute_path), _short(e.message)) for e in errors]
+    problems = [Problem(_json_path(e.absolute_path), _short(e.message)) for e in errors]
+    return list(dict.fromkeys(problems))  # one line once (the schema can reach one error by two routes)
 
 
 def semantic_problems(doc: dict[str, Any]) -> list[Problem]:
@@ -176,6 +177,13 @@ def _semantic(doc: dict[str, Any]) -> Iterator[Problem]:
     yield from _custom_problems(doc.get("custom", {}).get("dicompose", {}), input_ids, numbers)
 
 
+def _within(spec: dict[str, Any], number: float) -> bool:
+    low, high = spec.get("minimum"), spec.get("maximum")
+    if low is not None and (number < low or (spec.get("exclusive-minimum") and number == low)):
+        return False
+    return not (high is not None and (number > high or (spec.get("exclusive-maximum") and number == high)))
+
+
 def _exclusive(groups: list[dict[str, Any]], key: str, inputs: list[dict[str, Any]]) -> bool:
     """Inputs sharing ``key`` are alternatives (a mutually exclusive group holds them all)."""
     sharing = {str(i.get("id")) for i in inputs if i.get("value-key") == key}
@@ -198,6 +206,16 @@ def _input_problems(
         low, high = spec.get("minimum"), spec.get("maximum")
         if low is not None and high is not None and low > high:
             yield Problem(where, f"minimum {low} is greater than maximum {high}")
+        if (
+            low is not None
+            and high is not None
+            and low == high
+            and (spec.get("exclusive-minimum") or spec.get("exclusive-maximum"))
+        ):
+            yield Problem(where, f"no value can satisfy the bounds ({low} excluded)")
+        default = spec.get("default-value")
+        if isinstance(default, int | float) and not isinstance(default, bool) and not _within(spec, default):
+            yield Problem(f"{where}.default-value", f"{default} is outside the input's bounds")
     if spec.get("list"):
         low, high = spec.get("min-list-entries"), spec.get("max-list-entries")
         if low is not None and high is not None and low > high:

@@ -126,6 +126,14 @@ def build_invocation(descriptor: Descriptor, raw: Mapping[str, object]) -> Invoc
                 values[input_id] = _coerce_one(spec, item)
         elif "default-value" in spec:
             values[input_id] = spec["default-value"]
+            if spec["type"] == "Number" and not spec.get("list"):
+                try:
+                    _check_bounds(spec, float(values[input_id]))  # type: ignore[arg-type]
+                except (UsageError, TypeError, ValueError):
+                    raise UsageError(
+                        f"{descriptor.name}: input {input_id!r} has no valid value: its default "
+                        f"{spec['default-value']!r} is outside its bounds; give one with -p {input_id}=VALUE"
+                    ) from None
         elif not spec.get("optional", False):
             raise UsageError(f"{descriptor.name}: required input {input_id!r} is missing")
         choices = spec.get("value-choices")
