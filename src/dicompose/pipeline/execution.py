@@ -77,6 +77,11 @@ class Execution:
     def add_task(
         self, node: StepNode, label: str, parent: Path, files: tuple[str, ...], inputs: tuple[dict[str, str], ...]
     ) -> None:
+        if len(files) > 1 and not node.descriptor.input(node.batch_input).get("list"):
+            self.report.expected += len(files) - 1  # the plan counted one task per group
+            for number, (file, described) in enumerate(zip(files, inputs, strict=True)):  # it takes one file
+                self.add_task(node, f"{label}/{number + 1}", parent, (file,), (described,))
+            return
         image = self.images[node.name][0]
         if self.graph.deidentified(node.name):
             parent = Path()  # published flat: de-identified outputs are named from de-identified values only

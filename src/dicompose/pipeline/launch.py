@@ -28,7 +28,14 @@ from dicompose.engines.registry import engine_named
 from dicompose.errors import EngineError
 from dicompose.records.workspace import Workspace, finish_task
 from dicompose.tools.descriptor import Descriptor
-from dicompose.tools.invocation import build_argv, build_invocation, collect_outputs, file_parameters, output_patterns
+from dicompose.tools.invocation import (
+    batch_value,
+    build_argv,
+    build_invocation,
+    collect_outputs,
+    file_parameters,
+    output_patterns,
+)
 from dicompose.tools.manifest import RESULT_NAME, SCHEMA
 
 TASKS_ROOT = "/dicompose/tasks"
@@ -150,7 +157,10 @@ def launch_spec(
     """The engine-neutral description of this launch (pure but for the manifest file it writes)."""
     descriptor, tasks = request.descriptor, request.tasks
     all_files = [f for t in tasks for f in t.files]
-    invocation = build_invocation(descriptor, {**request.params, request.batch_input: all_files[:1] or ["-"]})
+    invocation = build_invocation(
+        descriptor,
+        {**request.params, request.batch_input: batch_value(descriptor, request.batch_input, all_files[:1] or ["-"])},
+    )
     extra = file_parameters(descriptor, invocation.values, exclude=request.batch_input)
     paths = _Paths(all_files, extra, isolates, staged)
     labels = {
@@ -167,7 +177,10 @@ def launch_spec(
     flag = descriptor.manifest_flag
     if flag is None:
         (task,) = tasks
-        invocation = build_invocation(descriptor, {**request.params, request.batch_input: list(task.files)})
+        invocation = build_invocation(
+            descriptor,
+            {**request.params, request.batch_input: batch_value(descriptor, request.batch_input, list(task.files))},
+        )
         argv = build_argv(descriptor, invocation, paths)
         workdir = workspace.task_dir(task.key) / "out"
         spec = TaskSpec(argv, workdir, paths.mounts, request.image, request.permissions, resources, labels, environment)
@@ -264,7 +277,10 @@ def _stage_files(request: LaunchRequest, folder: Path) -> dict[str, str]:
     """Copies of the launch's File parameters (a key, a table) that the container user may read, 0400: the
     container never runs as root, and loosening the host file (a 0600 key) is not ours to do. Removed when the
     launch ends; the workspace they sit in is private (0700)."""
-    invocation = build_invocation(request.descriptor, {**request.params, request.batch_input: ["-"]})
+    invocation = build_invocation(
+        request.descriptor,
+        {**request.params, request.batch_input: batch_value(request.descriptor, request.batch_input, ["-"])},
+    )
     staged: dict[str, str] = {}
     for number, path in enumerate(
         sorted(set(file_parameters(request.descriptor, invocation.values, request.batch_input)))
@@ -323,7 +339,10 @@ def _finish_task(
     code, problems, skipped, stopped = _task_exit(request, out, result)
     problems = [paths.to_host(p) for p in problems]
     skipped = [paths.to_host(p) for p in skipped]
-    invocation = build_invocation(request.descriptor, {**request.params, request.batch_input: list(task.files)})
+    invocation = build_invocation(
+        request.descriptor,
+        {**request.params, request.batch_input: batch_value(request.descriptor, request.batch_input, list(task.files))},
+    )
     found, output_problems = collect_outputs(out, output_patterns(request.descriptor, invocation))
     all_skipped = code == 0 and bool(skipped) and not any(found.values()) and not problems
     if not all_skipped:  # a task whose every file was skipped owes no output

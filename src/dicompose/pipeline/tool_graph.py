@@ -16,7 +16,7 @@ from dicompose.pipeline.graph import PipelineGraph, Source, StepNode
 from dicompose.pipeline.spec import PipelineSpec, Step
 from dicompose.tools.builtin_checks import check_builtin_values
 from dicompose.tools.descriptor import Descriptor, load_descriptor
-from dicompose.tools.invocation import build_invocation
+from dicompose.tools.invocation import batch_value, build_invocation
 
 INPUT_NAME = "in"
 
@@ -38,7 +38,9 @@ def tool_graph(tool: str, params: dict[str, Any], timeout_s: float | None = None
     batch_input = batch_input_id(descriptor)
     if batch_input in params:
         raise UsageError(f"input {batch_input!r} comes from --in; do not also give it with -p")
-    invocation = build_invocation(descriptor, {**params, batch_input: ["/placeholder"]})
+    invocation = build_invocation(
+        descriptor, {**params, batch_input: batch_value(descriptor, batch_input, ["/placeholder"])}
+    )
     check_builtin_values(descriptor, invocation.values)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", descriptor.name).strip("-") or "tool"
     step = Step.model_validate(

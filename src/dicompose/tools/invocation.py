@@ -38,6 +38,15 @@ class Invocation:
         return dict(self.values)
 
 
+def batch_value(descriptor: Descriptor, input_id: str, files: list[str]) -> Value:
+    """The value a task's files give its batch input: the list, or the one file of an input that takes one
+    (a task of such a tool carries exactly one file)."""
+    spec = next((s for s in descriptor.inputs if s["id"] == input_id), {})
+    if spec.get("list") or len(files) != 1:
+        return list(files)
+    return files[0]
+
+
 def parse_pairs(pairs: list[str]) -> dict[str, str]:
     """``-p ID=VALUE`` options (repeatable); the same id twice is an error, not a silent override."""
     result: dict[str, str] = {}
