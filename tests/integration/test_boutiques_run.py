@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dicompose.dicom import synthetic
 
 BIN = Path(sys.executable).parent
@@ -44,3 +46,47 @@ def test_a_single_file_input_runs_one_task_per_file(tmp_path: Path):
     assert copies == {f"{p.name[:-4]}-copy.dcm": p.read_bytes() for p in scans}
     again = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
     assert all(t["cached"] for t in again["tasks"]) and again["launches"] == 0
+
+
+def run(tmp_path: Path, doc: dict[str, object], source: Path, *params: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "tool.json").write_text(json.dumps(doc))
+    argv = [str(BIN / "dicompose"), "run", str(tmp_path / "tool.json"), "--in", str(source), "--out"]
+    argv += [str(tmp_path / "out"), "--workspace", str(tmp_path / "ws"), "--engine", "local"]
+    return subprocess.run([*argv, *(x for p in params for x in ("-p", p))], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(("low", "produced"), [("5", "big.txt"), ("1", "small.txt")])
+def test_a_conditional_output_takes_the_path_its_condition_gives(tmp_path: Path, low: str, produced: str):
+    (scan,) = synthetic.write_ct_series(tmp_path / "scans", "cond", 1, 8, 8)
+    doc = {
+        "name": "cond",
+        "tool-version": "1",
+        "description": "writes where a condition says",
+        "schema-version": "0.5",
+        "command-line": "echo [INPUT] > big.txt; echo [MIN] > small.txt",
+        "inputs": [
+            {"id": "input", "name": "in", "type": "File", "value-key": "[INPUT]"},
+            {"id": "min", "name": "min", "type": "Number", "value-key": "[MIN]"},
+        ],
+        "output-files": [
+            {
+                "id": "c",
+                "name": "c",
+                "optional": False,
+                "conditional-path-template": [{"min > 2": "big.txt"}, {"default": "small.txt"}],
+            }
+        ],
+    }
+    proc = run(tmp_path, doc, scan, f"min={low}")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert [p.name for p in (tmp_path / "out").rglob("*.txt")] == [produced]
+
+
+def test_output_templates_are_paths_not_patterns(tmp_path: Path):
+    """A file name with brackets, a value with a wildcard: the output is the file the template names."""
+    scans = tmp_path / "scans"
+    (scan,) = synthetic.write_ct_series(scans, "glob", 1, 8, 8)
+    scan.rename(scans / "x[1].dcm")
+    proc = run(tmp_path, COPY, scans)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in (tmp_path / "out").rglob("*.dcm")] == ["x[1]-copy.dcm"]

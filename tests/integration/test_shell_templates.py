@@ -119,3 +119,19 @@ def test_the_script_refers_to_values_whatever_the_quoting_around_them():
     assert argv[4:] == ["v w", "v w", "v w", "v w", "1", "2"]
     echoed = subprocess.run([*argv[:2], argv[2].replace("a ", "printf '%s|' ", 1), *argv[3:]], capture_output=True)
     assert echoed.stdout.decode() == "v w|v w|v w|bv wc|1|2|"
+
+
+@pytest.mark.parametrize(
+    ("template", "value", "printed"),
+    [
+        ("printf '%s|' \"$(printf '%s' [A])\"", "x   y * z", "x   y * z|"),  # a substitution inside "..."
+        ("printf '%s|' \"pre $(echo [A]) post\"", "a  b", "pre a  b post|"),
+        ("printf '%s|' `printf '%s' [A]`", "q", "q|"),
+        ('printf \'%s|\' "$(echo "in [A]")"', "m  n", "in m  n|"),
+    ],
+)
+def test_a_command_substitution_is_unquoted_again(tmp_path: Path, template: str, value: str, printed: str):
+    """Inside "$(...)" the quoting starts afresh: a value there is quoted again, not word-split or globbed."""
+    (tmp_path / "zz-globbed").touch()
+    proc = subprocess.run(shell_argv(template, {"[A]": [value]}), capture_output=True, text=True, cwd=tmp_path)
+    assert proc.stdout == printed

@@ -382,12 +382,14 @@ class Execution:
         tool, digest, run = node.descriptor.name, image.digest if image else None, self.report.run_id
         items: list[Item] = []
         # every read of patient data, the pipeline's inputs and an upstream step's (derived) outputs alike
-        for name, item, ids in zip(task.files, task.inputs, result.input_ids, strict=True):
+        input_ids = result.input_ids or tuple({} for _ in task.files)  # a task that failed before its files were read
+        for name, item, ids in zip(task.files, task.inputs, input_ids, strict=True):
             items.append(("read", {**ids, "path": name, "sha256": item["sha256"]}, tool, digest, run, "ok"))
         step = {"task": task.key, "step": node.name, "group": task.label}
         items.append(("execute", step, tool, digest, run, result.status))
         folder = self.workspace.task_dir(task.key) / "out"
-        for output, ids in zip(result.outputs, result.output_ids, strict=True):
+        output_ids = result.output_ids or tuple({} for _ in result.outputs)
+        for output, ids in zip(result.outputs, output_ids, strict=True):
             obj = {**ids, "path": str(folder / output["name"]), "sha256": output["sha256"]}
             items.append(("write", obj, tool, digest, run, "ok"))
         return items

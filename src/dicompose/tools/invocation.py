@@ -10,6 +10,8 @@ Output value-keys stand for their resolved path templates, as in Boutiques.
 
 from __future__ import annotations
 
+import ast
+import glob
 import json
 import math
 import shlex
@@ -328,21 +330,75 @@ def output_patterns(descriptor: Descriptor, invocation: Invocation) -> list[Outp
     by_key = {spec["value-key"]: spec for spec in descriptor.inputs if spec.get("value-key")}
     patterns = []
     for spec in descriptor.outputs:
-        template = str(spec["path-template"])
-        for key, input_spec in by_key.items():
+        template = _template_of(spec, invocation)
+        if template is None:
+            continue  # a conditional output none of whose conditions holds: not produced
+        for key, input_spec in sorted(by_key.items(), key=lambda item: -len(item[0])):
             if key not in template:
                 continue
-            value = invocation.values.get(input_spec["id"], "")
+            value = invocation.values.get(input_spec["id"])
+            if value is None:
+                continue  # an absent optional input leaves its key, as Boutiques does
             text = PurePosixPath(str(value)).name if input_spec["type"] == "File" else _format(value)
             for extension in spec.get("path-template-stripped-extensions", []):
                 if text.endswith(extension):
                     text = text[: -len(extension)]
-            template = template.replace(key, text)
+            template = template.replace(key, glob.escape(text) if spec.get("list") else text)
         pattern = PurePosixPath(template)
         if pattern.is_absolute() or ".." in pattern.parts:
             raise UsageError(f"output {spec['id']!r}: path {template!r} leaves the output folder")
         patterns.append(OutputPattern(spec["id"], str(pattern), bool(spec.get("optional")), bool(spec.get("list"))))
     return patterns
+
+
+def _template_of(spec: dict[str, Any], invocation: Invocation) -> str | None:
+    """An output's path template: ``path-template``, or the first ``conditional-path-template`` entry whose
+    condition holds for the invocation's values ("default" when none does; None without a default)."""
+    if "path-template" in spec:
+        return str(spec["path-template"])
+    default = None
+    for entry in spec.get("conditional-path-template", []):
+        ((condition, template),) = entry.items()
+        if condition.strip() == "default":
+            default = str(template)
+        elif condition_holds(condition, invocation.values):
+            return str(template)
+    return default
+
+
+def condition_holds(condition: str, values: Mapping[str, Value]) -> bool:
+    """A Boutiques output condition ("min > 2 and scope == 'series'") over input ids, evaluated without
+    ``eval``: comparisons, and/or/not, literals and input ids (an absent input is None)."""
+    try:
+        tree = ast.parse(condition.strip(), mode="eval")
+        return bool(_evaluate(tree.body, values))
+    except (SyntaxError, ValueError, TypeError):
+        return False
+
+
+def _evaluate(node: ast.AST, values: Mapping[str, Value]) -> object:
+    if isinstance(node, ast.BoolOp):
+        results = [_evaluate(v, values) for v in node.values]
+        return all(results) if isinstance(node.op, ast.And) else any(results)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return not _evaluate(node.operand, values)
+    if isinstance(node, ast.Compare):
+        left = _evaluate(node.left, values)
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = _evaluate(right_node, values)
+            if left is None or right is None or not _COMPARE[_AST_OPS[type(op)]](left, right):
+                return False
+            left = right
+        return True
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        named = {"true": True, "false": False, "True": True, "False": False}
+        return named[node.id] if node.id in named else values.get(node.id)
+    raise ValueError(f"unsupported in a condition: {type(node).__name__}")
+
+
+_AST_OPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
 
 
 def collect_outputs(out_dir: Path, patterns: list[OutputPattern]) -> tuple[dict[str, list[Path]], list[str]]:
@@ -351,7 +407,11 @@ def collect_outputs(out_dir: Path, patterns: list[OutputPattern]) -> tuple[dict[
     found: dict[str, list[Path]] = {}
     problems: list[str] = []
     for pattern in patterns:
-        matches = sorted(p for p in out_dir.glob(pattern.pattern) if not p.name.startswith("."))
+        if pattern.is_list:  # a list output's template may hold wildcards (the values in it are escaped)
+            matches = sorted(p for p in out_dir.glob(pattern.pattern) if not p.name.startswith("."))
+        else:  # one file, at exactly the path its template gives
+            single = out_dir / pattern.pattern
+            matches = [single] if single.is_symlink() or single.exists() else []
         safe = []
         for match in matches:
             if match.is_symlink() or not match.resolve().is_relative_to(root):

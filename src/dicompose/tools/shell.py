@@ -33,28 +33,47 @@ def shell_argv(template: str, expansions: Mapping[str, Sequence[str]]) -> list[s
     script: list[str] = []
     keys = sorted(expansions, key=len, reverse=True)  # a key never matches inside a longer one
     pattern = re.compile("|".join(re.escape(k) for k in keys)) if keys else None
-    quote = ""  # "", "'" or '"': the quoting in force at this point of the template
+    # The quoting in force, innermost last: "" (none), "'" or '"'. A command substitution, $(...) or `...`,
+    # starts unquoted again, even inside "...": a frame of its own ("$(" frames count their parentheses).
+    frames: list[list[str | int]] = [["", 0, ""]]
     index = 0
     while index < len(template):
+        frame = frames[-1]
+        quote = str(frame[0])
         match = pattern.match(template, index) if pattern is not None else None
         if match is not None:
-            elements = list(expansions[match.group(0)])
-            script.append(_reference(elements, params, quote))
+            script.append(_reference(list(expansions[match.group(0)]), params, quote))
             index = match.end()
             continue
-        char = template[index]
+        char, pair = template[index], template[index : index + 2]
+        step = 1
         if quote == "'":
-            quote = "" if char == "'" else quote
+            if char == "'":
+                frame[0] = ""
         elif char == "\\" and index + 1 < len(template):
-            script.append(template[index : index + 2])
-            index += 2
-            continue
+            step = 2
+        elif pair == "$(":
+            frames.append(["", 0, "$("])
+            step = 2
+        elif char == "`":
+            if frame[2] == "`":
+                frames.pop()
+            else:
+                frames.append(["", 0, "`"])
         elif quote == '"':
-            quote = "" if char == '"' else quote
+            if char == '"':
+                frame[0] = ""
         elif char in ("'", '"'):
-            quote = char
-        script.append(char)
-        index += 1
+            frame[0] = char
+        elif char == "(":
+            frame[1] = int(frame[1]) + 1
+        elif char == ")":
+            if int(frame[1]) > 0:
+                frame[1] = int(frame[1]) - 1
+            elif frame[2] == "$(" and len(frames) > 1:
+                frames.pop()
+        script.append(template[index : index + step])
+        index += step
     return [SHELL, "-c", "".join(script), "sh", *params]
 
 
