@@ -90,3 +90,36 @@ def test_output_templates_are_paths_not_patterns(tmp_path: Path):
     proc = run(tmp_path, COPY, scans)
     assert proc.returncode == 0, proc.stderr
     assert [p.name for p in (tmp_path / "out").rglob("*.dcm")] == ["x[1]-copy.dcm"]
+
+
+def test_environment_variables_and_config_files_resolve_as_in_boutiques(tmp_path: Path):
+    """An environment variable's value and a config file's lines get their value-keys resolved, and the
+    config file is written in the tool's working folder before it runs (as ``bosh exec launch`` does)."""
+    (scan,) = synthetic.write_ct_series(tmp_path / "scans", "env", 1, 8, 8)
+    doc = {
+        "name": "envcfg",
+        "tool-version": "1",
+        "description": "reads a variable and a config file",
+        "schema-version": "0.5",
+        "command-line": 'echo "$GREETING" > said.txt; cat [CFG] >> said.txt',
+        "environment-variables": [{"name": "GREETING", "value": "hello [WHO]"}],
+        "inputs": [
+            {"id": "input", "name": "in", "type": "File", "value-key": "[INPUT]"},
+            {"id": "who", "name": "who", "type": "String", "value-key": "[WHO]"},
+            {"id": "level", "name": "level", "type": "Number", "value-key": "[LEVEL]", "default-value": 3},
+        ],
+        "output-files": [
+            {
+                "id": "cfg",
+                "name": "cfg",
+                "path-template": "conf.ini",
+                "value-key": "[CFG]",
+                "file-template": ["level=[LEVEL]", "input=[INPUT]"],
+            },
+            {"id": "said", "name": "said", "path-template": "said.txt"},
+        ],
+    }
+    proc = run(tmp_path, doc, scan, "who=$(world)")
+    assert proc.returncode == 0, proc.stderr
+    (said,) = list((tmp_path / "out").rglob("said.txt"))
+    assert said.read_text() == f"hello $(world)\nlevel=3\ninput={scan}\n"

@@ -33,6 +33,8 @@ from dicompose.tools.invocation import (
     build_argv,
     build_invocation,
     collect_outputs,
+    config_files,
+    environment_of,
     file_parameters,
     output_patterns,
 )
@@ -183,6 +185,10 @@ def launch_spec(
         )
         argv = build_argv(descriptor, invocation, paths)
         workdir = workspace.task_dir(task.key) / "out"
+        environment.update(environment_of(descriptor, invocation, paths))
+        for name, text in config_files(descriptor, invocation, paths).items() if write_manifest else ():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / name).write_text(text)  # the tool reads it from its working folder, as under bosh
         spec = TaskSpec(argv, workdir, paths.mounts, request.image, request.permissions, resources, labels, environment)
         return spec, paths
     folder = workspace.launch_dir(request.launch_id)

@@ -306,6 +306,40 @@ def build_argv(
     return argv
 
 
+def resolve_text(descriptor: Descriptor, invocation: Invocation, text: str, path_map: PathMap = str) -> str:
+    """``text`` (an environment variable's value, a config file's line) with every value-key replaced as in a
+    command-line token: an input by its value(s), an output by its path; an absent input by nothing."""
+    outputs = _output_values(descriptor, invocation)
+    keyed = [(spec["value-key"], spec) for spec in descriptor.inputs if spec.get("value-key")]
+    for key, spec in sorted(keyed, key=lambda item: -len(item[0])):
+        if key in text:
+            value = invocation.values.get(spec["id"])
+            text = text.replace(key, " ".join(_expand(spec, value, path_map)) if value is not None else "")
+    for key, elements in sorted(outputs.items(), key=lambda item: -len(item[0])):
+        text = text.replace(key, " ".join(elements))
+    return text
+
+
+def environment_of(descriptor: Descriptor, invocation: Invocation, path_map: PathMap = str) -> dict[str, str]:
+    """The descriptor's ``environment-variables``, their value-keys resolved."""
+    return {
+        str(item["name"]): resolve_text(descriptor, invocation, str(item.get("value", "")), path_map)
+        for item in descriptor.doc.get("environment-variables", [])
+    }
+
+
+def config_files(descriptor: Descriptor, invocation: Invocation, path_map: PathMap = str) -> dict[str, str]:
+    """Config files the tool reads (outputs with a ``file-template``): path in the output folder → text, each
+    line with its value-keys resolved (Boutiques writes them before the tool runs)."""
+    paths = {p.id: p.pattern for p in output_patterns(descriptor, invocation)}
+    files = {}
+    for spec in descriptor.outputs:
+        if spec.get("file-template") and spec["id"] in paths:
+            lines = [resolve_text(descriptor, invocation, str(line), path_map) for line in spec["file-template"]]
+            files[paths[spec["id"]]] = "\n".join(lines) + "\n"
+    return files
+
+
 def _output_values(descriptor: Descriptor, invocation: Invocation) -> dict[str, list[str]]:
     """What an output's value-key stands for on the command line: its resolved path template, relative to
     the step's working folder (its output folder), as Boutiques puts it there."""
