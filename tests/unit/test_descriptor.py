@@ -165,3 +165,22 @@ def test_a_default_outside_its_bounds_is_a_warning_and_refused_when_used(tmp_pat
     with pytest.raises(UsageError, match="its default 99 is outside its bounds"):
         build_invocation(descriptor, {"input": ["a.dcm"]})
     assert build_invocation(descriptor, {"input": ["a.dcm"], "min": 5}).values["min"] == 5
+
+
+@pytest.mark.parametrize(
+    ("custom", "path", "needle"),
+    [
+        ({"partial-exit-codes": ["x"]}, "$.custom.dicompose.partial-exit-codes", "integer exit codes"),
+        ({"batch-input": "min"}, "$.custom.dicompose.batch-input", "not a File input"),
+        ({"constraints": ["min < min"]}, "$.custom.dicompose.constraints[0]", "with itself"),
+    ],
+)
+def test_malformed_extensions_are_caught(custom, path, needle, tmp_path: Path):
+    doc = copy.deepcopy(BUILTIN)
+    doc["name"] = "mine"
+    doc["custom"]["dicompose"].update(custom)
+    problems = {p.path: p for p in validate(doc, strict=True)}
+    assert needle in problems[path].message and problems[path].severity == "error"
+    (tmp_path / "mine.json").write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match=needle):
+        load_descriptor(str(tmp_path / "mine.json"))

@@ -211,7 +211,10 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
     for out_name, value in spec.outputs.items():
         reference = parse_reference(value)
         field = f"{line_at(document, 'outputs', out_name)}outputs.{out_name}"
-        if reference is None or reference[0] != "step" or reference[1] not in spec.steps:
+        if reference is not None and reference[0] == "step" and reference[1] not in spec.steps:
+            problems.append(f"{field}: unknown step {reference[1]!r} (steps: {', '.join(spec.steps)})")
+            continue
+        if reference is None or reference[0] != "step":
             problems.append(f"{field}: must reference a step output (steps.S.output), got {value!r}")
             continue
         upstream = descriptors.get(reference[1])

@@ -174,7 +174,8 @@ def _semantic(doc: dict[str, Any]) -> Iterator[Problem]:
                 if not spec.get("optional", False):
                     yield Problem(f"$.groups[{index}]", f"mutually exclusive member {member!r} must be optional")
     numbers = {str(i.get("id")) for i in inputs if i.get("type") == "Number"}
-    yield from _custom_problems(doc.get("custom", {}).get("dicompose", {}), input_ids, numbers)
+    files = {str(i.get("id")) for i in inputs if i.get("type") == "File"}
+    yield from _custom_problems(doc.get("custom", {}).get("dicompose", {}), input_ids, numbers, files)
 
 
 def _within(spec: dict[str, Any], number: float) -> bool:
@@ -235,7 +236,12 @@ def _input_problems(
         yield Problem(where, f"inputs both required and disabled: {sorted(both)}")
 
 
-def _custom_problems(custom: object, input_ids: set[str], numbers: set[str]) -> Iterator[Problem]:
+def _custom_problems(
+    custom: object,
+    input_ids: set[str],
+    numbers: set[str],
+    files: set[str] = frozenset(),  # type: ignore[assignment]
+) -> Iterator[Problem]:
     if not isinstance(custom, dict):
         yield Problem("$.custom.dicompose", "must be an object")
         return
@@ -245,12 +251,15 @@ def _custom_problems(custom: object, input_ids: set[str], numbers: set[str]) -> 
             yield Problem(f"$.custom.dicompose.{key}", f"unknown dicompose extension (known: {sorted(_CUSTOM_KEYS)})")
         elif not isinstance(value, expected):
             yield Problem(f"$.custom.dicompose.{key}", f"must be a {expected.__name__}")
-    batch = custom.get("batch-input")
-    if isinstance(batch, str) and batch not in input_ids:
-        yield Problem("$.custom.dicompose.batch-input", f"{batch!r} is not an input id")
-    site_key = custom.get("site-key")
-    if isinstance(site_key, str) and site_key not in input_ids:
-        yield Problem("$.custom.dicompose.site-key", f"{site_key!r} is not an input id")
+    for key in ("batch-input", "site-key"):
+        named = custom.get(key)
+        if isinstance(named, str) and named not in input_ids:
+            yield Problem(f"$.custom.dicompose.{key}", f"{named!r} is not an input id")
+        elif isinstance(named, str) and named not in files:
+            yield Problem(f"$.custom.dicompose.{key}", f"{named!r} is not a File input")
+    codes = custom.get("partial-exit-codes")
+    if isinstance(codes, list) and not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
+        yield Problem("$.custom.dicompose.partial-exit-codes", "must be a list of integer exit codes")
     constraints = custom.get("constraints")
     for index, text in enumerate(constraints if isinstance(constraints, list) else []):
         where = f"$.custom.dicompose.constraints[{index}]"
@@ -261,6 +270,8 @@ def _custom_problems(custom: object, input_ids: set[str], numbers: set[str]) -> 
         for side in (match.group(1), match.group(3)):
             if not _is_number(side) and side not in numbers:
                 yield Problem(where, f"{side!r} is not a Number input")
+        if match.group(1) == match.group(3):
+            yield Problem(where, f"{text!r} compares an input with itself")
     pack = custom.get("pack")
     if isinstance(pack, dict) and not (isinstance(pack.get("manifest-flag"), str) and pack["manifest-flag"]):
         yield Problem("$.custom.dicompose.pack.manifest-flag", "must name the tool's manifest option, e.g. --manifest")

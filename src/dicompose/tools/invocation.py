@@ -123,38 +123,19 @@ def build_invocation(descriptor: Descriptor, raw: Mapping[str, object]) -> Invoc
     if unknown:
         raise UsageError(f"{descriptor.name}: unknown input(s) {', '.join(unknown)} (known: {', '.join(known)})")
     values: dict[str, Value] = {}
+    problems: list[str] = []  # every input's problem, not only the first (check says them all at once)
     for input_id, spec in known.items():
-        if input_id in raw:
-            item = raw[input_id]
-            if spec.get("list"):
-                items = item if isinstance(item, list) else [item]
-                coerced = [_coerce_one(spec, x) for x in items]
-                _check_list(spec, coerced)
-                values[input_id] = coerced
-            else:
-                if isinstance(item, list):
-                    raise UsageError(f"input {input_id!r} takes one value, not a list")
-                values[input_id] = _coerce_one(spec, item)
-        elif "default-value" in spec:
-            values[input_id] = spec["default-value"]
-            if spec["type"] == "Number" and not spec.get("list"):
-                try:
-                    _check_bounds(spec, float(values[input_id]))  # type: ignore[arg-type]
-                except (UsageError, TypeError, ValueError):
-                    raise UsageError(
-                        f"{descriptor.name}: input {input_id!r} has no valid value: its default "
-                        f"{spec['default-value']!r} is outside its bounds; give one with -p {input_id}=VALUE"
-                    ) from None
-        elif not spec.get("optional", False):
-            raise UsageError(f"{descriptor.name}: required input {input_id!r} is missing")
-        choices = spec.get("value-choices")
-        if choices is not None and input_id in values:
-            chosen = values[input_id] if isinstance(values[input_id], list) else [values[input_id]]
-            for choice in chosen:  # type: ignore[union-attr]
-                if choice not in choices:
-                    raise UsageError(f"input {input_id!r}: {choice!r} is not one of {choices}")
-    _check_relations(descriptor, values)
-    _check_constraints(descriptor, values)
+        try:
+            _take_value(descriptor, input_id, spec, raw, values)
+        except UsageError as exc:
+            problems.append(str(exc))
+    for check in (_check_relations, _check_constraints):  # on the values that passed
+        try:
+            check(descriptor, values)
+        except UsageError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UsageError("; ".join(problems))
     return Invocation(values)
 
 
@@ -197,6 +178,41 @@ def _side(text: str, values: Mapping[str, Value]) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+def _take_value(
+    descriptor: Descriptor, input_id: str, spec: dict[str, Any], raw: Mapping[str, object], values: dict[str, Value]
+) -> None:
+    """Put input ``input_id``'s checked value (given, or its default) into ``values``."""
+    if input_id in raw:
+        item = raw[input_id]
+        if spec.get("list"):
+            items = item if isinstance(item, list) else [item]
+            coerced = [_coerce_one(spec, x) for x in items]
+            _check_list(spec, coerced)
+            values[input_id] = coerced
+        else:
+            if isinstance(item, list):
+                raise UsageError(f"input {input_id!r} takes one value, not a list")
+            values[input_id] = _coerce_one(spec, item)
+    elif "default-value" in spec:
+        values[input_id] = spec["default-value"]
+        if spec["type"] == "Number" and not spec.get("list"):
+            try:
+                _check_bounds(spec, float(values[input_id]))  # type: ignore[arg-type]
+            except (UsageError, TypeError, ValueError):
+                raise UsageError(
+                    f"{descriptor.name}: input {input_id!r} has no valid value: its default "
+                    f"{spec['default-value']!r} is outside its bounds; give one with -p {input_id}=VALUE"
+                ) from None
+    elif not spec.get("optional", False):
+        raise UsageError(f"{descriptor.name}: required input {input_id!r} is missing")
+    choices = spec.get("value-choices")
+    if choices is not None and input_id in values:
+        chosen = values[input_id] if isinstance(values[input_id], list) else [values[input_id]]
+        for choice in chosen:  # type: ignore[union-attr]
+            if choice not in choices:
+                raise UsageError(f"input {input_id!r}: {choice!r} is not one of {choices}")
 
 
 def _check_list(spec: dict[str, Any], items: list[Any]) -> None:
