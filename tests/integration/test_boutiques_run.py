@@ -123,3 +123,36 @@ def test_environment_variables_and_config_files_resolve_as_in_boutiques(tmp_path
     assert proc.returncode == 0, proc.stderr
     (said,) = list((tmp_path / "out").rglob("said.txt"))
     assert said.read_text() == f"hello $(world)\nlevel=3\ninput={scan}\n"
+
+
+def test_a_tool_without_in_takes_its_files_as_parameters(tmp_path: Path):
+    """No --in: the tool runs once, its File inputs given with -p (mounted read-only), cached by their
+    content (an edited file reruns it), as ``bosh exec launch`` runs a tool from an invocation."""
+    a, b = synthetic.write_ct_series(tmp_path / "files", "noin", 2, 8, 8)
+    doc = {
+        "name": "two-files",
+        "tool-version": "1",
+        "description": "joins two files given as parameters",
+        "schema-version": "0.5",
+        "command-line": "cat [A] [B] > both.bin",
+        "inputs": [
+            {"id": "a", "name": "a", "type": "File", "value-key": "[A]"},
+            {"id": "b", "name": "b", "type": "File", "value-key": "[B]"},
+        ],
+        "output-files": [{"id": "both", "name": "both", "path-template": "both.bin"}],
+    }
+    (tmp_path / "tool.json").write_text(json.dumps(doc))
+    argv = [str(BIN / "dicompose"), "run", str(tmp_path / "tool.json"), "-p", f"a={a}", "-p", f"b={b}", "--out"]
+    argv += [str(tmp_path / "out"), "--workspace", str(tmp_path / "ws"), "--engine", "local", "--json"]
+    first = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    assert [t["cached"] for t in first["tasks"]] == [False]
+    assert (tmp_path / "out" / "both.bin").read_bytes() == a.read_bytes() + b.read_bytes()
+    assert [t["cached"] for t in json.loads(subprocess.run(argv, capture_output=True, text=True).stdout)["tasks"]] == [
+        True
+    ]
+    b.write_bytes(b.read_bytes() + b"!")
+    again = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    assert [t["cached"] for t in again["tasks"]] == [False]
+    assert (tmp_path / "out" / "both.bin").read_bytes() == a.read_bytes() + b.read_bytes()
+    missing = subprocess.run(argv[:3] + argv[7:], capture_output=True, text=True)
+    assert missing.returncode == 2 and "required input 'a' is missing" in missing.stderr

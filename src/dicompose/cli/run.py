@@ -16,8 +16,11 @@ from dicompose.errors import DicomposeError, UsageError
 
 def run(
     target: Annotated[str, typer.Argument(help="Pipeline file (.yaml), built-in tool name, or descriptor path.")],
-    sources: Annotated[list[str], typer.Option("--in", help="PATH, or NAME=PATH for a pipeline input (repeatable).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    sources: Annotated[
+        list[str] | None,
+        typer.Option("--in", help="PATH, or NAME=PATH for a pipeline input (repeatable); a tool may take none."),
+    ] = None,
     params: Annotated[list[str] | None, typer.Option("-p", "--param", help="ID=VALUE (repeatable, tools).")] = None,
     invocation: Annotated[Path | None, typer.Option("--invocation", help="Boutiques invocation JSON (tools).")] = None,
     engine: Annotated[str, typer.Option("--engine", help="auto | docker | apptainer | local")] = "auto",
@@ -65,6 +68,7 @@ def run(
     """Run a pipeline or one tool over files and folders: each step in its own container, cached, resumable."""
     from dicompose.cli.pipeline import execute_request, run_pipeline_command
 
+    sources = sources or []
     if target.endswith((".yaml", ".yml")):
         if params or invocation or timeout is not None:
             fail(UsageError("-p, --invocation and --timeout are for tools; a pipeline sets them per step"))
@@ -88,17 +92,17 @@ def run(
     from dicompose.pipeline.tool_graph import INPUT_NAME, tool_graph
     from dicompose.tools.invocation import parse_pairs, read_invocation_file
 
-    if len(sources) != 1 or ("=" in sources[0] and not Path(sources[0]).exists()):
-        fail(UsageError("a tool takes exactly one --in PATH"))
+    if len(sources) > 1 or (sources and "=" in sources[0] and not Path(sources[0]).exists()):
+        fail(UsageError("a tool takes one --in PATH (or none: its File inputs given with -p or --invocation)"))
     try:
         raw: dict[str, Any] = read_invocation_file(invocation) if invocation else {}
         raw.update(parse_pairs(params or []))
-        graph = tool_graph(target, raw, timeout)
+        graph = tool_graph(target, raw, timeout, batch=bool(sources))
     except DicomposeError as exc:
         fail(exc)
     request = PipelineRequest(
         Path(target),
-        {INPUT_NAME: Path(sources[0])},
+        {INPUT_NAME: Path(sources[0])} if sources else {},
         out,
         workspace or Path(".dicompose"),
         engine,

@@ -442,8 +442,11 @@ class Execution:
         return node.source.name
 
     def start(self, groups: dict[str, list[Group]]) -> None:
-        self.report.expected = sum(len(groups[self.root_input(node)]) for node in self.graph.steps)
+        self.report.expected = sum(len(groups.get(self.root_input(node), [None])) for node in self.graph.steps)
         for node in self.graph.steps:
+            if node.source.kind == "none":  # a tool run without --in: one task, its files given as parameters
+                self.add_task(node, node.descriptor.name, Path(), (), ())
+                continue
             if node.source.kind != "input":
                 continue
             for group in groups[node.source.name]:

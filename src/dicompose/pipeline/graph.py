@@ -15,7 +15,7 @@ from dicompose.errors import UsageError
 from dicompose.pipeline.spec import PipelineSpec, Step, load_pipeline_leniently, parse_reference
 from dicompose.tools.builtin_checks import check_builtin_values
 from dicompose.tools.descriptor import Descriptor, load_descriptor
-from dicompose.tools.invocation import batch_value, build_invocation
+from dicompose.tools.invocation import build_invocation, with_batch
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
             placeholders = {ref: "/placeholder" for ref in file_refs}
             invocation = build_invocation(
                 descriptor,
-                {**params, **placeholders, batch_input: batch_value(descriptor, batch_input, ["/placeholder"])},
+                with_batch(descriptor, batch_input, {**params, **placeholders}, ["/placeholder"]),
             )
             check_builtin_values(descriptor, invocation.values)
         except UsageError as exc:

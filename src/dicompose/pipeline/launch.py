@@ -29,7 +29,6 @@ from dicompose.errors import EngineError
 from dicompose.records.workspace import Workspace, finish_task
 from dicompose.tools.descriptor import Descriptor
 from dicompose.tools.invocation import (
-    batch_value,
     build_argv,
     build_invocation,
     collect_outputs,
@@ -37,6 +36,7 @@ from dicompose.tools.invocation import (
     environment_of,
     file_parameters,
     output_patterns,
+    with_batch,
 )
 from dicompose.tools.manifest import RESULT_NAME, SCHEMA
 
@@ -161,7 +161,7 @@ def launch_spec(
     all_files = [f for t in tasks for f in t.files]
     invocation = build_invocation(
         descriptor,
-        {**request.params, request.batch_input: batch_value(descriptor, request.batch_input, all_files[:1] or ["-"])},
+        with_batch(descriptor, request.batch_input, request.params, all_files[:1] or ["-"]),
     )
     extra = file_parameters(descriptor, invocation.values, exclude=request.batch_input)
     paths = _Paths(all_files, extra, isolates, staged)
@@ -181,7 +181,7 @@ def launch_spec(
         (task,) = tasks
         invocation = build_invocation(
             descriptor,
-            {**request.params, request.batch_input: batch_value(descriptor, request.batch_input, list(task.files))},
+            with_batch(descriptor, request.batch_input, request.params, list(task.files)),
         )
         argv = build_argv(descriptor, invocation, paths)
         workdir = workspace.task_dir(task.key) / "out"
@@ -285,7 +285,7 @@ def _stage_files(request: LaunchRequest, folder: Path) -> dict[str, str]:
     launch ends; the workspace they sit in is private (0700)."""
     invocation = build_invocation(
         request.descriptor,
-        {**request.params, request.batch_input: batch_value(request.descriptor, request.batch_input, ["-"])},
+        with_batch(request.descriptor, request.batch_input, request.params, ["-"]),
     )
     staged: dict[str, str] = {}
     for number, path in enumerate(
@@ -347,7 +347,7 @@ def _finish_task(
     skipped = [paths.to_host(p) for p in skipped]
     invocation = build_invocation(
         request.descriptor,
-        {**request.params, request.batch_input: batch_value(request.descriptor, request.batch_input, list(task.files))},
+        with_batch(request.descriptor, request.batch_input, request.params, list(task.files)),
     )
     found, output_problems = collect_outputs(out, output_patterns(request.descriptor, invocation))
     all_skipped = code == 0 and bool(skipped) and not any(found.values()) and not problems

@@ -59,7 +59,10 @@ def load_graph(request: PipelineRequest) -> PipelineGraph:
 
 def run_pipeline(request: PipelineRequest, events: Events | None = None) -> PipelineReport:
     graph = bind_files(load_graph(request), request.inputs, site_key_path)
-    missing = sorted(set(graph.spec.inputs) - set(request.inputs))
+    expected = set(graph.spec.inputs)
+    if request.kind == "tool":  # a tool run without --in binds no input
+        expected = {node.source.name for node in graph.steps if node.source.kind == "input"}
+    missing = sorted(expected - set(request.inputs))
     extra = sorted(set(request.inputs) - set(graph.spec.inputs))
     if missing or extra:
         raise UsageError(

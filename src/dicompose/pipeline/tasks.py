@@ -10,7 +10,7 @@ from pathlib import Path
 from dicompose.pipeline.graph import StepNode
 from dicompose.pipeline.launch import TaskResult
 from dicompose.records.hashing import canonical_hash, sha256_file
-from dicompose.tools.invocation import batch_value, build_invocation
+from dicompose.tools.invocation import build_invocation, with_batch
 
 
 @dataclass
@@ -54,9 +54,7 @@ def key_of(node: StepNode, image: str, inputs: tuple[dict[str, str], ...]) -> st
     content of the inputs by name and sha256 -- never their paths or mtimes, so moving a study folder or
     touching a file keeps the cache, while any changed byte, parameter or image computes anew.
     """
-    values = build_invocation(
-        node.descriptor, {**node.params, node.batch_input: batch_value(node.descriptor, node.batch_input, ["/"])}
-    ).values
+    values = build_invocation(node.descriptor, with_batch(node.descriptor, node.batch_input, node.params, ["/"])).values
     params = {k: v for k, v in values.items() if k != node.batch_input}
     for spec in node.descriptor.inputs:  # a key or table counts by its content, like the batch's files
         if spec["type"] == "File" and spec["id"] in params:

@@ -16,7 +16,7 @@ from dicompose.pipeline.graph import PipelineGraph, Source, StepNode
 from dicompose.pipeline.spec import PipelineSpec, Step
 from dicompose.tools.builtin_checks import check_builtin_values
 from dicompose.tools.descriptor import Descriptor, load_descriptor
-from dicompose.tools.invocation import batch_value, build_invocation
+from dicompose.tools.invocation import build_invocation, with_batch
 
 INPUT_NAME = "in"
 
@@ -32,29 +32,37 @@ def batch_input_id(descriptor: Descriptor) -> str:
     return str(files[0])
 
 
-def tool_graph(tool: str, params: dict[str, Any], timeout_s: float | None = None) -> PipelineGraph:
-    """The one-step graph of ``tool`` with ``params``; parameters are validated before anything runs."""
+def tool_graph(
+    tool: str, params: dict[str, Any], timeout_s: float | None = None, *, batch: bool = True
+) -> PipelineGraph:
+    """The one-step graph of ``tool`` with ``params``; parameters are validated before anything runs.
+
+    ``batch=False``: no ``--in``; the tool runs once, its File inputs (if any) given with ``-p`` or
+    ``--invocation`` and mounted read-only, as ``bosh exec launch`` runs a tool from an invocation.
+    """
     descriptor = load_descriptor(tool)
-    batch_input = batch_input_id(descriptor)
+    batch_input = batch_input_id(descriptor) if batch else ""
     if batch_input in params:
         raise UsageError(f"input {batch_input!r} comes from --in; do not also give it with -p")
-    invocation = build_invocation(
-        descriptor, {**params, batch_input: batch_value(descriptor, batch_input, ["/placeholder"])}
-    )
+    try:
+        invocation = build_invocation(descriptor, with_batch(descriptor, batch_input, params, ["/placeholder"]))
+    except UsageError as exc:
+        hint = "" if batch else " (or give the files with --in PATH)"
+        raise UsageError(f"{exc}{hint}") from None
     check_builtin_values(descriptor, invocation.values)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", descriptor.name).strip("-") or "tool"
-    step = Step.model_validate(
-        {"tool": tool, "with": {batch_input: f"inputs.{INPUT_NAME}", **params}, "timeout": timeout_s}
-    )
+    fed = {batch_input: f"inputs.{INPUT_NAME}"} if batch_input else {}
+    step = Step.model_validate({"tool": tool, "with": {**fed, **params}, "timeout": timeout_s})
     spec = PipelineSpec.model_validate(
         {
             "version": 1,
             "name": name,
-            "inputs": {INPUT_NAME: "dicom"},
+            "inputs": {INPUT_NAME: "dicom"},  # the model wants one; a run without --in leaves it unbound
             "steps": {name: step.model_dump(by_alias=True, exclude_none=True)},
             "outputs": {o["id"]: f"steps.{name}.{o['id']}" for o in descriptor.outputs},
         }
     )
-    node = StepNode(name, spec.steps[name], descriptor, batch_input, Source("input", INPUT_NAME), dict(params))
+    source = Source("input", INPUT_NAME) if batch_input else Source("none", "")
+    node = StepNode(name, spec.steps[name], descriptor, batch_input, source, dict(params))
     outputs = {o["id"]: Source("step", name, str(o["id"])) for o in descriptor.outputs}
     return PipelineGraph(Path(tool), spec, (node,), outputs, flat_outputs=True)

@@ -40,13 +40,14 @@ class Invocation:
         return dict(self.values)
 
 
-def batch_value(descriptor: Descriptor, input_id: str, files: list[str]) -> Value:
-    """The value a task's files give its batch input: the list, or the one file of an input that takes one
-    (a task of such a tool carries exactly one file)."""
+def with_batch(descriptor: Descriptor, input_id: str, params: Mapping[str, Any], files: list[str]) -> dict[str, Any]:
+    """``params`` and the value a task's files give its batch input: the list, or the one file of an input that
+    takes one (a task of such a tool carries exactly one file); ``params`` alone for a tool run without ``--in``
+    (``input_id`` empty: its File inputs come with ``-p`` or ``--invocation``)."""
+    if not input_id:
+        return dict(params)
     spec = next((s for s in descriptor.inputs if s["id"] == input_id), {})
-    if spec.get("list") or len(files) != 1:
-        return list(files)
-    return files[0]
+    return {**params, input_id: list(files) if spec.get("list") or len(files) != 1 else files[0]}
 
 
 def parse_pairs(pairs: list[str]) -> dict[str, str]:
