@@ -122,7 +122,7 @@ def test_environment_variables_and_config_files_resolve_as_in_boutiques(tmp_path
     proc = run(tmp_path, doc, scan, "who=$(world)")
     assert proc.returncode == 0, proc.stderr
     (said,) = list((tmp_path / "out").rglob("said.txt"))
-    assert said.read_text() == f"hello $(world)\nlevel=3\ninput={scan}\n"
+    assert said.read_text() == f"hello $(world)\nlevel=3\ninput={scan}"
 
 
 def test_a_tool_without_in_takes_its_files_as_parameters(tmp_path: Path):

@@ -353,7 +353,7 @@ def config_files(descriptor: Descriptor, invocation: Invocation, path_map: PathM
     for spec in descriptor.outputs:
         if spec.get("file-template") and spec["id"] in paths:
             lines = [resolve_text(descriptor, invocation, str(line), path_map) for line in spec["file-template"]]
-            files[paths[spec["id"]]] = "\n".join(lines) + "\n"
+            files[paths[spec["id"]]] = "\n".join(lines)  # as bosh writes it: no newline after the last line
     return files
 
 
