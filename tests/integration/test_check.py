@@ -154,3 +154,32 @@ def test_a_missing_image_is_found_for_the_engine_asked(tmp_path: Path):
     )
     assert proc.returncode == 2 and "line 7," in proc.stderr and "never-built:1.0 is not available" in proc.stderr
     assert check(path).returncode == 0  # the local engine needs no image
+
+
+def test_an_unpinned_image_is_a_problem_unless_allowed(tmp_path: Path):
+    from dicompose.engines.registry import engine_named
+
+    info = engine_named("docker").info()
+    need("docker", info.available, info.why)
+    present = subprocess.run(["docker", "image", "inspect", "dicompose/normalize:0.1.0"], capture_output=True)
+    need("docker", present.returncode == 0, "image dicompose/normalize:0.1.0 not built (dicompose build normalize)")
+    descriptor = {
+        "name": "unpinned",
+        "tool-version": "1",
+        "description": "an image named by tag only",
+        "schema-version": "0.5",
+        "command-line": "cp [IN] .",
+        "container-image": {"type": "docker", "image": "dicompose/normalize:0.1.0"},
+        "inputs": [{"id": "input", "name": "in", "type": "File", "value-key": "[IN]", "list": True}],
+        "output-files": [{"id": "out", "name": "out", "path-template": "*.dcm", "list": True}],
+    }
+    (tmp_path / "unpinned.json").write_text(json.dumps(descriptor))
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "version: 1\nname: u\ninputs:\n  scans: dicom\nsteps:\n  copy:\n    tool: unpinned.json\n"
+        "    with: {input: inputs.scans}\noutputs:\n  copied: steps.copy.out\n"
+    )
+    argv = [str(BIN / "dicompose"), "check", str(path), "--engine", "docker"]
+    refused = subprocess.run(argv, capture_output=True, text=True)
+    assert refused.returncode == 2 and "pinned" in refused.stderr, refused.stderr
+    assert subprocess.run([*argv, "--allow-unpinned"], capture_output=True, text=True).returncode == 0

@@ -176,3 +176,11 @@ def test_invocation_files_are_plain_json_objects(tmp_path: Path):
     path.write_text("[1, 2]")
     with pytest.raises(UsageError, match="JSON object"):
         read_invocation_file(path)
+
+
+def test_a_list_input_collects_repeated_p_values_in_order():
+    from dicompose.tools.invocation import parse_pairs
+
+    assert parse_pairs(["w=a", "n=1", "w=b c", "w="], frozenset({"w"})) == {"w": ["a", "b c", ""], "n": "1"}
+    with pytest.raises(UsageError, match="more than once"):
+        parse_pairs(["n=1", "n=2"], frozenset({"w"}))

@@ -50,6 +50,9 @@ def check(
     scheduler: Annotated[
         str, typer.Option("--scheduler", help="local | dask | tcp://HOST:PORT: whose resources to judge")
     ] = "local",
+    allow_unpinned: Annotated[
+        bool, typer.Option("--allow-unpinned", help="Accept images not pinned by digest, as run does with it.")
+    ] = False,
 ) -> None:
     """Find every problem of a pipeline before anything runs: the file (types, references, cycles), each step's
     parameters against its tool, resources against what the scheduler can give, images the engine lacks."""
@@ -66,7 +69,7 @@ def check(
         except UsageError as exc:
             problems.append(str(exc))
         else:
-            problems += image_problems(graph, resolution.engine)
+            problems += image_problems(graph, resolution.engine, allow_unpinned=allow_unpinned)
             stdout.print(f"engine: {resolution.engine.name} ({escape(resolution.why)})")
     except DicomposeError as exc:
         fail(exc)

@@ -90,13 +90,15 @@ def run(
         return
     from dicompose.pipeline.runner import PipelineRequest
     from dicompose.pipeline.tool_graph import INPUT_NAME, tool_graph
+    from dicompose.tools.descriptor import load_descriptor
     from dicompose.tools.invocation import parse_pairs, read_invocation_file
 
     if len(sources) > 1 or (sources and "=" in sources[0] and not Path(sources[0]).exists()):
         fail(UsageError("a tool takes one --in PATH (or none: its File inputs given with -p or --invocation)"))
     try:
         raw: dict[str, Any] = read_invocation_file(invocation) if invocation else {}
-        raw.update(parse_pairs(params or []))
+        lists = frozenset(str(i["id"]) for i in load_descriptor(target).inputs if i.get("list"))
+        raw.update(parse_pairs(params or [], lists))
         graph = tool_graph(target, raw, timeout, batch=bool(sources))
     except DicomposeError as exc:
         fail(exc)

@@ -50,13 +50,19 @@ def with_batch(descriptor: Descriptor, input_id: str, params: Mapping[str, Any],
     return {**params, input_id: list(files) if spec.get("list") or len(files) != 1 else files[0]}
 
 
-def parse_pairs(pairs: list[str]) -> dict[str, str]:
-    """``-p ID=VALUE`` options (repeatable); the same id twice is an error, not a silent override."""
-    result: dict[str, str] = {}
+def parse_pairs(pairs: list[str], lists: frozenset[str] = frozenset()) -> dict[str, str | list[str]]:
+    """``-p ID=VALUE`` options (repeatable). An id of a list input (``lists``) collects its values in order
+    (``-p words=a -p words=b``); any other id given twice is an error, not a silent override."""
+    result: dict[str, str | list[str]] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"-p {pair!r}: expected ID=VALUE")
+        if key in lists:
+            collected = result.setdefault(key, [])
+            assert isinstance(collected, list)
+            collected.append(value)
+            continue
         if key in result:
             raise UsageError(f"-p {key}: given more than once")
         result[key] = value
