@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.descriptors import header
+
 BIN = Path(sys.executable).parent
 
 DESCRIPTORS = {
@@ -73,7 +75,7 @@ DESCRIPTORS = {
 def descriptor(name: str) -> dict[str, object]:
     spec = dict(DESCRIPTORS[name])
     spec.pop("invocation")
-    return {"name": name, "tool-version": "1", "description": name, "schema-version": "0.5", **spec}
+    return {**header(name), **spec}
 
 
 def outputs(folder: Path, ignore: set[str]) -> dict[str, bytes]:

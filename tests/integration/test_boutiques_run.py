@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 
 from dicompose.dicom import synthetic
+from tests.support.descriptors import header
 
 BIN = Path(sys.executable).parent
 COPY = {
-    "name": "copy-one",
-    "tool-version": "1",
-    "description": "copies one file under a name made from it",
-    "schema-version": "0.5",
+    **header("copy-one", "copies one file under a name made from it"),
     "command-line": "cp [IN] [OUTFILE]",
     "inputs": [{"id": "input", "name": "in", "type": "File", "value-key": "[IN]"}],
     "output-files": [
@@ -59,10 +57,7 @@ def run(tmp_path: Path, doc: dict[str, object], source: Path, *params: str) -> s
 def test_a_conditional_output_takes_the_path_its_condition_gives(tmp_path: Path, low: str, produced: str):
     (scan,) = synthetic.write_ct_series(tmp_path / "scans", "cond", 1, 8, 8)
     doc = {
-        "name": "cond",
-        "tool-version": "1",
-        "description": "writes where a condition says",
-        "schema-version": "0.5",
+        **header("cond", "writes where a condition says"),
         "command-line": "echo [INPUT] > big.txt; echo [MIN] > small.txt",
         "inputs": [
             {"id": "input", "name": "in", "type": "File", "value-key": "[INPUT]"},
@@ -97,10 +92,7 @@ def test_environment_variables_and_config_files_resolve_as_in_boutiques(tmp_path
     config file is written in the tool's working folder before it runs (as ``bosh exec launch`` does)."""
     (scan,) = synthetic.write_ct_series(tmp_path / "scans", "env", 1, 8, 8)
     doc = {
-        "name": "envcfg",
-        "tool-version": "1",
-        "description": "reads a variable and a config file",
-        "schema-version": "0.5",
+        **header("envcfg", "reads a variable and a config file"),
         "command-line": 'echo "$GREETING" > said.txt; cat [CFG] >> said.txt',
         "environment-variables": [{"name": "GREETING", "value": "hello [WHO]"}],
         "inputs": [
@@ -130,10 +122,7 @@ def test_a_tool_without_in_takes_its_files_as_parameters(tmp_path: Path):
     content (an edited file reruns it), as ``bosh exec launch`` runs a tool from an invocation."""
     a, b = synthetic.write_ct_series(tmp_path / "files", "noin", 2, 8, 8)
     doc = {
-        "name": "two-files",
-        "tool-version": "1",
-        "description": "joins two files given as parameters",
-        "schema-version": "0.5",
+        **header("two-files", "joins two files given as parameters"),
         "command-line": "cat [A] [B] > both.bin",
         "inputs": [
             {"id": "a", "name": "a", "type": "File", "value-key": "[A]"},

@@ -16,6 +16,7 @@ import pytest
 
 from dicompose.pipeline.preflight import machine_cores
 from tests.conftest import need
+from tests.support.descriptors import boutiques
 
 BIN = Path(sys.executable).parent
 
@@ -31,6 +32,13 @@ def pipeline(tmp_path: Path, **steps: str) -> Path:
     path = tmp_path / "pipeline.yaml"
     path.write_text(text)
     return path
+
+
+def copier(name: str, image: str) -> dict[str, object]:
+    """A tool that copies its files, in ``image`` (named by tag only: no container-hash)."""
+    inputs: list[dict[str, object]] = [{"id": "input", "name": "in", "type": "File", "value-key": "[IN]", "list": True}]
+    outputs: list[dict[str, object]] = [{"id": "out", "name": "out", "path-template": "*.dcm", "list": True}]
+    return boutiques(name, "cp [IN] .", inputs, outputs, {"container-image": {"type": "docker", "image": image}})
 
 
 def check(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -121,16 +129,7 @@ def test_a_missing_image_is_found_for_the_engine_asked(tmp_path: Path):
 
     info = engine_named("docker").info()
     need("docker", info.available, info.why)
-    descriptor = {
-        "name": "absent",
-        "tool-version": "1",
-        "description": "an image nobody built",
-        "schema-version": "0.5",
-        "command-line": "cp [IN] .",
-        "container-image": {"type": "docker", "image": "dicompose-test/never-built:1.0"},
-        "inputs": [{"id": "input", "name": "in", "type": "File", "value-key": "[IN]", "list": True}],
-        "output-files": [{"id": "out", "name": "out", "path-template": "*.dcm"}],
-    }
+    descriptor = copier("absent", "dicompose-test/never-built:1.0")
     (tmp_path / "absent.json").write_text(json.dumps(descriptor))
     path = tmp_path / "p.yaml"
     path.write_text(
@@ -163,16 +162,7 @@ def test_an_unpinned_image_is_a_problem_unless_allowed(tmp_path: Path):
     need("docker", info.available, info.why)
     present = subprocess.run(["docker", "image", "inspect", "dicompose/normalize:0.1.0"], capture_output=True)
     need("docker", present.returncode == 0, "image dicompose/normalize:0.1.0 not built (dicompose build normalize)")
-    descriptor = {
-        "name": "unpinned",
-        "tool-version": "1",
-        "description": "an image named by tag only",
-        "schema-version": "0.5",
-        "command-line": "cp [IN] .",
-        "container-image": {"type": "docker", "image": "dicompose/normalize:0.1.0"},
-        "inputs": [{"id": "input", "name": "in", "type": "File", "value-key": "[IN]", "list": True}],
-        "output-files": [{"id": "out", "name": "out", "path-template": "*.dcm", "list": True}],
-    }
+    descriptor = copier("unpinned", "dicompose/normalize:0.1.0")
     (tmp_path / "unpinned.json").write_text(json.dumps(descriptor))
     path = tmp_path / "p.yaml"
     path.write_text(

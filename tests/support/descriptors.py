@@ -22,3 +22,20 @@ def snippet_tool(path: Path, name: str, code: str, output: str, description: str
     }
     path.write_text(json.dumps(doc))
     return path
+
+
+def boutiques(
+    name: str,
+    command_line: str,
+    inputs: list[dict[str, object]],
+    outputs: list[dict[str, object]],
+    extra: dict[str, object] | None = None,
+) -> dict[str, object]:
+    """A Boutiques 0.5 descriptor document: the header every test tool shares, around its own parts
+    (``extra``: container-image, environment-variables, ...)."""
+    return {**header(name), "command-line": command_line, "inputs": inputs, "output-files": outputs, **(extra or {})}
+
+
+def header(name: str, description: str = "") -> dict[str, object]:
+    """The fields every Boutiques 0.5 descriptor starts with."""
+    return {"name": name, "tool-version": "1", "description": description or name, "schema-version": "0.5"}

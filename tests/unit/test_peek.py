@@ -14,8 +14,11 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 
 from dicompose.dicom import reading, synthetic
 from dicompose.dicom.identifiers import file_facts, identifiers
+from dicompose.dicom.quicklook import HEAD_BYTES, first_values
 from dicompose.dicom.reading import peek
 from dicompose.dicom.writing import rebuild_file_meta
+
+SOP_INSTANCE_UID = 0x00080018
 
 
 def full_read_uid(path: Path) -> str | None:
@@ -39,7 +42,7 @@ def test_the_uid_is_read_whatever_the_encoding_and_wherever_it_falls(tmp_path: P
 
 def test_the_quick_look_falls_back_to_pydicom_for_deflated_files():
     path = Path(get_testdata_file("image_dfl.dcm"))  # type: ignore[arg-type]
-    assert reading._instance_uid_in(path.read_bytes()[:8192]) is None
+    assert first_values(path.read_bytes()[:HEAD_BYTES], {SOP_INSTANCE_UID: "UI"}, whole=False) is None
     assert peek(path).instance_uid == full_read_uid(path)
 
 
@@ -66,7 +69,7 @@ def test_a_uid_cut_by_the_first_read_is_read_again_from_the_file(tmp_path: Path)
         ds.ImageType = ["DERIVED", "SECONDARY", "Y" * (padding % 15 * 2)] + ["X" * 14] * (padding // 15)
         path = tmp_path / f"{padding}.dcm"
         ds.save_as(path, enforce_file_format=True)
-        ways.add(reading._instance_uid_in(path.read_bytes()[: reading._PEEK_BYTES]) is None)
+        ways.add(first_values(path.read_bytes()[:HEAD_BYTES], {SOP_INSTANCE_UID: "UI"}, whole=False) is None)
         assert peek(path).instance_uid == full_read_uid(path) == ds.SOPInstanceUID
     assert ways == {True, False}
 

@@ -33,7 +33,6 @@ from dicompose.fileio import Digest, Hasher
 
 _PREAMBLE_LENGTH = 128
 _SOP_INSTANCE_UID = 0x00080018
-_PEEK_BYTES = HEAD_BYTES
 _GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 
 
@@ -56,22 +55,16 @@ def peek(path: Path) -> Peek:
     it finds, so the batch learns the UIDs it checks for duplicates without reading any file twice."""
     try:
         with path.open("rb") as fh:
-            head = fh.read(_PEEK_BYTES)
+            head = fh.read(HEAD_BYTES)
             if len(head) < _PREAMBLE_LENGTH + 4 or head[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] != b"DICM":
                 return Peek(dicom=False)
-            found = first_values(head, {_SOP_INSTANCE_UID: "UI"}, whole=len(head) < _PEEK_BYTES)
+            found = first_values(head, {_SOP_INSTANCE_UID: "UI"}, whole=len(head) < HEAD_BYTES)
             if found is not None:
                 return Peek(dicom=True, instance_uid=found[_SOP_INSTANCE_UID])
             fh.seek(0)  # the first bytes cannot tell (see quicklook): pydicom reads as far as it needs
             return Peek(dicom=True, instance_uid=_instance_uid(fh))
     except OSError:
         return Peek(dicom=False)
-
-
-def _instance_uid_in(head: bytes) -> str | None:
-    """The SOP Instance UID from a file's first bytes (see :mod:`quicklook`); None when they cannot tell."""
-    found = first_values(head, {_SOP_INSTANCE_UID: "UI"}, whole=len(head) < _PEEK_BYTES)
-    return None if found is None else found[_SOP_INSTANCE_UID]
 
 
 def _instance_uid(fh: BinaryIO) -> str | None:

@@ -178,11 +178,15 @@ def _semantic(doc: dict[str, Any]) -> Iterator[Problem]:
     yield from _custom_problems(doc.get("custom", {}).get("dicompose", {}), input_ids, numbers, files)
 
 
-def _within(spec: dict[str, Any], number: float) -> bool:
+def out_of_bounds(spec: dict[str, Any], number: float) -> str | None:
+    """How ``number`` breaks a Number input's bounds ("below the minimum 0"), or None: the one rule for
+    values given and defaults declared."""
     low, high = spec.get("minimum"), spec.get("maximum")
     if low is not None and (number < low or (spec.get("exclusive-minimum") and number == low)):
-        return False
-    return not (high is not None and (number > high or (spec.get("exclusive-maximum") and number == high)))
+        return f"below the minimum {low}"
+    if high is not None and (number > high or (spec.get("exclusive-maximum") and number == high)):
+        return f"above the maximum {high}"
+    return None
 
 
 def _exclusive(groups: list[dict[str, Any]], key: str, inputs: list[dict[str, Any]]) -> bool:
@@ -195,7 +199,7 @@ def _input_problems(
     spec: dict[str, Any],
     where: str,
     input_ids: set[str],
-    group_ids: set[str] = frozenset(),  # type: ignore[assignment]
+    group_ids: set[str],
 ) -> Iterator[Problem]:
     kind = spec.get("type")
     if kind == "Flag":
@@ -215,7 +219,7 @@ def _input_problems(
         ):
             yield Problem(where, f"no value can satisfy the bounds ({low} excluded)")
         default = spec.get("default-value")
-        if isinstance(default, int | float) and not isinstance(default, bool) and not _within(spec, default):
+        if isinstance(default, int | float) and not isinstance(default, bool) and out_of_bounds(spec, default):
             yield Problem(f"{where}.default-value", f"{default} is outside the input's bounds")
     if spec.get("list"):
         low, high = spec.get("min-list-entries"), spec.get("max-list-entries")
@@ -240,7 +244,7 @@ def _custom_problems(
     custom: object,
     input_ids: set[str],
     numbers: set[str],
-    files: set[str] = frozenset(),  # type: ignore[assignment]
+    files: set[str],
 ) -> Iterator[Problem]:
     if not isinstance(custom, dict):
         yield Problem("$.custom.dicompose", "must be an object")

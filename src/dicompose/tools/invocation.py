@@ -14,6 +14,8 @@ import ast
 import glob
 import json
 import math
+import operator
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -115,12 +117,10 @@ def _coerce_one(spec: dict[str, Any], raw: object) -> Value:
 
 
 def _check_bounds(spec: dict[str, Any], number: float) -> None:
-    name = spec["id"]
-    low, high = spec.get("minimum"), spec.get("maximum")
-    if low is not None and (number < low or (spec.get("exclusive-minimum") and number == low)):
-        raise UsageError(f"input {name!r}: {number:g} is below the minimum {low}")
-    if high is not None and (number > high or (spec.get("exclusive-maximum") and number == high)):
-        raise UsageError(f"input {name!r}: {number:g} is above the maximum {high}")
+    from dicompose.tools.descriptor import out_of_bounds
+
+    if (problem := out_of_bounds(spec, number)) is not None:
+        raise UsageError(f"input {spec['id']!r}: {number:g} is {problem}")
 
 
 def build_invocation(descriptor: Descriptor, raw: Mapping[str, object]) -> Invocation:
@@ -146,13 +146,13 @@ def build_invocation(descriptor: Descriptor, raw: Mapping[str, object]) -> Invoc
     return Invocation(values)
 
 
-_COMPARE = {
-    "<=": lambda a, b: a <= b,
-    ">=": lambda a, b: a >= b,
-    "<": lambda a, b: a < b,
-    ">": lambda a, b: a > b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
 
 
@@ -302,6 +302,7 @@ def build_argv(
             else:
                 expansions[key] = []
         return shell_argv(descriptor.command_line, expansions)
+    replace = _replacer(descriptor, invocation, path_map, outputs)
     try:
         tokens = shlex.split(descriptor.command_line)
     except ValueError as exc:
@@ -318,35 +319,43 @@ def build_argv(
         if token in outputs:
             argv.extend(outputs[token])
             continue
-        text = token
-        for key, spec in by_key.items():
-            if key in text:
-                value = invocation.values.get(spec["id"])
-                text = text.replace(key, " ".join(_expand(spec, value, path_map)) if value is not None else "")
-        for key, elements in outputs.items():
-            text = text.replace(key, " ".join(elements))
-        argv.append(text)
+        argv.append(replace(token))
     return argv
 
 
 def resolve_text(descriptor: Descriptor, invocation: Invocation, text: str, path_map: PathMap = str) -> str:
     """``text`` (an environment variable's value, a config file's line) with every value-key replaced as in a
     command-line token: an input by its value(s), an output by its path; an absent input by nothing."""
-    outputs = _output_values(descriptor, invocation)
-    keyed = [(spec["value-key"], spec) for spec in descriptor.inputs if spec.get("value-key")]
-    for key, spec in sorted(keyed, key=lambda item: -len(item[0])):
-        if key in text:
+    return _replacer(descriptor, invocation, path_map)(text)
+
+
+def _replacer(
+    descriptor: Descriptor,
+    invocation: Invocation,
+    path_map: PathMap,
+    outputs: Mapping[str, list[str]] | None = None,
+) -> Callable[[str], str]:
+    """A function that replaces every value-key in a text, in one pass (a value holding another key's text
+    stays as it is), longest key first where keys overlap."""
+    table = {
+        key: " ".join(elements)
+        for key, elements in (_output_values(descriptor, invocation) if outputs is None else outputs).items()
+    }
+    for spec in descriptor.inputs:
+        if spec.get("value-key"):
             value = invocation.values.get(spec["id"])
-            text = text.replace(key, " ".join(_expand(spec, value, path_map)) if value is not None else "")
-    for key, elements in sorted(outputs.items(), key=lambda item: -len(item[0])):
-        text = text.replace(key, " ".join(elements))
-    return text
+            table[spec["value-key"]] = " ".join(_expand(spec, value, path_map)) if value is not None else ""
+    if not table:
+        return lambda text: text
+    pattern = re.compile("|".join(re.escape(key) for key in sorted(table, key=len, reverse=True)))
+    return lambda text: pattern.sub(lambda match: table[match.group(0)], text)
 
 
 def environment_of(descriptor: Descriptor, invocation: Invocation, path_map: PathMap = str) -> dict[str, str]:
     """The descriptor's ``environment-variables``, their value-keys resolved."""
+    replace = _replacer(descriptor, invocation, path_map)
     return {
-        str(item["name"]): resolve_text(descriptor, invocation, str(item.get("value", "")), path_map)
+        str(item["name"]): replace(str(item.get("value", "")))
         for item in descriptor.doc.get("environment-variables", [])
     }
 
@@ -355,10 +364,11 @@ def config_files(descriptor: Descriptor, invocation: Invocation, path_map: PathM
     """Config files the tool reads (outputs with a ``file-template``): path in the output folder → text, each
     line with its value-keys resolved (Boutiques writes them before the tool runs)."""
     paths = {p.id: p.pattern for p in output_patterns(descriptor, invocation)}
+    replace = _replacer(descriptor, invocation, path_map)
     files = {}
     for spec in descriptor.outputs:
         if spec.get("file-template") and spec["id"] in paths:
-            lines = [resolve_text(descriptor, invocation, str(line), path_map) for line in spec["file-template"]]
+            lines = [replace(str(line)) for line in spec["file-template"]]
             files[paths[spec["id"]]] = "\n".join(lines)  # as bosh writes it: no newline after the last line
     return files
 
@@ -443,7 +453,7 @@ def _evaluate(node: ast.AST, values: Mapping[str, Value]) -> object:
         left = _evaluate(node.left, values)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = _evaluate(right_node, values)
-            if left is None or right is None or not _COMPARE[_AST_OPS[type(op)]](left, right):
+            if left is None or right is None or not _AST_OPS[type(op)](left, right):
                 return False
             left = right
         return True
@@ -455,7 +465,14 @@ def _evaluate(node: ast.AST, values: Mapping[str, Value]) -> object:
     raise ValueError(f"unsupported in a condition: {type(node).__name__}")
 
 
-_AST_OPS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+_AST_OPS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
 
 
 def collect_outputs(out_dir: Path, patterns: list[OutputPattern]) -> tuple[dict[str, list[Path]], list[str]]:

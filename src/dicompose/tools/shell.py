@@ -12,18 +12,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 SHELL = "/bin/sh"
 #: Characters that mean something to a POSIX shell outside quotes (a template using any runs under sh -c).
-_SPECIAL = set("|&;<>()$`\\\"'*?[]#~")
-_PLACEHOLDER = "\x00{}\x00"
+_SPECIAL = set("|&;<>()$`\\\"'*?[]#~\n")
 
 
 def needs_shell(template: str, value_keys: Sequence[str]) -> bool:
     """The template (value-keys set aside) uses shell syntax: operators, redirections, quotes, expansions,
     globs. Plain words and spaces run as an argv, as before."""
-    text = _without_keys(template, value_keys)
-    return any(char in _SPECIAL or char == "\n" for char in text.replace("\x00", ""))
+    for key in sorted(value_keys, key=len, reverse=True):
+        template = template.replace(key, " ")
+    return any(char in _SPECIAL for char in template)
+
+
+@dataclass
+class _Frame:
+    """Quoting state: the quote in force ("", "'" or '"'), open parentheses, and what opened the frame
+    ("" for the script itself, "$(" or "`" for a command substitution)."""
+
+    quote: str = ""
+    parens: int = 0
+    opener: str = ""
 
 
 def shell_argv(template: str, expansions: Mapping[str, Sequence[str]]) -> list[str]:
@@ -33,45 +44,39 @@ def shell_argv(template: str, expansions: Mapping[str, Sequence[str]]) -> list[s
     script: list[str] = []
     keys = sorted(expansions, key=len, reverse=True)  # a key never matches inside a longer one
     pattern = re.compile("|".join(re.escape(k) for k in keys)) if keys else None
-    # The quoting in force, innermost last: "" (none), "'" or '"'. A command substitution, $(...) or `...`,
-    # starts unquoted again, even inside "...": a frame of its own ("$(" frames count their parentheses).
-    frames: list[list[str | int]] = [["", 0, ""]]
+    # The quoting in force, innermost last. A command substitution, $(...) or `...`, starts unquoted again,
+    # even inside "...": a frame of its own.
+    frames = [_Frame()]
     index = 0
     while index < len(template):
         frame = frames[-1]
-        quote = str(frame[0])
         match = pattern.match(template, index) if pattern is not None else None
         if match is not None:
-            script.append(_reference(list(expansions[match.group(0)]), params, quote))
+            script.append(_reference(list(expansions[match.group(0)]), params, frame.quote))
             index = match.end()
             continue
-        char, pair = template[index], template[index : index + 2]
-        step = 1
-        if quote == "'":
-            if char == "'":
-                frame[0] = ""
+        char, step = template[index], 1
+        if frame.quote == "'":
+            frame.quote = "" if char == "'" else frame.quote
         elif char == "\\" and index + 1 < len(template):
             step = 2
-        elif pair == "$(":
-            frames.append(["", 0, "$("])
+        elif template.startswith("$(", index):
+            frames.append(_Frame(opener="$("))
             step = 2
+        elif char == "`" and frame.opener == "`":
+            frames.pop()
         elif char == "`":
-            if frame[2] == "`":
-                frames.pop()
-            else:
-                frames.append(["", 0, "`"])
-        elif quote == '"':
-            if char == '"':
-                frame[0] = ""
+            frames.append(_Frame(opener="`"))
+        elif frame.quote == '"':
+            frame.quote = "" if char == '"' else frame.quote
         elif char in ("'", '"'):
-            frame[0] = char
+            frame.quote = char
         elif char == "(":
-            frame[1] = int(frame[1]) + 1
-        elif char == ")":
-            if int(frame[1]) > 0:
-                frame[1] = int(frame[1]) - 1
-            elif frame[2] == "$(" and len(frames) > 1:
-                frames.pop()
+            frame.parens += 1
+        elif char == ")" and frame.parens:
+            frame.parens -= 1
+        elif char == ")" and frame.opener == "$(":
+            frames.pop()
         script.append(template[index : index + step])
         index += step
     return [SHELL, "-c", "".join(script), "sh", *params]
@@ -90,9 +95,3 @@ def _reference(elements: list[str], params: list[str], quote: str) -> str:
         params.append(element)
         words.append(f'"${{{len(params)}}}"')
     return " ".join(words)
-
-
-def _without_keys(template: str, value_keys: Sequence[str]) -> str:
-    for key in sorted(value_keys, key=len, reverse=True):
-        template = template.replace(key, _PLACEHOLDER.format(""))
-    return template
