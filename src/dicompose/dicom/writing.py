@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import io
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -11,7 +11,9 @@ from typing import BinaryIO
 from pydicom.datadict import get_entry, private_dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filewriter import dcmwrite
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import dcmwrite, write_data_element, write_file_meta_info
+from pydicom.tag import tag_in_exception
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicompose.config import UID_ROOT
@@ -151,9 +153,70 @@ def write_atomic(
                 dcmwrite(fh, ds, enforce_file_format=True)
 
             return atomic_write(destination, encode, hasher=hasher, sync_folder=sync_folder, mode=mode)
-        buffer = io.BytesIO()
+        data = encode_file(ds)
+    return atomic_write_bytes(destination, data, hasher=hasher, sync_folder=sync_folder, mode=mode)
+
+
+#: Explicit VR little endian: VRs whose length field is 4 bytes after 2 reserved ones (PS3.5 Table 7.1-1).
+_LONG_LENGTH_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+_BYTES_VRS = frozenset({"OB", "OW"})  # a new value of these (new pixel data) is written as it is, uncopied
+_EXPLICIT_LITTLE = (False, True)  # pydicom's (is_implicit_VR, is_little_endian)
+
+
+def encode_file(ds: Dataset) -> bytes:
+    """The bytes :func:`pydicom.filewriter.dcmwrite` writes for ``ds`` with ``enforce_file_format`` (its file
+    meta says explicit VR little endian), made in a fraction of its time where it can be.
+
+    Elements still raw from an explicit VR little endian read (most of a derived image's header: only what the
+    tool changed was decoded), and new OB/OW values of even length (the new pixel data: pydicom would copy
+    its megabytes twice more) are written as tag, VR, length and the bytes; pydicom encodes the others.
+    Anything else (an implicit VR or big endian source, a changed character set) goes through ``dcmwrite``.
+    Equality with ``dcmwrite`` is tested byte for byte on every fixture.
+    """
+    if ds.original_encoding != _EXPLICIT_LITTLE or ds.original_character_set != ds._character_set:
+        buffer = DicomBytesIO()
         dcmwrite(buffer, ds, enforce_file_format=True)
-    return atomic_write_bytes(destination, buffer.getvalue(), hasher=hasher, sync_folder=sync_folder, mode=mode)
+        return buffer.getvalue()
+    head = DicomBytesIO()
+    head.is_little_endian, head.is_implicit_VR = True, False
+    preamble = getattr(ds, "preamble", None)
+    head.write(preamble if preamble and len(preamble) == 128 else b"\x00" * 128)
+    head.write(b"DICM")
+    write_file_meta_info(head, ds.file_meta, enforce_standard=True)
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if "PixelData" in ds and syntax is not None and not syntax.is_private and syntax.is_transfer_syntax:
+        ds["PixelData"].is_undefined_length = syntax.is_compressed  # as dcmwrite: encapsulated data (PS3.5 A.4)
+    parts = [head.getvalue()]
+    charset = ds.get("SpecificCharacterSet", "iso8859")
+    pack = struct.pack
+    elements = ds._dict
+    for tag in sorted(elements):
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            continue  # retired group lengths are not written (PS3.5 7.2)
+        element = elements[tag]
+        vr, value = element.VR, element.value
+        if isinstance(value, bytes) and vr is not None and _copied_as_is(element, vr, value):
+            group, number = tag >> 16, tag & 0xFFFF
+            if vr in _LONG_LENGTH_VRS:
+                parts.append(pack("<HH2sHI", group, number, vr.encode("ascii"), 0, len(value)))
+            else:
+                parts.append(pack("<HH2sH", group, number, vr.encode("ascii"), len(value)))
+            parts.append(value)
+            continue
+        encoded = DicomBytesIO()
+        encoded.is_little_endian, encoded.is_implicit_VR = True, False
+        with tag_in_exception(tag):
+            write_data_element(encoded, ds.get_item(tag), charset)
+        parts.append(encoded.getvalue())
+    return b"".join(parts)
+
+
+def _copied_as_is(element: DataElement | RawDataElement, vr: str, value: bytes) -> bool:
+    """Whether ``encode_file`` writes ``value`` itself after the element's header: raw bytes read with their
+    VR and a defined length, or a new even-length OB/OW value."""
+    if isinstance(element, RawDataElement):
+        return len(vr) == 2 and element.length != 0xFFFFFFFF
+    return vr in _BYTES_VRS and not element.is_undefined_length and len(value) % 2 == 0 and len(value) > 0
 
 
 @contextlib.contextmanager
