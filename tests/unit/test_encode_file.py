@@ -36,7 +36,8 @@ def _prepared(path: Path, *, keep_compressed: bool = False) -> FileDataset | Non
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.DerivationDescription = "re-encoded"
     pixels = ds.get("PixelData")
-    if isinstance(pixels, bytes) and not ds["PixelData"].is_undefined_length and not keep_compressed:  # new pixel data, as tools set it
+    native = isinstance(pixels, bytes) and not ds["PixelData"].is_undefined_length and not keep_compressed
+    if native:  # new pixel data, as tools set it
         ds.add_new(0x7FE00010, "OW" if int(ds.get("BitsAllocated", 16) or 16) > 8 else "OB", bytes(pixels))
     return ds
 
