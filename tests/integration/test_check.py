@@ -98,11 +98,15 @@ def test_every_problem_is_reported_at_once(tmp_path: Path):
         tmp_path,
         normalize="tool: normalize\n    with: {input: inputs.scans, min: 5, max: 1}\n"
         "    retries: 99\n    resources: {memory: 9999999999g, cpus: 4096}",
-        mask="tool: threshold\n    with: {input: steps.normalise.output}",
+        mask="tool: threshold\n    with: {input: steps.normalise.output, level: high}",
     )
+    path.write_text(path.read_text().replace("masks: steps.mask.output", "masks: steps.mask.outptu"))
     errors = error_lines(check(path))
     wanted = ["less than or equal to 10", "min (5) must be <= max", "CPUs asked", "this machine has", "'normalise'"]
+    # a wrong reference hides neither the step's values nor the pipeline's outputs
+    wanted += ["'level': 'high' is not a number", "no output 'outptu'"]
     assert all(any(w in e for e in errors) for w in wanted), errors
+    assert not any("no File input is fed" in e for e in errors), errors  # the reference's problem, said once
     assert f"{len(errors)} problems: nothing was run" in check(path).stderr
 
 

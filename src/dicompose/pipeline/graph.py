@@ -135,6 +135,7 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
         batch_input = ""
         params: dict[str, Any] = {}
         file_refs: dict[str, str] = {}
+        broken = ""  # a File input whose reference is wrong: reported, and its step's values still checked
         for key, value in step.with_.items():
             field = f"steps.{name}.with.{key}"
             if key not in known:
@@ -168,22 +169,25 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
             kind, ref_name, ref_output = reference
             if kind == "input" and ref_name not in spec.inputs:
                 problems.append(f"{where}{field}: unknown pipeline input {ref_name!r}")
+                broken = key
                 continue
             if kind == "step":
                 if ref_name not in spec.steps:
                     problems.append(f"{where}{field}: unknown step {ref_name!r}")
+                    broken = key
                     continue
                 upstream = descriptors.get(ref_name)
                 resolved = _output_id(upstream, ref_output) if upstream else None
                 if upstream is not None and resolved is None:
                     outs = ", ".join(o["id"] for o in upstream.outputs)
                     problems.append(f"{where}{field}: step {ref_name!r} has no output {ref_output!r} (outputs: {outs})")
+                    broken = key
                     continue
                 ref_output = resolved or ref_output
                 dependencies.setdefault(name, set()).add(ref_name)
             source = Source(kind, ref_name, ref_output)
             batch_input = key
-        if source is None:
+        if source is None and not broken:
             problems.append(
                 f"{line_at(document, 'steps', name)}steps.{name}.with: no File input is fed "
                 f"(one of {', '.join(sorted(file_inputs)) or 'none'} must take inputs.X or steps.S.output)"
@@ -193,12 +197,14 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
             placeholders = {ref: "/placeholder" for ref in file_refs}
             invocation = build_invocation(
                 descriptor,
-                with_batch(descriptor, batch_input, {**params, **placeholders}, ["/placeholder"]),
+                with_batch(descriptor, batch_input or broken, {**params, **placeholders}, ["/placeholder"]),
             )
             check_builtin_values(descriptor, invocation.values)
         except UsageError as exc:
             problems.append(f"{where}steps.{name}.with: {exc}")
             continue
+        if source is None:
+            continue  # its reference is wrong (reported above); its values were checked all the same
         nodes[name] = StepNode(name, step, descriptor, batch_input, source, params, file_refs)
         dependencies.setdefault(name, set())
     order: list[str] = []
