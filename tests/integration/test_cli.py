@@ -470,14 +470,14 @@ def test_byte_identical_copies_are_one_object_and_both_processed(tmp_path: Path)
 
 
 def _study_with_non_images(folder: Path) -> dict[str, str]:
-    """A CT series beside objects no tool handles (SR, colour, a non-Part-10 RT structure set, a text file);
+    """A CT series beside objects no tool handles (SR, colour, a bare (non-Part-10) RT structure set, a text file);
     returns file name → the reason every path gives for skipping it."""
     folder.mkdir(parents=True)
     synthetic.write_ct_series(folder, "study", 2, 16, 16)
     skipped = {
         "test-SR.dcm": "not an image: no pixel data (object type SR)",
         "SC_rgb.dcm": "colour images are not supported",
-        "rtstruct.dcm": "not a DICOM file",
+        "rtstruct.dcm": "not an image: no pixel data (object type RTSTRUCT)",  # DICOM without Part 10 header
     }
     for name in skipped:
         shutil.copy(get_testdata_file(name), folder / name)
@@ -505,7 +505,7 @@ def test_objects_no_tool_handles_are_skipped_alike_everywhere_and_cached_as_skip
                 proc.stderr,
             )
         if how == "run":
-            assert "0 launches" in proc.stdout if attempt == 1 else "2 skipped" in proc.stdout, proc.stdout
+            assert "0 launches" in proc.stdout if attempt == 1 else "3 skipped" in proc.stdout, proc.stdout
     assert sorted(p.name for p in (tmp_path / "out").rglob("*.dcm")) == [
         "slice_0000-normalized.dcm",
         "slice_0001-normalized.dcm",
@@ -513,9 +513,9 @@ def test_objects_no_tool_handles_are_skipped_alike_everywhere_and_cached_as_skip
     if how == "run":
         proc = run(*argv, "--json", env=env)
         statuses = sorted(t["status"] for t in json.loads(proc.stdout)["tasks"])
-        assert statuses == ["ok", "skipped", "skipped"]
+        assert statuses == ["ok", "skipped", "skipped", "skipped"]
         skipped = [line for t in json.loads(proc.stdout)["tasks"] for line in t["skipped"]]
-        assert len(skipped) == 2 and all("SR" in s or "colour" in s for s in skipped)
+        assert len(skipped) == 3 and all("SR" in s or "colour" in s or "RTSTRUCT" in s for s in skipped)
 
 
 def test_the_tools_follow_links_into_their_inputs_only(tmp_path: Path):

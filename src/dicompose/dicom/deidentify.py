@@ -106,7 +106,8 @@ def output_name_for(params: DeidParams, source: Path) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            uid = str(pydicom.dcmread(source, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
+            header = pydicom.dcmread(source, stop_before_pixels=True, specific_tags=["SOPInstanceUID"], force=True)
+            uid = str(header.SOPInstanceUID)
     except Exception:  # unreadable: the tool itself reports the file; the name only has to identify nobody
         uid = "path:" + source.name
     return f"deid-{params.pseudonym('name', uid)[:24]}.dcm"

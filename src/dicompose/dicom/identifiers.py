@@ -16,7 +16,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataset import Dataset
 
-from dicompose.dicom.quicklook import HEAD_BYTES, first_values
+from dicompose.dicom.quicklook import HEAD_BYTES, bare_dataset_syntax, first_values
 from dicompose.fileio import Digest, Hasher, Hashing
 
 _TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientID"]
@@ -48,7 +48,9 @@ def identifiers(path: Path, head: bytes | None = None, *, whole: bool = False) -
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
+            # force only for a bare data set: forcing anything else would parse arbitrary bytes as elements
+            bare = bare_dataset_syntax(head) is not None
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS, force=bare)
     except Exception:  # not DICOM, or damaged: the file is still audited by path and hash
         return dict(_NONE)
     return dataset_identifiers(ds)

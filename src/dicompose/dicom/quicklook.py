@@ -5,6 +5,10 @@ partial read builds a whole dataset to give them (0.1 to 1 ms a file, seeks reac
 elements up to the last one wanted from the first bytes costs a fifth of that. When the bytes end before that
 element, the file's transfer syntax is deflated, or anything looks wrong, the answer is "cannot tell here" and
 the caller reads the file the usual way: the quick look never gives a different answer, only a faster one.
+
+A file without the Part 10 header (no preamble, no 'DICM', no file meta: a bare data set, as older systems and
+some exports write them) is DICOM too when its first bytes are elements of group 0008 in ascending order, in
+implicit or explicit VR little endian: :func:`bare_dataset_syntax` says which.
 """
 
 from __future__ import annotations
@@ -16,13 +20,62 @@ from collections.abc import Mapping
 from pydicom.charset import convert_encodings
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.filereader import data_element_generator
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pydicom.valuerep import VR
 
 PREAMBLE = 128
 #: Bytes to read for a quick look: the preamble, the file meta and the first elements of nearly every file.
 HEAD_BYTES = 8192
 _TRANSFER_SYNTAX = 0x00020010
 _CHARACTER_SET = 0x00080005
+_KNOWN_VRS = frozenset(vr.value.encode("ascii") for vr in VR)
+_SNIFFED_ELEMENTS = 4  # elements that must read well for a bare data set to count as DICOM
+
+
+def is_part10(head: bytes) -> bool:
+    """The Part 10 header: a 128-byte preamble, then 'DICM'."""
+    return len(head) >= PREAMBLE + 4 and head[PREAMBLE : PREAMBLE + 4] == b"DICM"
+
+
+def is_dicom(head: bytes) -> bool:
+    """A Part 10 file or a bare data set (see :func:`bare_dataset_syntax`)."""
+    return is_part10(head) or bare_dataset_syntax(head) is not None
+
+
+def bare_dataset_syntax(head: bytes) -> str | None:
+    """The transfer syntax of a file that is a bare data set (implicit or explicit VR little endian), or None.
+
+    It must start with a group 0008 element (every image has (0008,0016) SOP Class UID; older files open with
+    the group length (0008,0000)) and its first elements, or all of them if fewer, must read in ascending tag
+    order with lengths that fit the file: a text or image file that happens to start with 08 00 is not taken.
+    """
+    if len(head) < 8 or head[:2] != b"\x08\x00" or is_part10(head):
+        return None
+    explicit = head[4:6] in _KNOWN_VRS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fp = io.BytesIO(head)
+            previous, count = -1, 0
+            for raw in data_element_generator(fp, not explicit, True):
+                cut = False
+                if isinstance(raw, RawDataElement) and raw.length != 0xFFFFFFFF:
+                    cut = len(raw.value or b"") != raw.length
+                if raw.tag <= previous or (count == 0 and raw.tag >> 16 != 8) or cut:
+                    return None
+                previous, count = raw.tag, count + 1
+                if count == _SNIFFED_ELEMENTS:
+                    break
+    except Exception:
+        return None
+    if count == 0:
+        return None
+    return ExplicitVRLittleEndian if explicit else ImplicitVRLittleEndian
 
 
 def first_values(head: bytes, wanted: Mapping[int, str], *, whole: bool) -> dict[int, str | None] | None:
@@ -32,18 +85,20 @@ def first_values(head: bytes, wanted: Mapping[int, str], *, whole: bool) -> dict
     ``head`` is the file's first bytes, ``whole`` says whether they are the whole file. Elements are read up
     to the last tag wanted; text values are decoded with the file's Specific Character Set.
     """
-    if len(head) < PREAMBLE + 4 or head[PREAMBLE : PREAMBLE + 4] != b"DICM":
+    bare_syntax = None if is_part10(head) else bare_dataset_syntax(head)
+    if bare_syntax is None and not is_part10(head):
         return None
     last = max(wanted)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fp = io.BytesIO(head)
-            fp.seek(PREAMBLE + 4)
-            syntax = None
-            for raw in data_element_generator(fp, False, True, stop_when=lambda tag, _vr, _n: tag.group != 2):
-                if raw.tag == _TRANSFER_SYNTAX and isinstance(raw, RawDataElement):
-                    syntax = str(convert_raw_data_element(raw).value)
+            syntax = bare_syntax
+            if syntax is None:
+                fp.seek(PREAMBLE + 4)
+                for raw in data_element_generator(fp, False, True, stop_when=lambda tag, _vr, _n: tag.group != 2):
+                    if raw.tag == _TRANSFER_SYNTAX and isinstance(raw, RawDataElement):
+                        syntax = str(convert_raw_data_element(raw).value)
             if syntax is None or syntax == DeflatedExplicitVRLittleEndian:
                 return None
             implicit, little = syntax == ImplicitVRLittleEndian, syntax != ExplicitVRBigEndian

@@ -27,7 +27,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 from pydicom.valuerep import VR
 
-from dicompose.dicom.quicklook import HEAD_BYTES, first_values
+from dicompose.dicom.quicklook import HEAD_BYTES, bare_dataset_syntax, first_values, is_dicom
 from dicompose.errors import InputError, UnsupportedInputError
 from dicompose.fileio import Digest, Hasher
 
@@ -37,7 +37,7 @@ _GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 
 
 def looks_like_dicom(path: Path) -> bool:
-    """True when the file carries the DICOM Part 10 'DICM' prefix (cheap: reads 132 bytes)."""
+    """True when the file is DICOM: the Part 10 'DICM' prefix or a bare data set (cheap: its first bytes)."""
     return peek(path).dicom
 
 
@@ -50,13 +50,14 @@ class Peek:
 
 
 def peek(path: Path) -> Peek:
-    """Whether ``path`` carries the 'DICM' prefix and, if so, its SOP Instance UID (None where it cannot be
-    read: the tool reports why). One open and the first few hundred bytes: discovery asks this of every file
-    it finds, so the batch learns the UIDs it checks for duplicates without reading any file twice."""
+    """Whether ``path`` is DICOM (the 'DICM' prefix, or a bare data set) and, if so, its SOP Instance UID (None
+    where it cannot be read: the tool reports why). One open and the first few hundred bytes: discovery asks
+    this of every file it finds, so the batch learns the UIDs it checks for duplicates without reading any
+    file twice."""
     try:
         with path.open("rb") as fh:
             head = fh.read(HEAD_BYTES)
-            if len(head) < _PREAMBLE_LENGTH + 4 or head[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] != b"DICM":
+            if not is_dicom(head):
                 return Peek(dicom=False)
             found = first_values(head, {_SOP_INSTANCE_UID: "UI"}, whole=len(head) < HEAD_BYTES)
             if found is not None:
@@ -72,7 +73,7 @@ def _instance_uid(fh: BinaryIO) -> str | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # stop at the first element after (0008,0018): a few hundred bytes, not the whole header
-            ds = read_partial(fh, stop_when=lambda tag, _vr, _length: tag > _SOP_INSTANCE_UID)
+            ds = read_partial(fh, stop_when=lambda tag, _vr, _length: tag > _SOP_INSTANCE_UID, force=True)
         return str(ds.get("SOPInstanceUID", "") or "") or None
     except Exception:  # damaged or not DICOM after all: the tool's own read says why
         return None
@@ -95,9 +96,31 @@ def _parse(source: Path | io.BytesIO, path: Path, *, stop_before_pixels: bool = 
     the file ended inside an element: pydicom keeps what came before, so it is the only sign of truncation."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = pydicom.dcmread(source, stop_before_pixels=stop_before_pixels)
+        try:
+            ds = pydicom.dcmread(source, stop_before_pixels=stop_before_pixels)
+        except InvalidDicomError:
+            ds = _parse_bare(source, stop_before_pixels)
     if any("End of file reached" in str(w.message) for w in caught):
         raise InputError(path, "file truncated: it ends inside an element (a copy or transfer stopped early?)")
+    return ds
+
+
+def _parse_bare(source: Path | io.BytesIO, stop_before_pixels: bool) -> FileDataset:
+    """A bare data set (no Part 10 header; see :func:`~dicompose.dicom.quicklook.bare_dataset_syntax`), read
+    with the transfer syntax its first elements show, written into its file meta so the rest reads it as any
+    file. Anything else is not DICOM: the caller's InvalidDicomError stands."""
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+        head = source.read(HEAD_BYTES)
+        source.seek(0)
+    else:
+        with source.open("rb") as fh:
+            head = fh.read(HEAD_BYTES)
+    syntax = bare_dataset_syntax(head)
+    if syntax is None:
+        raise InvalidDicomError("neither a DICOM Part 10 file nor a bare data set")
+    ds = pydicom.dcmread(source, stop_before_pixels=stop_before_pixels, force=True)
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
     return ds
 
 

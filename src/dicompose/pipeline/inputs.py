@@ -52,7 +52,6 @@ class Listing(NamedTuple):
     ignored: list[str]  # one line each: links not followed, entries that are not regular files
 
 
-_PREFIX_AT = 128  # DICOM Part 10: a 128-byte preamble, then "DICM"
 NOT_DICOM = Memo("", None)  # the memo's entry for a file examined and found not to be DICOM
 
 
@@ -66,9 +65,10 @@ def _examine(path: Path) -> Memo | None:
         data = path.read_bytes()
     except OSError:
         return None
-    if data[_PREFIX_AT : _PREFIX_AT + 4] != b"DICM":
+    from dicompose.dicom.quicklook import first_values, is_dicom  # pydicom: never loaded on a no-op rerun
+
+    if not is_dicom(data):
         return NOT_DICOM
-    from dicompose.dicom.quicklook import first_values  # pydicom: never loaded on a no-op rerun
 
     sha256 = hashlib.sha256(data).hexdigest()
     found = first_values(data, {_SERIES: "UI", _INSTANCE: "UI"}, whole=True)
@@ -80,7 +80,10 @@ def _examine(path: Path) -> Memo | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(
-                io.BytesIO(data), stop_before_pixels=True, specific_tags=["SeriesInstanceUID", "SOPInstanceUID"]
+                io.BytesIO(data),
+                stop_before_pixels=True,
+                specific_tags=["SeriesInstanceUID", "SOPInstanceUID"],
+                force=True,  # a bare data set (no Part 10 header) is DICOM too
             )
         series = str(ds.get("SeriesInstanceUID", "") or "")
         instance = str(ds.get("SOPInstanceUID", "") or "")

@@ -60,7 +60,7 @@ def _pair_key(root: Path, path: Path) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                ds = pydicom.dcmread(path, stop_before_pixels=True)
+                ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
                 source = ds.SourceImageSequence[0].ReferencedSOPInstanceUID
             except Exception:
                 source = None
