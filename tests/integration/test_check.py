@@ -60,6 +60,7 @@ def error_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
         ("normalize", "tool: normalize\n    with: {input: inputs.scans, mni: 0}", "has no input 'mni'", 8),
         ("normalize", "tool: nromalize\n    with: {input: inputs.scans}", "unknown tool", 7),
         ("mask", "tool: threshold\n    with: {input: steps.normalise.output}", "unknown step 'normalise'", 11),
+        ("mask", "tool: thresh\n    with: {input: steps.normalise.output}", "unknown step 'normalise'", 11),
         ("mask", "tool: threshold\n    with: {input: steps.normalize.output, level: high}", "not a number", 11),
         (
             "normalize",

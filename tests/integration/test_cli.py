@@ -678,3 +678,18 @@ def test_deidentify_writes_one_object_once_from_its_copies(tmp_path: Path):
     assert any(ln.startswith("skipped:") and "a copy of" in ln for ln in lines), lines
     assert "would overwrite" not in proc.stderr
     assert len(list((tmp_path / "out").glob("deid-*.dcm"))) == 1
+
+
+def test_audit_verify_points_to_the_host_commands_log(tmp_path: Path):
+    """Host commands log to $DICOMPOSE_HOME/audit: where no workspace log is found, the message says so and
+    the command it names works."""
+    home = tmp_path / "home"
+    env = {**os.environ, "DICOMPOSE_HOME": str(home)}
+    synthetic.write_ct_series(tmp_path / "scans", "audit-hint", 2, 16, 16)
+    proc = run("dicompose", "normalize", str(tmp_path / "scans"), "--out", str(tmp_path / "out"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "elsewhere").mkdir()
+    proc = run("dicompose", "audit", "verify", cwd=tmp_path / "elsewhere", env=env)
+    assert proc.returncode == 2 and f"--workspace {home}" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("dicompose", "audit", "verify", "--workspace", str(home), env=env)
+    assert proc.returncode == 0 and "audit log intact" in proc.stdout, proc.stdout + proc.stderr

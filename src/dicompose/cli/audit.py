@@ -18,10 +18,20 @@ app = typer.Typer(help="The audit log of patient-data access (hash-chained, sign
 WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace folder (default: ./.dicompose).")]
 
 
+def _no_log_here(workspace: Path) -> UsageError:
+    """Runs keep their log in their workspace; host commands (dicompose normalize ...) in $DICOMPOSE_HOME."""
+    from dicompose.config import data_home
+
+    return UsageError(
+        f"{workspace}: no audit log here (a run's log: --workspace WORKSPACE; "
+        f"the host commands' log: --workspace {data_home()})"
+    )
+
+
 def _folder(workspace: Path) -> Path:
     folder = workspace / "audit"
     if not (folder / "audit.jsonl").is_file():
-        fail(UsageError(f"{workspace}: no audit log here (use --workspace DIR)"))
+        fail(_no_log_here(workspace))
     return folder
 
 
@@ -45,7 +55,7 @@ def verify_command(workspace: WorkspaceOption = Path(".dicompose")) -> None:
     folder = workspace / "audit"
     anchors = _index_anchors(workspace)
     if not (folder / "audit.jsonl").is_file() and not anchors and not home_anchors(folder):
-        fail(UsageError(f"{workspace}: no audit log here (use --workspace DIR)"))
+        fail(_no_log_here(workspace))
     verdict = verify(folder, anchors)
     if verdict.ok:
         stdout.print(f"audit log intact: {verdict.entries} entries, {verdict.checkpoints} signed checkpoints")

@@ -38,11 +38,13 @@ def duplicate_instances(
                 same.append(name)
         if len(objects) < 2:
             continue
+        sharing = sum(len(group) for group in objects)
+        refusing = "refusing both" if sharing == 2 else f"refusing all {sharing}"
         for group in objects:
             rivals = ", ".join(other for other_group in objects if other_group is not group for other in other_group)
             for name in group:
                 refused[name] = (
                     f"{name}: same SOP Instance UID {uid[:64]} as {rivals} but different content; "
-                    "refusing both (their outputs would share one identity)"
+                    f"{refusing} (their outputs would share one identity)"
                 )
     return refused

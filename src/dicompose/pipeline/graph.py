@@ -110,6 +110,22 @@ def _output_id(descriptor: Descriptor, name: str) -> str | None:
     return None
 
 
+def _reference_problems(spec: PipelineSpec, name: str, where: str) -> list[str]:
+    """Inputs and steps that step ``name``'s values refer to and the pipeline lacks (for a step whose tool is
+    unknown: which of its inputs take references cannot be known, but a missing target is wrong either way)."""
+    problems = []
+    for key, value in spec.steps[name].with_.items():
+        reference = parse_reference(value)
+        if reference is None:
+            continue
+        kind, target, _ = reference
+        if kind == "input" and target not in spec.inputs:
+            problems.append(f"{where}steps.{name}.with.{key}: unknown pipeline input {target!r}")
+        elif kind == "step" and target not in spec.steps:
+            problems.append(f"{where}steps.{name}.with.{key}: unknown step {target!r}")
+    return problems
+
+
 def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
     """The validated pipeline. Every problem found is reported together (one UsageError), or, with
     ``collect``, appended to it and the graph of what is valid returned (``dicompose check`` adds its own)."""
@@ -126,9 +142,10 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
     dependencies: dict[str, set[str]] = {}
     for name, step in spec.steps.items():
         descriptor = descriptors.get(name)
-        if descriptor is None:
-            continue
         where = line_at(document, "steps", name, "with")
+        if descriptor is None:  # its tool is unknown (reported): what it refers to can still be checked
+            problems.extend(_reference_problems(spec, name, where))
+            continue
         file_inputs = {i["id"] for i in descriptor.inputs if i["type"] == "File"}
         known = {i["id"] for i in descriptor.inputs}
         source: Source | None = None
