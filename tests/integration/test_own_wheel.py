@@ -17,6 +17,7 @@ import pytest
 
 from dicompose.errors import UsageError
 from dicompose.images import own_wheel
+from tests.conftest import need
 
 
 def members(wheel: Path) -> dict[str, bytes]:
@@ -65,3 +66,19 @@ def test_without_the_backend_the_source_is_built_in_isolation(monkeypatch: pytes
     message = str(caught.value)
     assert "\n" not in message and "lacks its build backend" in message and "pip install setuptools wheel" in message
     assert list(tmp_path.glob("*.whl")) == []
+
+
+def test_without_the_backend_pip_fetches_it_and_the_wheel_builds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, source_wheel: Path
+):
+    """The isolated build for real: pip fetches setuptools from the machine's configured index into a build
+    environment and the wheel comes out with the same modules as the one built without isolation."""
+    monkeypatch.setattr(own_wheel, "has_backend", lambda: False)
+    try:
+        built = own_wheel.own_wheel(tmp_path)
+    except UsageError as exc:
+        need("package-index", "could not fetch" not in str(exc), f"no package index reachable ({exc})")
+        raise
+    ours, reference = members(built), members(source_wheel)
+    modules = {name for name in reference if name.startswith("dicompose/")}
+    assert modules and {name: ours.get(name) for name in modules} == {name: reference[name] for name in modules}
