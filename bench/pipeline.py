@@ -39,13 +39,13 @@ import pydicom
 
 from common import finish_report
 from common import machine as machine_info
+from dicompose.descriptors.descriptor import load_descriptor
 from dicompose.dicom.synthetic import ct_slice, phantom_hu, save, synthetic_uid, write_ct_series
 from dicompose.errors import DicomposeError
 from dicompose.images.docker_client import connect
 from dicompose.images.pins import pinned
 from dicompose.pipeline.runner import PipelineReport, PipelineRequest, run_pipeline
 from dicompose.records.hashing import sha256_file
-from dicompose.tools.descriptor import load_descriptor
 
 REPO = Path(__file__).resolve().parent.parent
 NOOP_GOAL_S = 0.5

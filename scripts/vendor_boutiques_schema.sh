@@ -8,7 +8,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 PIP_FIND_LINKS= python3 -m pip download --quiet --no-deps --only-binary=:all: "boutiques==$version" -d "$tmp"
 wheel="$tmp/boutiques-$version-py3-none-any.whl"
 echo "$sha256  $wheel" | sha256sum -c --quiet
-dest=src/dicompose/tools/schema
+dest=src/dicompose/descriptors/schema
 python3 - "$wheel" "$dest" "$version" <<'PY'
 import sys, zipfile, pathlib
 wheel, dest, version = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]

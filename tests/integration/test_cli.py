@@ -192,7 +192,7 @@ def test_demo_runs_the_two_step_pipeline_and_reruns_from_cache(tmp_path: Path):
 def test_tool_validate_reports_paths_and_exit_codes(tmp_path: Path):
     good = run("dicompose", "tool", "validate", "normalize")
     assert good.returncode == 0 and "valid" in good.stdout
-    doc = json.loads((Path(__file__).parents[2] / "src/dicompose/tools/builtin/normalize.json").read_text())
+    doc = json.loads((Path(__file__).parents[2] / "src/dicompose/descriptors/builtin/normalize.json").read_text())
     doc["inputs"][1]["minimum"], doc["inputs"][1]["maximum"] = 5, 1
     doc["inputs"][0]["type"] = "Folder"
     bad = tmp_path / "bad.json"

@@ -21,11 +21,11 @@ from typing import Any
 import pydicom
 import pytest
 
+from dicompose.descriptors.descriptor import load_descriptor
 from dicompose.errors import UsageError
 from dicompose.images.pins import pinned, pins_file
 from dicompose.pipeline.runner import PipelineReport, PipelineRequest, run_pipeline
 from dicompose.pipeline.tool_graph import tool_graph
-from dicompose.tools.descriptor import load_descriptor
 from tests.conftest import independent_modality_values, need
 from tests.support.links import link_farm
 

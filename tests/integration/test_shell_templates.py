@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from dicompose.descriptors.shell import shell_argv
 from dicompose.dicom import synthetic
-from dicompose.tools.shell import shell_argv
 from tests.conftest import need
 
 BIN = Path(sys.executable).parent

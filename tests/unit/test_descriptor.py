@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from dicompose import __version__
+from dicompose.descriptors.descriptor import builtin_path, load_descriptor, validate
 from dicompose.errors import UsageError
-from dicompose.tools.descriptor import builtin_path, load_descriptor, validate
 
 BUILTIN = json.loads(builtin_path("normalize").read_text())
 
@@ -21,7 +21,7 @@ def paths_of(doc: object) -> dict[str, str]:
 
 
 def test_builtin_normalize_is_valid_and_matches_the_package_version():
-    from dicompose.tools.descriptor import BUILTIN_TOOLS
+    from dicompose.descriptors.descriptor import BUILTIN_TOOLS
 
     for name in BUILTIN_TOOLS:  # loading a built-in skips the schema check: it is made here instead
         assert validate(json.loads(builtin_path(name).read_text())) == [], name
@@ -129,7 +129,7 @@ def test_constraints_between_number_inputs_are_checked_for_any_tool(tmp_path: Pa
     """A user's tool declares its relations as the built-ins do (``custom.dicompose.constraints``): a run or a
     check refuses values that break one, with the values named; a malformed constraint is a warning (an error
     when the descriptor is run)."""
-    from dicompose.tools.invocation import build_invocation
+    from dicompose.descriptors.invocation import build_invocation
 
     doc = copy.deepcopy(BUILTIN)
     doc["name"] = "mine"
@@ -153,7 +153,7 @@ def test_constraints_between_number_inputs_are_checked_for_any_tool(tmp_path: Pa
 
 
 def test_a_default_outside_its_bounds_is_a_warning_and_refused_when_used(tmp_path: Path):
-    from dicompose.tools.invocation import build_invocation
+    from dicompose.descriptors.invocation import build_invocation
 
     doc = copy.deepcopy(BUILTIN)
     doc["name"] = "mine"

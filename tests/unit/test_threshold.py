@@ -8,10 +8,10 @@ import numpy as np
 import pydicom
 import pytest
 
+from dicompose.descriptors.descriptor import load_descriptor
 from dicompose.dicom import synthetic
 from dicompose.dicom.threshold import ThresholdParams, threshold_file
 from dicompose.errors import UsageError
-from dicompose.tools.descriptor import load_descriptor
 from tests.conftest import independent_modality_values
 
 

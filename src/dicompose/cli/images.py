@@ -25,9 +25,9 @@ def build(
     rebuild_base: Annotated[bool, typer.Option("--rebuild-base", help="Rebuild the Debian base image first.")] = False,
 ) -> None:
     """Build the tool's container image offline and pin it by digest for `dicompose run`."""
+    from dicompose.descriptors.descriptor import load_descriptor
     from dicompose.images.build import build_tool_image
     from dicompose.images.docker_client import connect
-    from dicompose.tools.descriptor import load_descriptor
 
     try:
         result = build_tool_image(load_descriptor(tool), connect(), rebuild_base=rebuild_base, report=_say)
@@ -66,8 +66,8 @@ def export_apptainer_command(
     build_sif: Annotated[bool, typer.Option("--build/--no-build", help="Build the .sif if apptainer exists.")] = True,
 ) -> None:
     """Write an Apptainer/Singularity definition (and build a .sif where apptainer is installed)."""
+    from dicompose.descriptors.descriptor import load_descriptor
     from dicompose.images.build import export_apptainer
-    from dicompose.tools.descriptor import load_descriptor
 
     try:
         definition, wheels = export_apptainer(load_descriptor(tool), out)

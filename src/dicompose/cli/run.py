@@ -88,10 +88,10 @@ def run(
             prune=prune,
         )
         return
+    from dicompose.descriptors.descriptor import load_descriptor
+    from dicompose.descriptors.invocation import parse_pairs, read_invocation_file
     from dicompose.pipeline.runner import PipelineRequest
     from dicompose.pipeline.tool_graph import INPUT_NAME, tool_graph
-    from dicompose.tools.descriptor import load_descriptor
-    from dicompose.tools.invocation import parse_pairs, read_invocation_file
 
     if len(sources) > 1 or (sources and "=" in sources[0] and not Path(sources[0]).exists()):
         fail(UsageError("a tool takes one --in PATH (or none: its File inputs given with -p or --invocation)"))

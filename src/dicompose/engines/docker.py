@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dicompose.descriptors.shell import SHELL
 from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
 from dicompose.engines.hardening import DEFAULT, LABEL_PREFIX, OUTPUT_DIR, Hardening, container_user
 from dicompose.errors import EngineError, UsageError
 from dicompose.images.docker_api import DockerAPI, EngineUnavailableError, unix_socket
 from dicompose.images.docker_client import connect, short
-from dicompose.tools.shell import SHELL
 
 _CPU_PERIOD = 100_000
 

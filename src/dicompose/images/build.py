@@ -12,13 +12,13 @@ from typing import Any
 
 from dicompose import __version__
 from dicompose.config import cache_home
+from dicompose.descriptors.descriptor import BUILTIN_TOOLS, Descriptor
 from dicompose.errors import UsageError
 from dicompose.images import wheelhouse
 from dicompose.images.base import BaseImageRecipe, with_temporary_rootfs
 from dicompose.images.definitions import ImageRecipe, apptainer_definition, dockerfile
 from dicompose.images.docker_client import short
 from dicompose.images.pins import record_pin
-from dicompose.tools.descriptor import BUILTIN_TOOLS, Descriptor
 
 Report = Callable[[str], None]
 

@@ -11,11 +11,11 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+from dicompose.descriptors.descriptor import Descriptor, load_descriptor
+from dicompose.descriptors.invocation import build_invocation, with_batch
 from dicompose.errors import UsageError
 from dicompose.pipeline.spec import PipelineSpec, Step, load_pipeline_leniently, parse_reference
 from dicompose.tools.builtin_checks import check_builtin_values
-from dicompose.tools.descriptor import Descriptor, load_descriptor
-from dicompose.tools.invocation import build_invocation, with_batch
 
 
 @dataclass(frozen=True)

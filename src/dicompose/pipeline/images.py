@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dicompose import __version__
+from dicompose.descriptors.descriptor import BUILTIN_TOOLS, Descriptor
 from dicompose.engines.base import Engine, ImageRef
 from dicompose.errors import UsageError
 from dicompose.images.pins import pinned
 from dicompose.images.wheelhouse import runtime_lock, sha256_file
-from dicompose.tools.descriptor import BUILTIN_TOOLS, Descriptor
 
 
 def resolve_step_image(descriptor: Descriptor, engine: Engine, allow_unpinned: bool) -> tuple[ImageRef | None, bool]:

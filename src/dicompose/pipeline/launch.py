@@ -22,13 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dicompose.engines.base import ImageRef, Mount, Permissions, Resources, RunResult, TaskSpec
-from dicompose.engines.hardening import INPUT_ROOT, LABEL_PREFIX, OUTPUT_DIR, container_user
-from dicompose.engines.registry import engine_named
-from dicompose.errors import EngineError
-from dicompose.records.workspace import Workspace, finish_task
-from dicompose.tools.descriptor import Descriptor
-from dicompose.tools.invocation import (
+from dicompose.descriptors.descriptor import Descriptor
+from dicompose.descriptors.invocation import (
     build_argv,
     build_invocation,
     collect_outputs,
@@ -38,6 +33,11 @@ from dicompose.tools.invocation import (
     output_patterns,
     with_batch,
 )
+from dicompose.engines.base import ImageRef, Mount, Permissions, Resources, RunResult, TaskSpec
+from dicompose.engines.hardening import INPUT_ROOT, LABEL_PREFIX, OUTPUT_DIR, container_user
+from dicompose.engines.registry import engine_named
+from dicompose.errors import EngineError
+from dicompose.records.workspace import Workspace, finish_task
 from dicompose.tools.manifest import RESULT_NAME, SCHEMA
 
 TASKS_ROOT = "/dicompose/tasks"

@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dicompose.descriptors.descriptor import Descriptor
 from dicompose.engines.base import Engine, ImageRef
 from dicompose.errors import UsageError
 from dicompose.pipeline.graph import PipelineGraph, Source, StepNode
 from dicompose.pipeline.images import resolve_step_image
 from dicompose.pipeline.spec import PipelineSpec, Step
-from dicompose.tools.descriptor import Descriptor
 
 Images = dict[str, tuple[ImageRef | None, bool]]
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from dicompose.descriptors.invocation import build_invocation, with_batch
 from dicompose.pipeline.graph import StepNode
 from dicompose.pipeline.launch import TaskResult
 from dicompose.records.hashing import canonical_hash, sha256_file
-from dicompose.tools.invocation import build_invocation, with_batch
 
 
 @dataclass

@@ -11,12 +11,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from dicompose.descriptors.descriptor import Descriptor, load_descriptor
+from dicompose.descriptors.invocation import build_invocation, with_batch
 from dicompose.errors import UsageError
 from dicompose.pipeline.graph import PipelineGraph, Source, StepNode
 from dicompose.pipeline.spec import PipelineSpec, Step
 from dicompose.tools.builtin_checks import check_builtin_values
-from dicompose.tools.descriptor import Descriptor, load_descriptor
-from dicompose.tools.invocation import build_invocation, with_batch
 
 INPUT_NAME = "in"
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dicompose.descriptors.descriptor import Descriptor, load_descriptor
 from dicompose.param_rules import check_target_range, check_threshold
-from dicompose.tools.descriptor import Descriptor, load_descriptor
 
 
 def check_builtin_values(descriptor: Descriptor, values: Mapping[str, Any]) -> None:

@@ -5,7 +5,7 @@ Many Boutiques descriptors are written for ``bosh``, which runs the whole comman
 as ``sh -c SCRIPT sh VALUE...``: the script is the template with each value-key replaced by a reference to a
 positional parameter (``"${3}"``), written to suit the quoting around it in the template, so a value is
 never script text, whatever characters it holds (``$(...)``, quotes, ``;``, newlines). A template without shell
-syntax keeps running as a plain argv (see :mod:`dicompose.tools.invocation`).
+syntax keeps running as a plain argv (see :mod:`dicompose.descriptors.invocation`).
 """
 
 from __future__ import annotations

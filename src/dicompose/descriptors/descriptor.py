@@ -119,7 +119,7 @@ def canonical_json(doc: object) -> bytes:
 def _schema_validator() -> Any:
     from jsonschema import Draft4Validator  # ~0.1 s to import: only when a descriptor needs the schema check
 
-    text = (files("dicompose.tools") / "schema" / "boutiques-descriptor.schema.json").read_text()
+    text = (files("dicompose.descriptors") / "schema" / "boutiques-descriptor.schema.json").read_text()
     return Draft4Validator(json.loads(text))
 
 
@@ -362,7 +362,7 @@ def read_document(path: Path) -> object:
 
 
 def builtin_path(name: str) -> Path:
-    return Path(str(files("dicompose.tools") / "builtin" / f"{name}.json"))
+    return Path(str(files("dicompose.descriptors") / "builtin" / f"{name}.json"))
 
 
 def resolve_tool(tool: str, base: Path | None = None) -> Path:

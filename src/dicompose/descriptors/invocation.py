@@ -4,7 +4,7 @@ The command-line template is tokenised once (POSIX rules). A token that is exact
 zero or more argv elements (flag, value, list items); a token that embeds a value-key gets the value spliced
 in as text. Either way a value stays one argv element whatever characters it holds: there is no shell to
 interpret ``;``, ``$()`` or quotes. A template that itself uses shell syntax (``>``, ``&&``, quotes) runs as
-``sh -c SCRIPT sh VALUE...`` (:mod:`dicompose.tools.shell`): values are positional parameters, never script.
+``sh -c SCRIPT sh VALUE...`` (:mod:`dicompose.descriptors.shell`): values are positional parameters, never script.
 Output value-keys stand for their resolved path templates, as in Boutiques.
 """
 
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from dicompose.descriptors.shell import needs_shell, shell_argv
 from dicompose.errors import UsageError
-from dicompose.tools.shell import needs_shell, shell_argv
 
 if TYPE_CHECKING:
-    from dicompose.tools.descriptor import Descriptor
+    from dicompose.descriptors.descriptor import Descriptor
 
 Value = str | float | int | bool | list[Any]
 PathMap = Callable[[Path], str]
@@ -117,7 +117,7 @@ def _coerce_one(spec: dict[str, Any], raw: object) -> Value:
 
 
 def _check_bounds(spec: dict[str, Any], number: float) -> None:
-    from dicompose.tools.descriptor import out_of_bounds
+    from dicompose.descriptors.descriptor import out_of_bounds
 
     if (problem := out_of_bounds(spec, number)) is not None:
         raise UsageError(f"input {spec['id']!r}: {number:g} is {problem}")
@@ -159,7 +159,7 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 def _check_constraints(descriptor: Descriptor, values: Mapping[str, Value]) -> None:
     """The descriptor's relations between Number inputs (``custom.dicompose.constraints``), where both sides
     have a value: a run refuses what the tool would refuse on every task."""
-    from dicompose.tools.descriptor import CONSTRAINT
+    from dicompose.descriptors.descriptor import CONSTRAINT
 
     for text in descriptor.custom.get("constraints") or []:
         match = CONSTRAINT.match(str(text))

@@ -1,0 +1,1 @@
+"""Boutiques descriptors and invocations: load, validate, resolve command lines. Imports only ``errors``."""
