@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 import typer
 
 from dicompose.cli import compare as compare_cli
+from dicompose.cli import help_style
 from dicompose.cli import images as images_cli
 from dicompose.cli import pipeline as pipeline_cli
 from dicompose.cli import records as records_cli
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 # dicompose.dicom.normalize.Scope, spelled out here so that --help need not import numpy (a test keeps them equal).
 Scope = Literal["file", "series"]
 
+help_style.apply()
 app = typer.Typer(
     name="dicompose",
     help="Portable, reproducible, secure container-based medical image analysis.",
@@ -238,7 +240,6 @@ def demo(
     samples = sample_data_folder()
     chosen, why = demo_engine(engine)
     stdout.print(f"dicompose {__version__} demo: {demo_pipeline()} on {samples}")
-    stdout.print(f"engine: {chosen} ({why})")
     run_pipeline_command(
         demo_pipeline(),
         [str(samples)],
@@ -250,6 +251,7 @@ def demo(
         allow_unpinned=False,
         chunk=500,
         as_json=False,
+        engine_why=why,
     )
 
 

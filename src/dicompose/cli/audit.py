@@ -64,6 +64,17 @@ def verify_command(workspace: WorkspaceOption = Path(".dicompose")) -> None:
     raise typer.Exit(EXIT_FAILED)
 
 
+def _is_iso_time(text: str) -> bool:
+    """The log's times are ISO 8601 UTC text: filters compare as text, so they must be ISO too."""
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 @app.command("show")
 def show_command(
     workspace: WorkspaceOption = Path(".dicompose"),
@@ -82,6 +93,10 @@ def show_command(
     """Entries filtered by run, patient, action or date."""
     if action is not None and action not in ACTIONS:
         fail(UsageError(f"--action {action!r}: choose from {', '.join(ACTIONS)}"))
+    for option, value in (("--since", since), ("--until", until)):
+        if value is not None and not _is_iso_time(value):
+            example = "e.g. 2026-11-26 or 2026-11-26T14:00"
+            fail(UsageError(f"{option} {value!r}: give an ISO UTC date or date-time, {example}"))
     if patient_id is not None:
         patient = load_keys().pseudonym(patient_id)
     entries = [

@@ -80,7 +80,8 @@ def check(
         raise typer.Exit(2)
     order = " → ".join(node.name for node in graph.steps)
     inputs = ", ".join(f"{name} ({kind})" for name, kind in graph.spec.inputs.items())
-    stdout.print(f"{pipeline}: valid ({len(graph.steps)} steps: {order}; inputs: {inputs})")
+    count = len(graph.steps)
+    stdout.print(f"{pipeline}: valid ({count} step{'' if count == 1 else 's'}: {order}; inputs: {inputs})")
     for node in graph.steps:  # what each step's files come from, where the run supplies them
         for input_id, name in node.file_refs.items():
             stdout.print(f"  {node.name}: {input_id} ← --in {name}=PATH (one file, mounted read-only)")
@@ -137,6 +138,7 @@ def run_pipeline_command(
     dry_run: bool = False,
     follow_links: bool = False,
     prune: bool = False,
+    engine_why: str | None = None,
 ) -> None:
     from dicompose.pipeline.graph import build_graph
     from dicompose.pipeline.runner import PipelineRequest
@@ -160,6 +162,7 @@ def run_pipeline_command(
         dry_run=dry_run,
         follow_links=follow_links,
         prune=prune,
+        engine_why=engine_why,
     )
     execute_request(request, graph, out, as_json=as_json, tool=False)
 
@@ -199,7 +202,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(self.row, total=total, completed=done)
             return
-        verdict = "ok" if launch.exit_code == 0 else f"exit {launch.exit_code}"
+        verdict = {0: "ok", None: "did not finish"}.get(launch.exit_code, f"exit {launch.exit_code}")
         stderr.print(
             f"[{time.monotonic() - self.started:6.1f} s] {launch.step}: launch {launch.id.rsplit('-', 1)[-1]} "
             f"({len(launch.tasks)} task{'' if len(launch.tasks) == 1 else 's'}, {launch.processes} proc, "
@@ -376,7 +379,7 @@ def _report_redactor(report: PipelineReport) -> Redactor | None:
 def demo_engine(requested: str) -> tuple[str, str]:
     """For the demo: ``auto`` means docker only if its images are built, else the local engine (and why)."""
     if requested != "auto":
-        return requested, "requested"
+        return requested, f"{requested} engine requested"
     from dicompose.engines.resolve import resolve_engine
     from dicompose.pipeline.graph import build_graph
     from dicompose.pipeline.images import resolve_step_image
@@ -388,6 +391,7 @@ def demo_engine(requested: str) -> tuple[str, str]:
     try:
         for node in build_graph(demo_pipeline()).steps:
             resolve_step_image(node.descriptor, resolution.engine, allow_unpinned=False)
-    except UsageError as exc:
-        return "local", f"{resolution.engine.name} answers but {exc}"
+    except UsageError as exc:  # the demo takes no --allow-unpinned: the way out is to build (and so pin) them
+        reason = str(exc).split("; pass --allow-unpinned", 1)[0]
+        return "local", f"{resolution.engine.name} answers but {reason}"
     return resolution.engine.name, resolution.why

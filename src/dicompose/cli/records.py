@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from dicompose.cli.console import fail, stdout
 from dicompose.errors import UsageError
@@ -34,6 +35,10 @@ def _index(workspace: Path) -> Index:
 
 def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "-"
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else (word + "es" if word.endswith("ch") else word + "s")
 
 
 def _run_or_fail(index: Index, run_id: str, workspace: Path) -> dict[str, Any]:
@@ -67,17 +72,27 @@ def runs(
     if as_json:
         print(json.dumps(items, indent=2))
         return
-    table = Table("run", "started", "status", "kind", "target", "engine", "launches", "cached")
+    wide = stdout.width >= 100  # at 80 columns the engine (in show and --json) gives way to what ran
+    columns = [
+        Column("run", no_wrap=True),  # copied into show/logs/rerun: never cut
+        Column("started", no_wrap=True),
+        Column("status", no_wrap=True),
+        *([Column("engine", no_wrap=True)] if wide else []),
+        Column("launches" if wide else "launch", justify="right", no_wrap=True),
+        Column("cached", justify="right", no_wrap=True),
+        Column("what", overflow="fold", min_width=10),  # the full target path: --json
+    ]
+    table = Table(*columns, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for item in items:
+        started = time.strftime("%Y-%m-%d %H:%M" if wide else "%m-%d %H:%M", time.localtime(item["started"]))
         table.add_row(
             item["id"],
-            _when(item["started"]),
+            started,
             item["status"],
-            item["kind"],
-            escape(item["target"]),
-            item["engine"] or "-",
+            *([item["engine"] or "-"] if wide else []),
             str(item["launches"]),
             str(item["cached"]),
+            escape(f"{item['kind']} {Path(item['target']).name or item['target']}"),
         )
     stdout.print(table)
 
@@ -96,12 +111,16 @@ def show(
         redactor = _redactor(run, attempts)
         print(json.dumps(redactor.value(doc) if redactor else doc, indent=2))
         return
-    duration = f"{run['ended'] - run['started']:.1f} s" if run["ended"] else "running"
+    duration = f"{run['ended'] - run['started']:.1f} s" if run["ended"] else f"started {_when(run['started'])}"
     stdout.print(f"run {run['id']}: {run['status']} ({run['kind']} {escape(run['target'])}), {duration}")
     stdout.print(f"engine: {run['engine']} ({escape(run['engine_why'] or '')}); scheduler: {run['scheduler']}")
     launches = index.launches(run["id"])
     if launches:
-        stdout.print(f"{len(launches)} launches: " + ", ".join(f"{x['step']} ×{len(x['tasks'])}" for x in launches))
+        per_step: dict[str, list[int]] = {}
+        for launch in launches:
+            per_step.setdefault(launch["step"], []).append(len(launch["tasks"]))
+        parts = [f"{step} {len(n)} ({sum(n)} {_plural(sum(n), 'task')})" for step, n in per_step.items()]
+        stdout.print(f"{len(launches)} {_plural(len(launches), 'launch')}: " + ", ".join(parts))
     table = Table("step", "task", "attempt", "status", "exit", "seconds", "image")
     for a in attempts:
         seconds = f"{a['ended'] - a['started']:.2f}" if a["started"] and a["ended"] else "-"
@@ -120,20 +139,21 @@ def show(
 
 def logs(
     run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
-    step: Annotated[str, typer.Argument(help="Step name.")],
+    step: Annotated[str | None, typer.Argument(help="Step name (default: every step).")] = None,
     workspace: WorkspaceOption = Path(".dicompose"),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
-    """stdout and stderr of every attempt of one step of a run."""
+    """stdout and stderr of every attempt of a run's steps (or of one step)."""
     index = _index(workspace)
     run = _run_or_fail(index, run_id, workspace)
     attempts = index.attempts(run["id"], step)
     if not attempts:
-        fail(UsageError(f"run {run['id']} has no step {step!r}"))
+        fail(UsageError(f"run {run['id']} has no step {step!r}" if step else f"run {run['id']} has no attempts"))
     entries = []
     for a in attempts:
         folder = Path(a["log_dir"]) if a["log_dir"] else None
         entry = {
+            "step": a["step"],
             "task": a["task_label"],
             "attempt": a["attempt"],
             "status": a["status"],
@@ -150,8 +170,9 @@ def logs(
         print(json.dumps(entries, indent=2))
         return
     for entry in entries:
+        task = escape("[" + str(entry["task"]) + "]")
         stdout.print(
-            f"[bold]{step} {escape('[' + str(entry['task']) + ']')} attempt {entry['attempt']}: {entry['status']}"
+            f"[bold]{entry['step']} {task} attempt {entry['attempt']}: {entry['status']}"
             f"{' (cached)' if entry['cached'] else ''}[/] {entry['log_dir'] or ''}"
         )
         for name in ("stdout", "stderr"):

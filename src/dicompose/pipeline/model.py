@@ -34,6 +34,7 @@ class PipelineRequest:
     dry_run: bool = False  # plan only: tasks, which are cached, the exact command of each launch
     follow_links: bool = False  # follow symbolic links to targets outside the inputs too (dicompose.walk)
     prune: bool = False  # delete stale outputs instead of moving them into --out/.stale/<run id>/
+    engine_why: str | None = None  # why the caller chose ``engine`` (the demo's choice), said instead of ours
 
 
 @dataclass

@@ -13,6 +13,7 @@ import contextlib
 import secrets
 import sqlite3
 import time
+from dataclasses import replace
 
 from dicompose.config import load_settings
 from dicompose.engines.base import Engine, ImageRef
@@ -150,6 +151,8 @@ def _run_locked(
     if problems := resource_problems(graph, request.scheduler):  # before anything runs, as check says
         raise UsageError(f"{graph.path}: " + "; ".join(problems))
     resolution = resolve_engine(request.engine)
+    if request.engine_why:
+        resolution = replace(resolution, why=request.engine_why)
     engine = resolution.engine
     engine.cleanup()  # containers that killed runs on this host left behind
     images = resolve_images(request, graph, engine)
