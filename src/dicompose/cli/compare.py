@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from dicompose.cli.console import fail, stdout
 from dicompose.errors import EXIT_FAILED, EXIT_OK, UsageError
@@ -35,6 +35,7 @@ def compare(
     b: Annotated[str, typer.Argument(help="Run id or output folder.")],
     tolerance: Annotated[float, typer.Option("--tolerance", help="Largest allowed absolute pixel difference.")] = 0.0,
     workspace: Annotated[Path, typer.Option("--workspace", help="Where run ids are looked up.")] = Path(".dicompose"),
+    every_file: Annotated[bool, typer.Option("--all", help="List every file, not only those that differ.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
     """Pair outputs (DICOM by source instance, other files by path) and compare them numerically."""
@@ -44,7 +45,7 @@ def compare(
     if as_json:
         print(json.dumps(document(result), indent=2))
     else:
-        show(result)
+        show(result, every_file=every_file)
     raise typer.Exit(EXIT_OK if result.passed else EXIT_FAILED)
 
 
@@ -83,9 +84,26 @@ def document(result: Comparison) -> dict[str, Any]:
     }
 
 
-def show(result: Comparison) -> None:
-    table = Table("file", "result", "max |Δ|", "mean |Δ|", "voxels ≠", "PSNR dB", "Dice", "header differences")
-    for f in result.files:
+#: Files listed when all agree and --all is not given: a cohort's thousand rows say less than the verdict.
+AGREEING_SHOWN = 10
+
+
+def show(result: Comparison, *, every_file: bool = False) -> None:
+    """The files that differ (all of them), a few that agree, the verdict; ``every_file``: every row."""
+    differing = [f for f in result.files if not f.passed]
+    agreeing = [f for f in result.files if f.passed]
+    listed = result.files if every_file else differing + agreeing[: max(0, AGREEING_SHOWN - len(differing))]
+    table = Table(
+        Column("file", overflow="fold"),
+        "result",
+        "max |Δ|",
+        "mean |Δ|",
+        "voxels ≠",
+        "PSNR dB",
+        "Dice",
+        Column("header differences", overflow="fold"),
+    )
+    for f in listed:
         image = f.image
         colour = "green" if f.passed else "red"
         table.add_row(
@@ -104,7 +122,10 @@ def show(result: Comparison) -> None:
                 else ("", "", "", "", "", escape(f.message))
             ),
         )
-    stdout.print(table)
+    if listed:
+        stdout.print(table)
+    if len(listed) < len(result.files):
+        stdout.print(f"… and {len(result.files) - len(listed)} more files that agree (--all lists every file)")
     passed = sum(f.passed for f in result.files)
     verdict = "[green]PASS[/]" if result.passed else "[red]FAIL[/]"
     stdout.print(f"{verdict}: {passed}/{len(result.files)} files agree (tolerance {result.tolerance:g})")

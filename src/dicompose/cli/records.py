@@ -188,3 +188,46 @@ def _read(folder: Path | None, name: str) -> str:
         if candidate.is_file():
             return candidate.read_text(errors="replace")
     return ""
+
+
+def gc(
+    workspace: WorkspaceOption = Path(".dicompose"),
+    keep: Annotated[
+        int, typer.Option("--keep", min=0, help="Latest runs of each pipeline or tool whose cache and logs stay.")
+    ] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be freed; remove nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Free a workspace of what its latest runs no longer need (older runs' task folders, incomplete ones)."""
+    from dicompose.records.gc import apply_gc, plan_gc
+    from dicompose.records.workspace import locked
+
+    index = _index(workspace)
+    space = Workspace(workspace)
+    try:
+        with locked(space):
+            plan = plan_gc(space, index, keep)
+            if not dry_run:
+                apply_gc(plan, index)
+    except UsageError as exc:
+        fail(exc)
+    if as_json:
+        document = {
+            "schema": "dicompose.gc/1",
+            "dry_run": dry_run,
+            "freed_bytes": plan.bytes,
+            "task_folders": len(plan.task_dirs),
+            "launch_folders": len(plan.launch_dirs),
+            "collected_runs": list(plan.collected_runs),
+            "kept_runs": list(plan.kept_runs),
+        }
+        print(json.dumps(document, indent=2))
+        return
+    verb = "would free" if dry_run else "freed"
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(plan.details.items())) or "none"
+    stdout.print(
+        f"{verb} {plan.bytes / 1e6:.1f} MB in {workspace}: {len(plan.task_dirs)} task folders ({why}), "
+        f"{len(plan.launch_dirs)} launch folders; kept the latest {keep} run(s) of each pipeline or tool "
+        f"({len(plan.kept_runs)} kept, {len(plan.collected_runs)} collected)",
+        highlight=False,
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from dicompose.cli.compare import document, show
 from dicompose.cli.console import fail, stdout
@@ -42,6 +43,7 @@ def _report(result: RerunResult, as_json: bool, what: str) -> None:
         stdout.print(
             f"{what} {result.report.run_id} of run {result.original} on {result.report.engine}: outputs {verdict}"
         )
+        stdout.print(f"its outputs: {escape(str(result.comparison.b))}")
 
 
 def rerun_command(

@@ -281,6 +281,15 @@ class Index:
                 return []
         return rows
 
+    def mark_collected(self, run_ids: Iterable[str]) -> None:
+        """Runs whose task and launch folders ``dicompose gc`` removed: their records stay, their logs are gone."""
+        when = time.time()
+        for run_id in run_ids:
+            row = self.db.execute("SELECT details FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is not None:
+                details = {**json.loads(row[0] or "{}"), "collected": when}
+                self.db.execute("UPDATE runs SET details = ? WHERE id = ?", (json.dumps(details), run_id))
+
     def runs(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT * FROM runs ORDER BY started, rowid").fetchall()
         return [self._run_row(row) for row in rows]

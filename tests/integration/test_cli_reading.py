@@ -1,0 +1,123 @@
+"""The record commands read well at 80 and 120 columns, and ``dicompose gc`` frees what no kept run needs.
+
+Real runs of the demo pipeline on the local engine (a few seconds each), then the commands a user types
+after them: ``runs``, ``show``, ``logs`` (every step), ``audit show`` with a bad date, ``gc``, help pages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dicompose.tools.samples import demo_pipeline, sample_data_folder
+
+BIN = Path(sys.executable).parent
+RUN_ID = re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b")
+
+
+def dicompose(*argv: str, home: Path, columns: int = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DICOMPOSE_HOME": str(home), "COLUMNS": str(columns), "TERM": "dumb"}
+    proc = subprocess.run([str(BIN / "dicompose"), *argv], capture_output=True, text=True, env=env, cwd=cwd)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def run_demo(tmp_path: Path, pipeline: Path, out: str) -> str:
+    argv = ["run", str(pipeline), "--in", str(sample_data_folder()), "--out", str(tmp_path / out)]
+    proc = dicompose(*argv, "--engine", "local", "--workspace", str(tmp_path / "ws"), home=tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr
+    found = RUN_ID.findall(proc.stdout)
+    assert found, proc.stdout
+    return found[-1]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """Two runs of one pipeline file (the second with other parameters), one of the demo itself."""
+    tmp_path = tmp_path_factory.mktemp("reading")
+    own = tmp_path / "pipeline.yaml"
+    own.write_text(demo_pipeline().read_text().replace("max: 100", "max: 50"))
+    first = run_demo(tmp_path, own, "a")
+    own.write_text(demo_pipeline().read_text().replace("max: 100", "max: 70"))
+    second = run_demo(tmp_path, own, "b")
+    demo = run_demo(tmp_path, demo_pipeline(), "c")
+    return tmp_path, [first, second, demo]
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_runs_fits_the_terminal_and_never_cuts_a_run_id(workspace: tuple[Path, list[str]], columns: int):
+    tmp_path, run_ids = workspace
+    proc = dicompose("runs", "--workspace", str(tmp_path / "ws"), home=tmp_path / "home", columns=columns)
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert all(len(line) <= columns for line in lines), proc.stdout
+    assert all(any(run_id in line for line in lines) for run_id in run_ids), proc.stdout
+    assert ("engine" in proc.stdout) == (columns >= 100)
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_show_says_launches_per_step_and_fits(workspace: tuple[Path, list[str]], columns: int):
+    tmp_path, run_ids = workspace
+    proc = dicompose("show", run_ids[-1], "--workspace", str(tmp_path / "ws"), home=tmp_path / "home", columns=columns)
+    assert proc.returncode == 0
+    assert re.search(r"\d+ launch(es)?: normalize \d+ \(\d+ tasks?\), mask \d+ \(\d+ tasks?\)", proc.stdout), (
+        proc.stdout
+    )
+    table = [line for line in proc.stdout.splitlines() if line.startswith(("┃", "│", "┏", "└"))]
+    assert table and all(len(line) <= columns for line in table), proc.stdout
+
+
+def test_logs_without_a_step_shows_every_step(workspace: tuple[Path, list[str]]):
+    tmp_path, run_ids = workspace
+    proc = dicompose("logs", run_ids[-1], "--workspace", str(tmp_path / "ws"), "--json", home=tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr
+    assert {entry["step"] for entry in json.loads(proc.stdout)} == {"normalize", "mask"}
+
+
+def test_audit_show_refuses_a_date_it_cannot_compare(workspace: tuple[Path, list[str]]):
+    tmp_path, _ = workspace
+    ws = str(tmp_path / "ws")
+    proc = dicompose("audit", "show", "--workspace", ws, "--since", "yesterday", home=tmp_path / "home")
+    assert proc.returncode == 2 and "--since 'yesterday'" in proc.stderr and "ISO" in proc.stderr
+    proc = dicompose("audit", "show", "--workspace", ws, "--since", "2000-01-01", "--json", home=tmp_path / "home")
+    assert proc.returncode == 0 and json.loads(proc.stdout)
+
+
+def test_help_shows_flags_without_a_type_and_arguments_in_capitals(tmp_path: Path):
+    proc = dicompose("run", "--help", home=tmp_path, columns=100)
+    assert proc.returncode == 0
+    assert "<bool>" not in proc.stdout and "Usage: dicompose run [OPTIONS] TARGET" in proc.stdout
+    assert "--dry-run" in proc.stdout and "<path>" in proc.stdout  # options with values keep their type
+
+
+def test_gc_frees_older_runs_and_keeps_the_latest_cache(workspace: tuple[Path, list[str]], tmp_path: Path):
+    source, run_ids = workspace
+    ws = tmp_path / "ws"
+    subprocess.run(["cp", "-a", str(source / "ws"), str(ws)], check=True)
+    home = source / "home"
+    before = sorted(p.name for p in (ws / "work").glob("*/*"))
+    dry = dicompose("gc", "--workspace", str(ws), "--dry-run", "--json", home=home)
+    plan = json.loads(dry.stdout)
+    assert plan["dry_run"] and plan["collected_runs"] == [run_ids[0]] and plan["task_folders"] > 0
+    assert sorted(p.name for p in (ws / "work").glob("*/*")) == before  # a dry run removes nothing
+    done = dicompose("gc", "--workspace", str(ws), home=home)
+    assert done.returncode == 0 and re.search(r"freed [\d.]+ MB", done.stdout), done.stdout
+    after = sorted(p.name for p in (ws / "work").glob("*/*"))
+    assert len(after) == len(before) - plan["task_folders"]
+    shown = dicompose("runs", "--workspace", str(ws), "--json", home=home)
+    collected = {run["id"]: "collected" in run["details"] for run in json.loads(shown.stdout)}
+    assert collected == {run_ids[0]: True, run_ids[1]: False, run_ids[2]: False}
+    # the kept runs' cache still serves: rerunning the latest of each pipeline launches nothing
+    own = source / "pipeline.yaml"
+    for pipeline, out in ((own, "b"), (demo_pipeline(), "c")):
+        argv = ["run", str(pipeline), "--in", str(sample_data_folder()), "--out", str(source / out)]
+        proc = dicompose(*argv, "--engine", "local", "--workspace", str(ws), home=home)
+        assert proc.returncode == 0 and "in 0 launches" in proc.stdout, proc.stdout
+    # the outputs published by the collected run are still in its --out
+    assert list((source / "a").rglob("*.dcm"))
