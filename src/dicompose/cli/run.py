@@ -89,7 +89,7 @@ def run(
         )
         return
     from dicompose.descriptors.descriptor import load_descriptor
-    from dicompose.descriptors.invocation import parse_pairs, read_invocation_file
+    from dicompose.descriptors.invocation import check_invocation_types, parse_pairs, read_invocation_file
     from dicompose.pipeline.runner import PipelineRequest
     from dicompose.pipeline.tool_graph import INPUT_NAME, tool_graph
 
@@ -97,7 +97,10 @@ def run(
         fail(UsageError("a tool takes one --in PATH (or none: its File inputs given with -p or --invocation)"))
     try:
         raw: dict[str, Any] = read_invocation_file(invocation) if invocation else {}
-        lists = frozenset(str(i["id"]) for i in load_descriptor(target).inputs if i.get("list"))
+        descriptor = load_descriptor(target)
+        if invocation:
+            check_invocation_types(descriptor, raw, invocation)
+        lists = frozenset(str(i["id"]) for i in descriptor.inputs if i.get("list"))
         raw.update(parse_pairs(params or [], lists))
         graph = tool_graph(target, raw, timeout, batch=bool(sources))
     except DicomposeError as exc:

@@ -160,10 +160,18 @@ def _semantic(doc: dict[str, Any]) -> Iterator[Problem]:
     group_ids = {str(g.get("id")) for g in groups}
     for index, spec in enumerate(inputs):
         yield from _input_problems(spec, f"$.inputs[{index}]", input_ids, group_ids)
+    from dicompose.descriptors.invocation import condition_problem
+
+    known = frozenset(str(x.get("id")) for x in [*inputs, *outputs])
     for index, spec in enumerate(outputs):
         template = str(spec.get("path-template", ""))
         if template.startswith("/") or ".." in Path(template).parts:
             yield Problem(f"$.output-files[{index}].path-template", "must be a relative path inside the output folder")
+        for number, entry in enumerate(spec.get("conditional-path-template") or []):
+            for condition in entry if isinstance(entry, dict) else {}:
+                if (problem := condition_problem(str(condition), known)) is not None:
+                    where = f"$.output-files[{index}].conditional-path-template[{number}]"
+                    yield Problem(where, f"condition {condition!r} is never true: {problem}")
     for index, group in enumerate(groups):
         for member in group.get("members", []):
             if member not in input_ids:
@@ -352,7 +360,7 @@ def run_problems(doc: dict[str, Any]) -> list[Problem]:
 
 def read_document(path: Path) -> object:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise UsageError(f"{path}: descriptor not found") from None
     except json.JSONDecodeError as exc:

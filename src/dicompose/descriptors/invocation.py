@@ -73,14 +73,49 @@ def parse_pairs(pairs: list[str], lists: frozenset[str] = frozenset()) -> dict[s
 
 def read_invocation_file(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is no error (bosh reads it)
     except FileNotFoundError:
         raise UsageError(f"{path}: invocation file not found") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     if not isinstance(doc, dict):
         raise UsageError(f"{path}: an invocation must be a JSON object of input id → value")
     return doc
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {"String": (str,), "File": (str,), "Number": (int, float), "Flag": (bool,)}
+
+
+def check_invocation_types(descriptor: Descriptor, doc: Mapping[str, object], source: Path) -> None:
+    """An invocation JSON's values have the JSON types Boutiques' invocation schema gives each input (text for
+    String and File, a number for Number, true/false for Flag, a list for a list input), as ``bosh`` checks:
+    ``"n": "7"`` or ``"s": null`` is refused, never turned into text. ``-p`` values are text and are converted
+    instead. Every problem is said at once."""
+    problems = []
+    for spec in descriptor.inputs:
+        if spec["id"] not in doc:
+            continue
+        value, wanted = doc[spec["id"]], _JSON_TYPES.get(spec["type"], (str,))
+        items = value if isinstance(value, list) else [value]
+        if spec.get("list") and not isinstance(value, list):
+            problems.append(f"input {spec['id']!r}: {_json(value)} is not a list")
+        elif not spec.get("list") and isinstance(value, list):
+            problems.append(f"input {spec['id']!r}: takes one value, not a list")
+        else:
+            for item in items:
+                is_bool = isinstance(item, bool)
+                if not isinstance(item, wanted) or (is_bool and spec["type"] != "Flag"):
+                    kind = {"String": "text", "File": "a path (text)", "Number": "a number", "Flag": "true or false"}
+                    problems.append(f"input {spec['id']!r}: {_json(item)} is not {kind.get(spec['type'], 'text')}")
+                    break
+    if problems:
+        raise UsageError(f"{source}: " + "; ".join(problems))
+
+
+def _json(value: object) -> str:
+    return json.dumps(value)[:60]
 
 
 def _coerce_one(spec: dict[str, Any], raw: object) -> Value:
@@ -458,9 +493,10 @@ class OutputPattern:
 def output_patterns(descriptor: Descriptor, invocation: Invocation) -> list[OutputPattern]:
     """Resolve output path templates (value-keys replaced by input values, extensions stripped)."""
     by_key = {spec["value-key"]: spec for spec in descriptor.inputs if spec.get("value-key")}
+    ids = frozenset(str(item["id"]) for item in descriptor.inputs)
     patterns = []
     for spec in descriptor.outputs:
-        template = _template_of(spec, invocation)
+        template = _template_of(spec, invocation, ids)
         if template is None:
             continue  # a conditional output none of whose conditions holds: not produced
         for key, input_spec in sorted(by_key.items(), key=lambda item: -len(item[0])):
@@ -481,37 +517,65 @@ def output_patterns(descriptor: Descriptor, invocation: Invocation) -> list[Outp
     return patterns
 
 
-def _template_of(spec: dict[str, Any], invocation: Invocation) -> str | None:
-    """An output's path template: ``path-template``, or the first ``conditional-path-template`` entry whose
-    condition holds for the invocation's values ("default" when none does; None without a default)."""
+def _template_of(spec: dict[str, Any], invocation: Invocation, ids: frozenset[str] = frozenset()) -> str | None:
+    """An output's path template: ``path-template``, or the first ``conditional-path-template`` entry, in
+    order, that is ``default`` or whose condition holds for the invocation's values (as ``bosh`` picks it);
+    None when none does. ``ids``: every input and output id (a condition naming one without a value is false)."""
     if "path-template" in spec:
         return str(spec["path-template"])
-    default = None
     for entry in spec.get("conditional-path-template", []):
         ((condition, template),) = entry.items()
-        if condition.strip() == "default":
-            default = str(template)
-        elif condition_holds(condition, invocation.values):
+        if condition.strip() == "default" or condition_holds(condition, invocation.values, ids):
             return str(template)
-    return default
+    return None
 
 
-def condition_holds(condition: str, values: Mapping[str, Value]) -> bool:
-    """A Boutiques output condition ("min > 2 and scope == 'series'") over input ids, evaluated without
-    ``eval``: comparisons, and/or/not, literals and input ids (an absent input is None)."""
+def condition_holds(condition: str, values: Mapping[str, Value], ids: frozenset[str] = frozenset()) -> bool:
+    """A Boutiques output condition ("min > 2 and scope == 'series'", "(n + 1) > 3") over input ids, evaluated
+    without ``eval``: comparisons, and/or/not, arithmetic, literals and input ids. As ``bosh`` does, a condition
+    naming an id (of ``ids``) that has no value is false as a whole; one that cannot be evaluated is false."""
     try:
         tree = ast.parse(condition.strip(), mode="eval")
+        named = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        if any(name in ids and values.get(name) is None for name in named):
+            return False
         return bool(_evaluate(tree.body, values))
-    except (SyntaxError, ValueError, TypeError):
+    except (SyntaxError, ValueError, TypeError, ArithmeticError):
         return False
+
+
+def condition_problem(condition: str, ids: frozenset[str]) -> str | None:
+    """Why a condition can never be evaluated (a syntax error, something other than comparisons, arithmetic,
+    and/or/not, literals and ids, or a name no input has), for ``tool validate``'s warnings; None if sound."""
+    if condition.strip() == "default":
+        return None
+    try:
+        tree = ast.parse(condition.strip(), mode="eval")
+    except SyntaxError as exc:
+        return f"not an expression ({exc.msg})"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id not in ids and node.id not in _NAMED:
+            return f"{node.id!r} is no input id"
+    try:
+        _evaluate(tree.body, dict.fromkeys(ids, 1))
+    except ValueError as exc:
+        return str(exc)
+    except (TypeError, ArithmeticError):
+        pass  # a type or value question for the actual values
+    return None
+
+
+_NAMED = {"true": True, "false": False, "True": True, "False": False}
 
 
 def _evaluate(node: ast.AST, values: Mapping[str, Value]) -> object:
     if isinstance(node, ast.BoolOp):
         results = [_evaluate(v, values) for v in node.values]
         return all(results) if isinstance(node.op, ast.And) else any(results)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        return not _evaluate(node.operand, values)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_evaluate(node.operand, values))
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+        return _ARITHMETIC[type(node.op)](_evaluate(node.left, values), _evaluate(node.right, values))
     if isinstance(node, ast.Compare):
         left = _evaluate(node.left, values)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
@@ -523,9 +587,23 @@ def _evaluate(node: ast.AST, values: Mapping[str, Value]) -> object:
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Name):
-        named = {"true": True, "false": False, "True": True, "False": False}
-        return named[node.id] if node.id in named else values.get(node.id)
+        return _NAMED[node.id] if node.id in _NAMED else values.get(node.id)
     raise ValueError(f"unsupported in a condition: {type(node).__name__}")
+
+
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+    ast.Not: operator.not_,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
+_ARITHMETIC: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
 
 
 _AST_OPS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {

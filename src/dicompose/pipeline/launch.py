@@ -361,7 +361,7 @@ def _finish_task(
         status = "failed"
     from dicompose.dicom.identifiers import file_facts, identifiers
 
-    produced = [p for files in found.values() for p in files]
+    produced = list(dict.fromkeys(p for files in found.values() for p in files))  # a file two outputs name: once
     facts = dict(zip(produced, _facts_pool().map(file_facts, produced), strict=True))  # each output read once
     outputs = tuple(
         {"id": output_id, "name": p.relative_to(out).as_posix(), "sha256": facts[p][0]}
@@ -408,7 +408,7 @@ def _finish_task(
         paths.to_host(tail),
         str(folder),
         input_ids=tuple(identifiers(Path(f)) for f in task.files),
-        output_ids=tuple(ids for _sha256, ids in facts.values()),
+        output_ids=tuple(facts[p][1] for files in found.values() for p in files),  # one per entry of outputs
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -33,17 +32,32 @@ class Task:
 
 
 @lru_cache(maxsize=256)
-def _file_sha256_at(path: str, _size: int, _mtime_ns: int) -> str:
-    return sha256_file(Path(path))
+def _file_sha256_at(path: str, _version: tuple[int, ...]) -> str:
+    folder = Path(path)
+    if not folder.is_dir():
+        return sha256_file(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return canonical_hash({"folder": [[f.relative_to(folder).as_posix(), sha256_file(f)] for f in files]})
+
+
+def _version_of(path: Path) -> tuple[int, ...]:
+    """What changes when the content may have: size and mtime of a file; of a folder, those of every file in it
+    (a folder's own mtime misses edits inside its files)."""
+    if not path.is_dir():
+        st = path.stat()
+        return (st.st_size, st.st_mtime_ns)
+    stats = [f.stat() for f in path.rglob("*") if f.is_file()]
+    return (len(stats), sum(st.st_size for st in stats), max((st.st_mtime_ns for st in stats), default=0))
 
 
 def _file_sha256(path: str) -> str:
-    """sha256 of a File parameter (a key, a table), hashed once per content version, not once per task."""
+    """sha256 of a File parameter (a key, a table, or a folder such as a BIDS dataset, by its files' names and
+    contents), hashed once per content version, not once per task."""
     try:
-        st = os.stat(path)  # noqa: PTH116
+        version = _version_of(Path(path))
     except OSError:
         return "missing"  # the tool will say so; the task cannot be cached under a key it never read
-    return _file_sha256_at(str(Path(path).absolute()), st.st_size, st.st_mtime_ns)
+    return _file_sha256_at(str(Path(path).absolute()), version)
 
 
 def key_of(node: StepNode, image: str, inputs: tuple[dict[str, str], ...]) -> str:

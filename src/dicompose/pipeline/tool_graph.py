@@ -32,6 +32,37 @@ def batch_input_id(descriptor: Descriptor) -> str:
     return str(files[0])
 
 
+def _batchable(descriptor: Descriptor) -> str | None:
+    try:
+        return batch_input_id(descriptor)
+    except UsageError:
+        return None
+
+
+def _files_resolved(descriptor: Descriptor, params: dict[str, Any], batch_input: str) -> dict[str, Any]:
+    """File inputs given with ``-p`` or ``--invocation``: made absolute (relative to the folder dicompose runs
+    in, as ``bosh`` reads them; the tool runs elsewhere) and checked to exist, all problems at once. A folder is
+    a valid File value in Boutiques (a BIDS dataset): it is mounted read-only and hashed by content too."""
+    resolved = dict(params)
+    problems = []
+    for spec in descriptor.inputs:
+        if spec["type"] != "File" or spec["id"] == batch_input or spec["id"] not in params:
+            continue
+        value = params[spec["id"]]
+        if value is None:
+            continue
+        paths = []
+        for item in value if isinstance(value, list) else [value]:
+            path = Path(str(item)).expanduser()
+            if not path.exists():
+                problems.append(f"input {spec['id']!r}: {item}: no such file or folder")
+            paths.append(str(path.absolute()))
+        resolved[spec["id"]] = paths if isinstance(value, list) else paths[0]
+    if problems:
+        raise UsageError("; ".join(problems))
+    return resolved
+
+
 def tool_graph(
     tool: str, params: dict[str, Any], timeout_s: float | None = None, *, batch: bool = True
 ) -> PipelineGraph:
@@ -44,10 +75,13 @@ def tool_graph(
     batch_input = batch_input_id(descriptor) if batch else ""
     if batch_input in params:
         raise UsageError(f"input {batch_input!r} comes from --in; do not also give it with -p")
+    params = _files_resolved(descriptor, params, batch_input)
     try:
         invocation = build_invocation(descriptor, with_batch(descriptor, batch_input, params, ["/placeholder"]))
     except UsageError as exc:
-        hint = "" if batch else " (or give the files with --in PATH)"
+        candidate = _batchable(descriptor)
+        missing = f"required input {candidate!r} is missing" in str(exc) if candidate else False
+        hint = " (or give its files with --in PATH)" if missing and not batch else ""
         raise UsageError(f"{exc}{hint}") from None
     check_builtin_values(descriptor, invocation.values)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", descriptor.name).strip("-") or "tool"
@@ -63,6 +97,6 @@ def tool_graph(
         }
     )
     source = Source("input", INPUT_NAME) if batch_input else Source("none", "")
-    node = StepNode(name, spec.steps[name], descriptor, batch_input, source, dict(params))
+    node = StepNode(name, spec.steps[name], descriptor, batch_input, source, dict(params))  # paths absolute
     outputs = {o["id"]: Source("step", name, str(o["id"])) for o in descriptor.outputs}
     return PipelineGraph(Path(tool), spec, (node,), outputs, flat_outputs=True)
