@@ -10,7 +10,7 @@ import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -40,6 +40,14 @@ def parse_inputs(sources: list[str], names: list[str]) -> dict[str, Path]:
         else:
             raise UsageError(f"--in {source!r}: expected NAME=PATH with NAME one of {', '.join(names)}")
     return result
+
+
+def refuse(pipeline: Path, problems: list[str]) -> NoReturn:
+    """Every problem on its own line, named by the file, then how many: nothing runs (exit 2)."""
+    for problem in problems:
+        stderr.print(f"[red]error:[/] {escape(str(pipeline))}: {escape(problem)}")
+    stderr.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}: nothing was run")
+    raise typer.Exit(2)
 
 
 def check(
@@ -74,10 +82,7 @@ def check(
     except DicomposeError as exc:
         fail(exc)
     if problems:
-        for problem in problems:
-            stderr.print(f"[red]error:[/] {escape(str(pipeline))}: {escape(problem)}")
-        stderr.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}: nothing was run")
-        raise typer.Exit(2)
+        refuse(pipeline, problems)
     order = " → ".join(node.name for node in graph.steps)
     inputs = ", ".join(f"{name} ({kind})" for name, kind in graph.spec.inputs.items())
     count = len(graph.steps)
@@ -141,10 +146,15 @@ def run_pipeline_command(
     engine_why: str | None = None,
 ) -> None:
     from dicompose.pipeline.graph import build_graph
+    from dicompose.pipeline.preflight import resource_problems
     from dicompose.pipeline.runner import PipelineRequest
 
+    problems: list[str] = []
     try:
-        graph = build_graph(pipeline)
+        graph = build_graph(pipeline, collect=problems)
+        problems += resource_problems(graph, scheduler)  # as check judges them, before any folder is made
+        if problems:
+            refuse(pipeline, problems)
         inputs = parse_inputs(sources, list(graph.spec.inputs))
     except DicomposeError as exc:
         fail(exc)

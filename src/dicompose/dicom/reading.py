@@ -6,6 +6,7 @@ import contextlib
 import filecmp
 import io
 import os
+import struct
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -159,9 +160,47 @@ def same_object(a: Path, b: Path) -> bool:
             if not np.array_equal(decoded_pixels(first, a), decoded_pixels(second, b)):
                 return False
             del first.PixelData, second.PixelData
-        return bool(first == second)
+        return same_elements(first, second)
     except InputError:
         return False
+
+
+#: How a binary number VR's values are laid out as bytes, for comparing them with the same values as OB/OW.
+_PACKING = {"US": "<H", "SS": "<h", "UL": "<I", "SL": "<i", "FL": "<f", "FD": "<d", "UV": "<Q", "SV": "<q"}
+
+
+def same_elements(first: Dataset, second: Dataset) -> bool:
+    """Element by element, the same values in whatever encoding: a value an implicit VR file gives as OW bytes
+    (LUT Data, whose VR is "US or OW") equals the US numbers an explicit VR file gives; sequences recurse."""
+    tags = list(first.keys())  # keys: no value decoded yet
+    if set(tags) != set(second.keys()):
+        return False
+    for tag in tags:
+        a, b = first[tag], second[tag]
+        if a.value == b.value:
+            continue
+        if a.VR == "SQ" and b.VR == "SQ":
+            items_a, items_b = list(a.value or []), list(b.value or [])
+            if len(items_a) != len(items_b) or not all(map(same_elements, items_a, items_b)):
+                return False
+            continue
+        if _as_bytes(a.VR, a.value) is None or _as_bytes(a.VR, a.value) != _as_bytes(b.VR, b.value):
+            return False
+    return True
+
+
+def _as_bytes(vr: str, value: object) -> bytes | None:
+    """A binary value as little endian bytes (None for text and anything else)."""
+    if isinstance(value, bytes):
+        return value
+    packing = _PACKING.get(vr)
+    if packing is None or value is None:
+        return None
+    numbers = list(value) if isinstance(value, list | tuple) or hasattr(value, "__iter__") else [value]
+    try:
+        return b"".join(struct.pack(packing, n) for n in numbers)
+    except (struct.error, TypeError):
+        return None
 
 
 def read_dataset_hashed(path: Path, hasher: Hasher) -> tuple[FileDataset, Digest]:

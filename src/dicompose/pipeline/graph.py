@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dicompose.descriptors.descriptor import Descriptor, load_descriptor
-from dicompose.descriptors.invocation import build_invocation, with_batch
+from dicompose.descriptors.invocation import build_invocation, output_patterns, with_batch
 from dicompose.errors import UsageError
 from dicompose.pipeline.spec import PipelineSpec, Step, load_pipeline_leniently, parse_reference
 from dicompose.tools.builtin_checks import check_builtin_values
@@ -217,6 +217,7 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
                 with_batch(descriptor, batch_input or broken, {**params, **placeholders}, ["/placeholder"]),
             )
             check_builtin_values(descriptor, invocation.values)
+            output_patterns(descriptor, invocation)  # an output the values send out of its folder
         except UsageError as exc:
             problems.append(f"{where}steps.{name}.with: {exc}")
             continue

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dicompose.descriptors.descriptor import Descriptor, load_descriptor
-from dicompose.descriptors.invocation import build_invocation, with_batch
+from dicompose.descriptors.invocation import build_invocation, output_patterns, with_batch
 from dicompose.errors import UsageError
 from dicompose.pipeline.graph import PipelineGraph, Source, StepNode
 from dicompose.pipeline.spec import PipelineSpec, Step
@@ -84,6 +84,7 @@ def tool_graph(
         hint = " (or give its files with --in PATH)" if missing and not batch else ""
         raise UsageError(f"{exc}{hint}") from None
     check_builtin_values(descriptor, invocation.values)
+    output_patterns(descriptor, invocation)  # an output path the values send out of the folder: refused now
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", descriptor.name).strip("-") or "tool"
     fed = {batch_input: f"inputs.{INPUT_NAME}"} if batch_input else {}
     step = Step.model_validate({"tool": tool, "with": {**fed, **params}, "timeout": timeout_s})
