@@ -110,19 +110,24 @@ def _output_id(descriptor: Descriptor, name: str) -> str | None:
     return None
 
 
-def _reference_problems(spec: PipelineSpec, name: str, where: str) -> list[str]:
-    """Inputs and steps that step ``name``'s values refer to and the pipeline lacks (for a step whose tool is
-    unknown: which of its inputs take references cannot be known, but a missing target is wrong either way)."""
+def _reference_problems(spec: PipelineSpec, name: str, where: str, descriptors: Mapping[str, Descriptor]) -> list[str]:
+    """Inputs, steps and step outputs that step ``name``'s values refer to and the pipeline lacks (for a step
+    whose tool is unknown: which of its inputs take references cannot be known, but a missing target is wrong
+    either way)."""
     problems = []
     for key, value in spec.steps[name].with_.items():
         reference = parse_reference(value)
         if reference is None:
             continue
-        kind, target, _ = reference
+        kind, target, output = reference
+        field = f"{where}steps.{name}.with.{key}"
         if kind == "input" and target not in spec.inputs:
-            problems.append(f"{where}steps.{name}.with.{key}: unknown pipeline input {target!r}")
+            problems.append(f"{field}: unknown pipeline input {target!r}")
         elif kind == "step" and target not in spec.steps:
-            problems.append(f"{where}steps.{name}.with.{key}: unknown step {target!r}")
+            problems.append(f"{field}: unknown step {target!r}")
+        elif kind == "step" and target in descriptors and _output_id(descriptors[target], output) is None:
+            outs = ", ".join(o["id"] for o in descriptors[target].outputs)
+            problems.append(f"{field}: step {target!r} has no output {output!r} (outputs: {outs})")
     return problems
 
 
@@ -144,7 +149,7 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
         descriptor = descriptors.get(name)
         where = line_at(document, "steps", name, "with")
         if descriptor is None:  # its tool is unknown (reported): what it refers to can still be checked
-            problems.extend(_reference_problems(spec, name, where))
+            problems.extend(_reference_problems(spec, name, where, descriptors))
             continue
         file_inputs = {i["id"] for i in descriptor.inputs if i["type"] == "File"}
         known = {i["id"] for i in descriptor.inputs}
@@ -205,11 +210,15 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
             source = Source(kind, ref_name, ref_output)
             batch_input = key
         if source is None and not broken:
+            given = ", ".join(f"{key} takes inputs.{ref}, a file input" for key, ref in file_refs.items())
             problems.append(
-                f"{line_at(document, 'steps', name)}steps.{name}.with: no File input is fed "
-                f"(one of {', '.join(sorted(file_inputs)) or 'none'} must take inputs.X or steps.S.output)"
+                f"{line_at(document, 'steps', name)}steps.{name}.with: no File input takes DICOM files "
+                f"(one of {', '.join(sorted(file_inputs)) or 'none'} must take a dicom input inputs.X or "
+                f"steps.S.output{'; ' + given if given else ''})"
             )
-            continue
+            if not file_refs:
+                continue
+            broken = next(iter(file_refs))  # its values are checked all the same
         try:
             placeholders = {ref: "/placeholder" for ref in file_refs}
             invocation = build_invocation(

@@ -185,6 +185,7 @@ def validate_leniently(document: dict[str, Any]) -> tuple[PipelineSpec | None, l
     references, parameters) still run: one ``check`` says everything, not one problem class at a time."""
     raw = _strip_lines(document)
     problems: list[str] = []
+    dropped: set[tuple[Any, ...]] = set()
     for _round in range(8):
         try:
             return PipelineSpec.model_validate(raw), problems
@@ -192,6 +193,9 @@ def validate_leniently(document: dict[str, Any]) -> tuple[PipelineSpec | None, l
             removed = False
             for error in exc.errors():
                 location = tuple(error["loc"])
+                if error["type"] == "missing" and location in dropped:
+                    continue  # a required field whose value was wrong (said already), not a missing one
+                dropped.add(location)
                 field = ".".join("with" if p == "with_" else str(p) for p in location) or "(top level)"
                 line = _line_of(document, location)
                 problems.append(f"{'line ' + str(line) + ', ' if line else ''}{field}: {error['msg']}")
