@@ -35,6 +35,14 @@ class UsageError(DicomposeError):
     exit_code = EXIT_USAGE
 
 
+class ProblemsError(UsageError):
+    """Several problems found together (a pipeline file's): commands that list problems say one per line."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.problems = problems
+
+
 class StepError(DicomposeError):
     """A step could not produce its output for one input."""
 

@@ -178,3 +178,26 @@ def test_an_unpinned_image_is_a_problem_unless_allowed(tmp_path: Path):
     refused = subprocess.run(argv, capture_output=True, text=True)
     assert refused.returncode == 2 and "pinned" in refused.stderr, refused.stderr
     assert subprocess.run([*argv, "--allow-unpinned"], capture_output=True, text=True).returncode == 0
+
+
+def test_duplicate_keys_and_a_broken_structure_are_listed_one_per_line(tmp_path: Path):
+    """A duplicate key does not stop the check; a file whose structure cannot be modelled lists every
+    structural problem on its own line, in check and in run alike (which makes no folder)."""
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        "version: 1\nname: d\nname: e\ninputs:\n  scans: dicom\nsteps:\n  a:\n    tool: normalize\n"
+        "    with: {input: steps.b.output, min: 3, min: 4}\n  b:\n    tool: threshold\n"
+        "    with: {input: steps.a.output}\n    retries: 99\noutputs:\n  o: steps.b.output\n"
+    )
+    errors = error_lines(check(path))
+    wanted = ["line 3: duplicate key 'name'", "line 9: duplicate key 'min'", "line 13, steps.b.retries", "cycle"]
+    assert all(any(w in e for e in errors) for w in wanted), errors
+    path.write_text("version: 3\nname: 5\nsteps: []\n")
+    for proc in (check(path), subprocess.run(
+        [str(BIN / "dicompose"), "run", str(path), "--in", str(tmp_path), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )):  # fmt: skip
+        errors = error_lines(proc)
+        assert proc.returncode == 2 and len(errors) == 4 and "4 problems: nothing was run" in proc.stderr, proc.stderr
+        assert not any("Field required" in e and "version" in e for e in errors)
+    assert not (tmp_path / "out").exists()

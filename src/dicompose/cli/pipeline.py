@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from dicompose.cli.console import fail, stderr, stdout
-from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError, UsageError
+from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError, ProblemsError, UsageError
 
 if TYPE_CHECKING:
     from dicompose.pipeline.graph import PipelineGraph
@@ -70,7 +70,10 @@ def check(
 
     problems: list[str] = []
     try:
-        graph = build_graph(pipeline, collect=problems)
+        try:
+            graph = build_graph(pipeline, collect=problems)
+        except ProblemsError as exc:  # the file's structure: nothing more can be checked
+            refuse(pipeline, exc.problems)
         problems += resource_problems(graph, scheduler)
         try:
             resolution = resolve_engine(engine)
@@ -151,7 +154,10 @@ def run_pipeline_command(
 
     problems: list[str] = []
     try:
-        graph = build_graph(pipeline, collect=problems)
+        try:
+            graph = build_graph(pipeline, collect=problems)
+        except ProblemsError as exc:
+            refuse(pipeline, exc.problems)
         problems += resource_problems(graph, scheduler)  # as check judges them, before any folder is made
         if problems:
             refuse(pipeline, problems)

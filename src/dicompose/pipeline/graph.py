@@ -13,7 +13,7 @@ from typing import Any
 
 from dicompose.descriptors.descriptor import Descriptor, load_descriptor
 from dicompose.descriptors.invocation import build_invocation, output_patterns, with_batch
-from dicompose.errors import UsageError
+from dicompose.errors import ProblemsError, UsageError
 from dicompose.pipeline.spec import PipelineSpec, Step, load_pipeline_leniently, parse_reference
 from dicompose.tools.builtin_checks import check_builtin_values
 
@@ -136,7 +136,7 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
     ``collect``, appended to it and the graph of what is valid returned (``dicompose check`` adds its own)."""
     spec, document, problems = load_pipeline_leniently(path)
     if spec is None:
-        raise UsageError(f"{path}: " + "; ".join(problems))
+        raise ProblemsError(str(path), problems)
     descriptors: dict[str, Descriptor] = {}
     for name, step in spec.steps.items():
         try:

@@ -94,7 +94,12 @@ class PipelineSpec(BaseModel):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """A safe loader that remembers the line of every mapping key (for error messages)."""
+    """A safe loader that remembers the line of every mapping key (for error messages), and every duplicate
+    key (a problem: YAML would silently keep the last value), so the rest of the file is still checked."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[str] = []
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -103,7 +108,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in mapping:
-            raise UsageError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+            loader.duplicates.append(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
         mapping[key] = loader.construct_object(value_node, deep=True)
         lines[key] = key_node.start_mark.line + 1
     mapping["__lines__"] = lines
@@ -165,18 +170,21 @@ def load_pipeline_leniently(path: Path) -> tuple[PipelineSpec | None, dict[str, 
         raise UsageError(f"{path}: pipeline file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read pipeline file ({exc})") from None
+    loader = _LineLoader(text)
     try:
-        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        document = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise UsageError(f"{path}: {where}not valid YAML ({getattr(exc, 'problem', exc)})") from None
     except UsageError as exc:
         raise UsageError(f"{path}: {exc}") from None
+    finally:
+        loader.dispose()
     if not isinstance(document, dict):
         raise UsageError(f"{path}: a pipeline is a YAML mapping (version, name, inputs, steps, outputs)")
     spec, problems = validate_leniently(document)
-    return spec, document, problems
+    return spec, document, [*loader.duplicates, *problems]
 
 
 def validate_leniently(document: dict[str, Any]) -> tuple[PipelineSpec | None, list[str]]:
