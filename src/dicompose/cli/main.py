@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -22,6 +23,9 @@ def main() -> None:
         sys.stdout.write(f"dicompose {__version__}\n")
         return
     signal.signal(signal.SIGTERM, _terminate)
+    # pydicom warns about every dubious value it reads (an odd-length UID, a non-conforming date): the tools
+    # already judge each file and say what matters in one line; its warnings would bury those lines.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     from dicompose.cli.app import app
 
     app(prog_name="dicompose")
