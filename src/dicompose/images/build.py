@@ -94,13 +94,6 @@ def build_tool_image(descriptor: Descriptor, client: Any, *, rebuild_base: bool 
     return BuildResult(recipe.tag, str(image.id), base_id, time.perf_counter() - started)
 
 
-@dataclass(frozen=True)
-class ApptainerExport:
-    definition: Path
-    wheels: Path
-    sif: Path | None
-
-
 def export_apptainer(descriptor: Descriptor, out_dir: Path) -> tuple[Path, Path]:
     """Write ``<tool>.def`` and the wheelhouse it installs from into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
