@@ -23,7 +23,7 @@ from dicompose.cli.audit import app as audit_app
 from dicompose.cli.console import batch_and_report, fail, normalize_and_report, parse_number, stdout
 from dicompose.cli.run import run as run_command
 from dicompose.cli.tool import app as tool_app
-from dicompose.errors import DicomposeError, UsageError
+from dicompose.errors import UsageError
 
 if TYPE_CHECKING:
     from dicompose.tools.batch import Operation
@@ -86,10 +86,7 @@ def _run_manifest(manifest: Path, operation: Callable[[], Operation], workers: i
     from dicompose.config import load_settings
     from dicompose.tools.manifest import run_operation
 
-    try:
-        code = run_operation(manifest, operation(), workers or load_settings().workers)
-    except DicomposeError as exc:
-        fail(exc)
+    code = run_operation(manifest, operation(), workers or load_settings().workers)
     raise typer.Exit(code)
 
 
@@ -160,10 +157,7 @@ def threshold(
     from dicompose.tools.threshold import threshold_operation
 
     params = ThresholdParams(parse_number(level, "--level"), parse_number(upper, "--upper") if upper else None)
-    try:
-        operation = threshold_operation(params)
-    except DicomposeError as exc:
-        fail(exc)
+    operation = threshold_operation(params)
     if manifest is not None:
         _run_manifest(manifest, lambda: operation, workers)
     parameters = {"level": params.level, "upper": params.upper}
@@ -206,10 +200,7 @@ def deidentify(
         tags = frozenset(Tag(int(t, 16)) for t in (retain_private or []))
     except ValueError:
         fail(UsageError("--retain-private takes tags as 8 hex digits, e.g. 00091001"))
-    try:
-        params = DeidParams(load_key(key_file), retain_dates, tags)
-    except DicomposeError as exc:
-        fail(exc)
+    params = DeidParams(load_key(key_file), retain_dates, tags)
     parameters = {"retain_dates": retain_dates, "retain_private": sorted(str(t) for t in tags)}
     operation = deidentify_operation(params)
     if manifest is not None:

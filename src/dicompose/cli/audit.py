@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dicompose.cli.console import fail, stdout
+from dicompose.cli.console import emit_json, fail, stdout
 from dicompose.errors import EXIT_FAILED, UsageError
 from dicompose.records.audit import ACTIONS, home_anchors, load_keys, read_entries, verify
 
@@ -109,7 +108,7 @@ def show_command(
         and (until is None or e["time"] < until)
     ]
     if as_json:
-        print(json.dumps(entries, indent=2))
+        emit_json(None, entries)  # a bare list
         return
     table = Table("seq", "time (UTC)", "user", "action", "patient", "path", "tool", "outcome")
     for e in entries:

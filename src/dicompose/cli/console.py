@@ -29,10 +29,22 @@ stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def fail(error: DicomposeError) -> NoReturn:
-    """Print one line (never a traceback) and exit with the error's code."""
+def print_error(error: DicomposeError) -> None:
+    """One line, never a traceback."""
     stderr.print(f"[bold red]error:[/] {escape(str(error))}")
+
+
+def fail(error: DicomposeError) -> NoReturn:
+    """Print one line and exit with the error's code (commands may also just raise: ``main`` does this)."""
+    print_error(error)
     raise typer.Exit(error.exit_code)
+
+
+def emit_json(schema: str | None, payload: object) -> None:
+    """Every ``--json`` output: an object carries its versioned ``schema`` name first (a field whose meaning
+    changes bumps the version); a bare list (runs, logs, audit show) stays a list (``schema`` None)."""
+    document = {"schema": schema, **payload} if schema is not None and isinstance(payload, dict) else payload
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
 
 def parse_number(text: str, name: str) -> float:
@@ -90,10 +102,7 @@ def normalize_and_report(
     from dicompose.tools.normalize import normalize_operation
 
     params = NormalizeParams(low, high, scope)
-    try:
-        operation = normalize_operation(params)
-    except DicomposeError as exc:
-        fail(exc)
+    operation = normalize_operation(params)
     parameters = {"min": params.low, "max": params.high, "scope": params.scope}
     return batch_and_report(
         inputs, operation, parameters, out_dir, workers=workers, as_json=as_json, quiet=quiet, follow_links=follow_links

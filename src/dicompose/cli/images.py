@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from dicompose.cli.console import fail, stderr, stdout
-from dicompose.errors import DicomposeError, UsageError
+from dicompose.cli.console import emit_json, fail, stderr, stdout
+from dicompose.errors import UsageError
 from dicompose.images.base import BaseImageRecipe
 
 
@@ -29,12 +28,9 @@ def build(
     from dicompose.images.build import build_tool_image
     from dicompose.images.docker_client import connect
 
-    try:
-        result = build_tool_image(load_descriptor(tool), connect(), rebuild_base=rebuild_base, report=_say)
-    except DicomposeError as exc:
-        fail(exc)
+    result = build_tool_image(load_descriptor(tool), connect(), rebuild_base=rebuild_base, report=_say)
     if as_json:
-        print(json.dumps({"image": result.image, "digest": result.digest}))
+        emit_json("dicompose.build/1", {"image": result.image, "digest": result.digest})
     else:
         stdout.print(f"{result.image} {result.digest} (built in {result.seconds:.0f} s, base {result.base[:19]})")
 
@@ -51,10 +47,7 @@ def base_image(
     from dicompose.images.docker_client import connect
 
     recipe = BaseImageRecipe(suite=suite, mirror=mirror)
-    try:
-        image_id = ensure_base_image(connect(), recipe, rebuild=rebuild, report=_say)
-    except DicomposeError as exc:
-        fail(exc)
+    image_id = ensure_base_image(connect(), recipe, rebuild=rebuild, report=_say)
     stdout.print(f"{recipe.tag} {image_id}")
 
 
@@ -69,10 +62,7 @@ def export_apptainer_command(
     from dicompose.descriptors.descriptor import load_descriptor
     from dicompose.images.build import export_apptainer
 
-    try:
-        definition, wheels = export_apptainer(load_descriptor(tool), out)
-    except DicomposeError as exc:
-        fail(exc)
+    definition, wheels = export_apptainer(load_descriptor(tool), out)
     stdout.print(f"definition: {definition}\nwheelhouse: {wheels}")
     executable = shutil.which("apptainer") or shutil.which("singularity")
     if not build_sif:

@@ -27,5 +27,12 @@ def main() -> None:
     # already judge each file and say what matters in one line; its warnings would bury those lines.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     from dicompose.cli.app import app
+    from dicompose.errors import DicomposeError
 
-    app(prog_name="dicompose")
+    try:
+        app(prog_name="dicompose")
+    except DicomposeError as exc:  # the one handler: any command's refusal is one line and its exit code
+        from dicompose.cli.console import print_error
+
+        print_error(exc)
+        sys.exit(exc.exit_code)

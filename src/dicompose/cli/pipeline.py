@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from dicompose.cli.console import fail, stderr, stdout
-from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError, ProblemsError, UsageError
+from dicompose.cli.console import stderr, stdout
+from dicompose.errors import EXIT_FAILED, EXIT_OK, ProblemsError, UsageError
 
 if TYPE_CHECKING:
     from dicompose.pipeline.graph import PipelineGraph
@@ -70,20 +70,17 @@ def check(
 
     problems: list[str] = []
     try:
-        try:
-            graph = build_graph(pipeline, collect=problems)
-        except ProblemsError as exc:  # the file's structure: nothing more can be checked
-            refuse(pipeline, exc.problems)
-        problems += resource_problems(graph, scheduler)
-        try:
-            resolution = resolve_engine(engine)
-        except UsageError as exc:
-            problems.append(str(exc))
-        else:
-            problems += image_problems(graph, resolution.engine, allow_unpinned=allow_unpinned)
-            stdout.print(f"engine: {resolution.engine.name} ({escape(resolution.why)})")
-    except DicomposeError as exc:
-        fail(exc)
+        graph = build_graph(pipeline, collect=problems)
+    except ProblemsError as exc:  # the file's structure: nothing more can be checked
+        refuse(pipeline, exc.problems)
+    problems += resource_problems(graph, scheduler)
+    try:
+        resolution = resolve_engine(engine)
+    except UsageError as exc:
+        problems.append(str(exc))
+    else:
+        problems += image_problems(graph, resolution.engine, allow_unpinned=allow_unpinned)
+        stdout.print(f"engine: {resolution.engine.name} ({escape(resolution.why)})")
     if problems:
         refuse(pipeline, problems)
     order = " → ".join(node.name for node in graph.steps)
@@ -113,11 +110,8 @@ def execute_request(request: PipelineRequest, graph: PipelineGraph, out: Path, *
             "launches will share them (slower, not faster)"
         )
     progress = _Progress(enabled=not as_json and not request.dry_run)
-    try:
-        with progress:
-            report = run_pipeline(request, events=progress)
-    except DicomposeError as exc:
-        fail(exc)
+    with progress:
+        report = run_pipeline(request, events=progress)
     if request.dry_run:
         if as_json:
             print(json.dumps(document(report, graph, tool), indent=2))
@@ -154,16 +148,13 @@ def run_pipeline_command(
 
     problems: list[str] = []
     try:
-        try:
-            graph = build_graph(pipeline, collect=problems)
-        except ProblemsError as exc:
-            refuse(pipeline, exc.problems)
-        problems += resource_problems(graph, scheduler)  # as check judges them, before any folder is made
-        if problems:
-            refuse(pipeline, problems)
-        inputs = parse_inputs(sources, list(graph.spec.inputs))
-    except DicomposeError as exc:
-        fail(exc)
+        graph = build_graph(pipeline, collect=problems)
+    except ProblemsError as exc:
+        refuse(pipeline, exc.problems)
+    problems += resource_problems(graph, scheduler)  # as check judges them, before any folder is made
+    if problems:
+        refuse(pipeline, problems)
+    inputs = parse_inputs(sources, list(graph.spec.inputs))
     request = PipelineRequest(
         pipeline,
         inputs,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,7 +11,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Column, Table
 
-from dicompose.cli.console import fail, stdout
+from dicompose.cli.console import emit_json, fail, stdout
 from dicompose.errors import UsageError
 from dicompose.records.index import Index
 from dicompose.records.workspace import Workspace, is_locked
@@ -70,7 +69,7 @@ def runs(
         item["launches"] = len(launches) if launches else sum(1 for a in attempts if not a["cached"])
         item["cached"] = sum(1 for a in attempts if a["cached"])
     if as_json:
-        print(json.dumps(items, indent=2))
+        emit_json(None, items)  # a bare list, newest last
         return
     wide = stdout.width >= 100  # at 80 columns the engine (in show and --json) gives way to what ran
     columns = [
@@ -109,7 +108,7 @@ def show(
     if as_json:
         doc = {**run, "attempts": attempts, "launches": index.launches(run["id"])}
         redactor = _redactor(run, attempts)
-        print(json.dumps(redactor.value(doc) if redactor else doc, indent=2))
+        emit_json("dicompose.show/1", redactor.value(doc) if redactor else doc)
         return
     duration = f"{run['ended'] - run['started']:.1f} s" if run["ended"] else f"started {_when(run['started'])}"
     stdout.print(f"run {run['id']}: {run['status']} ({run['kind']} {escape(run['target'])}), {duration}")
@@ -167,7 +166,7 @@ def logs(
     if redactor is not None:  # a de-identifying run: the tools' own messages may name input files
         entries = redactor.value(entries)
     if as_json:
-        print(json.dumps(entries, indent=2))
+        emit_json(None, entries)  # a bare list
         return
     for entry in entries:
         task = escape("[" + str(entry["task"]) + "]")
@@ -213,7 +212,6 @@ def gc(
         fail(exc)
     if as_json:
         document = {
-            "schema": "dicompose.gc/1",
             "dry_run": dry_run,
             "freed_bytes": plan.bytes,
             "task_folders": len(plan.task_dirs),
@@ -221,7 +219,7 @@ def gc(
             "collected_runs": list(plan.collected_runs),
             "kept_runs": list(plan.kept_runs),
         }
-        print(json.dumps(document, indent=2))
+        emit_json("dicompose.gc/1", document)
         return
     verb = "would free" if dry_run else "freed"
     why = ", ".join(f"{n} {reason}" for reason, n in sorted(plan.details.items())) or "none"

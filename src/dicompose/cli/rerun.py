@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,8 +9,8 @@ import typer
 from rich.markup import escape
 
 from dicompose.cli.compare import document, show
-from dicompose.cli.console import fail, stdout
-from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError
+from dicompose.cli.console import emit_json, stdout
+from dicompose.errors import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
     from dicompose.pipeline.rerun import RerunResult
@@ -21,18 +20,15 @@ WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace of
 
 def _report(result: RerunResult, as_json: bool, what: str) -> None:
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "original": result.original,
-                    "rerun": result.report.run_id,
-                    "engine": result.report.engine,
-                    "identical": result.identical,
-                    "comparison": document(result.comparison),
-                },
-                indent=2,
-            )
-        )
+        payload = {
+            "original": result.original,
+            "rerun": result.report.run_id,
+            "engine": result.report.engine,
+            "identical": result.identical,
+            "outputs": str(result.comparison.b),
+            "comparison": document(result.comparison),
+        }
+        emit_json("dicompose.verify/1" if what == "verification" else "dicompose.rerun/1", payload)
     else:
         show(result.comparison)
         verdict = (
@@ -55,10 +51,7 @@ def rerun_command(
     """Re-execute a recorded run (same descriptors, image digests, parameters) and check its outputs match."""
     from dicompose.pipeline.rerun import rerun
 
-    try:
-        result = rerun(run_id, workspace, out)
-    except DicomposeError as exc:
-        fail(exc)
+    result = rerun(run_id, workspace, out)
     _report(result, as_json, "rerun")
     raise typer.Exit(EXIT_OK if result.identical else EXIT_FAILED)
 
@@ -75,10 +68,7 @@ def verify_command(
     from dicompose.pipeline.rerun import rerun
 
     target = out or Path(f"{run_id}-verify-{engine}")
-    try:
-        result = rerun(run_id, workspace, target, engine=engine, tolerance=tolerance)
-    except DicomposeError as exc:
-        fail(exc)
+    result = rerun(run_id, workspace, target, engine=engine, tolerance=tolerance)
     _report(result, as_json, "verification")
     raise typer.Exit(EXIT_OK if result.comparison.passed else EXIT_FAILED)
 
@@ -91,8 +81,5 @@ def export_provenance_command(
     """Write a Workflow Run RO-Crate (Provenance Run Crate profile) describing a run."""
     from dicompose.pipeline.provenance import export_provenance
 
-    try:
-        metadata = export_provenance(workspace, run_id, out)
-    except DicomposeError as exc:
-        fail(exc)
+    metadata = export_provenance(workspace, run_id, out)
     stdout.print(f"RO-Crate written: {metadata}")

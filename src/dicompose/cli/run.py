@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from dicompose.cli.console import fail
-from dicompose.errors import DicomposeError, UsageError
+from dicompose.errors import UsageError
 
 
 def run(
@@ -95,16 +95,13 @@ def run(
 
     if len(sources) > 1 or (sources and "=" in sources[0] and not Path(sources[0]).exists()):
         fail(UsageError("a tool takes one --in PATH (or none: its File inputs given with -p or --invocation)"))
-    try:
-        raw: dict[str, Any] = read_invocation_file(invocation) if invocation else {}
-        descriptor = load_descriptor(target)
-        if invocation:
-            check_invocation_types(descriptor, raw, invocation)
-        lists = frozenset(str(i["id"]) for i in descriptor.inputs if i.get("list"))
-        raw.update(parse_pairs(params or [], lists))
-        graph = tool_graph(target, raw, timeout, batch=bool(sources))
-    except DicomposeError as exc:
-        fail(exc)
+    raw: dict[str, Any] = read_invocation_file(invocation) if invocation else {}
+    descriptor = load_descriptor(target)
+    if invocation:
+        check_invocation_types(descriptor, raw, invocation)
+    lists = frozenset(str(i["id"]) for i in descriptor.inputs if i.get("list"))
+    raw.update(parse_pairs(params or [], lists))
+    graph = tool_graph(target, raw, timeout, batch=bool(sources))
     request = PipelineRequest(
         Path(target),
         {INPUT_NAME: Path(sources[0])} if sources else {},
