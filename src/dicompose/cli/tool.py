@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from dicompose.cli.console import fail, stdout
+from dicompose.cli.console import emit_json, fail, stdout
 from dicompose.errors import UsageError
 
+SCHEMA = "dicompose.tool-validate/2"
 app = typer.Typer(help="Tool descriptors (Boutiques-compatible).", no_args_is_help=True)
 
 
@@ -33,15 +33,14 @@ def validate_command(
     except UsageError as exc:
         if not as_json:
             fail(exc)
-        document = {"schema": "dicompose.tool-validate/2", "file": file, "valid": False}
+        document = {"file": file, "valid": False}
         refusal = {"path": "$", "message": str(exc), "severity": "error"}
-        stdout.print_json(json.dumps({**document, "problems": [refusal]}))
+        emit_json(SCHEMA, {**document, "problems": [refusal]})
         raise typer.Exit(2) from None
     valid = not errors(problems)
     if as_json:
         listing = [{"path": p.path, "message": p.message, "severity": p.severity} for p in problems]
-        document = {"schema": "dicompose.tool-validate/2", "file": str(path), "valid": valid, "problems": listing}
-        stdout.print_json(json.dumps(document))
+        emit_json(SCHEMA, {"file": str(path), "valid": valid, "problems": listing})
     else:
         for problem in problems:
             colour = "red" if problem.severity == "error" else "yellow"
