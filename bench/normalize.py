@@ -43,9 +43,9 @@ import pydicom
 
 from common import machine as machine_info
 from common import write_report
-from dicompose.dicom.kernel import ValueRange, choose_encoding, modality_range, remap
-from dicompose.dicom.normalize import NormalizeParams
+from dicompose.dicom.kernel import choose_encoding, modality_range, remap
 from dicompose.dicom.synthetic import phantom_hu, write_ct_series
+from dicompose.params import NormalizeParams, ValueRange
 from dicompose.tools.batch import Status
 from dicompose.tools.normalize import run_normalize
 

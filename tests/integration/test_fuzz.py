@@ -28,9 +28,10 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicompose.dicom.deidentify import DeidParams, deidentify_file
-from dicompose.dicom.normalize import NormalizeParams, normalize_file
-from dicompose.dicom.threshold import ThresholdParams, threshold_file
+from dicompose.dicom.normalize import normalize_file
+from dicompose.dicom.threshold import threshold_file
 from dicompose.errors import InputError
+from dicompose.params import NormalizeParams, ThresholdParams
 from tests.conftest import dciodvfy_errors, normalized_error
 
 SEED = 20261130

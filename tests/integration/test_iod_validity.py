@@ -16,9 +16,10 @@ import pydicom
 import pytest
 
 from dicompose.dicom.deidentify import DeidParams, deidentify_file
-from dicompose.dicom.normalize import NormalizeParams, normalize_file
-from dicompose.dicom.threshold import ThresholdParams, threshold_file
+from dicompose.dicom.normalize import normalize_file
+from dicompose.dicom.threshold import threshold_file
 from dicompose.errors import UnsupportedInputError
+from dicompose.params import NormalizeParams, ThresholdParams
 from tests.conftest import dciodvfy_errors
 from tests.support import iods
 

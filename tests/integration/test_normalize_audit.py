@@ -15,8 +15,7 @@ import pytest
 from dicompose.dicom import synthetic
 from dicompose.dicom.deidentify import DeidParams
 from dicompose.dicom.identifiers import identifiers
-from dicompose.dicom.normalize import NormalizeParams
-from dicompose.dicom.threshold import ThresholdParams
+from dicompose.params import NormalizeParams, ThresholdParams
 from dicompose.records.audit import Keys, load_keys, read_entries, verify
 from dicompose.records.hashing import sha256_file
 from dicompose.tools.batch import FileResult, Operation, Status, run_batch

@@ -15,7 +15,8 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from dicompose.dicom import synthetic
-from dicompose.dicom.normalize import NormalizeParams, normalize_file
+from dicompose.dicom.normalize import normalize_file
+from dicompose.params import NormalizeParams
 from tests.conftest import dciodvfy_errors, independent_modality_values
 from tests.reference import paper_normalize_scan as paper
 

@@ -22,9 +22,10 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dicompose import __version__
 from dicompose.dicom.iod import ORIGINAL_ONLY, rules_for
-from dicompose.dicom.kernel import EncodingError, ValueRange, choose_encoding
-from dicompose.dicom.normalize import NormalizeParams, normalize_file, output_name
+from dicompose.dicom.kernel import EncodingError, choose_encoding
+from dicompose.dicom.normalize import normalize_file, output_name
 from dicompose.errors import InputError, UnsupportedInputError
+from dicompose.params import NormalizeParams, ValueRange
 from tests.conftest import (
     dciodvfy_errors,
     exact_expected,
@@ -232,7 +233,8 @@ def test_outputs_add_no_dciodvfy_error(dciodvfy: str, path: Path, low: float, hi
 @pytest.mark.dciodvfy
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
 def test_threshold_masks_add_no_dciodvfy_error(dciodvfy: str, path: Path, tmp_path: Path):
-    from dicompose.dicom.threshold import ThresholdParams, threshold_file
+    from dicompose.dicom.threshold import threshold_file
+    from dicompose.params import ThresholdParams
 
     before_values = independent_modality_values(pydicom.dcmread(path))
     level = float(np.median(before_values))

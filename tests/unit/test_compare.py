@@ -8,8 +8,9 @@ import numpy as np
 import pydicom
 
 from dicompose.dicom import synthetic
-from dicompose.dicom.normalize import NormalizeParams, normalize_file
-from dicompose.dicom.threshold import ThresholdParams, threshold_file
+from dicompose.dicom.normalize import normalize_file
+from dicompose.dicom.threshold import threshold_file
+from dicompose.params import NormalizeParams, ThresholdParams
 from dicompose.records.compare import compare_folders
 
 

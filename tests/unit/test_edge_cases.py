@@ -12,8 +12,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from dicompose.dicom import synthetic
-from dicompose.dicom.normalize import NormalizeParams, normalize_file
+from dicompose.dicom.normalize import normalize_file
 from dicompose.errors import InputError, UnsupportedInputError
+from dicompose.params import NormalizeParams
 from tests.conftest import independent_modality_values
 
 

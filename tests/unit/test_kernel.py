@@ -10,13 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from dicompose.dicom.kernel import (
-    ValueRange,
-    choose_encoding,
-    format_ds,
-    modality_range,
-    remap,
-)
+from dicompose.dicom.kernel import choose_encoding, modality_range, remap
+from dicompose.params import ValueRange, format_ds
 from tests.conftest import exact_expected
 
 

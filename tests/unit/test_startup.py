@@ -92,7 +92,7 @@ def test_probe_sees_heavy_packages(tmp_path: Path) -> None:
 def test_cli_scope_choices_match_the_normalize_scope() -> None:
     """``cli/app.py`` spells the --scope choices out (no numpy at --help): they must stay the kernel's."""
     from dicompose.cli.app import Scope as CliScope
-    from dicompose.dicom.normalize import Scope
+    from dicompose.params import Scope
 
     assert get_args(CliScope) == get_args(Scope)
 

@@ -10,8 +10,9 @@ import pytest
 
 from dicompose.descriptors.descriptor import load_descriptor
 from dicompose.dicom import synthetic
-from dicompose.dicom.threshold import ThresholdParams, threshold_file
+from dicompose.dicom.threshold import threshold_file
 from dicompose.errors import UsageError
+from dicompose.params import ThresholdParams
 from tests.conftest import independent_modality_values
 
 

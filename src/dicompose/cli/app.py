@@ -28,8 +28,7 @@ from dicompose.errors import UsageError
 if TYPE_CHECKING:
     from dicompose.tools.batch import Operation
 
-# dicompose.dicom.normalize.Scope, spelled out here so that --help need not import numpy (a test keeps them equal).
-Scope = Literal["file", "series"]
+Scope = Literal["file", "series"]  # dicompose.params.Scope, spelled out for typer's choices (a test keeps them equal)
 
 help_style.apply()
 app = typer.Typer(
@@ -117,21 +116,17 @@ def normalize(
     manifest: ManifestOption = None,
 ) -> None:
     """Remap intensities of many DICOM scans to [--min, --max], in parallel, into --out."""
-    low = parse_number(minimum, "--min")
-    high = parse_number(maximum, "--max")
-    if low > high:
-        raise typer.BadParameter(f"--min ({minimum}) must not be greater than --max ({maximum})")
+    from dicompose.params import NormalizeParams
+
+    params = NormalizeParams(parse_number(minimum, "--min"), parse_number(maximum, "--max"), scope)  # its rules
     if manifest is not None:
-        from dicompose.dicom.normalize import NormalizeParams
         from dicompose.tools.normalize import normalize_operation
 
-        _run_manifest(manifest, lambda: normalize_operation(NormalizeParams(low, high, scope)), workers)
+        _run_manifest(manifest, lambda: normalize_operation(params), workers)
     code = normalize_and_report(
         _inputs(inputs),
-        low,
-        high,
+        params,
         out,
-        scope=scope,
         workers=workers,
         as_json=as_json,
         quiet=quiet,
@@ -153,7 +148,7 @@ def threshold(
     manifest: ManifestOption = None,
 ) -> None:
     """Binary masks (1 inside [--level, --upper], else 0) of DICOM images, written as <stem>-mask.dcm."""
-    from dicompose.dicom.threshold import ThresholdParams
+    from dicompose.params import ThresholdParams
     from dicompose.tools.threshold import threshold_operation
 
     params = ThresholdParams(parse_number(level, "--level"), parse_number(upper, "--upper") if upper else None)

@@ -22,7 +22,7 @@ from dicompose.config import load_settings
 from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError
 
 if TYPE_CHECKING:
-    from dicompose.dicom.normalize import Scope
+    from dicompose.params import NormalizeParams
     from dicompose.tools.batch import FileResult, Operation, Summary
 
 stdout = Console(highlight=False, soft_wrap=True)
@@ -87,21 +87,17 @@ def progress_bar(label: str, enabled: bool) -> Iterator[tuple[Callable[[FileResu
 
 def normalize_and_report(
     inputs: Sequence[Path],
-    low: float,
-    high: float,
+    params: NormalizeParams,
     out_dir: Path | None,
     *,
-    scope: Scope,
     workers: int | None,
     as_json: bool,
     quiet: bool,
     follow_links: bool = False,
 ) -> int:
     """Normalize a batch and report it; return the exit code."""
-    from dicompose.dicom.normalize import NormalizeParams
     from dicompose.tools.normalize import normalize_operation
 
-    params = NormalizeParams(low, high, scope)
     operation = normalize_operation(params)
     parameters = {"min": params.low, "max": params.high, "scope": params.scope}
     return batch_and_report(

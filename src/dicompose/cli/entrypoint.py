@@ -14,6 +14,7 @@ from pathlib import Path
 
 from dicompose.cli.console import normalize_and_report, stderr
 from dicompose.errors import UsageError
+from dicompose.params import NormalizeParams
 
 PAPER_INPUT = Path("/infile.dcm")
 PAPER_OUTPUT = Path("/mnt/vout")
@@ -39,10 +40,7 @@ def main() -> None:
             sys.stderr.write(f"dicompose-entrypoint: {args[0]}: command not found in this image\n")
             sys.exit(127)
     try:
-        low = number_from_env("MIN", "0")
-        high = number_from_env("MAX", "100")
-        if low > high:
-            raise UsageError(f"MIN ({low:g}) must not be greater than MAX ({high:g})")
+        params = NormalizeParams(number_from_env("MIN", "0"), number_from_env("MAX", "100"))
     except UsageError as exc:
         stderr.print(f"[bold red]error:[/] {exc}")
         sys.exit(exc.exit_code)
@@ -54,4 +52,4 @@ def main() -> None:
             "create the host folder first (mkdir -m 1777 out) or run with --user $(id -u):$(id -g)"
         )
         sys.exit(2)
-    sys.exit(normalize_and_report([source], low, high, out, scope="file", workers=1, as_json=False, quiet=False))
+    sys.exit(normalize_and_report([source], params, out, workers=1, as_json=False, quiet=False))

@@ -30,11 +30,14 @@ def normalize_scan(
     ] = None,
 ) -> None:
     """Linearly remap a DICOM scan's intensities to [MIN, MAX]; writes FILE's stem + '-normalized.dcm'."""
-    low = parse_number(minimum, "MIN")
-    high = parse_number(maximum, "MAX")
-    if low > high:
-        raise typer.BadParameter(f"MIN ({minimum}) must not be greater than MAX ({maximum})", param_hint="MIN")
-    code = normalize_and_report([file], low, high, out, scope="file", workers=1, as_json=False, quiet=False)
+    from dicompose.errors import UsageError
+    from dicompose.params import NormalizeParams
+
+    try:
+        params = NormalizeParams(parse_number(minimum, "MIN"), parse_number(maximum, "MAX"))
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc), param_hint="MIN") from None
+    code = normalize_and_report([file], params, out, workers=1, as_json=False, quiet=False)
     raise typer.Exit(code)
 
 

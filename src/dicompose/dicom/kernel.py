@@ -18,24 +18,14 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from dicompose.params import ValueRange, format_ds  # pure text and data: defined with the parameters
+
 #: Pixels per chunk for the LUT gather: the intp index temporary (8 bytes/pixel) stays in L2 cache.
 _CHUNK = 1 << 15
 #: Largest stored-value span remapped through a lookup table (bigger spans use direct float64 arithmetic).
 _MAX_LUT_SPAN = 1 << 20
 #: Codes of the fractional encoding: [0, 65535] scaled by a rescale slope/intercept.
 _FRACTION_LEVELS = 65535
-
-
-@dataclass(frozen=True)
-class ValueRange:
-    """A closed interval of modality values."""
-
-    low: float
-    high: float
-
-    @property
-    def width(self) -> float:
-        return self.high - self.low
 
 
 @dataclass(frozen=True)
@@ -62,19 +52,6 @@ class OutputEncoding:
     def stored_limits(self) -> tuple[int, int]:
         info = np.iinfo(self.dtype)
         return int(info.min), int(info.max)
-
-
-def format_ds(value: float) -> str:
-    """Format a float as a DICOM Decimal String (<= 16 chars) that round-trips as closely as possible."""
-    if value == 0:
-        return "0"
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    for digits in range(16, 0, -1):
-        text = f"{value:.{digits}g}"
-        if len(text) <= 16:
-            return text.replace("e+", "e")
-    raise ValueError(f"cannot format {value!r} as a DICOM decimal string")  # pragma: no cover
 
 
 def _limits_text(limits: EncodingLimits) -> str:

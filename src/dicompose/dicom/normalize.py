@@ -9,21 +9,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 from pydicom.dataset import FileDataset
 
-from dicompose import __version__
 from dicompose.dicom.identifiers import Fingerprints, dataset_identifiers
 from dicompose.dicom.iod import rules_for
-from dicompose.dicom.kernel import (
-    EncodingError,
-    ValueRange,
-    choose_encoding,
-    format_ds,
-    modality_range,
-    remap,
-)
+from dicompose.dicom.kernel import EncodingError, choose_encoding, modality_range, remap
 from dicompose.dicom.pixel_module import Derivation, write_derived_image
 from dicompose.dicom.reading import (
     GrayscalePixels,
@@ -34,36 +25,9 @@ from dicompose.dicom.reading import (
 )
 from dicompose.errors import InputError, UnsupportedInputError
 from dicompose.fileio import Digest, Hasher, Hashing
+from dicompose.params import NORMALIZE_RECIPE_VERSION, NormalizeParams, ValueRange
 
-Scope = Literal["file", "series"]
-#: Bumped whenever the output of the same input and parameters changes; part of every derived UID.
-RECIPE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class NormalizeParams:
-    """The tool's parameters: target range and whether the range is found per file or per series."""
-
-    low: float
-    high: float
-    scope: Scope = "file"
-
-    @property
-    def target(self) -> ValueRange:
-        return ValueRange(float(self.low), float(self.high))
-
-    def recipe(self) -> str:
-        """Canonical text of everything that determines the output; hashed into the derived UIDs."""
-        return (
-            f"dicompose.normalize/r{RECIPE_VERSION}/v{__version__}"
-            f"/low={float(self.low)!r}/high={float(self.high)!r}/scope={self.scope}"
-        )
-
-    def describe(self) -> str:
-        return (
-            f"Intensities linearly remapped to [{format_ds(self.low)}, {format_ds(self.high)}] "
-            f"({self.scope} scope) by dicompose {__version__} normalize"
-        )
+RECIPE_VERSION = NORMALIZE_RECIPE_VERSION  # the normalize recipe's version (kept under its old name)
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ from pydicom.sequence import Sequence
 
 from dicompose import __version__
 from dicompose.dicom.derivation import mark_derived
-from dicompose.dicom.kernel import OutputEncoding, ValueRange, format_ds
+from dicompose.dicom.kernel import OutputEncoding
 from dicompose.dicom.reading import GrayscalePixels
 from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
 from dicompose.errors import InputError, storage_error
 from dicompose.fileio import Digest, Hasher
+from dicompose.params import ValueRange, format_ds
 
 _VOI_KEYWORDS = ("WindowCenter", "WindowWidth", "VOILUTSequence", "WindowCenterWidthExplanation")
 _STALE_KEYWORDS = (

@@ -7,40 +7,22 @@ radiologist can open beside the input. Values are compared on modality values (a
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
 
-from dicompose import __version__
 from dicompose.dicom.identifiers import Fingerprints, fingerprinted
 from dicompose.dicom.iod import rules_for
-from dicompose.dicom.kernel import ValueRange, choose_encoding, format_ds
+from dicompose.dicom.kernel import choose_encoding
 from dicompose.dicom.pixel_module import Derivation, write_derived_image
 from dicompose.dicom.reading import grayscale_pixels, read_dataset, require_identity
 from dicompose.errors import UnsupportedInputError
 from dicompose.fileio import Digest, Hasher, Hashing
-from dicompose.param_rules import check_threshold
+from dicompose.params import THRESHOLD_RECIPE_VERSION, ThresholdParams, ValueRange
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = THRESHOLD_RECIPE_VERSION
 MASK = ValueRange(0.0, 1.0)
-
-
-@dataclass(frozen=True)
-class ThresholdParams:
-    level: float
-    upper: float | None = None
-
-    def check(self) -> None:
-        check_threshold(self.level, self.upper)
-
-    def recipe(self) -> str:
-        return f"dicompose.threshold/r{RECIPE_VERSION}/v{__version__}/level={self.level!r}/upper={self.upper!r}"
-
-    def describe(self) -> str:
-        upper = f", {format_ds(self.upper)}]" if self.upper is not None else ", ∞)"
-        return f"Binary mask of values in [{format_ds(self.level)}{upper} by dicompose {__version__} threshold"
 
 
 def mask_name(source: Path) -> str:

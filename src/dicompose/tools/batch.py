@@ -27,7 +27,6 @@ from dicompose.allocator import keep_freed_buffers
 from dicompose.config import data_home
 from dicompose.dicom.duplicates import duplicate_instances
 from dicompose.dicom.identifiers import Fingerprint, Fingerprints, file_facts
-from dicompose.dicom.kernel import ValueRange
 from dicompose.dicom.normalize import measure_file
 from dicompose.dicom.reading import Peek, damage, is_whole, same_object
 from dicompose.errors import InputError, StorageError, UnsupportedInputError, UsageError
@@ -40,6 +39,7 @@ from dicompose.fileio import (
     fsync_directory,
 )
 from dicompose.lifetime import die_with_parent
+from dicompose.params import ValueRange
 from dicompose.records.audit import AuditLog, Item, load_keys
 from dicompose.tools.discovery import Candidate, Skipped, discover, peek_each
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dicompose.descriptors.descriptor import Descriptor, load_descriptor
-from dicompose.param_rules import check_target_range, check_threshold
+from dicompose.params import NormalizeParams, ThresholdParams
 
 
 def check_builtin_values(descriptor: Descriptor, values: Mapping[str, Any]) -> None:
@@ -19,7 +19,7 @@ def check_builtin_values(descriptor: Descriptor, values: Mapping[str, Any]) -> N
     ):
         return
     if descriptor.name == "normalize":
-        check_target_range(float(values.get("min", 0)), float(values.get("max", 100)))
+        NormalizeParams(float(values.get("min", 0)), float(values.get("max", 100)))  # its rules, checked when made
     else:
         upper = values.get("upper")
-        check_threshold(float(values.get("level", 50)), None if upper is None else float(upper))
+        ThresholdParams(float(values.get("level", 50)), None if upper is None else float(upper))

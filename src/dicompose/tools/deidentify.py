@@ -7,8 +7,8 @@ from pathlib import Path
 
 from dicompose.dicom.deidentify import DeidParams, deidentify_file, deidentify_file_fingerprinted, output_name_for
 from dicompose.dicom.identifiers import Fingerprints
-from dicompose.dicom.kernel import ValueRange
 from dicompose.fileio import Hashing
+from dicompose.params import ValueRange
 from dicompose.tools.batch import Operation
 from dicompose.tools.site_keys import load_key, site_key_path
 

@@ -7,10 +7,9 @@ from functools import partial
 from pathlib import Path
 
 from dicompose.dicom.identifiers import Fingerprints
-from dicompose.dicom.kernel import ValueRange
-from dicompose.dicom.normalize import NormalizeParams, normalize_file, output_name
+from dicompose.dicom.normalize import normalize_file, output_name
 from dicompose.fileio import Hashing
-from dicompose.param_rules import check_target_range
+from dicompose.params import NormalizeParams, ValueRange
 from dicompose.tools.batch import FileResult, Operation, Summary, run_batch
 
 
@@ -29,7 +28,6 @@ def _apply(
 
 
 def normalize_operation(params: NormalizeParams) -> Operation:
-    check_target_range(params.low, params.high)
     return Operation("normalize", partial(_apply, params), output_name, series_scope=params.scope == "series")
 
 

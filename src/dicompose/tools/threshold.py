@@ -6,9 +6,9 @@ from functools import partial
 from pathlib import Path
 
 from dicompose.dicom.identifiers import Fingerprints
-from dicompose.dicom.kernel import ValueRange
-from dicompose.dicom.threshold import ThresholdParams, mask_name, threshold_file, threshold_file_fingerprinted
+from dicompose.dicom.threshold import mask_name, threshold_file, threshold_file_fingerprinted
 from dicompose.fileio import Hashing
+from dicompose.params import ThresholdParams, ValueRange
 from dicompose.tools.batch import Operation
 
 
@@ -22,5 +22,4 @@ def _apply(
 
 
 def threshold_operation(params: ThresholdParams) -> Operation:
-    params.check()
     return Operation("threshold", partial(_apply, params), mask_name)
