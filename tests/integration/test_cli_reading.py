@@ -121,3 +121,28 @@ def test_gc_frees_older_runs_and_keeps_the_latest_cache(workspace: tuple[Path, l
         assert proc.returncode == 0 and "in 0 launches" in proc.stdout, proc.stdout
     # the outputs published by the collected run are still in its --out
     assert list((source / "a").rglob("*.dcm"))
+
+
+def test_hints_work_as_given_and_prefixes_must_be_unique(workspace: tuple[Path, list[str]]):
+    tmp_path, run_ids = workspace
+    ws = str(tmp_path / "ws")
+    proc = dicompose("show", run_ids[0][:9], "--workspace", ws, home=tmp_path / "home")  # the date: all three
+    assert proc.returncode == 2 and "matches 3 runs" in proc.stderr and run_ids[0] in proc.stderr, proc.stderr
+    proc = dicompose("show", "nonesuch", "--workspace", ws, home=tmp_path / "home")
+    assert proc.returncode == 2 and f"see dicompose runs --workspace {ws}" in proc.stderr, proc.stderr
+
+
+def test_gc_keeps_the_logs_of_a_failed_attempt_of_a_kept_run(tmp_path: Path):
+    from tests.support.descriptors import snippet_tool
+
+    tool = snippet_tool(tmp_path / "fails.json", "fails", "raise SystemExit('boom: bad day')", "out.txt", "fails")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("a")
+    home, ws = tmp_path / "home", tmp_path / "ws"
+    argv = ["run", str(tool), "-p", f"input={tmp_path / 'in' / 'a.txt'}", "--out", str(tmp_path / "out")]
+    proc = dicompose(*argv, "--engine", "local", "--workspace", str(ws), home=home)
+    assert proc.returncode == 1
+    run_id = RUN_ID.findall(proc.stdout)[-1]
+    assert dicompose("gc", "--workspace", str(ws), home=home).returncode == 0
+    logs = dicompose("logs", run_id, "--workspace", str(ws), "--json", home=home)
+    assert any("boom: bad day" in entry["stderr"] for entry in json.loads(logs.stdout)), logs.stdout

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Column, Table
 
@@ -49,6 +50,24 @@ def compare(
     raise typer.Exit(EXIT_OK if result.passed else EXIT_FAILED)
 
 
+def _row(f: Any) -> list[str]:
+    image = f.image
+    colour = "green" if f.passed else "red"
+    status = f"[{colour}]{f.status}[/]"
+    if not image:
+        return [escape(f.name), status, "", "", "", "", "", escape(f.message)]
+    return [
+        escape(f.name),
+        status,
+        f"{image.max_abs:g}",
+        f"{image.mean_abs:.3g}",
+        str(image.differing),
+        "∞" if image.psnr is None else f"{image.psnr:.1f}",
+        "-" if image.dice is None else f"{image.dice:.4f}",
+        escape(", ".join(image.header_differences)),
+    ]
+
+
 def _number(value: float | None) -> Any:
     return None if value is None or math.isinf(value) else round(value, 6)
 
@@ -84,48 +103,46 @@ def document(result: Comparison) -> dict[str, Any]:
     }
 
 
-#: Files listed when all agree and --all is not given: a cohort's thousand rows say less than the verdict.
+#: Rows listed without --all: the first files that differ, then a few that agree (a cohort's thousand rows say
+#: less than the verdict line; --json always has them all).
+DIFFERING_SHOWN = 20
 AGREEING_SHOWN = 10
 
 
 def show(result: Comparison, *, every_file: bool = False) -> None:
-    """The files that differ (all of them), a few that agree, the verdict; ``every_file``: every row."""
+    """A table of the first files that differ and a few that agree (every file with ``every_file``), then the
+    verdict. Columns every listed row leaves blank (image figures of unpaired files, notes) are left out."""
     differing = [f for f in result.files if not f.passed]
     agreeing = [f for f in result.files if f.passed]
-    listed = result.files if every_file else differing + agreeing[: max(0, AGREEING_SHOWN - len(differing))]
+    shown_differing = differing if every_file else differing[:DIFFERING_SHOWN]
+    shown_agreeing = agreeing if every_file else agreeing[: max(0, AGREEING_SHOWN - len(shown_differing))]
+    listed = shown_differing + shown_agreeing
+    rows = [_row(f) for f in listed]
+    narrow = stdout.width < 100  # mean |Δ| and voxels ≠ give way (they are in --json)
+    columns = [
+        Column("file", overflow="fold", min_width=16),
+        Column("result", no_wrap=True),
+        Column("max |Δ|", justify="right", no_wrap=True),
+        None if narrow else Column("mean |Δ|", justify="right", no_wrap=True),
+        None if narrow else Column("voxels ≠", justify="right", no_wrap=True),
+        Column("PSNR", justify="right", no_wrap=True),
+        Column("Dice", justify="right", no_wrap=True),
+    ]
+    used = [i for i, c in enumerate(columns) if c is not None and (i < 2 or any(row[i] for row in rows))]
     table = Table(
-        Column("file", overflow="fold"),
-        "result",
-        "max |Δ|",
-        "mean |Δ|",
-        "voxels ≠",
-        "PSNR dB",
-        "Dice",
-        Column("header differences", overflow="fold"),
+        *(c for i, c in enumerate(columns) if i in used and c is not None), box=box.SIMPLE_HEAD, pad_edge=False
     )
-    for f in listed:
-        image = f.image
-        colour = "green" if f.passed else "red"
-        table.add_row(
-            escape(f.name),
-            f"[{colour}]{f.status}[/]",
-            *(
-                (
-                    f"{image.max_abs:g}",
-                    f"{image.mean_abs:.3g}",
-                    str(image.differing),
-                    "∞" if image.psnr is None else f"{image.psnr:.1f}",
-                    "-" if image.dice is None else f"{image.dice:.4f}",
-                    escape(", ".join(image.header_differences)),
-                )
-                if image
-                else ("", "", "", "", "", escape(f.message))
-            ),
-        )
+    for row in rows:
+        table.add_row(*(row[i] for i in used))
     if listed:
         stdout.print(table)
-    if len(listed) < len(result.files):
-        stdout.print(f"… and {len(result.files) - len(listed)} more files that agree (--all lists every file)")
+    for f, row in zip(listed, rows, strict=True):  # header differences and reasons: a line each, not a column
+        if row[-1]:
+            stdout.print(f"  {escape(f.name)}: {row[-1]}")
+    left = [(len(differing) - len(shown_differing), "differ"), (len(agreeing) - len(shown_agreeing), "agree")]
+    if any(count for count, _ in left):
+        more = " and ".join(f"{count} more files that {what}" for count, what in left if count)
+        stdout.print(f"… {more} (--all lists every file, --json gives them all)")
     passed = sum(f.passed for f in result.files)
     verdict = "[green]PASS[/]" if result.passed else "[red]FAIL[/]"
     stdout.print(f"{verdict}: {passed}/{len(result.files)} files agree (tolerance {result.tolerance:g})")

@@ -286,7 +286,9 @@ def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
         f"run {report.run_id} {verdict}: {len(report.tasks)} tasks in {report.launches} launches, "
         f"{len(report.published)} outputs in {escape(str(out.resolve()))}"
     )
-    stdout.print(f"logs and records: {escape(str(report.workspace.resolve()))} (dicompose show {report.run_id})")
+    here = report.workspace.resolve()
+    option = "" if here == Path(".dicompose").resolve() else f" --workspace {here}"  # a hint that works as given
+    stdout.print(f"logs and records: {escape(str(here))} (dicompose show {report.run_id}{escape(option)})")
 
 
 def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[str, Any]:

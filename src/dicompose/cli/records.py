@@ -11,7 +11,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Column, Table
 
-from dicompose.cli.console import emit_json, fail, stdout
+from dicompose.cli.console import emit_json, fail, stderr, stdout
 from dicompose.errors import UsageError
 from dicompose.records.index import Index
 from dicompose.records.workspace import Workspace, is_locked
@@ -43,8 +43,17 @@ def _plural(count: int, word: str) -> str:
 def _run_or_fail(index: Index, run_id: str, workspace: Path) -> dict[str, Any]:
     run = index.run(run_id)
     if run is None:
-        fail(UsageError(f"no run {run_id!r} in {workspace} (see dicompose runs)"))
+        candidates = index.run_ids_starting(run_id)
+        if len(candidates) > 1:
+            listed = ", ".join(candidates[:5]) + (", ..." if len(candidates) > 5 else "")
+            fail(UsageError(f"run id prefix {run_id!r} matches {len(candidates)} runs ({listed}); give more of it"))
+        fail(UsageError(f"no run {run_id!r} in {workspace} (see dicompose runs{workspace_option(workspace)})"))
     return run
+
+
+def workspace_option(workspace: Path) -> str:
+    """`` --workspace W`` for a hint to copy, unless W is the default the command would use anyway."""
+    return "" if Path(workspace) == Path(".dicompose") else f" --workspace {workspace}"
 
 
 def _redactor(run: dict[str, Any], attempts: list[dict[str, Any]]) -> Redactor | None:
@@ -111,6 +120,8 @@ def show(
         emit_json("dicompose.show/1", redactor.value(doc) if redactor else doc)
         return
     duration = f"{run['ended'] - run['started']:.1f} s" if run["ended"] else f"started {_when(run['started'])}"
+    if collected := (run.get("details") or {}).get("collected"):
+        duration += f"; its task folders and logs were removed by dicompose gc on {_when(collected)}"
     stdout.print(f"run {run['id']}: {run['status']} ({run['kind']} {escape(run['target'])}), {duration}")
     stdout.print(f"engine: {run['engine']} ({escape(run['engine_why'] or '')}); scheduler: {run['scheduler']}")
     launches = index.launches(run["id"])
@@ -148,6 +159,8 @@ def logs(
     attempts = index.attempts(run["id"], step)
     if not attempts:
         fail(UsageError(f"run {run['id']} has no step {step!r}" if step else f"run {run['id']} has no attempts"))
+    if (run.get("details") or {}).get("collected") and not as_json:
+        stderr.print(f"run {run['id']}: its logs were removed by dicompose gc ({_when(run['details']['collected'])})")
     entries = []
     for a in attempts:
         folder = Path(a["log_dir"]) if a["log_dir"] else None

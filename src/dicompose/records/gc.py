@@ -3,9 +3,9 @@
 A workspace keeps every task's outputs (the cache that makes a rerun a no-op), logs and launch folders; a
 cohort processed with several parameter sets, or interrupted and resumed, leaves folders no later run uses.
 The rule: for each target (a pipeline file or a tool), the task folders and launch folders of its latest
-``keep`` runs stay, so rerunning any of those is still a no-op and their logs stay readable; everything
-else in ``work/`` and ``launches/`` goes — folders of older runs only, incomplete folders (no ``done``: a
-killed or failed attempt, discarded before any rerun anyway) and folders no run recorded. Published outputs
+``keep`` runs stay (a failed attempt's too: its logs say why it failed), so rerunning any of those is still a
+no-op and their logs stay readable; everything else in ``work/`` and ``launches/`` goes — folders only older
+runs used, incomplete folders no kept run recorded (a killed attempt's) and folders no run recorded. Published outputs
 are hard links or copies in ``--out``: they stay. Older runs keep their records, marked as collected.
 """
 
@@ -46,12 +46,9 @@ def plan_gc(workspace: Workspace, index: Index, keep: int = 1) -> GcPlan:
     for folder in sorted((workspace.root / "work").glob("*/*")):
         if not folder.is_dir():
             continue
-        if folder.name not in needed:
-            reasons["older runs or none"] += 1
-        elif not (folder / DONE).exists():
-            reasons["incomplete"] += 1
-        else:
+        if folder.name in needed:
             continue
+        reasons["older runs or none" if (folder / DONE).exists() else "incomplete"] += 1
         task_dirs.append(folder)
     launch_dirs = [
         folder

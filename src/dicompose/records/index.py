@@ -295,8 +295,13 @@ class Index:
         return [self._run_row(row) for row in rows]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
+        """The run with this id, or the one run whose id starts with it (None: none, or several)."""
         row = self.db.execute("SELECT * FROM runs WHERE id = ? OR id LIKE ?", (run_id, f"{run_id}%")).fetchall()
-        return self._run_row(row[0]) if len(row) == 1 else None
+        exact = [r for r in row if r[0] == run_id]
+        return self._run_row((exact or row)[0]) if len(exact) == 1 or len(row) == 1 else None
+
+    def run_ids_starting(self, prefix: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM runs WHERE id LIKE ? ORDER BY started", (f"{prefix}%",))]
 
     def attempts(self, run_id: str, step: str | None = None) -> list[dict[str, Any]]:
         if step:
