@@ -22,7 +22,7 @@ from dicompose.pipeline.tool_graph import tool_graph
 from tests.support.descriptors import header
 
 
-def _descriptor(tmp_path: Path, outputs: list[dict[str, object]], command: str = "tool [N] [S] [F]") -> Path:
+def _descriptor(tmp_path: Path, outputs: list[dict[str, object]], command: str = "tool [N] [S] [F] [I]") -> Path:
     doc = {
         **header("semantics"),
         "command-line": command,
@@ -30,6 +30,7 @@ def _descriptor(tmp_path: Path, outputs: list[dict[str, object]], command: str =
             {"id": "n", "name": "n", "type": "Number", "value-key": "[N]", "optional": True},
             {"id": "s", "name": "s", "type": "String", "value-key": "[S]", "optional": True},
             {"id": "f", "name": "f", "type": "File", "value-key": "[F]", "optional": True},
+            {"id": "i", "name": "i", "type": "Number", "integer": True, "value-key": "[I]", "optional": True},
         ],
         "output-files": outputs,
     }
@@ -87,6 +88,7 @@ def test_conditions_that_can_never_hold_are_warned_about(tmp_path: Path):
         ({"n": True}, "true is not a number"),
         ({"s": None}, "null is not text"),
         ({"f": ["a", "b"]}, "takes one value, not a list"),
+        ({"i": 2.0}, "2.0 is not an integer"),  # JSON's 2.0 is no integer to bosh either
     ],
 )
 def test_invocation_json_values_have_the_types_bosh_requires(tmp_path: Path, values: dict[str, object], problem: str):

@@ -61,7 +61,7 @@ def test_a_good_pipeline_builds_in_dependency_order(tmp_path: Path):
         ("timeout: 10m", "timeout: soon", ["line 11", "steps.normalize.timeout", "duration"]),
         ("memory: 2g", "memory: lots", ["line 12", "steps.normalize.resources.memory"]),
         ("version: 1", "version: 2", ["line 2", "version"]),
-        ("  mask:\n    tool: threshold", "  mask:\n    tol: threshold", ["line 14", "steps.mask.tol", "Extra inputs"]),
+        ("  mask:\n    tool: threshold", "  mask:\n    tol: threshold", ["line 14", "steps.mask.tol", "unknown field"]),
     ],
 )
 def test_model_errors_name_line_and_field(tmp_path: Path, old: str, new: str, needles: list[str]):

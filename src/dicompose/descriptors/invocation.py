@@ -106,6 +106,9 @@ def check_invocation_types(descriptor: Descriptor, doc: Mapping[str, object], so
         else:
             for item in items:
                 is_bool = isinstance(item, bool)
+                if spec["type"] == "Number" and spec.get("integer") and isinstance(item, float):
+                    problems.append(f"input {spec['id']!r}: {_json(item)} is not an integer (write it without .0)")
+                    break
                 if not isinstance(item, wanted) or (is_bool and spec["type"] != "Flag"):
                     kind = {"String": "text", "File": "a path (text)", "Number": "a number", "Flag": "true or false"}
                     problems.append(f"input {spec['id']!r}: {_json(item)} is not {kind.get(spec['type'], 'text')}")

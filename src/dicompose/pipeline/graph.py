@@ -212,7 +212,7 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
         if source is None and not broken:
             given = ", ".join(f"{key} takes inputs.{ref}, a file input" for key, ref in file_refs.items())
             problems.append(
-                f"{line_at(document, 'steps', name)}steps.{name}.with: no File input takes DICOM files "
+                f"{where}steps.{name}.with: no File input takes DICOM files "
                 f"(one of {', '.join(sorted(file_inputs)) or 'none'} must take a dicom input inputs.X or "
                 f"steps.S.output{'; ' + given if given else ''})"
             )

@@ -206,11 +206,26 @@ def validate_leniently(document: dict[str, Any]) -> tuple[PipelineSpec | None, l
                 dropped.add(location)
                 field = ".".join("with" if p == "with_" else str(p) for p in location) or "(top level)"
                 line = _line_of(document, location)
-                problems.append(f"{'line ' + str(line) + ', ' if line else ''}{field}: {error['msg']}")
+                problems.append(f"{'line ' + str(line) + ', ' if line else ''}{field}: {_plain(error)}")
+                if location == ("version",):  # say it once, and check the rest as the only version there is
+                    raw["version"], removed = 1, True
+                    continue
                 removed = _drop(raw, location) or removed
             if not removed:
                 return None, problems
     return None, problems
+
+
+def _plain(error: Any) -> str:
+    """pydantic's message in the words of a pipeline file's reader."""
+    kind, message = error.get("type", ""), str(error.get("msg", ""))
+    if kind == "extra_forbidden":
+        return "unknown field (a typo? see docs/pipelines.md for the fields a pipeline has)"
+    if kind == "missing":
+        return "required, but missing"
+    if error.get("loc") == ("version",):
+        return f"must be 1 (the only version of the pipeline format), not {error.get('input')!r}"
+    return message.removeprefix("Value error, ").replace("Input should be", "must be")
 
 
 def _drop(document: Any, location: tuple[Any, ...]) -> bool:
