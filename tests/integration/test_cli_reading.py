@@ -146,3 +146,20 @@ def test_gc_keeps_the_logs_of_a_failed_attempt_of_a_kept_run(tmp_path: Path):
     assert dicompose("gc", "--workspace", str(ws), home=home).returncode == 0
     logs = dicompose("logs", run_id, "--workspace", str(ws), "--json", home=home)
     assert any("boom: bad day" in entry["stderr"] for entry in json.loads(logs.stdout)), logs.stdout
+
+
+@pytest.mark.parametrize("how", ["tool", "run", "missing"])
+def test_a_refused_run_leaves_no_output_folder_and_no_record(tmp_path: Path, how: str):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("not DICOM")
+    source = str(tmp_path / ("nonexistent" if how == "missing" else "notes"))
+    home, ws = tmp_path / "home", tmp_path / "ws"
+    if how == "tool":
+        proc = dicompose("normalize", source, "--out", str(tmp_path / "out"), home=home)
+    else:
+        argv = ["run", "normalize", "--in", source, "--out", str(tmp_path / "out"), "--engine", "local"]
+        proc = dicompose(*argv, "--workspace", str(ws), home=home)
+    assert proc.returncode == 2 and ("no DICOM files found" in proc.stderr or "no such file" in proc.stderr)
+    assert not (tmp_path / "out").exists()
+    if how != "tool" and (ws / "index.sqlite").exists():
+        assert json.loads(dicompose("runs", "--workspace", str(ws), "--json", home=home).stdout) == []

@@ -72,11 +72,19 @@ def run_pipeline(request: PipelineRequest, events: Events | None = None) -> Pipe
             + (f"; unknown {', '.join(extra)}" if extra else "")
             + " (give --in NAME=PATH)"
         )
+    for name, path in request.inputs.items():  # before any folder is made
+        if not path.exists() and not path.is_symlink():
+            raise UsageError(
+                f"--in {name}={path}: no such file or folder"
+                if len(request.inputs) > 1
+                else f"{path}: no such file or folder"
+            )
     check_output_folder(request.inputs.values(), request.out_dir)
     workspace_root = request.workspace or request.pipeline.parent / ".dicompose"
     check_not_a_file(workspace_root, "workspace")
     workspace = open_workspace(workspace_root)  # created private (0700)
     check_writable_folder(workspace.root, "workspace")
+    made_out = not request.out_dir.exists()
     if not request.dry_run:  # checked (and created) once the workspace is known to be usable
         check_writable_folder(request.out_dir)
     with locked(workspace):
@@ -84,6 +92,11 @@ def run_pipeline(request: PipelineRequest, events: Events | None = None) -> Pipe
         try:
             index.mark_interrupted()  # we hold the lock: any run still "running" here died
             return _run_locked(request, graph, workspace, index, events or NoEvents())
+        except UsageError:  # refused before any work: leave no empty output folder of ours behind
+            if made_out:
+                with contextlib.suppress(OSError):
+                    request.out_dir.rmdir()
+            raise
         except (sqlite3.OperationalError, OSError) as exc:  # the workspace filled up (or went read-only) mid-run
             if isinstance(exc, OSError) and storage_error(workspace.root, exc) is None:
                 raise
@@ -159,9 +172,13 @@ def _run_locked(
     budget = request.workers or load_settings().workers
     if request.dry_run:
         return _plan(request, graph, workspace, index, engine, resolution.why, images, budget)
-    scheduler = make_scheduler(request.scheduler, budget)
-    report = PipelineReport(new_run_id(), workspace.root, engine.name, resolution.why, scheduler.name, budget, images)
+    report = PipelineReport(
+        new_run_id(), workspace.root, engine.name, resolution.why, request.scheduler, budget, images
+    )
     report.private = graph.deidentifying
+    groups = _groups(request, graph, index, report)  # inputs with nothing to do are refused before any record
+    scheduler = make_scheduler(request.scheduler, budget)
+    report.scheduler = scheduler.name
     index.start_run(
         report.run_id,
         request.kind,
@@ -181,7 +198,7 @@ def _run_locked(
     run = Execution(request, graph, workspace, index, engine, scheduler, report, events)
     status = "interrupted"
     try:
-        run.start(_groups(request, graph, index, report))
+        run.start(groups)
         run.drain()
         if run.storage_problem:
             done = sum(1 for t in report.tasks if t.status in FINISHED)

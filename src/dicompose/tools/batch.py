@@ -7,6 +7,7 @@ whatever the batch size.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -160,6 +161,7 @@ def run_batch(
     follow_links: bool = False,
 ) -> Summary:
     """Apply ``operation`` to every DICOM image under ``inputs``; report each file through ``on_result``."""
+    made_out = out_dir is not None and not out_dir.exists()
     if out_dir is not None:
         check_output_folder(inputs, out_dir)
         check_writable_folder(out_dir)
@@ -189,6 +191,9 @@ def run_batch(
                 candidates.append(found)
         if not candidates:  # no DICOM file at all (DICOM files that are all skipped are a success, reported)
             named = ", ".join(str(p) for p in inputs) or "(no input)"
+            if made_out and out_dir is not None:
+                with contextlib.suppress(OSError):
+                    out_dir.rmdir()  # ours, and empty: refused before any work, nothing is left behind
             raise UsageError(f"no DICOM files found in {named}")
         refused = _duplicate_instances(candidates)
         for candidate in candidates:
