@@ -68,7 +68,7 @@ ManifestOption = Annotated[
     typer.Option(
         "--manifest",
         help="Run the tasks of a task manifest (dicompose.manifest/1), each into its own folder; "
-        "what packed launches use. INPUTS and --out are then ignored.",
+        "what packed launches use. INPUTS are then ignored; --out is still asked for (packed launches give --out .).",
         show_default=False,
     ),
 ]
@@ -108,7 +108,7 @@ def normalize(
         Scope, typer.Option("--scope", help="Min/max per file (the paper's behaviour) or per series.")
     ] = "file",
     workers: Annotated[
-        int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes [default: all cores].")
+        int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes (default: all cores).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print problems.")] = False,

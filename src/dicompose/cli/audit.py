@@ -14,7 +14,7 @@ from dicompose.errors import EXIT_FAILED, UsageError
 from dicompose.records.audit import ACTIONS, home_anchors, load_keys, read_entries, verify
 
 app = typer.Typer(help="The audit log of patient-data access (hash-chained, signed checkpoints).", no_args_is_help=True)
-WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace folder (default: ./.dicompose).")]
+WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace folder.")]
 
 
 def _no_log_here(workspace: Path) -> UsageError:

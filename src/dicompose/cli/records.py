@@ -19,7 +19,7 @@ from dicompose.records.workspace import Workspace, is_locked
 if TYPE_CHECKING:
     from dicompose.pipeline.privacy import Redactor
 
-WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace folder (default: ./.dicompose).")]
+WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace folder.")]
 
 
 def _index(workspace: Path) -> Index:

@@ -40,6 +40,10 @@ def _report(result: RerunResult, as_json: bool, what: str) -> None:
             f"{what} {result.report.run_id} of run {result.original} on {result.report.engine}: outputs {verdict}"
         )
         stdout.print(f"its outputs: {escape(str(result.comparison.b))}")
+        where = result.report.workspace
+        stdout.print(
+            f"its records: {escape(str(where))} (dicompose show {result.report.run_id} --workspace {escape(str(where))})"
+        )
 
 
 def rerun_command(
@@ -59,7 +63,10 @@ def rerun_command(
 def verify_command(
     run_id: Annotated[str, typer.Argument(help="The recorded run.")],
     engine: Annotated[str, typer.Option("--engine", help="The other engine: docker | apptainer | local.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder [default: RUN-verify-ENGINE].")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output folder (default: RUN-verify-ENGINE, with its own workspace inside)."),
+    ] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Largest allowed absolute pixel difference.")] = 0.0,
     workspace: WorkspaceOption = Path(".dicompose"),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
@@ -74,7 +81,7 @@ def verify_command(
 
 
 def export_provenance_command(
-    run_id: Annotated[str, typer.Argument(help="The recorded pipeline run.")],
+    run_id: Annotated[str, typer.Argument(help="The recorded run (a pipeline or a tool run).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the RO-Crate.")],
     workspace: WorkspaceOption = Path(".dicompose"),
 ) -> None:
