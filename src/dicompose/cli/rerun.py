@@ -40,10 +40,8 @@ def _report(result: RerunResult, as_json: bool, what: str) -> None:
             f"{what} {result.report.run_id} of run {result.original} on {result.report.engine}: outputs {verdict}"
         )
         stdout.print(f"its outputs: {escape(str(result.comparison.b))}")
-        where = result.report.workspace
-        stdout.print(
-            f"its records: {escape(str(where))} (dicompose show {result.report.run_id} --workspace {escape(str(where))})"
-        )
+        where = escape(str(result.report.workspace))
+        stdout.print(f"its records: {where} (dicompose show {result.report.run_id} --workspace {where})")
 
 
 def rerun_command(
