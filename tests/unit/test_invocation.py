@@ -168,7 +168,7 @@ def test_collect_outputs_refuses_symlinks_out_and_reports_missing(tmp_path: Path
 
 
 def test_invocation_files_are_plain_json_objects(tmp_path: Path):
-    from dicompose.descriptors.invocation import read_invocation_file
+    from dicompose.descriptors.given import read_invocation_file
 
     path = tmp_path / "inv.json"
     path.write_text(json.dumps({"min": 0, "max": 10}))
@@ -179,7 +179,7 @@ def test_invocation_files_are_plain_json_objects(tmp_path: Path):
 
 
 def test_a_list_input_collects_repeated_p_values_in_order():
-    from dicompose.descriptors.invocation import parse_pairs
+    from dicompose.descriptors.given import parse_pairs
 
     assert parse_pairs(["w=a", "n=1", "w=b c", "w="], frozenset({"w"})) == {"w": ["a", "b c", ""], "n": "1"}
     with pytest.raises(UsageError, match="more than once"):

@@ -89,7 +89,7 @@ def run(
         )
         return
     from dicompose.descriptors.descriptor import load_descriptor
-    from dicompose.descriptors.invocation import check_invocation_types, parse_pairs, read_invocation_file
+    from dicompose.descriptors.given import check_invocation_types, parse_pairs, read_invocation_file
     from dicompose.pipeline.runner import PipelineRequest
     from dicompose.pipeline.tool_graph import INPUT_NAME, tool_graph
 

@@ -160,7 +160,7 @@ def _semantic(doc: dict[str, Any]) -> Iterator[Problem]:
     group_ids = {str(g.get("id")) for g in groups}
     for index, spec in enumerate(inputs):
         yield from _input_problems(spec, f"$.inputs[{index}]", input_ids, group_ids)
-    from dicompose.descriptors.invocation import condition_problem
+    from dicompose.descriptors.conditions import condition_problem
 
     known = frozenset(str(x.get("id")) for x in [*inputs, *outputs])
     for index, spec in enumerate(outputs):

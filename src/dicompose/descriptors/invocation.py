@@ -10,9 +10,7 @@ Output value-keys stand for their resolved path templates, as in Boutiques.
 
 from __future__ import annotations
 
-import ast
 import glob
-import json
 import math
 import operator
 import re
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from dicompose.descriptors.conditions import condition_holds
 from dicompose.descriptors.shell import needs_shell, shell_argv
 from dicompose.errors import UsageError
 
@@ -50,75 +49,6 @@ def with_batch(descriptor: Descriptor, input_id: str, params: Mapping[str, Any],
         return dict(params)
     spec = next((s for s in descriptor.inputs if s["id"] == input_id), {})
     return {**params, input_id: list(files) if spec.get("list") or len(files) != 1 else files[0]}
-
-
-def parse_pairs(pairs: list[str], lists: frozenset[str] = frozenset()) -> dict[str, str | list[str]]:
-    """``-p ID=VALUE`` options (repeatable). An id of a list input (``lists``) collects its values in order
-    (``-p words=a -p words=b``); any other id given twice is an error, not a silent override."""
-    result: dict[str, str | list[str]] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"-p {pair!r}: expected ID=VALUE")
-        if key in lists:
-            collected = result.setdefault(key, [])
-            assert isinstance(collected, list)
-            collected.append(value)
-            continue
-        if key in result:
-            raise UsageError(f"-p {key}: given more than once")
-        result[key] = value
-    return result
-
-
-def read_invocation_file(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is no error (bosh reads it)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: invocation file not found") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(doc, dict):
-        raise UsageError(f"{path}: an invocation must be a JSON object of input id → value")
-    return doc
-
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {"String": (str,), "File": (str,), "Number": (int, float), "Flag": (bool,)}
-
-
-def check_invocation_types(descriptor: Descriptor, doc: Mapping[str, object], source: Path) -> None:
-    """An invocation JSON's values have the JSON types Boutiques' invocation schema gives each input (text for
-    String and File, a number for Number, true/false for Flag, a list for a list input), as ``bosh`` checks:
-    ``"n": "7"`` or ``"s": null`` is refused, never turned into text. ``-p`` values are text and are converted
-    instead. Every problem is said at once."""
-    problems = []
-    for spec in descriptor.inputs:
-        if spec["id"] not in doc:
-            continue
-        value, wanted = doc[spec["id"]], _JSON_TYPES.get(spec["type"], (str,))
-        items = value if isinstance(value, list) else [value]
-        if spec.get("list") and not isinstance(value, list):
-            problems.append(f"input {spec['id']!r}: {_json(value)} is not a list")
-        elif not spec.get("list") and isinstance(value, list):
-            problems.append(f"input {spec['id']!r}: takes one value, not a list")
-        else:
-            for item in items:
-                is_bool = isinstance(item, bool)
-                if spec["type"] == "Number" and spec.get("integer") and isinstance(item, float):
-                    problems.append(f"input {spec['id']!r}: {_json(item)} is not an integer (write it without .0)")
-                    break
-                if not isinstance(item, wanted) or (is_bool and spec["type"] != "Flag"):
-                    kind = {"String": "text", "File": "a path (text)", "Number": "a number", "Flag": "true or false"}
-                    problems.append(f"input {spec['id']!r}: {_json(item)} is not {kind.get(spec['type'], 'text')}")
-                    break
-    if problems:
-        raise UsageError(f"{source}: " + "; ".join(problems))
-
-
-def _json(value: object) -> str:
-    return json.dumps(value)[:60]
 
 
 def _coerce_one(spec: dict[str, Any], raw: object) -> Value:
@@ -398,70 +328,6 @@ def environment_of(descriptor: Descriptor, invocation: Invocation, path_map: Pat
     }
 
 
-def config_files(descriptor: Descriptor, invocation: Invocation, path_map: PathMap = str) -> dict[str, str]:
-    """Config files the tool reads (outputs with a ``file-template``): path in the output folder → text, each
-    line with its value-keys resolved (Boutiques writes them before the tool runs)."""
-    paths = {p.id: p.pattern for p in output_patterns(descriptor, invocation)}
-    files = {}
-    for spec in descriptor.outputs:
-        if spec.get("file-template") and spec["id"] in paths:
-            stripped = spec.get("path-template-stripped-extensions", [])
-            table = _config_values(descriptor, invocation, path_map, paths, stripped)
-            lines = [_config_line(str(line), table) for line in spec["file-template"]]
-            files[paths[spec["id"]]] = "\n".join(lines)  # as bosh writes it: no newline after the last line
-    return files
-
-
-def _config_line(line: str, table: Mapping[str, str | None]) -> str:
-    """One config-file line with its value-keys replaced; empty where it names an input without a value (as
-    bosh clears it)."""
-    if not table:
-        return line
-    keys = re.compile("|".join(re.escape(key) for key in sorted(table, key=len, reverse=True)))
-    if any(table[match.group(0)] is None for match in keys.finditer(line)):
-        return ""
-    return keys.sub(lambda match: str(table[match.group(0)]), line)
-
-
-def _config_values(
-    descriptor: Descriptor,
-    invocation: Invocation,
-    path_map: PathMap,
-    output_paths: Mapping[str, str],
-    stripped: list[str],
-) -> dict[str, str | None]:
-    """What each value-key stands for in a config file, as bosh writes it: values without their flags, text
-    and paths quoted for a shell (the file may be sourced), lists joined by their separator, the config file's
-    stripped extensions removed from text values; None for an input without a value."""
-    table: dict[str, str | None] = {}
-    for spec in descriptor.outputs:
-        if spec.get("value-key") and spec["id"] in output_paths:
-            table[spec["value-key"]] = shlex.quote(output_paths[spec["id"]])
-    for spec in descriptor.inputs:
-        if not spec.get("value-key"):
-            continue
-        value = invocation.values.get(spec["id"])
-        if value is None:
-            table[spec["value-key"]] = None
-            continue
-        quoted = spec["type"] in ("String", "File")
-
-        def text(item: Value, spec: dict[str, Any] = spec, quoted: bool = quoted) -> str:
-            raw = path_map(Path(str(item))) if spec["type"] == "File" else _format(item)
-            return shlex.quote(raw) if quoted else raw
-
-        joined = (
-            str(spec.get("list-separator") or " ").join(text(item) for item in value)
-            if isinstance(value, list)
-            else text(value)
-        )
-        if quoted:
-            for extension in stripped:
-                joined = joined.replace(extension, "")
-        table[spec["value-key"]] = joined
-    return table
-
-
 def _output_values(descriptor: Descriptor, invocation: Invocation) -> dict[str, list[str]]:
     """What an output's value-key stands for on the command line: its resolved path template, relative to
     the step's working folder (its output folder), as Boutiques puts it there."""
@@ -531,92 +397,6 @@ def _template_of(spec: dict[str, Any], invocation: Invocation, ids: frozenset[st
         if condition.strip() == "default" or condition_holds(condition, invocation.values, ids):
             return str(template)
     return None
-
-
-def condition_holds(condition: str, values: Mapping[str, Value], ids: frozenset[str] = frozenset()) -> bool:
-    """A Boutiques output condition ("min > 2 and scope == 'series'", "(n + 1) > 3") over input ids, evaluated
-    without ``eval``: comparisons, and/or/not, arithmetic, literals and input ids. As ``bosh`` does, a condition
-    naming an id (of ``ids``) that has no value is false as a whole; one that cannot be evaluated is false."""
-    try:
-        tree = ast.parse(condition.strip(), mode="eval")
-        named = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-        if any(name in ids and values.get(name) is None for name in named):
-            return False
-        return bool(_evaluate(tree.body, values))
-    except (SyntaxError, ValueError, TypeError, ArithmeticError):
-        return False
-
-
-def condition_problem(condition: str, ids: frozenset[str]) -> str | None:
-    """Why a condition can never be evaluated (a syntax error, something other than comparisons, arithmetic,
-    and/or/not, literals and ids, or a name no input has), for ``tool validate``'s warnings; None if sound."""
-    if condition.strip() == "default":
-        return None
-    try:
-        tree = ast.parse(condition.strip(), mode="eval")
-    except SyntaxError as exc:
-        return f"not an expression ({exc.msg})"
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id not in ids and node.id not in _NAMED:
-            return f"{node.id!r} is no input id"
-    try:
-        _evaluate(tree.body, dict.fromkeys(ids, 1))
-    except ValueError as exc:
-        return str(exc)
-    except (TypeError, ArithmeticError):
-        pass  # a type or value question for the actual values
-    return None
-
-
-_NAMED = {"true": True, "false": False, "True": True, "False": False}
-
-
-def _evaluate(node: ast.AST, values: Mapping[str, Value]) -> object:
-    if isinstance(node, ast.BoolOp):
-        results = [_evaluate(v, values) for v in node.values]
-        return all(results) if isinstance(node.op, ast.And) else any(results)
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_evaluate(node.operand, values))
-    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
-        return _ARITHMETIC[type(node.op)](_evaluate(node.left, values), _evaluate(node.right, values))
-    if isinstance(node, ast.Compare):
-        left = _evaluate(node.left, values)
-        for op, right_node in zip(node.ops, node.comparators, strict=True):
-            right = _evaluate(right_node, values)
-            if left is None or right is None or not _AST_OPS[type(op)](left, right):
-                return False
-            left = right
-        return True
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        return _NAMED[node.id] if node.id in _NAMED else values.get(node.id)
-    raise ValueError(f"unsupported in a condition: {type(node).__name__}")
-
-
-_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
-    ast.Not: operator.not_,
-    ast.USub: operator.neg,
-    ast.UAdd: operator.pos,
-}
-_ARITHMETIC: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-}
-
-
-_AST_OPS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-}
 
 
 def collect_outputs(out_dir: Path, patterns: list[OutputPattern]) -> tuple[dict[str, list[Path]], list[str]]:

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dicompose.descriptors.config_files import config_files
 from dicompose.descriptors.descriptor import Descriptor
 from dicompose.descriptors.invocation import (
     build_argv,
     build_invocation,
     collect_outputs,
-    config_files,
     environment_of,
     file_parameters,
     output_patterns,
