@@ -36,11 +36,12 @@ def _folder(workspace: Path) -> Path:
 
 def _index_anchors(workspace: Path) -> list[dict[str, Any]]:
     """The checkpoints the workspace index keeps of its audit log (none where there is no index)."""
-    if not (workspace / "index.sqlite").is_file():
-        return []
-    from dicompose.records.index import Index
+    from dicompose.records.index import existing_index
+    from dicompose.records.workspace import Workspace
 
-    index = Index(workspace / "index.sqlite")
+    if not Workspace(workspace).index_path.is_file():
+        return []
+    index = existing_index(workspace)
     try:
         return index.anchors()
     finally:

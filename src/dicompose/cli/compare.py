@@ -14,7 +14,8 @@ from rich.table import Column, Table
 
 from dicompose.cli.console import fail, stdout
 from dicompose.errors import EXIT_FAILED, EXIT_OK, UsageError
-from dicompose.records.index import Index
+from dicompose.records.index import existing_index
+from dicompose.records.workspace import Workspace
 
 if TYPE_CHECKING:
     from dicompose.records.compare import Comparison
@@ -24,8 +25,7 @@ def _folder(target: str, workspace: Path) -> Path:
     path = Path(target)
     if path.is_dir():
         return path
-    index_path = workspace / "index.sqlite"
-    run = Index(index_path).run(target) if index_path.is_file() else None
+    run = existing_index(workspace).run(target) if Workspace(workspace).index_path.is_file() else None
     if run is None or not run.get("out_dir"):
         fail(UsageError(f"{target}: neither an output folder nor a run in {workspace}"))
     return Path(run["out_dir"])

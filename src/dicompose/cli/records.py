@@ -13,7 +13,7 @@ from rich.table import Column, Table
 
 from dicompose.cli.console import emit_json, fail, stderr, stdout
 from dicompose.errors import UsageError
-from dicompose.records.index import Index
+from dicompose.records.index import Index, existing_index
 from dicompose.records.workspace import Workspace, is_locked
 
 if TYPE_CHECKING:
@@ -24,9 +24,7 @@ WorkspaceOption = Annotated[Path, typer.Option("--workspace", help="Workspace fo
 
 def _index(workspace: Path) -> Index:
     """The workspace's index; runs left "running" by a killed dicompose (its lock is free) become "interrupted"."""
-    if not (workspace / "index.sqlite").is_file():
-        fail(UsageError(f"{workspace}: no dicompose workspace here (use --workspace DIR)"))
-    index = Index(workspace / "index.sqlite")
+    index = existing_index(workspace)
     if not is_locked(Workspace(workspace)):
         index.mark_interrupted()
     return index

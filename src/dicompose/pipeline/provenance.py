@@ -20,7 +20,7 @@ import yaml
 from dicompose import __version__
 from dicompose.errors import UsageError
 from dicompose.pipeline.snapshot import graph_from_snapshot
-from dicompose.records.index import Index
+from dicompose.records.index import existing_index
 
 PROFILES = {
     "process": "https://w3id.org/ro/wfrun/process/0.5",
@@ -46,9 +46,7 @@ def export_provenance(workspace: Path, run_id: str, out_dir: Path) -> Path:
     from rocrate.model.contextentity import ContextEntity
     from rocrate.rocrate import ROCrate
 
-    index = Index(workspace / "index.sqlite") if (workspace / "index.sqlite").is_file() else None
-    if index is None:
-        raise UsageError(f"{workspace}: no dicompose workspace here (use --workspace DIR)")
+    index = existing_index(workspace)
     try:
         run = index.run(run_id)
         if run is None:

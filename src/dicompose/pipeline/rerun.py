@@ -13,7 +13,7 @@ from pathlib import Path
 from dicompose.errors import UsageError
 from dicompose.pipeline.runner import PipelineReport, PipelineRequest, run_pipeline
 from dicompose.records.compare import Comparison, compare_folders
-from dicompose.records.index import Index
+from dicompose.records.index import existing_index
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,7 @@ def rerun(
     scheduler: str = "local",
     workers: int | None = None,
 ) -> RerunResult:
-    index_path = workspace / "index.sqlite"
-    if not index_path.is_file():
-        raise UsageError(f"{workspace}: no dicompose workspace here (use --workspace DIR)")
-    index = Index(index_path)
+    index = existing_index(workspace)
     try:
         record = index.run(run_id)
     finally:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dicompose.errors import UsageError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, started REAL NOT NULL, ended REAL, status TEXT NOT NULL,
@@ -335,3 +337,13 @@ class Index:
         item = dict(zip(names, row, strict=True))
         item["details"] = json.loads(item["details"])
         return item
+
+
+def existing_index(workspace: Path) -> Index:
+    """The index of the workspace at ``workspace``, or one line saying there is none (no index is created)."""
+    from dicompose.records.workspace import Workspace
+
+    path = Workspace(workspace).index_path
+    if not path.is_file():
+        raise UsageError(f"{workspace}: no dicompose workspace here (use --workspace DIR)")
+    return Index(path)
