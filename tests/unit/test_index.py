@@ -1,0 +1,68 @@
+"""The SQLite index on its own: runs and their attempts, a killed run marked interrupted, run-id prefixes,
+collected runs, and the file memo that lets a no-op rerun skip hashing (valid only for the same file version)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dicompose.records.index import Attempt, FileStat, Index, Memo
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Index:
+    return Index(tmp_path / "index.sqlite")
+
+
+def _start(index: Index, run_id: str) -> None:
+    index.start_run(run_id, "pipeline", "/p.yaml", "local", "asked", "local", "/out", {"pipeline": "p"})
+
+
+def test_runs_attempts_and_their_steps(index: Index):
+    _start(index, "20261201-000000-aaaaaa")
+    attempts = [
+        Attempt("20261201-000000-aaaaaa", "normalize", "k1", "s1", 1, "failed", message="exit 2"),
+        Attempt("20261201-000000-aaaaaa", "normalize", "k1", "s1", 2, "ok", outputs=[{"name": "a", "sha256": "x"}]),
+        Attempt("20261201-000000-aaaaaa", "mask", "k2", "s1", 0, "ok", cached=True),
+    ]
+    index.record_attempts(attempts)
+    index.end_run("20261201-000000-aaaaaa", "ok")
+    run = index.run("20261201-000000-aaaaaa")
+    assert run is not None and run["status"] == "ok" and run["ended"] >= run["started"]
+    assert run["details"] == {"pipeline": "p"}
+    assert [(a["attempt"], a["status"]) for a in index.attempts(run["id"], "normalize")] == [(1, "failed"), (2, "ok")]
+    every = index.attempts(run["id"])
+    assert len(every) == 3 and every[2]["cached"] is True and every[1]["outputs"] == [{"name": "a", "sha256": "x"}]
+
+
+def test_a_prefix_finds_one_run_and_never_guesses_between_several(index: Index):
+    for run_id in ("20261201-000000-aaaaaa", "20261201-000001-bbbbbb"):
+        _start(index, run_id)
+    assert index.run("20261201-000001")["id"] == "20261201-000001-bbbbbb"  # type: ignore[index]
+    assert index.run("20261201-00000") is None  # two match: no guess
+    assert index.run_ids_starting("20261201-00000") == ["20261201-000000-aaaaaa", "20261201-000001-bbbbbb"]
+    assert index.run("20261202") is None
+
+
+def test_a_run_left_running_is_marked_interrupted_and_a_collected_one_says_so(index: Index):
+    _start(index, "20261201-000000-aaaaaa")
+    assert index.mark_interrupted() == ["20261201-000000-aaaaaa"]
+    run = index.run("20261201-000000-aaaaaa")
+    assert run is not None and run["status"] == "interrupted" and run["ended"] is not None
+    index.mark_collected(["20261201-000000-aaaaaa"])
+    collected = index.run("20261201-000000-aaaaaa")
+    assert collected is not None and collected["details"]["collected"] >= run["ended"]
+    assert collected["details"]["pipeline"] == "p"  # the rest of the details kept
+
+
+def test_the_memo_answers_only_for_the_same_version_of_a_file(index: Index, tmp_path: Path):
+    scan = tmp_path / "scan.dcm"
+    scan.write_bytes(b"one")
+    stat = FileStat.of(scan)
+    index.memo_store([(stat, Memo("sha-one", "series", "instance"))])
+    assert index.memo_lookup([FileStat.of(scan)]) == {str(scan): Memo("sha-one", "series", "instance")}
+    scan.write_bytes(b"two!")  # another size
+    os.utime(scan, ns=(stat.mtime_ns + 1, stat.mtime_ns + 1))
+    assert index.memo_lookup([FileStat.of(scan)]) == {}
