@@ -131,115 +131,111 @@ def _reference_problems(spec: PipelineSpec, name: str, where: str, descriptors: 
     return problems
 
 
-def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
-    """The validated pipeline. Every problem found is reported together (one UsageError), or, with
-    ``collect``, appended to it and the graph of what is valid returned (``dicompose check`` adds its own)."""
-    spec, document, problems = load_pipeline_leniently(path)
-    if spec is None:
-        raise ProblemsError(str(path), problems)
-    descriptors: dict[str, Descriptor] = {}
-    for name, step in spec.steps.items():
-        try:
-            descriptors[name] = load_descriptor(step.tool, base=path.parent)
-        except UsageError as exc:
-            problems.append(f"{line_at(document, 'steps', name, 'tool')}steps.{name}.tool: {exc}")
-    nodes: dict[str, StepNode] = {}
-    dependencies: dict[str, set[str]] = {}
-    for name, step in spec.steps.items():
-        descriptor = descriptors.get(name)
-        where = line_at(document, "steps", name, "with")
-        if descriptor is None:  # its tool is unknown (reported): what it refers to can still be checked
-            problems.extend(_reference_problems(spec, name, where, descriptors))
+def _bind_step(
+    spec: PipelineSpec,
+    name: str,
+    descriptors: Mapping[str, Descriptor],
+    document: dict[str, Any],
+    problems: list[str],
+    depends: set[str],
+) -> StepNode | None:
+    """Step ``name`` bound to its tool: which File input takes the files and from where (an input, or a
+    step's output: added to ``depends``), the literal values, the key files; every problem appended to
+    ``problems``, its values checked even when a reference is wrong. None when it cannot run as written."""
+    step = spec.steps[name]
+    descriptor = descriptors.get(name)
+    where = line_at(document, "steps", name, "with")
+    if descriptor is None:  # its tool is unknown (reported): what it refers to can still be checked
+        problems.extend(_reference_problems(spec, name, where, descriptors))
+        return None
+    file_inputs = {i["id"] for i in descriptor.inputs if i["type"] == "File"}
+    known = {i["id"] for i in descriptor.inputs}
+    source: Source | None = None
+    batch_input = ""
+    params: dict[str, Any] = {}
+    file_refs: dict[str, str] = {}
+    broken = ""  # a File input whose reference is wrong: reported, and its step's values still checked
+    for key, value in step.with_.items():
+        field = f"steps.{name}.with.{key}"
+        if key not in known:
+            problems.append(
+                f"{where}{field}: {descriptor.name} has no input {key!r} (inputs: {', '.join(sorted(known))})"
+            )
             continue
-        file_inputs = {i["id"] for i in descriptor.inputs if i["type"] == "File"}
-        known = {i["id"] for i in descriptor.inputs}
-        source: Source | None = None
-        batch_input = ""
-        params: dict[str, Any] = {}
-        file_refs: dict[str, str] = {}
-        broken = ""  # a File input whose reference is wrong: reported, and its step's values still checked
-        for key, value in step.with_.items():
-            field = f"steps.{name}.with.{key}"
-            if key not in known:
+        reference = parse_reference(value)
+        if reference is None:
+            if key in file_inputs:
                 problems.append(
-                    f"{where}{field}: {descriptor.name} has no input {key!r} (inputs: {', '.join(sorted(known))})"
+                    f"{where}{field}: a File input takes a reference (inputs.X or steps.S.output); give a key "
+                    "or table as a pipeline input of kind file (inputs: {NAME: file}, --in NAME=PATH)"
                 )
-                continue
-            reference = parse_reference(value)
-            if reference is None:
-                if key in file_inputs:
-                    problems.append(
-                        f"{where}{field}: a File input takes a reference (inputs.X or steps.S.output); give a key "
-                        "or table as a pipeline input of kind file (inputs: {NAME: file}, --in NAME=PATH)"
-                    )
-                params[key] = value
-                continue
-            if reference[0] == "input" and spec.inputs.get(reference[1]) == "file":
-                if key not in file_inputs:
-                    problems.append(f"{where}{field}: {value} is a file, but {key!r} is not a File input")
-                else:
-                    file_refs[key] = reference[1]
-                continue
+            params[key] = value
+            continue
+        if reference[0] == "input" and spec.inputs.get(reference[1]) == "file":
             if key not in file_inputs:
-                problems.append(
-                    f"{where}{field}: type mismatch: {value} is files, but {key!r} is a {descriptor.input(key)['type']}"
-                )
-                continue
-            if source is not None:
-                problems.append(f"{where}{field}: only one File input per step can take files")
-                continue
-            kind, ref_name, ref_output = reference
-            if kind == "input" and ref_name not in spec.inputs:
-                problems.append(f"{where}{field}: unknown pipeline input {ref_name!r}")
+                problems.append(f"{where}{field}: {value} is a file, but {key!r} is not a File input")
+            else:
+                file_refs[key] = reference[1]
+            continue
+        if key not in file_inputs:
+            problems.append(
+                f"{where}{field}: type mismatch: {value} is files, but {key!r} is a {descriptor.input(key)['type']}"
+            )
+            continue
+        if source is not None:
+            problems.append(f"{where}{field}: only one File input per step can take files")
+            continue
+        kind, ref_name, ref_output = reference
+        if kind == "input" and ref_name not in spec.inputs:
+            problems.append(f"{where}{field}: unknown pipeline input {ref_name!r}")
+            broken = key
+            continue
+        if kind == "step":
+            if ref_name not in spec.steps:
+                problems.append(f"{where}{field}: unknown step {ref_name!r}")
                 broken = key
                 continue
-            if kind == "step":
-                if ref_name not in spec.steps:
-                    problems.append(f"{where}{field}: unknown step {ref_name!r}")
-                    broken = key
-                    continue
-                upstream = descriptors.get(ref_name)
-                resolved = _output_id(upstream, ref_output) if upstream else None
-                if upstream is not None and resolved is None:
-                    outs = ", ".join(o["id"] for o in upstream.outputs)
-                    problems.append(f"{where}{field}: step {ref_name!r} has no output {ref_output!r} (outputs: {outs})")
-                    broken = key
-                    continue
-                ref_output = resolved or ref_output
-                dependencies.setdefault(name, set()).add(ref_name)
-            source = Source(kind, ref_name, ref_output)
-            batch_input = key
-        if source is None and not broken:
-            given = ", ".join(f"{key} takes inputs.{ref}, a file input" for key, ref in file_refs.items())
-            problems.append(
-                f"{where}steps.{name}.with: no File input takes DICOM files "
-                f"(one of {', '.join(sorted(file_inputs)) or 'none'} must take a dicom input inputs.X or "
-                f"steps.S.output{'; ' + given if given else ''})"
-            )
-            if not file_refs:
+            upstream = descriptors.get(ref_name)
+            resolved = _output_id(upstream, ref_output) if upstream else None
+            if upstream is not None and resolved is None:
+                outs = ", ".join(o["id"] for o in upstream.outputs)
+                problems.append(f"{where}{field}: step {ref_name!r} has no output {ref_output!r} (outputs: {outs})")
+                broken = key
                 continue
-            broken = next(iter(file_refs))  # its values are checked all the same
-        try:
-            placeholders = {ref: "/placeholder" for ref in file_refs}
-            invocation = build_invocation(
-                descriptor,
-                with_batch(descriptor, batch_input or broken, {**params, **placeholders}, ["/placeholder"]),
-            )
-            check_builtin_values(descriptor, invocation.values)
-            output_patterns(descriptor, invocation)  # an output the values send out of its folder
-        except UsageError as exc:
-            problems.append(f"{where}steps.{name}.with: {exc}")
-            continue
-        if source is None:
-            continue  # its reference is wrong (reported above); its values were checked all the same
-        nodes[name] = StepNode(name, step, descriptor, batch_input, source, params, file_refs)
-        dependencies.setdefault(name, set())
-    order: list[str] = []
+            ref_output = resolved or ref_output
+            depends.add(ref_name)
+        source = Source(kind, ref_name, ref_output)
+        batch_input = key
+    if source is None and not broken:
+        given = ", ".join(f"{key} takes inputs.{ref}, a file input" for key, ref in file_refs.items())
+        problems.append(
+            f"{where}steps.{name}.with: no File input takes DICOM files "
+            f"(one of {', '.join(sorted(file_inputs)) or 'none'} must take a dicom input inputs.X or "
+            f"steps.S.output{'; ' + given if given else ''})"
+        )
+        if not file_refs:
+            return None
+        broken = next(iter(file_refs))  # its values are checked all the same
     try:
-        order = list(TopologicalSorter(dependencies).static_order())
-    except CycleError as exc:
-        cycle = " → ".join(exc.args[1]) if len(exc.args) > 1 else "?"
-        problems.append(f"steps: dependency cycle {cycle}")
+        placeholders = {ref: "/placeholder" for ref in file_refs}
+        invocation = build_invocation(
+            descriptor,
+            with_batch(descriptor, batch_input or broken, {**params, **placeholders}, ["/placeholder"]),
+        )
+        check_builtin_values(descriptor, invocation.values)
+        output_patterns(descriptor, invocation)  # an output the values send out of its folder
+    except UsageError as exc:
+        problems.append(f"{where}steps.{name}.with: {exc}")
+        return None
+    if source is None:
+        return None  # its reference is wrong (reported above); its values were checked all the same
+    return StepNode(name, step, descriptor, batch_input, source, params, file_refs)
+
+
+def _pipeline_outputs(
+    spec: PipelineSpec, descriptors: Mapping[str, Descriptor], document: dict[str, Any], problems: list[str]
+) -> dict[str, Source]:
+    """The pipeline's named outputs, each a step's output (resolved to the tool's output id); problems appended."""
     outputs: dict[str, Source] = {}
     for out_name, value in spec.outputs.items():
         reference = parse_reference(value)
@@ -256,6 +252,37 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
             problems.append(f"{field}: step {reference[1]!r} has no output {reference[2]!r}")
             continue
         outputs[out_name] = Source("step", reference[1], resolved or reference[2])
+    return outputs
+
+
+def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
+    """The validated pipeline. Every problem found is reported together (one UsageError), or, with
+    ``collect``, appended to it and the graph of what is valid returned (``dicompose check`` adds its own)."""
+    spec, document, problems = load_pipeline_leniently(path)
+    if spec is None:
+        raise ProblemsError(str(path), problems)
+    descriptors: dict[str, Descriptor] = {}
+    for name, step in spec.steps.items():
+        try:
+            descriptors[name] = load_descriptor(step.tool, base=path.parent)
+        except UsageError as exc:
+            problems.append(f"{line_at(document, 'steps', name, 'tool')}steps.{name}.tool: {exc}")
+    nodes: dict[str, StepNode] = {}
+    dependencies: dict[str, set[str]] = {}
+    for name in spec.steps:
+        depends: set[str] = set()
+        node = _bind_step(spec, name, descriptors, document, problems, depends)
+        if node is not None:
+            nodes[name] = node
+        if node is not None or depends:  # a broken step's references still count: a cycle is found all the same
+            dependencies[name] = depends
+    order: list[str] = []
+    try:
+        order = list(TopologicalSorter(dependencies).static_order())
+    except CycleError as exc:
+        cycle = " → ".join(exc.args[1]) if len(exc.args) > 1 else "?"
+        problems.append(f"steps: dependency cycle {cycle}")
+    outputs = _pipeline_outputs(spec, descriptors, document, problems)
     if collect is not None:
         collect.extend(problems)
     elif problems:
