@@ -162,6 +162,9 @@ class Execution:
             self.add_task(consumer, task.label, task.relative_parent, files, inputs)
 
     def block_dependants(self, node: StepNode, task: Task) -> None:
+        """A task that failed for good feeds nothing: the task each later step would have made of its outputs is
+        recorded as ``blocked`` (transitively), so the run reports what did not happen and why, and the other
+        series go on (one bad series never stops a cohort)."""
         for consumer in self.consumers.get(node.name, []):
             blocked = Task("", consumer.name, task.label, task.relative_parent, (), (), status="blocked")
             self.report.tasks.append(blocked)
