@@ -8,14 +8,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dicompose.dicom import synthetic
+from tests.support.cli import BIN
 
-BIN = Path(sys.executable).parent
 DEMO = Path(__file__).parents[2] / "src" / "dicompose" / "pipelines" / "demo.yaml"
 
 

@@ -8,7 +8,6 @@ scan finds them, and files that merely start with the same two bytes stay "not D
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +21,9 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from dicompose.dicom.quicklook import bare_dataset_syntax, is_dicom
 from dicompose.dicom.reading import peek
 from dicompose.dicom.synthetic import write_ct_series
-from tests.conftest import dciodvfy_errors
+from tests.support.cli import BIN
+from tests.support.dicom_checks import dciodvfy_errors
 
-BIN = Path(sys.executable).parent
 SOURCES = ["CT_small.dcm", "MR_small.dcm", "synthetic"]
 
 

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import BIN
 from tests.support.descriptors import header
-
-BIN = Path(sys.executable).parent
 
 DESCRIPTORS = {
     "shell-env-config": {

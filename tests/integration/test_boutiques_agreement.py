@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
 
-BIN = Path(sys.executable).parent
+from tests.support.cli import BIN
 
 
 def corpus() -> list[Path]:

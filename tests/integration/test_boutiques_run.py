@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dicompose.dicom import synthetic
+from tests.support.cli import BIN
 from tests.support.descriptors import header
 
-BIN = Path(sys.executable).parent
 COPY = {
     **header("copy-one", "copies one file under a name made from it"),
     "command-line": "cp [IN] [OUTFILE]",

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from dicompose.pipeline.preflight import machine_cores
-from tests.conftest import need
+from tests.support.cli import BIN
+from tests.support.components import need
 from tests.support.descriptors import boutiques
-
-BIN = Path(sys.executable).parent
 
 GOOD_STEPS = {
     "normalize": "tool: normalize\n    with: {input: inputs.scans, min: 0, max: 100}",

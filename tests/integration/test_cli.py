@@ -15,11 +15,10 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from dicompose.dicom import synthetic
-from tests.conftest import independent_modality_values
+from tests.support.cli import BIN
 from tests.support.descriptors import snippet_tool
+from tests.support.dicom_checks import independent_modality_values
 from tests.support.links import link_farm
-
-BIN = Path(sys.executable).parent
 
 
 def run(*argv: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

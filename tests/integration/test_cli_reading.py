@@ -10,14 +10,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dicompose.tools.samples import demo_pipeline, sample_data_folder
+from tests.support.cli import BIN
 
-BIN = Path(sys.executable).parent
 RUN_ID = re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b")
 
 

@@ -11,16 +11,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_pipeline import cli_run_argv, launches, outputs, pipeline_file, write_scans
-
-BIN = Path(sys.executable).parent
+from tests.support.cli import BIN
+from tests.support.pipelines import cli_run_argv, launches, outputs, pipeline_file, write_scans
 
 
 def start(tmp_path: Path, pipeline: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import pytest
 
 from dicompose.dicom import synthetic
 from dicompose.pipeline.privacy import Redactor, folder_label
+from tests.support.cli import BIN
 
-BIN = Path(sys.executable).parent
 PLANTED = ("DOE_JOHN", "MRN12345", "SMITH JANE", "1961-04-03")
 
 

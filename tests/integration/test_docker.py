@@ -12,7 +12,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,11 +25,12 @@ from dicompose.errors import UsageError
 from dicompose.images.pins import pinned, pins_file
 from dicompose.pipeline.runner import PipelineReport, PipelineRequest, run_pipeline
 from dicompose.pipeline.tool_graph import tool_graph
-from tests.conftest import independent_modality_values, need
+from tests.support.cli import BIN
+from tests.support.components import need
+from tests.support.dicom_checks import independent_modality_values
 from tests.support.links import link_farm
 
 pytestmark = pytest.mark.docker
-BIN = Path(sys.executable).parent
 #: Containers this test process launched (tests run in parallel processes: never look at another's).
 MINE = {"label": ["org.dicompose.tool=probe", f"org.dicompose.pid={os.getpid()}"]}
 PROBE = (Path(__file__).parent.parent / "data" / "probe_tool.py").read_text()

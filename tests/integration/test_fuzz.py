@@ -32,7 +32,7 @@ from dicompose.dicom.normalize import normalize_file
 from dicompose.dicom.threshold import threshold_file
 from dicompose.errors import InputError
 from dicompose.params import NormalizeParams, ThresholdParams
-from tests.conftest import dciodvfy_errors, normalized_error
+from tests.support.dicom_checks import dciodvfy_errors, normalized_error
 
 SEED = 20261130
 CASES = int(os.environ.get("DICOMPOSE_FUZZ_CASES", "500"))

@@ -8,15 +8,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from dicompose.dicom import synthetic
-
-BIN = Path(sys.executable).parent
+from tests.support.cli import BIN
 
 
 @pytest.mark.parametrize("presses", [1, 2])

@@ -20,8 +20,8 @@ from dicompose.dicom.normalize import normalize_file
 from dicompose.dicom.threshold import threshold_file
 from dicompose.errors import UnsupportedInputError
 from dicompose.params import NormalizeParams, ThresholdParams
-from tests.conftest import dciodvfy_errors
 from tests.support import iods
+from tests.support.dicom_checks import dciodvfy_errors
 
 Job = Callable[[Path, Path], object]
 JOBS: dict[str, Job] = {

@@ -22,7 +22,7 @@ from dicompose.tools.batch import FileResult, Operation, Status, run_batch
 from dicompose.tools.deidentify import deidentify_operation
 from dicompose.tools.normalize import normalize_operation
 from dicompose.tools.threshold import threshold_operation
-from tests.conftest import pydicom_corpus
+from tests.support.dicom_checks import pydicom_corpus
 
 OPERATIONS = {
     "normalize": lambda: normalize_operation(NormalizeParams(0, 100)),

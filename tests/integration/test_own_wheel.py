@@ -17,7 +17,7 @@ import pytest
 
 from dicompose.errors import UsageError
 from dicompose.images import own_wheel
-from tests.conftest import need
+from tests.support.components import need
 
 
 def members(wheel: Path) -> dict[str, bytes]:

@@ -17,8 +17,8 @@ from pydicom.data import get_testdata_file
 from dicompose.dicom import synthetic
 from dicompose.dicom.normalize import normalize_file
 from dicompose.params import NormalizeParams
-from tests.conftest import dciodvfy_errors, independent_modality_values
 from tests.reference import paper_normalize_scan as paper
+from tests.support.dicom_checks import dciodvfy_errors, independent_modality_values
 
 
 def copy_of(name: str, folder: Path) -> Path:

@@ -10,7 +10,6 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -19,86 +18,15 @@ import pytest
 
 from dicompose.dicom import synthetic
 from dicompose.errors import UsageError
-from dicompose.pipeline.runner import PipelineRequest, run_pipeline
 from dicompose.records.workspace import Workspace
-
-TOOLS = Path(__file__).parent.parent / "data" / "tools"
-BIN = Path(sys.executable).parent
+from tests.support.cli import BIN
+from tests.support.pipelines import cli_run_argv, launches, outputs, pipeline_file, run, write_scans
 
 
 @pytest.fixture(params=["local", pytest.param("dask", marks=pytest.mark.dask)])
 def scheduler(request: pytest.FixtureRequest) -> str:
     """Every pipeline test runs on both schedulers: the in-process thread pool and a Dask LocalCluster."""
     return str(request.param)
-
-
-def write_scans(folder: Path, groups: int = 2, per_group: int = 2) -> Path:
-    for g in range(groups):
-        for i in range(per_group):
-            synthetic.save(synthetic.ct_slice(f"series-{g}", i, 16, 16), folder / f"g{g}" / f"s{i}.dcm")
-    return folder
-
-
-def pipeline_file(tmp_path: Path, *, a: str = "", b: str = "", a_extra: str = "") -> Path:
-    log = tmp_path / "launches.log"
-    text = f"""
-    version: 1
-    name: test
-    inputs:
-      scans: dicom
-    steps:
-      first:
-        tool: {TOOLS / "stepa.json"}
-        with: {{input: inputs.scans, script: "{TOOLS / "steptool.py"}", log: "{log}"{a}}}
-        {a_extra}
-      second:
-        tool: {TOOLS / "stepb.json"}
-        with: {{input: steps.first.output, script: "{TOOLS / "steptool.py"}", log: "{log}"{b}}}
-    outputs:
-      firsts: steps.first.output
-      seconds: steps.second.output
-    """
-    path = tmp_path / "pipeline.yaml"
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def launches(tmp_path: Path) -> list[str]:
-    log = tmp_path / "launches.log"
-    return log.read_text().splitlines() if log.exists() else []
-
-
-def run(tmp_path: Path, pipeline: Path, scheduler: str = "local", **kwargs: object):
-    request = PipelineRequest(
-        pipeline,
-        {"scans": tmp_path / "scans"},
-        tmp_path / "out",
-        engine="local",
-        scheduler=scheduler,
-        workers=2,
-        **kwargs,
-    )  # type: ignore[arg-type]
-    return run_pipeline(request)
-
-
-def cli_run_argv(tmp_path: Path, pipeline: Path, *extra: str) -> list[str]:
-    """`dicompose run PIPELINE` on tmp_path/scans into tmp_path/out with the local engine."""
-    return [
-        str(BIN / "dicompose"),
-        "run",
-        str(pipeline),
-        "--in",
-        str(tmp_path / "scans"),
-        "--out",
-        str(tmp_path / "out"),
-        "--engine",
-        "local",
-        *extra,
-    ]
-
-
-def outputs(tmp_path: Path) -> dict[str, bytes]:
-    return {p.relative_to(tmp_path / "out").as_posix(): p.read_bytes() for p in (tmp_path / "out").rglob("*.[ab]")}
 
 
 def test_rerun_with_nothing_changed_launches_nothing(tmp_path: Path, scheduler: str):

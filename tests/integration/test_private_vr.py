@@ -14,7 +14,7 @@ from dicompose.dicom.deidentify import DeidParams, deidentify_file
 from dicompose.dicom.normalize import normalize_file
 from dicompose.dicom.threshold import threshold_file
 from dicompose.params import NormalizeParams, ThresholdParams
-from tests.conftest import dciodvfy_errors
+from tests.support.dicom_checks import dciodvfy_errors
 
 LONG_SH, LONG_CS, SHORT_SH = 0x0019100F, 0x0019100D, 0x00191011  # SIEMENS MR HEADER: SH, CS, SH
 TOOLS = {

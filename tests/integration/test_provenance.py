@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from dicompose.pipeline.provenance import export_provenance
-from tests.integration.test_pipeline import pipeline_file, run, write_scans
 from tests.support.crate_validator import validate
+from tests.support.pipelines import pipeline_file, run, write_scans
 
 
 @pytest.fixture

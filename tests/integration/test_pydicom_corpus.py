@@ -26,7 +26,7 @@ from dicompose.dicom.kernel import EncodingError, choose_encoding
 from dicompose.dicom.normalize import normalize_file, output_name
 from dicompose.errors import InputError, UnsupportedInputError
 from dicompose.params import NormalizeParams, ValueRange
-from tests.conftest import (
+from tests.support.dicom_checks import (
     dciodvfy_errors,
     exact_expected,
     independent_modality_values,

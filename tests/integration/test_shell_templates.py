@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dicompose.descriptors.shell import shell_argv
 from dicompose.dicom import synthetic
-from tests.conftest import need
+from tests.support.cli import BIN
+from tests.support.components import need
 
-BIN = Path(sys.executable).parent
 HOSTILE = [
     "$(touch PWNED)",
     "`touch PWNED`",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,9 @@ import pydicom
 import pytest
 
 from dicompose.dicom import synthetic
-from tests.conftest import need
+from tests.support.cli import BIN
+from tests.support.components import need
 
-BIN = Path(sys.executable).parent
 SLICES = 12  # 256×256 slices of ~130 KB: a 1,200 KB disk holds fewer than all their outputs
 
 

@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.conftest import need
+from tests.support.components import need
 
 ROOT = Path(__file__).parents[2]
 VALIDATOR = ROOT / ".venv-validator" / "bin" / "rocrate-validator"

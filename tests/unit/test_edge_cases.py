@@ -15,7 +15,7 @@ from dicompose.dicom import synthetic
 from dicompose.dicom.normalize import normalize_file
 from dicompose.errors import InputError, UnsupportedInputError
 from dicompose.params import NormalizeParams
-from tests.conftest import independent_modality_values
+from tests.support.dicom_checks import independent_modality_values
 
 
 def image(stored: np.ndarray, **attributes: object) -> Dataset:

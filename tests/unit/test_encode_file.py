@@ -17,7 +17,7 @@ from pydicom.filewriter import dcmwrite
 from dicompose.dicom.reading import read_dataset
 from dicompose.dicom.writing import encode_file, rebuild_file_meta
 from dicompose.errors import InputError
-from tests.conftest import pydicom_corpus
+from tests.support.dicom_checks import pydicom_corpus
 
 
 def _prepared(path: Path, *, keep_compressed: bool = False) -> FileDataset | None:

@@ -9,13 +9,8 @@ from pathlib import Path
 import pytest
 
 from dicompose.descriptors.descriptor import Descriptor, load_descriptor
-from dicompose.descriptors.invocation import (
-    build_argv,
-    build_invocation,
-    collect_outputs,
-    output_patterns,
-    parse_pairs,
-)
+from dicompose.descriptors.given import parse_pairs
+from dicompose.descriptors.invocation import build_argv, build_invocation, collect_outputs, output_patterns
 from dicompose.errors import UsageError
 
 

@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from dicompose.dicom.kernel import choose_encoding, modality_range, remap
 from dicompose.params import ValueRange, format_ds
-from tests.conftest import exact_expected
+from tests.support.dicom_checks import exact_expected
 
 
 def run(stored, slopes, intercepts, low, high):

@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicompose.dicom.reading import _native_little_endian
-from tests.conftest import pydicom_corpus
+from tests.support.dicom_checks import pydicom_corpus
 
 
 def _read(path: Path) -> Dataset | None:

@@ -13,7 +13,7 @@ from dicompose.dicom import synthetic
 from dicompose.dicom.threshold import threshold_file
 from dicompose.errors import UsageError
 from dicompose.params import ThresholdParams
-from tests.conftest import independent_modality_values
+from tests.support.dicom_checks import independent_modality_values
 
 
 def test_mask_of_modality_values(tmp_path: Path):
