@@ -162,3 +162,23 @@ def test_a_refused_run_leaves_no_output_folder_and_no_record(tmp_path: Path, how
     assert not (tmp_path / "out").exists()
     if how != "tool" and (ws / "index.sqlite").exists():
         assert json.loads(dicompose("runs", "--workspace", str(ws), "--json", home=home).stdout) == []
+
+
+@pytest.mark.parametrize("columns", [80, 130])
+def test_audit_show_never_cuts_the_pseudonym_it_shows(workspace: tuple[Path, list[str]], columns: int):
+    """What audit show prints as a patient is what --patient takes: pasted back, it finds the entries."""
+    tmp_path, _ = workspace
+    ws, home = str(tmp_path / "ws"), tmp_path / "home"
+    shown = dicompose("audit", "show", "--workspace", ws, "--action", "read", home=home, columns=columns).stdout
+    patients = set(re.findall(r"\bp-[0-9a-f]{6,}\b", shown))
+    assert patients, shown
+    full = {
+        e["object"]["patient"]
+        for e in json.loads(dicompose("audit", "show", "--workspace", ws, "--json", home=home).stdout)
+        if e["object"].get("patient")
+    }
+    assert patients <= full  # none cut
+    pasted = dicompose("audit", "show", "--workspace", ws, "--patient", sorted(patients)[0], "--json", home=home)
+    assert json.loads(pasted.stdout)
+    none = dicompose("audit", "show", "--workspace", ws, "--since", "2999-01-01", home=home, columns=columns)
+    assert none.returncode == 0 and "no entries match" in none.stdout

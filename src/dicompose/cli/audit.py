@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from dicompose.cli.console import emit_json, fail, stdout
 from dicompose.errors import EXIT_FAILED, UsageError
@@ -111,12 +112,34 @@ def show_command(
     if as_json:
         emit_json(None, entries)  # a bare list
         return
-    table = Table("seq", "time (UTC)", "user", "action", "patient", "path", "tool", "outcome")
+    if not entries:
+        stdout.print("no entries match")
+        return
+    if stdout.width < 120:  # a table would fold the paths to nothing: an entry per two lines, nothing cut
+        for e in entries:
+            obj = e.get("object", {})
+            when = e["time"][5:19].replace("T", " ")
+            patient = obj.get("patient") or "-"
+            stdout.print(f"{e['seq']:>6}  {when}  {e['action']:<8} {patient}  {e['outcome']}", highlight=False)
+            stdout.print(f"        {escape(str(obj.get('path') or obj.get('step') or '-'))}", highlight=False)
+        return
+    table = Table(
+        Column("seq", justify="right", no_wrap=True),
+        Column("time (UTC)", no_wrap=True),
+        Column("user", no_wrap=True),
+        Column("action", no_wrap=True),
+        Column("patient", no_wrap=True),  # pasted into --patient: never cut
+        Column("path", overflow="fold"),
+        Column("tool", no_wrap=True),
+        Column("outcome", no_wrap=True),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for e in entries:
         obj = e.get("object", {})
         table.add_row(
             str(e["seq"]),
-            e["time"][:19],
+            e["time"][:19].replace("T", " "),
             e["actor"]["user"],
             e["action"],
             obj.get("patient") or "-",
