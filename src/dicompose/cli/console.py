@@ -29,6 +29,11 @@ stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def plural(count: int, word: str) -> str:
+    """``word`` for one, its plural otherwise ("launch" → "launches")."""
+    return word if count == 1 else (word + "es" if word.endswith(("ch", "sh", "s", "x")) else word + "s")
+
+
 def print_error(error: DicomposeError) -> None:
     """One line, never a traceback."""
     stderr.print(f"[bold red]error:[/] {escape(str(error))}")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from dicompose.cli.console import stderr, stdout
+from dicompose.cli.console import plural, stderr, stdout
 from dicompose.errors import EXIT_FAILED, EXIT_OK, ProblemsError, UsageError
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def refuse(pipeline: Path, problems: list[str]) -> NoReturn:
     """Every problem on its own line, named by the file, then how many: nothing runs (exit 2)."""
     for problem in problems:
         stderr.print(f"[red]error:[/] {escape(str(pipeline))}: {escape(problem)}")
-    stderr.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}: nothing was run")
+    stderr.print(f"{len(problems)} {plural(len(problems), 'problem')}: nothing was run")
     raise typer.Exit(2)
 
 
@@ -86,7 +86,7 @@ def check(
     order = " → ".join(node.name for node in graph.steps)
     inputs = ", ".join(f"{name} ({kind})" for name, kind in graph.spec.inputs.items())
     count = len(graph.steps)
-    stdout.print(f"{pipeline}: valid ({count} step{'' if count == 1 else 's'}: {order}; inputs: {inputs})")
+    stdout.print(f"{pipeline}: valid ({count} {plural(count, 'step')}: {order}; inputs: {inputs})")
     for node in graph.steps:  # what each step's files come from, where the run supplies them
         for input_id, name in node.file_refs.items():
             stdout.print(f"  {node.name}: {input_id} ← --in {name}=PATH (one file, mounted read-only)")
@@ -212,7 +212,7 @@ class _Progress:
         verdict = {0: "ok", None: "did not finish"}.get(launch.exit_code, f"exit {launch.exit_code}")
         stderr.print(
             f"[{time.monotonic() - self.started:6.1f} s] {launch.step}: launch {launch.id.rsplit('-', 1)[-1]} "
-            f"({len(launch.tasks)} task{'' if len(launch.tasks) == 1 else 's'}, {launch.processes} proc, "
+            f"({len(launch.tasks)} {plural(len(launch.tasks), 'task')}, {launch.processes} proc, "
             f"{launch.seconds:.1f} s, {verdict}); "
             f"{done} of {total} tasks finished",
             markup=False,

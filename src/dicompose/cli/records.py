@@ -11,7 +11,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Column, Table
 
-from dicompose.cli.console import emit_json, fail, stderr, stdout
+from dicompose.cli.console import emit_json, fail, plural, stderr, stdout
 from dicompose.errors import UsageError
 from dicompose.records.index import Index, existing_index
 from dicompose.records.workspace import Workspace, is_locked
@@ -32,10 +32,6 @@ def _index(workspace: Path) -> Index:
 
 def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "-"
-
-
-def _plural(count: int, word: str) -> str:
-    return word if count == 1 else (word + "es" if word.endswith("ch") else word + "s")
 
 
 def _run_or_fail(index: Index, run_id: str, workspace: Path) -> dict[str, Any]:
@@ -127,8 +123,8 @@ def show(
         per_step: dict[str, list[int]] = {}
         for launch in launches:
             per_step.setdefault(launch["step"], []).append(len(launch["tasks"]))
-        parts = [f"{step} {len(n)} ({sum(n)} {_plural(sum(n), 'task')})" for step, n in per_step.items()]
-        stdout.print(f"{len(launches)} {_plural(len(launches), 'launch')}: " + ", ".join(parts))
+        parts = [f"{step} {len(n)} ({sum(n)} {plural(sum(n), 'task')})" for step, n in per_step.items()]
+        stdout.print(f"{len(launches)} {plural(len(launches), 'launch')}: " + ", ".join(parts))
     table = Table("step", "task", "attempt", "status", "exit", "seconds", "image")
     for a in attempts:
         seconds = f"{a['ended'] - a['started']:.2f}" if a["started"] and a["ended"] else "-"

@@ -184,7 +184,8 @@ def same_elements(first: Dataset, second: Dataset) -> bool:
             if len(items_a) != len(items_b) or not all(map(same_elements, items_a, items_b)):
                 return False
             continue
-        if _as_bytes(a.VR, a.value) is None or _as_bytes(a.VR, a.value) != _as_bytes(b.VR, b.value):
+        as_bytes = _as_bytes(a.VR, a.value)
+        if as_bytes is None or as_bytes != _as_bytes(b.VR, b.value):
             return False
     return True
 
