@@ -12,12 +12,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import pydicom
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING
 
 from dicompose.dicom.quicklook import HEAD_BYTES, bare_dataset_syntax, first_values
 from dicompose.fileio import Digest, Hasher, Hashing
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 _TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientID"]
 _NONE: dict[str, str | None] = {"study": None, "series": None, "instance": None, "patient": None}
@@ -45,6 +46,8 @@ def identifiers(path: Path, head: bytes | None = None, *, whole: bool = False) -
             }
     except OSError:
         return dict(_NONE)
+    import pydicom  # only for the files the quick look cannot read: a run over plain files never loads it
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

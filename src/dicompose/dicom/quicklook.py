@@ -13,27 +13,17 @@ implicit or explicit VR little endian: :func:`bare_dataset_syntax` says which.
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from collections.abc import Mapping
 
-from pydicom.charset import convert_encodings
-from pydicom.dataelem import RawDataElement, convert_raw_data_element
-from pydicom.filereader import data_element_generator
-from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-)
-from pydicom.valuerep import VR
+from dicompose.dicom.headscan import PREAMBLE, scan_values
 
-PREAMBLE = 128
 #: Bytes to read for a quick look: the preamble, the file meta and the first elements of nearly every file.
 HEAD_BYTES = 8192
 _TRANSFER_SYNTAX = 0x00020010
 _CHARACTER_SET = 0x00080005
-_KNOWN_VRS = frozenset(vr.value.encode("ascii") for vr in VR)
 _SNIFFED_ELEMENTS = 4  # elements that must read well for a bare data set to count as DICOM
 
 
@@ -56,7 +46,11 @@ def bare_dataset_syntax(head: bytes) -> str | None:
     """
     if len(head) < 8 or head[:2] != b"\x08\x00" or is_part10(head):
         return None
-    explicit = head[4:6] in _KNOWN_VRS
+    from pydicom.dataelem import RawDataElement
+    from pydicom.filereader import data_element_generator
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    explicit = head[4:6] in _known_vrs()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -78,13 +72,32 @@ def bare_dataset_syntax(head: bytes) -> str | None:
     return ExplicitVRLittleEndian if explicit else ImplicitVRLittleEndian
 
 
+@functools.cache
+def _known_vrs() -> frozenset[bytes]:
+    from pydicom.valuerep import VR
+
+    return frozenset(vr.value.encode("ascii") for vr in VR)
+
+
 def first_values(head: bytes, wanted: Mapping[int, str], *, whole: bool) -> dict[int, str | None] | None:
     """The values of ``wanted`` tags (tag → the dictionary VR to read them with when the file's VR is
     implicit) as pydicom gives them, None for a tag the file does not have; None if ``head`` cannot tell.
 
     ``head`` is the file's first bytes, ``whole`` says whether they are the whole file. Elements are read up
-    to the last tag wanted; text values are decoded with the file's Specific Character Set.
+    to the last tag wanted; text values are decoded with the file's Specific Character Set. Most files are
+    answered by :mod:`dicompose.dicom.headscan` without loading pydicom; pydicom reads the others.
     """
+    sure, values = scan_values(head, wanted, whole=whole)
+    return values if sure else pydicom_values(head, wanted, whole=whole)
+
+
+def pydicom_values(head: bytes, wanted: Mapping[int, str], *, whole: bool) -> dict[int, str | None] | None:
+    """:func:`first_values` as pydicom's element reader and value conversion give them."""
+    from pydicom.charset import convert_encodings
+    from pydicom.dataelem import RawDataElement, convert_raw_data_element
+    from pydicom.filereader import data_element_generator
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
+
     bare_syntax = None if is_part10(head) else bare_dataset_syntax(head)
     if bare_syntax is None and not is_part10(head):
         return None

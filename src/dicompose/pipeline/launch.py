@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from dicompose.engines.base import ImageRef, Mount, Permissions, Resources, RunR
 from dicompose.engines.hardening import INPUT_ROOT, LABEL_PREFIX, OUTPUT_DIR, container_user
 from dicompose.engines.registry import engine_named
 from dicompose.errors import EngineError
+from dicompose.pipeline.early_seal import EarlySeal
 from dicompose.records.workspace import Workspace, finish_task
 from dicompose.tools.manifest import RESULT_NAME, SCHEMA
 
@@ -227,8 +228,16 @@ def execute_launch(request: LaunchRequest) -> LaunchResult:
     if hand_over:
         for folder in folders:
             os.chown(folder / "out", *container_user())
+    from dicompose.dicom.identifiers import file_facts, identifiers
+
+    pool = _facts_pool()
+    # the inputs' identifiers (for the audit log) are read while the tool starts, not after it ends
+    input_ids = {f: pool.submit(identifiers, Path(f)) for t in request.tasks for f in t.files}
+    outs = [f / "out" for f in folders] if request.packed else []
+    early = EarlySeal(outs, pool, file_facts, _take_back if hand_over else None)
     try:
-        result: RunResult | None = engine.run(spec)
+        with early:
+            result: RunResult | None = engine.run(spec)
         message = ""
     except EngineError as exc:
         result, message = None, str(exc)
@@ -244,7 +253,7 @@ def execute_launch(request: LaunchRequest) -> LaunchResult:
     else:
         (log_folder / "stderr").write_text(message + "\n")
     task_results = tuple(
-        _finish_task(request, workspace, task, folder, log_folder, result, message, paths, started)
+        _finish_task(request, workspace, task, folder, log_folder, result, message, paths, started, early, input_ids)
         for task, folder in zip(request.tasks, folders, strict=True)
     )
     command = result.command if result is not None else engine.command(spec)
@@ -303,9 +312,12 @@ def _stage_files(request: LaunchRequest, folder: Path) -> dict[str, str]:
 
 
 def _take_back(out: Path) -> None:
+    """Own (as root) what the container user wrote; files already ours keep their ctime (the early seal's check)."""
     for path in [out, *out.rglob("*")]:
         with contextlib.suppress(OSError):
-            os.chown(path, 0, 0, follow_symlinks=False)
+            st = os.lstat(path)
+            if st.st_uid or st.st_gid:
+                os.chown(path, 0, 0, follow_symlinks=False)
 
 
 def _task_exit(request: LaunchRequest, out: Path, result: RunResult) -> tuple[int | None, list[str], list[str], str]:
@@ -336,6 +348,8 @@ def _finish_task(
     message: str,
     paths: _Paths,
     started: float,
+    early: EarlySeal | None = None,
+    input_ids: Mapping[str, Future[dict[str, str | None]]] | None = None,
 ) -> TaskResult:
     if result is None:
         return TaskResult(
@@ -362,7 +376,9 @@ def _finish_task(
     from dicompose.dicom.identifiers import file_facts, identifiers
 
     produced = list(dict.fromkeys(p for files in found.values() for p in files))  # a file two outputs name: once
-    facts = dict(zip(produced, _facts_pool().map(file_facts, produced), strict=True))  # each output read once
+    facts = {p: known for p in produced if early is not None and (known := early.facts(p)) is not None}
+    unread = [p for p in produced if p not in facts]
+    facts.update(zip(unread, _facts_pool().map(file_facts, unread), strict=True))  # each output read once
     outputs = tuple(
         {"id": output_id, "name": p.relative_to(out).as_posix(), "sha256": facts[p][0]}
         for output_id, files in found.items()
@@ -392,7 +408,7 @@ def _finish_task(
             "seconds": round(result.seconds, 3),
             "run_id": request.run_id,
         }
-        finish_task(folder, record)
+        finish_task(folder, record, synced=early.synced(folder) if early is not None else frozenset())
     # a pack's stderr belongs to every task in it: shown with a task only if it did not finish (no result file)
     tail = "" if request.packed and code is not None else result.stderr.decode(errors="replace")[-_TAIL:]
     return TaskResult(
@@ -407,7 +423,10 @@ def _finish_task(
         paths.to_host(stopped),
         paths.to_host(tail),
         str(folder),
-        input_ids=tuple(identifiers(Path(f)) for f in task.files),
+        input_ids=tuple(
+            input_ids[f].result() if input_ids is not None and f in input_ids else identifiers(Path(f))
+            for f in task.files
+        ),
         output_ids=tuple(facts[p][1] for files in found.values() for p in files),  # one per entry of outputs
     )
 

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,11 +99,12 @@ def open_workspace(root: Path) -> Workspace:
     return Workspace(root.resolve())
 
 
-def finish_task(folder: Path, record: dict[str, Any]) -> None:
+def finish_task(folder: Path, record: dict[str, Any], *, synced: Collection[Path] = frozenset()) -> None:
     """Seal outputs read-only, write task.json, fsync everything, then ``done`` last: only then is it complete.
 
     Read-only because published outputs are hard links to these files; each output's size and mtime go into
-    the record so :meth:`Workspace.read_task` notices one edited anyway (root ignores the mode).
+    the record so :meth:`Workspace.read_task` notices one edited anyway (root ignores the mode). ``synced``:
+    files already fsynced and unchanged since (read while the launch ran: ``pipeline.early_seal``).
     """
     for output in record.get("outputs", []):
         path = folder / "out" / output["name"]
@@ -114,7 +115,7 @@ def finish_task(folder: Path, record: dict[str, Any]) -> None:
     # compact: a no-op rerun parses every task's record (40 records of 500 files: 9.4 MB indented, 7.5 MB not)
     _write_synced(folder / "task.json", json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and not path.is_symlink():
+        if path not in synced and path.is_file() and not path.is_symlink():
             _fsync_path(path)
     for sub in sorted({p.parent for p in folder.rglob("*")} | {folder}):
         _fsync_path(sub, directory=True)
