@@ -6,6 +6,7 @@ container health checks call most); everything else goes to the Typer applicatio
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import warnings
@@ -28,6 +29,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     from dicompose.cli.app import app
     from dicompose.errors import DicomposeError
+
+    gc.freeze()  # what the imports made lives as long as the process: never walked by a collection again
 
     try:
         app(prog_name="dicompose")

@@ -10,9 +10,11 @@ nothing.
 from __future__ import annotations
 
 import contextlib
+import gc
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 
 from dicompose.config import load_settings
@@ -34,6 +36,19 @@ from dicompose.schedulers.base import Scheduler
 from dicompose.tools.site_keys import site_key_path
 
 __all__ = ["FINISHED", "Events", "LaunchInfo", "NoEvents", "PipelineReport", "PipelineRequest", "run_pipeline"]
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a run is planned: planning 10,000 files makes ~500,000 objects,
+    none of them in a cycle, and the collections they set off cost 50 ms of a 0.55 s no-op rerun."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def new_run_id() -> str:
@@ -176,7 +191,8 @@ def _run_locked(
         new_run_id(), workspace.root, engine.name, resolution.why, request.scheduler, budget, images
     )
     report.private = graph.deidentifying
-    groups = _groups(request, graph, index, report)  # inputs with nothing to do are refused before any record
+    with paused_gc():
+        groups = _groups(request, graph, index, report)  # inputs with nothing to do are refused before any record
     scheduler = make_scheduler(request.scheduler, budget)
     report.scheduler = scheduler.name
     index.start_run(
@@ -198,7 +214,10 @@ def _run_locked(
     run = Execution(request, graph, workspace, index, engine, scheduler, report, events)
     status = "interrupted"
     try:
-        run.start(groups)
+        with paused_gc():  # a rerun's cached tasks: planned, recorded and published here
+            run.start(groups)
+            run.dispatch()
+            run.flush()
         run.drain()
         if run.storage_problem:
             done = sum(1 for t in report.tasks if t.status in FINISHED)
