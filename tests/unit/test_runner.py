@@ -11,6 +11,8 @@ import os
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from dicompose.dicom import synthetic
 from dicompose.pipeline.runner import PipelineRequest, run_pipeline
 from dicompose.records.index import Index
