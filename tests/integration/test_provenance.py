@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dicompose.pipeline.provenance import export_provenance
+from dicompose.provenance.export import export_provenance
 from tests.support.crate_validator import validate
 from tests.support.pipelines import pipeline_file, run, write_scans
 

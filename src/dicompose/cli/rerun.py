@@ -84,7 +84,7 @@ def export_provenance_command(
     workspace: WorkspaceOption = Path(".dicompose"),
 ) -> None:
     """Write a Workflow Run RO-Crate (Provenance Run Crate profile) describing a run."""
-    from dicompose.pipeline.provenance import export_provenance
+    from dicompose.provenance.export import export_provenance
 
     metadata = export_provenance(workspace, run_id, out)
     stdout.print(f"RO-Crate written: {metadata}")
