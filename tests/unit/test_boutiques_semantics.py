@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from dicompose.descriptors.conditions import condition_holds
-from dicompose.descriptors.descriptor import Descriptor, load_descriptor, validate
+from dicompose.descriptors.descriptor import Descriptor, load_descriptor
 from dicompose.descriptors.given import check_invocation_types, read_invocation_file
 from dicompose.descriptors.invocation import build_invocation, output_patterns
+from dicompose.descriptors.validation import validate
 from dicompose.errors import UsageError
 from dicompose.pipeline.tool_graph import tool_graph
 from tests.support.descriptors import header

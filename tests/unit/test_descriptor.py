@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from dicompose import __version__
-from dicompose.descriptors.descriptor import builtin_path, load_descriptor, validate
+from dicompose.descriptors.descriptor import builtin_path, load_descriptor
+from dicompose.descriptors.validation import validate
 from dicompose.errors import UsageError
 
 BUILTIN = json.loads(builtin_path("normalize").read_text())

@@ -18,7 +18,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from dicompose.config import load_settings
 from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError
 
 if TYPE_CHECKING:
@@ -122,9 +121,9 @@ def batch_and_report(
     follow_links: bool = False,
 ) -> int:
     """Run a batch and print problems as they happen, then the summary; return the exit code."""
-    from dicompose.tools.batch import Status, run_batch
+    from dicompose.tools.batch import Status
+    from dicompose.tools.host import run_on_host, summary_document
 
-    chosen_workers = workers or load_settings().workers
     counts: dict[str, int] = {}
 
     def show(result: FileResult) -> None:
@@ -143,11 +142,11 @@ def batch_and_report(
                 advance(result)
                 counts[result.status.value] = counts.get(result.status.value, 0) + 1
 
-            summary = run_batch(
+            summary = run_on_host(
                 inputs,
                 operation,
                 out_dir,
-                workers=chosen_workers,
+                workers=workers,
                 on_result=on_result,
                 on_total=total,
                 follow_links=follow_links,
@@ -162,7 +161,7 @@ def batch_and_report(
         )
         raise typer.Exit(130) from None
     if as_json:
-        print_json(summary, operation.name, parameters)
+        sys.stdout.write(json.dumps(summary_document(summary, operation.name, parameters), indent=2) + "\n")
     elif not quiet:
         print_summary(summary, out_dir)
     return EXIT_OK if summary.ok else EXIT_FAILED
@@ -185,27 +184,3 @@ def print_summary(summary: Summary, out_dir: Path | None) -> None:
             f"[bold red]stopped:[/] {escape(summary.stopped)}; {summary.not_attempted} files not attempted; "
             "the outputs written are complete; free space (or fix the folder) and run the same command"
         )
-
-
-def print_json(summary: Summary, tool: str, parameters: Mapping[str, object]) -> None:
-    """Versioned machine-readable envelope (stable contract for scripts)."""
-    from dicompose.tools.batch import Status
-
-    document = {
-        "schema": f"dicompose.{tool}/1",
-        "parameters": parameters,
-        "counts": {s.value: summary.count(s) for s in Status},
-        "seconds": round(summary.seconds, 3),
-        "stopped": summary.stopped or None,
-        "not_attempted": summary.not_attempted,
-        "files": [
-            {
-                "source": str(r.source),
-                "status": r.status.value,
-                "output": str(r.output) if r.output else None,
-                "message": r.message or None,
-            }
-            for r in summary.results
-        ],
-    }
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")

@@ -25,7 +25,8 @@ def validate_command(
 ) -> None:
     """Judge a descriptor as Boutiques' reference validator (bosh validate) does, then with dicompose's own
     checks (warnings; errors with --strict). Exit 1 when it is invalid."""
-    from dicompose.descriptors.descriptor import errors, read_document, resolve_tool, validate
+    from dicompose.descriptors.descriptor import read_document, resolve_tool
+    from dicompose.descriptors.validation import errors, validate
 
     try:
         path = resolve_tool(file)

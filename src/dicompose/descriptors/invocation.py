@@ -85,7 +85,7 @@ def _coerce_one(spec: dict[str, Any], raw: object) -> Value:
 
 
 def _check_bounds(spec: dict[str, Any], number: float) -> None:
-    from dicompose.descriptors.descriptor import out_of_bounds
+    from dicompose.descriptors.validation import out_of_bounds
 
     if (problem := out_of_bounds(spec, number)) is not None:
         raise UsageError(f"input {spec['id']!r}: {number:g} is {problem}")
@@ -127,7 +127,7 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 def _check_constraints(descriptor: Descriptor, values: Mapping[str, Value]) -> None:
     """The descriptor's relations between Number inputs (``custom.dicompose.constraints``), where both sides
     have a value: a run refuses what the tool would refuse on every task."""
-    from dicompose.descriptors.descriptor import CONSTRAINT
+    from dicompose.descriptors.validation import CONSTRAINT
 
     for text in descriptor.custom.get("constraints") or []:
         match = CONSTRAINT.match(str(text))

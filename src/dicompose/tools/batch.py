@@ -9,97 +9,35 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
-import signal
-import stat
-import sys
-import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 from dicompose.allocator import keep_freed_buffers
-from dicompose.config import data_home
 from dicompose.dicom.duplicates import duplicate_instances
-from dicompose.dicom.identifiers import Fingerprint, Fingerprints, file_facts
 from dicompose.dicom.normalize import measure_file
 from dicompose.dicom.reading import Peek, damage, is_whole, same_object
 from dicompose.errors import InputError, StorageError, UnsupportedInputError, UsageError
 from dicompose.fileio import (
-    Digest,
     Hashing,
     check_output_folder,
     check_writable_folder,
     folder_syncs_deferred,
     fsync_directory,
 )
-from dicompose.lifetime import die_with_parent
 from dicompose.params import ValueRange
-from dicompose.records.audit import AuditLog, Item, load_keys
+from dicompose.tools.batch_audit import AuditBuffer, audit_object, auditing, open_machine_audit
+from dicompose.tools.batch_types import FileResult, Operation, Status, Summary
 from dicompose.tools.discovery import Candidate, Skipped, discover, peek_each
+from dicompose.tools.pool import InlineExecutor, bounded_map, chunks, executor_for, finish_in_flight, process_pool
+
+__all__ = ["FileResult", "Operation", "Status", "Summary", "auditing", "plan_outputs", "run_batch"]
 
 log = logging.getLogger(__name__)
-_IN_FLIGHT_PER_WORKER = 4
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class Status(StrEnum):
-    PROCESSED = "processed"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """One line of the batch report. ``message`` is a single line naming the file and the problem."""
-
-    source: Path
-    status: Status
-    output: Path | None = None
-    message: str = ""
-    #: The audit log's objects for the file read and the file written (identifiers, path, sha256), from what
-    #: the tool learnt while it worked: nothing is read or hashed again for them.
-    audit: tuple[dict[str, object], ...] = ()
-    #: The output's place is full or read-only (:class:`StorageError`): the batch attempts no more files.
-    stop: bool = False
-
-
-@dataclass
-class Summary:
-    results: list[FileResult] = field(default_factory=list)
-    seconds: float = 0.0
-    #: Why the batch stopped early (a full or read-only output folder), and how many files it did not attempt.
-    stopped: str = ""
-    not_attempted: int = 0
-
-    def count(self, status: Status) -> int:
-        return sum(1 for r in self.results if r.status is status)
-
-    @property
-    def ok(self) -> bool:
-        return self.count(Status.FAILED) == 0 and not self.stopped
-
-
-@dataclass(frozen=True)
-class Operation:
-    """What to do to each file. Holds module-level functions (and frozen params), so it pickles to workers.
-
-    ``apply(source, destination, source_range, hashing)`` returns the two files' fingerprints when
-    ``hashing`` is not None (the batch is audited), else None.
-    """
-
-    name: str
-    apply: Callable[[Path, Path, ValueRange | None, Hashing | None], Fingerprints | None]
-    output_name: Callable[[Path], str]
-    series_scope: bool = False  # first pass: one value range per series, passed to ``apply``
-    flatten: bool = False  # all outputs directly in the output folder (input folder names may identify people)
 
 
 @dataclass(frozen=True)
@@ -167,7 +105,7 @@ def run_batch(
         check_writable_folder(out_dir)
     started = time.perf_counter()
     keep_freed_buffers()  # inline work and the pool's workers (forked from this process) alike
-    pool = _process_pool(workers) if workers > 1 and (len(inputs) > 1 or any(p.is_dir() for p in inputs)) else None
+    pool = process_pool(workers) if workers > 1 and (len(inputs) > 1 or any(p.is_dir() for p in inputs)) else None
     summary = Summary()
     audit = AuditBuffer(open_machine_audit(), operation.name)
     written: set[Path] = set()
@@ -204,15 +142,15 @@ def run_batch(
         for result in collisions:
             report(result)
         on_total(len(jobs) * (2 if operation.series_scope else 1))
-        with _executor(pool, len(jobs)) as executor:
+        with executor_for(pool, len(jobs)) as executor:
             if operation.series_scope:
                 jobs = _attach_series_ranges(executor, jobs, workers, report)
-            in_process = isinstance(executor, _InlineExecutor)
+            in_process = isinstance(executor, InlineExecutor)
             hashing = _hashing(workers, len(jobs), in_process) if audit.audit is not None else None
             work = [(job, operation, hashing) for job in jobs]
             done = 0
             in_flight: list[Future[list[FileResult]]] = []
-            mapped = _bounded_map(
+            mapped = bounded_map(
                 executor, _apply_job, work, workers, stop=lambda: bool(summary.stopped), in_flight=in_flight
             )
             try:
@@ -221,7 +159,7 @@ def run_batch(
                     done += 1
             except BaseException:  # Ctrl-C, SIGTERM: what the workers are writing is finished and reported
                 mapped.close()  # cancels what has not started; the running chunks go to in_flight
-                _finish_in_flight(pool, in_flight, report)
+                finish_in_flight(pool, in_flight, report)
                 raise
             summary.not_attempted = len(jobs) - done
     finally:
@@ -236,7 +174,7 @@ def run_batch(
 
 def _peek_in(pool: Executor, paths: Sequence[Path]) -> list[Peek]:
     """:func:`peek` at ``paths`` in the pool's workers, a share each (0.17 ms a file, before any work starts)."""
-    return [header for chunk in pool.map(peek_each, _chunks(paths, max(1, len(paths) // 8))) for header in chunk]
+    return [header for chunk in pool.map(peek_each, chunks(paths, max(1, len(paths) // 8))) for header in chunk]
 
 
 def _duplicate_instances(candidates: list[Candidate]) -> dict[str, str]:
@@ -256,7 +194,7 @@ def _attach_series_ranges(
 ) -> list[_Job]:
     """First pass of ``--scope series``: one min/max over every readable file of each series."""
     measured: list[tuple[_Job, str, ValueRange]] = []
-    for job, outcome in zip(jobs, _bounded_map(pool, _measure_job, jobs, workers), strict=True):
+    for job, outcome in zip(jobs, bounded_map(pool, _measure_job, jobs, workers), strict=True):
         if isinstance(outcome, FileResult):
             report(outcome)
         else:
@@ -312,238 +250,11 @@ def _apply_job(args: tuple[_Job, Operation, Hashing | None]) -> FileResult:
     if prints is not None:
         if hashing != "deferred":
             prints = prints.settled()  # the result may be pickled to the main process
-        audit = (_audit_object(job.candidate.path, prints.source), _audit_object(job.destination, prints.output))
+        audit = (audit_object(job.candidate.path, prints.source), audit_object(job.destination, prints.output))
     return FileResult(job.candidate.path, Status.PROCESSED, output=job.destination, audit=audit)
-
-
-def auditing() -> bool:
-    """Host commands audit into the machine log; a step inside a run is audited by its runner instead."""
-    return os.environ.get("DICOMPOSE_AUDIT", "") != "host"
-
-
-def _audit_object(path: Path, fingerprint: Fingerprint) -> dict[str, object]:
-    """The audit log's object for a file: the same keys and values as reading ``identifiers(path)`` and
-    ``sha256_file(path)`` from disk would give (the digest may still be computing: :class:`AuditBuffer`
-    reads it on its writer thread)."""
-    return {**fingerprint.identifiers, "path": str(path.absolute()), "sha256": fingerprint.digest}
-
-
-def open_machine_audit() -> AuditLog | None:
-    """The machine-level audit log of host commands (``$DICOMPOSE_HOME/audit``), or None inside a run."""
-    if not auditing():
-        return None
-    try:
-        return AuditLog(data_home() / "audit", load_keys())
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write the audit log in {data_home()} ({exc.strerror or exc}); "
-            "set DICOMPOSE_HOME to a writable folder"
-        ) from None
-
-
-class AuditBuffer:
-    """Audit entries of a batch, written in small groups (one lock and one fsync per group, not per file:
-    per-file fsyncs competed with the outputs' own and halved parallel throughput). At most ``limit`` entries
-    or ``seconds`` of work are pending; the rest is flushed when the batch ends, however it ends.
-
-    A group is written on a helper thread while the batch goes on (its fsync would otherwise stall the work
-    for milliseconds); at most one group is being written at a time, in order, and a failure to write one
-    is raised by the next ``add`` or by ``close``.
-    """
-
-    def __init__(self, audit: AuditLog | None, tool: str, limit: int = 64, seconds: float = 0.5) -> None:
-        self.audit, self.tool, self.limit, self.seconds = audit, tool, limit, seconds
-        self.pending: list[Item] = []
-        self.since = time.monotonic()
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="dicompose-audit") if audit is not None else None
-        self._writing: Future[object] | None = None
-
-    def add(self, result: FileResult) -> None:
-        if self.audit is None:
-            return
-        if result.status is Status.PROCESSED and len(result.audit) == 2:
-            self.pending += [
-                ("read", result.audit[0], self.tool, None, None, "ok"),
-                ("write", result.audit[1], self.tool, None, None, "ok"),
-            ]
-        elif result.status is Status.FAILED:
-            self.pending.append(("read", _failed_read(result.source), self.tool, None, None, "failed"))
-        if len(self.pending) >= self.limit or time.monotonic() - self.since >= self.seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        self._wait()
-        if self._writer is not None and self.audit is not None and self.pending:
-            self._writing = self._writer.submit(_append_settled, self.audit, self.pending)
-        self.pending = []
-        self.since = time.monotonic()
-
-    def _wait(self) -> None:
-        """Wait for the group being written; raise its failure, if any."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            writing.result()
-
-    def close(self) -> None:
-        try:
-            self.flush()
-            self._wait()
-        finally:
-            if self._writer is not None:
-                self._writer.shutdown()
-        if self.audit is not None:
-            self.audit.checkpoint()
-
-
-def _failed_read(path: Path) -> dict[str, object]:
-    """The audit object of a file the tool refused: who it is about and its sha256 where it can be read (a
-    refused file was still opened: a query by patient must find it), else its path alone."""
-    obj: dict[str, object] = {"path": str(path.absolute())}
-    try:
-        if stat.S_ISREG(path.stat().st_mode):
-            sha256, ids = file_facts(path)
-            obj = {**ids, **obj, "sha256": sha256}
-    except OSError:
-        pass
-    return obj
-
-
-def _append_settled(audit: AuditLog, items: list[Item]) -> None:
-    """Append ``items`` once their digests are computed (waiting here, on the writer thread, not in the work)."""
-    settled: list[Item] = []
-    for action, obj, tool, a, b, outcome in items:
-        if obj is not None and isinstance(digest := obj.get("sha256"), Digest):
-            obj = {**obj, "sha256": digest.hexdigest()}
-        settled.append((action, obj, tool, a, b, outcome))
-    audit.append_many(settled)
 
 
 def _failure(candidate: Candidate, exc: InputError) -> FileResult:
     """Unsupported files found while walking a folder are skipped; anything the user named explicitly fails."""
     skipped = isinstance(exc, UnsupportedInputError) and not candidate.explicit
     return FileResult(candidate.path, Status.SKIPPED if skipped else Status.FAILED, message=str(exc))
-
-
-class _InlineExecutor(Executor):
-    """Runs calls in this process: no pool start-up cost for one file or one worker."""
-
-    def submit(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> Future[T]:
-        future: Future[T] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
-            future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        return future
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """Workers forked from this process, which has imported the tools already (a forkserver cost 0.3 s of
-    imports before the first result, a third of a 300-file batch); made before this process starts any thread
-    (fork after threads is unsafe), and set to die with it. Where fork is not the platform's safe default
-    (macOS, Windows), the platform's default."""
-    return multiprocessing.get_context("fork" if sys.platform == "linux" else None)
-
-
-def _worker_start() -> None:
-    """A pool worker dies with the tool process, and leaves Ctrl-C to it: the terminal sends SIGINT to the
-    whole process group, and a worker interrupted mid-file left a temp file and broke the pool (a hang)."""
-    die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _process_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` processes, started now: before discovery (which may start the audit log's writer
-    thread), while this process has no thread of its own."""
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_worker_start)
-    pool.submit(int)  # a fork pool starts all its processes at the first submit
-    return pool
-
-
-def _executor(pool: ProcessPoolExecutor | None, jobs: int) -> Executor:
-    """The pool for many jobs; the caller's own process for one (no pool start-up, no pickling)."""
-    return pool if pool is not None and jobs > 1 else _InlineExecutor()
-
-
-def _bounded_map(
-    pool: Executor,
-    fn: Callable[[T], R],
-    items: Sequence[T],
-    workers: int,
-    stop: Callable[[], bool] = lambda: False,
-    in_flight: list[Future[list[R]]] | None = None,
-) -> Generator[R, None, None]:
-    """Like ``pool.map`` in order, but never more than a few items per worker in flight (bounded memory);
-    once ``stop()`` says so, nothing more is submitted (the items in flight still report).
-
-    A pool gets the items in chunks (one round trip to a worker per chunk, not per file: the main process's
-    pickling and wake-ups cost about 0.5 ms of CPU per file, a tenth of the work); a chunk stops at the
-    first result ``stop`` would be set by (see :func:`_until_stop`).
-    """
-    size = _chunk_size(len(items), workers) if isinstance(pool, ProcessPoolExecutor) else 1
-    limit = max(1, workers) * max(2, _IN_FLIGHT_PER_WORKER // size)  # chunks: one running, one queued per worker
-    pending: list[Future[list[R]]] = []
-    try:
-        for chunk in _chunks(items, size):
-            if stop():
-                break
-            pending.append(pool.submit(_until_stop, fn, chunk))
-            if len(pending) >= limit:
-                yield from _next_done(pending)
-        while pending:
-            yield from _next_done(pending)
-    finally:
-        for future in pending:  # chunks already running cannot be cancelled: the caller may collect them
-            if not future.cancel() and in_flight is not None:
-                in_flight.append(future)
-
-
-def _finish_in_flight(
-    pool: ProcessPoolExecutor | None, in_flight: list[Future[list[FileResult]]], report: Callable[[FileResult], None]
-) -> None:
-    """After an interrupt: let the chunks being worked on end (the workers ignore SIGINT, so no output is left
-    half-written) and report them, so every output on disk is in the audit log. A second Ctrl-C meanwhile is
-    ignored (at most a chunk per worker is left to finish): interrupting the pool's shutdown left it hung."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
-    try:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        for future in in_flight:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                for result in future.result():
-                    report(result)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-def _next_done(pending: list[Future[list[R]]]) -> list[R]:
-    """The first chunk's results, in order; it leaves ``pending`` only once they are in hand (an interrupt
-    while waiting leaves it there, for :func:`_finish_in_flight`)."""
-    results = pending[0].result()
-    pending.pop(0)
-    return results
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    return (items[first : first + size] for first in range(0, len(items), size))
-
-
-def _chunk_size(items: int, workers: int) -> int:
-    """Up to 8 items per round trip, and at least 8 chunks per worker (so that workers end together)."""
-    return max(1, min(8, items // (8 * max(1, workers))))
-
-
-def _until_stop(fn: Callable[[T], R], chunk: Sequence[T]) -> list[R]:
-    """``fn`` over ``chunk``, in a worker; ends after a result that stops the batch (a full output folder)."""
-    results: list[R] = []
-    for item in chunk:
-        results.append(outcome := fn(item))
-        if isinstance(outcome, FileResult) and outcome.stop:
-            break
-    return results
