@@ -241,3 +241,50 @@ def test_garbage_collection_is_paused_while_planning_only(tmp_path: Path, monkey
     with pytest.raises(RuntimeError, match="boom"):
         run(tmp_path, pipeline(tmp_path))
     assert gc.isenabled()
+
+
+def test_records_are_subscribers_and_a_new_one_hears_everything(tmp_path: Path):
+    """The index and the audit log are told what happened like any subscriber; one more (here a list) gets
+    the same events in the same order: run started, every attempt (cache hits too), every launch, the audit
+    items of every file read and written, run ended."""
+    from dicompose.pipeline.recorders import Recorder
+
+    class Listening(Recorder):
+        def __init__(self) -> None:
+            self.heard: list[tuple[str, object]] = []
+
+        def run_started(self, start):  # type: ignore[no-untyped-def]
+            self.heard.append(("started", start.run_id))
+
+        def attempt(self, attempt):  # type: ignore[no-untyped-def]
+            self.heard.append(("attempt", (attempt.step, attempt.cached, attempt.status)))
+
+        def launch(self, launch):  # type: ignore[no-untyped-def]
+            self.heard.append(("launch", launch.step))
+
+        def files(self, items):  # type: ignore[no-untyped-def]
+            self.heard.append(("files", sorted({item[0] for item in items})))
+
+        def run_ended(self, run_id, status):  # type: ignore[no-untyped-def]
+            self.heard.append(("ended", status))
+
+    scans(tmp_path / "scans", series=2)
+    path = pipeline(tmp_path)
+    request = PipelineRequest(path, {"scans": tmp_path / "scans"}, tmp_path / "out", tmp_path / "ws", "fake")
+    first, second = Listening(), Listening()
+    report = run_pipeline(request, recorders=[first])
+    kinds = [kind for kind, _ in first.heard]
+    assert kinds[0] == "started" and kinds[-1] == "ended" and first.heard[-1] == ("ended", "ok")
+    assert {value for kind, value in first.heard if kind == "attempt"} == {("a", False, "ok"), ("b", False, "ok")}
+    assert kinds.count("attempt") == len(report.tasks)
+    assert {value for kind, value in first.heard if kind == "launch"} == {"a", "b"}
+    audited = {action for kind, actions in first.heard if kind == "files" for action in actions}  # type: ignore[union-attr]
+    assert {"read", "execute", "write", "export"} <= audited
+    index = Index(tmp_path / "ws" / "index.sqlite")
+    try:
+        assert len(index.attempts(report.run_id)) == kinds.count("attempt")  # what the index heard, it kept
+    finally:
+        index.close()
+    run_pipeline(request, recorders=[second])  # nothing changed: cache hits, no launch, no file touched
+    assert [kind for kind, _ in second.heard] == ["started", *["attempt"] * len(report.tasks), "ended"]
+    assert all(value[1] for kind, value in second.heard if kind == "attempt")  # type: ignore[index]

@@ -8,9 +8,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from dicompose.config import data_home
 from dicompose.engines.base import Engine, ImageRef, Permissions, Resources
-from dicompose.errors import StorageError
 from dicompose.pipeline.graph import PipelineGraph, StepNode
 from dicompose.pipeline.images import image_key
 from dicompose.pipeline.inputs import Group
@@ -26,8 +24,9 @@ from dicompose.pipeline.model import FINISHED, Events, LaunchInfo, PipelineRepor
 from dicompose.pipeline.packing import Candidate, plan_launches
 from dicompose.pipeline.privacy import folder_label
 from dicompose.pipeline.publish import Publisher
+from dicompose.pipeline.recorders import AuditRecorder, Recorder
 from dicompose.pipeline.tasks import Task, key_of
-from dicompose.records.audit import AuditLog, Item, load_keys
+from dicompose.records.audit import Item
 from dicompose.records.index import Attempt, Index, Launch
 from dicompose.records.workspace import Workspace
 from dicompose.schedulers.base import Scheduler
@@ -48,14 +47,16 @@ class Execution:
         scheduler: Scheduler,
         report: PipelineReport,
         events: Events,
+        audit: AuditRecorder,
+        record: Recorder,
     ) -> None:
-        self.request, self.graph, self.workspace, self.index = request, graph, workspace, index
+        """``record``: the subscribers told what happened (``recorders``; ``audit`` among them, asked for its
+        keys and to rescue entries when a run fails); ``events``: the caller's progress display."""
+        self.request, self.graph, self.workspace = request, graph, workspace
         self.engine, self.scheduler, self.report, self.events = engine, scheduler, report, events
         self.images = report.images
-        self.audit = AuditLog(workspace.root / "audit", load_keys())
-        self.publisher = Publisher(
-            request.out_dir, graph, workspace, index, self.audit, report.run_id, report.published
-        )
+        self.audit, self.record = audit, record
+        self.publisher = Publisher(request.out_dir, graph, workspace, index, report.run_id, report.published)
         report.conflicts = self.publisher.conflicts
         self.done: queue.Queue[tuple[LaunchRequest, LaunchResult | None, BaseException | None]] = queue.Queue()
         self.pending: dict[str, list[Task]] = {node.name: [] for node in graph.steps}
@@ -65,7 +66,6 @@ class Execution:
         self.launch_numbers = 0
         self.unpublished: list[Task] = []  # settled, outputs not yet in --out (see flush)
         self.unaudited: list[Item] = []
-        self.audit_entries = 0
         self.stopping = False  # interrupted: launch nothing more
         self.storage_problem = ""  # the workspace is full or read-only (a task said so): launch nothing more
         self.consumers: dict[str, list[StepNode]] = {}
@@ -94,7 +94,7 @@ class Execution:
             if self.request.dry_run:
                 self.feed_consumers(node, task)
                 return
-            self.index.record_attempt(
+            self.record.attempt(
                 Attempt(
                     self.report.run_id,
                     node.name,
@@ -295,7 +295,7 @@ class Execution:
         info = next(i for i in self.report.launch_log if i.id == request.launch_id)
         info.command, info.exit_code = result.command, result.exit_code
         info.seconds, info.message = result.ended - result.started, result.message
-        self.index.record_launch(
+        self.record.launch(
             Launch(
                 info.id,
                 self.report.run_id,
@@ -343,7 +343,7 @@ class Execution:
         self._settle_result(node, task, result)
 
     def _record(self, node: StepNode, task: Task, result: TaskResult, image: ImageRef | None) -> None:
-        self.index.record_attempt(
+        self.record.attempt(
             Attempt(
                 self.report.run_id,
                 task.step,
@@ -398,45 +398,19 @@ class Execution:
         return items
 
     def flush(self) -> None:
-        """Publish what settled since the last flush and write its audit entries: one append, one fsync."""
+        """Publish what settled since the last flush and record its audit entries: one append, one fsync."""
         items, self.unaudited = self.unaudited, []
         for task in self.unpublished:
             items += self.publisher.publish_task(task)
         self.unpublished = []
-        if items:
-            try:
-                self.audit.append_many(items)
-            except OSError as exc:  # the workspace is full: the reads happened, so they are logged elsewhere
-                where = self._to_machine_log(items)
-                raise StorageError(
-                    self.audit.path,
-                    f"cannot write the audit log ({exc.strerror or exc}); this run's entries went to the machine "
-                    f"log {where}; stopped",
-                ) from None
-            self.audit_entries += len(items)
+        if items:  # a no-op rerun touches no file: nobody is told anything
+            self.record.files(items)
 
     def rescue_audit(self) -> None:
         """The run is ending on an error: entries not yet written go to the workspace log, or where that
         cannot be written (a full disk) to the machine log; every read of patient data stays on record."""
         items, self.unaudited = self.unaudited, []
-        if not items:
-            return
-        try:
-            self.audit.append_many(items)
-        except OSError:
-            self._to_machine_log(items)
-        else:
-            self.audit_entries += len(items)
-
-    def _to_machine_log(self, items: list[Item]) -> Path:
-        """Entries the workspace log cannot take, appended and signed in ``$DICOMPOSE_HOME/audit``."""
-        fallback = AuditLog(data_home() / "audit", self.audit.keys)
-        fallback.append_many(items)
-        fallback.checkpoint()
-        return fallback.path
-
-    def audited(self) -> bool:
-        return self.audit_entries > 0
+        self.audit.rescue(items)
 
     # --- the loop ---------------------------------------------------------------------------------------
     def root_input(self, node: StepNode) -> str:

@@ -21,7 +21,7 @@ from dicompose.errors import StorageError
 from dicompose.fileio import atomic_write, fsync_directory, output_mode
 from dicompose.pipeline.graph import PipelineGraph
 from dicompose.pipeline.tasks import Task
-from dicompose.records.audit import AuditLog, Item
+from dicompose.records.audit import Item
 from dicompose.records.hashing import canonical_hash, sha256_file
 from dicompose.records.index import FileStat, Index, Memo
 from dicompose.records.workspace import Workspace
@@ -72,12 +72,11 @@ class Publisher:
         graph: PipelineGraph,
         workspace: Workspace,
         index: Index,
-        audit: AuditLog,
         run_id: str,
         published: list[str],
     ) -> None:
         self.out_dir = out_dir.absolute()
-        self.workspace, self.index, self.audit, self.run_id = workspace, index, audit, run_id
+        self.workspace, self.index, self.run_id = workspace, index, run_id
         self.published = published
         self.targets: dict[str, list[tuple[str, str]]] = {}  # step → [(output id, folder name in --out)]
         for out_name, source in graph.outputs.items():

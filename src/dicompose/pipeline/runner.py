@@ -14,7 +14,7 @@ import gc
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from dicompose.config import load_settings
@@ -29,6 +29,7 @@ from dicompose.pipeline.inputs import Group, group_input
 from dicompose.pipeline.model import FINISHED, Events, LaunchInfo, NoEvents, PipelineReport, PipelineRequest
 from dicompose.pipeline.preflight import resource_problems
 from dicompose.pipeline.publish import publication_scope
+from dicompose.pipeline.recorders import AuditRecorder, IndexRecorder, Recorder, Recorders, RunStart
 from dicompose.pipeline.snapshot import graph_from_snapshot, recorded_images, snapshot
 from dicompose.records.index import Index
 from dicompose.records.workspace import Workspace, locked, open_workspace
@@ -73,7 +74,11 @@ def load_graph(request: PipelineRequest) -> PipelineGraph:
     return request.graph or build_graph(request.pipeline)
 
 
-def run_pipeline(request: PipelineRequest, events: Events | None = None) -> PipelineReport:
+def run_pipeline(
+    request: PipelineRequest, events: Events | None = None, recorders: Sequence[Recorder] = ()
+) -> PipelineReport:
+    """Run (or plan) ``request``. ``events``: progress for the caller's display; ``recorders``: subscribers told
+    what happens, after the index and the audit log (``pipeline.recorders``)."""
     graph = bind_files(load_graph(request), request.inputs, site_key_path)
     expected = set(graph.spec.inputs)
     if request.kind == "tool":  # a tool run without --in binds no input
@@ -106,7 +111,7 @@ def run_pipeline(request: PipelineRequest, events: Events | None = None) -> Pipe
         index = Index(workspace.index_path)
         try:
             index.mark_interrupted()  # we hold the lock: any run still "running" here died
-            return _run_locked(request, graph, workspace, index, events or NoEvents())
+            return _run_locked(request, graph, workspace, index, events or NoEvents(), recorders)
         except UsageError:  # refused before any work: leave no empty output folder of ours behind
             if made_out:
                 with contextlib.suppress(OSError):
@@ -167,14 +172,20 @@ def _plan(
 ) -> PipelineReport:
     report = PipelineReport("dry-run", workspace.root, engine.name, why, request.scheduler, budget, images)
     report.private = graph.deidentifying
-    run = Execution(request, graph, workspace, index, engine, None, report, NoEvents())  # type: ignore[arg-type]
+    audit = AuditRecorder(workspace.root, index)  # its keys name private groups; a plan records nothing
+    run = Execution(request, graph, workspace, index, engine, None, report, NoEvents(), audit, Recorder())  # type: ignore[arg-type]
     run.start(_groups(request, graph, index, report))
     run.plan_only()
     return report
 
 
 def _run_locked(
-    request: PipelineRequest, graph: PipelineGraph, workspace: Workspace, index: Index, events: Events
+    request: PipelineRequest,
+    graph: PipelineGraph,
+    workspace: Workspace,
+    index: Index,
+    events: Events,
+    recorders: Sequence[Recorder] = (),
 ) -> PipelineReport:
     if problems := resource_problems(graph, request.scheduler):  # before anything runs, as check says
         raise UsageError(f"{graph.path}: " + "; ".join(problems))
@@ -195,23 +206,27 @@ def _run_locked(
         groups = _groups(request, graph, index, report)  # inputs with nothing to do are refused before any record
     scheduler = make_scheduler(request.scheduler, budget)
     report.scheduler = scheduler.name
-    index.start_run(
-        report.run_id,
-        request.kind,
-        str(request.pipeline),
-        engine.name,
-        resolution.why,
-        scheduler.name,
-        str(request.out_dir),
-        {
-            "inputs": {k: str(v.resolve()) for k, v in request.inputs.items()},
-            "snapshot": snapshot(graph, images),
-            "pipeline": graph.spec.name,
-            "budget": budget,
-            "private": report.private,
-        },
+    audit = AuditRecorder(workspace.root, index)
+    record = Recorders(IndexRecorder(index), audit, *recorders)
+    record.run_started(
+        RunStart(
+            report.run_id,
+            request.kind,
+            str(request.pipeline),
+            engine.name,
+            resolution.why,
+            scheduler.name,
+            str(request.out_dir),
+            {
+                "inputs": {k: str(v.resolve()) for k, v in request.inputs.items()},
+                "snapshot": snapshot(graph, images),
+                "pipeline": graph.spec.name,
+                "budget": budget,
+                "private": report.private,
+            },
+        )
     )
-    run = Execution(request, graph, workspace, index, engine, scheduler, report, events)
+    run = Execution(request, graph, workspace, index, engine, scheduler, report, events, audit, record)
     status = "interrupted"
     try:
         with paused_gc():  # a rerun's cached tasks: planned, recorded and published here
@@ -257,11 +272,7 @@ def _run_locked(
     finally:
         scheduler.close()
         try:
-            index.end_run(report.run_id, status)
-            if run.audited():  # a no-op rerun adds no entry, so it signs nothing new either
-                checkpoint = run.audit.checkpoint()
-                if checkpoint is not None:  # kept in the index too: deleting the audit folder is detected
-                    index.add_anchor(checkpoint, run.audit.id)
+            record.run_ended(report.run_id, status)
         except (sqlite3.Error, OSError):
             if status == "ok":  # else the error that ended the run is the one to report
                 raise
