@@ -16,7 +16,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicompose.dicom.reading import _native_little_endian
+from dicompose.dicom.pixels import _native_little_endian
 from tests.support.dicom_checks import pydicom_corpus
 
 

@@ -14,6 +14,7 @@ from dicompose.cli.console import fail
 from dicompose.errors import UsageError
 
 
+# Over 60 lines: a Typer command, its signature is its option table (one Annotated line per option).
 def run(
     target: Annotated[str, typer.Argument(help="Pipeline file (.yaml), built-in tool name, or descriptor path.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dicompose.descriptors.invocation import Invocation, PathMap, Value, _format, output_patterns
+from dicompose.descriptors.invocation import Invocation, PathMap, _format, output_patterns
+from dicompose.descriptors.values import Value
 
 if TYPE_CHECKING:
     from dicompose.descriptors.descriptor import Descriptor

@@ -30,8 +30,10 @@ from pydicom.tag import BaseTag, Tag
 
 from dicompose import __version__
 from dicompose.dicom.derivation import code_item
+from dicompose.dicom.header_checks import require_identity
 from dicompose.dicom.identifiers import Fingerprints, fingerprinted
-from dicompose.dicom.reading import check_compressed_pixels_decode, read_dataset, require_identity
+from dicompose.dicom.pixels import check_compressed_pixels_decode
+from dicompose.dicom.reading import read_dataset
 from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
 from dicompose.errors import InputError, UnsupportedInputError, storage_error
 from dicompose.fileio import Digest, Hasher, Hashing

@@ -81,23 +81,32 @@ def mark_derived(
     elif "SourceImageSequence" in ds:
         del ds.SourceImageSequence  # it described the source's own sources
 
+    ds.ContributingEquipmentSequence = Sequence(
+        [*(ds.get("ContributingEquipmentSequence") or []), _equipment(tool, software_version, description)]
+    )
+    series = str(ds.get("SeriesDescription", "") or "").strip()
+    ds.SeriesDescription = (f"{series} {series_suffix}" if series else series_suffix)[-_MAX_LO:].strip()
+    _keep_lossy_history(ds, source_syntax)
+
+
+def _equipment(tool: str, software_version: str, description: str) -> Dataset:
+    """dicompose as Modifying Equipment (Contributing Equipment Sequence item)."""
     equipment = Dataset()
     equipment.Manufacturer = "dicompose"
     equipment.ManufacturerModelName = f"dicompose {tool}"[:_MAX_LO]
     equipment.SoftwareVersions = software_version
     equipment.ContributionDescription = description[:_MAX_ST]
     equipment.PurposeOfReferenceCodeSequence = Sequence([code_item("109103", "DCM", "Modifying Equipment")])
-    ds.ContributingEquipmentSequence = Sequence([*(ds.get("ContributingEquipmentSequence") or []), equipment])
+    return equipment
 
-    series = str(ds.get("SeriesDescription", "") or "").strip()
-    ds.SeriesDescription = (f"{series} {series_suffix}" if series else series_suffix)[-_MAX_LO:].strip()
 
+def _keep_lossy_history(ds: Dataset, source_syntax: str) -> None:
+    """A source decoded from a lossy syntax leaves a derived image that was lossy compressed once: say so."""
     method = _LOSSY_METHODS.get(source_syntax)
     if method is not None:
         ds.LossyImageCompression = "01"
-        methods = list(ds.get("LossyImageCompressionMethod", []) or [])
-        if isinstance(methods, str):
-            methods = [methods]
+        value = ds.get("LossyImageCompressionMethod") or []
+        methods = [value] if isinstance(value, str) else list(value)  # one value reads as a str
         if method not in methods:
             ds.LossyImageCompressionMethod = [*methods, method]
 

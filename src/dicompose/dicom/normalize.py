@@ -12,17 +12,13 @@ from pathlib import Path
 
 from pydicom.dataset import FileDataset
 
+from dicompose.dicom.header_checks import require_identity
 from dicompose.dicom.identifiers import Fingerprints, dataset_identifiers
 from dicompose.dicom.iod import rules_for
 from dicompose.dicom.kernel import EncodingError, choose_encoding, modality_range, remap
 from dicompose.dicom.pixel_module import Derivation, write_derived_image
-from dicompose.dicom.reading import (
-    GrayscalePixels,
-    grayscale_pixels,
-    read_dataset,
-    read_dataset_hashed,
-    require_identity,
-)
+from dicompose.dicom.pixels import GrayscalePixels, grayscale_pixels
+from dicompose.dicom.reading import read_dataset, read_dataset_hashed
 from dicompose.errors import InputError, UnsupportedInputError
 from dicompose.fileio import Digest, Hasher, Hashing
 from dicompose.params import NORMALIZE_RECIPE_VERSION, NormalizeParams, ValueRange

@@ -18,7 +18,7 @@ from pydicom.sequence import Sequence
 from dicompose import __version__
 from dicompose.dicom.derivation import mark_derived
 from dicompose.dicom.kernel import OutputEncoding
-from dicompose.dicom.reading import GrayscalePixels
+from dicompose.dicom.pixels import GrayscalePixels
 from dicompose.dicom.writing import convert_raw_values_to_little_endian, rebuild_file_meta, write_atomic
 from dicompose.errors import InputError, storage_error
 from dicompose.fileio import Digest, Hasher

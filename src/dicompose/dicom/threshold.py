@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
+from dicompose.dicom.header_checks import require_identity
 from dicompose.dicom.identifiers import Fingerprints, fingerprinted
 from dicompose.dicom.iod import rules_for
 from dicompose.dicom.kernel import choose_encoding
 from dicompose.dicom.pixel_module import Derivation, write_derived_image
-from dicompose.dicom.reading import grayscale_pixels, read_dataset, require_identity
+from dicompose.dicom.pixels import grayscale_pixels
+from dicompose.dicom.reading import read_dataset
 from dicompose.errors import UnsupportedInputError
 from dicompose.fileio import Digest, Hasher, Hashing
 from dicompose.params import THRESHOLD_RECIPE_VERSION, ThresholdParams, ValueRange

@@ -24,10 +24,10 @@ from dicompose.pipeline.model import FINISHED, Events, LaunchInfo, PipelineRepor
 from dicompose.pipeline.packing import Candidate, plan_launches
 from dicompose.pipeline.privacy import folder_label
 from dicompose.pipeline.publish import Publisher
-from dicompose.pipeline.recorders import AuditRecorder, Recorder
+from dicompose.pipeline.recorders import AuditRecorder, Recorder, cached_attempt, executed_attempt, task_items
 from dicompose.pipeline.tasks import Task, key_of
 from dicompose.records.audit import Item
-from dicompose.records.index import Attempt, Index, Launch
+from dicompose.records.index import Index, Launch
 from dicompose.records.workspace import Workspace
 from dicompose.schedulers.base import Scheduler
 
@@ -94,24 +94,8 @@ class Execution:
             if self.request.dry_run:
                 self.feed_consumers(node, task)
                 return
-            self.record.attempt(
-                Attempt(
-                    self.report.run_id,
-                    node.name,
-                    task.key,
-                    label,
-                    0,
-                    task.status,
-                    cached=True,
-                    exit_code=record.get("exit_code"),
-                    engine=record.get("engine"),
-                    image_digest=record.get("image"),
-                    log_dir=str(self.workspace.task_dir(task.key)),
-                    inputs=list(inputs),
-                    outputs=list(task.outputs),
-                    launch_id=record.get("launch"),
-                )
-            )
+            log_dir = str(self.workspace.task_dir(task.key))
+            self.record.attempt(cached_attempt(self.report.run_id, task, record, log_dir))
             self.settled(node, task)
             return
         if task.key in self.in_flight:
@@ -343,26 +327,8 @@ class Execution:
         self._settle_result(node, task, result)
 
     def _record(self, node: StepNode, task: Task, result: TaskResult, image: ImageRef | None) -> None:
-        self.record.attempt(
-            Attempt(
-                self.report.run_id,
-                task.step,
-                task.key,
-                task.label,
-                task.attempt,
-                result.status,
-                started=result.started,
-                ended=result.ended,
-                exit_code=result.exit_code,
-                engine=self.engine.name,
-                image_digest=image.digest if image is not None else None,
-                log_dir=result.log_dir or None,
-                inputs=list(task.inputs),
-                outputs=list(result.outputs),
-                message="; ".join(result.problems),
-                launch_id=task.launch,
-            )
-        )
+        digest = image.digest if image is not None else None
+        self.record.attempt(executed_attempt(self.report.run_id, task, result, self.engine.name, digest))
 
     def _settle_result(self, node: StepNode, task: Task, result: TaskResult) -> None:
         task.status, task.outputs, task.skipped = result.status, result.outputs, result.skipped
@@ -380,22 +346,9 @@ class Execution:
             self.settled(node, follower)
 
     def audit_items(self, node: StepNode, task: Task, result: TaskResult) -> list[Item]:
-        """Who read which patient files, ran what on them, and wrote what (see records.audit)."""
         image = self.images[node.name][0]
-        tool, digest, run = node.descriptor.name, image.digest if image else None, self.report.run_id
-        items: list[Item] = []
-        # every read of patient data, the pipeline's inputs and an upstream step's (derived) outputs alike
-        input_ids = result.input_ids or tuple({} for _ in task.files)  # a task that failed before its files were read
-        for name, item, ids in zip(task.files, task.inputs, input_ids, strict=True):
-            items.append(("read", {**ids, "path": name, "sha256": item["sha256"]}, tool, digest, run, "ok"))
-        step = {"task": task.key, "step": node.name, "group": task.label}
-        items.append(("execute", step, tool, digest, run, result.status))
-        folder = self.workspace.task_dir(task.key) / "out"
-        output_ids = result.output_ids or tuple({} for _ in result.outputs)
-        for output, ids in zip(result.outputs, output_ids, strict=True):
-            obj = {**ids, "path": str(folder / output["name"]), "sha256": output["sha256"]}
-            items.append(("write", obj, tool, digest, run, "ok"))
-        return items
+        out = self.workspace.task_dir(task.key) / "out"
+        return task_items(node.descriptor.name, image.digest if image else None, self.report.run_id, task, result, out)
 
     def flush(self) -> None:
         """Publish what settled since the last flush and record its audit entries: one append, one fsync."""

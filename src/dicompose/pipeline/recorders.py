@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicompose.config import data_home
 from dicompose.errors import StorageError
 from dicompose.records.audit import AuditLog, Item, Keys, load_keys
 from dicompose.records.index import Attempt, Index, Launch
+
+if TYPE_CHECKING:
+    from dicompose.pipeline.launch_model import TaskResult
+    from dicompose.pipeline.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -160,3 +164,61 @@ class Recorders(Recorder):
     def run_ended(self, run_id: str, status: str) -> None:
         for recorder in self.recorders:
             recorder.run_ended(run_id, status)
+
+
+def cached_attempt(run_id: str, task: Task, record: dict[str, Any], log_dir: str) -> Attempt:
+    """A task found done already (attempt 0): what it repeats, from its ``task.json``."""
+    return Attempt(
+        run_id,
+        task.step,
+        task.key,
+        task.label,
+        0,
+        task.status,
+        cached=True,
+        exit_code=record.get("exit_code"),
+        engine=record.get("engine"),
+        image_digest=record.get("image"),
+        log_dir=log_dir,
+        inputs=list(task.inputs),
+        outputs=list(task.outputs),
+        launch_id=record.get("launch"),
+    )
+
+
+def executed_attempt(run_id: str, task: Task, result: TaskResult, engine: str, image_digest: str | None) -> Attempt:
+    """One attempt of a task that ran (or could not), as its launch reported it."""
+    return Attempt(
+        run_id,
+        task.step,
+        task.key,
+        task.label,
+        task.attempt,
+        result.status,
+        started=result.started,
+        ended=result.ended,
+        exit_code=result.exit_code,
+        engine=engine,
+        image_digest=image_digest,
+        log_dir=result.log_dir or None,
+        inputs=list(task.inputs),
+        outputs=list(result.outputs),
+        message="; ".join(result.problems),
+        launch_id=task.launch,
+    )
+
+
+def task_items(tool: str, digest: str | None, run_id: str, task: Task, result: TaskResult, out: Path) -> list[Item]:
+    """The audit items of one settled task: every patient file it read (the pipeline's inputs and an upstream
+    step's derived outputs alike), what it ran, every file it wrote (``out``: its output folder)."""
+    items: list[Item] = []
+    input_ids = result.input_ids or tuple({} for _ in task.files)  # a task that failed before its files were read
+    for name, item, ids in zip(task.files, task.inputs, input_ids, strict=True):
+        items.append(("read", {**ids, "path": name, "sha256": item["sha256"]}, tool, digest, run_id, "ok"))
+    step = {"task": task.key, "step": task.step, "group": task.label}
+    items.append(("execute", step, tool, digest, run_id, result.status))
+    output_ids = result.output_ids or tuple({} for _ in result.outputs)
+    for output, ids in zip(result.outputs, output_ids, strict=True):
+        obj = {**ids, "path": str(out / output["name"]), "sha256": output["sha256"]}
+        items.append(("write", obj, tool, digest, run_id, "ok"))
+    return items

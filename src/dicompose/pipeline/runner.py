@@ -160,6 +160,56 @@ def _groups(
     return groups
 
 
+def _run_start(request: PipelineRequest, graph: PipelineGraph, report: PipelineReport, why: str) -> RunStart:
+    """The run as recorded when it starts: what it runs, on what, and the exact recipe (the snapshot)."""
+    return RunStart(
+        report.run_id,
+        request.kind,
+        str(request.pipeline),
+        report.engine,
+        why,
+        report.scheduler,
+        str(request.out_dir),
+        {
+            "inputs": {k: str(v.resolve()) for k, v in request.inputs.items()},
+            "snapshot": snapshot(graph, report.images),
+            "pipeline": graph.spec.name,
+            "budget": report.budget,
+            "private": report.private,
+        },
+    )
+
+
+def _finish(request: PipelineRequest, run: Execution, report: PipelineReport) -> None:
+    """After the last launch: stop on a full workspace, else settle what this run published in its scope."""
+    if run.storage_problem:
+        done = sum(1 for t in report.tasks if t.status in FINISHED)
+        raise StorageError(
+            None,  # the problem names the file
+            f"{run.storage_problem}; stopped after {done} tasks, finished work is kept: "
+            f"free space and run the same command (run {report.run_id})",
+        )
+    target = str(request.pipeline.resolve()) if request.kind == "pipeline" else f"tool:{request.pipeline}"
+    scope = publication_scope(request.out_dir, target, request.inputs)
+    report.out_dir = str(request.out_dir.absolute())
+    report.stale = run.publisher.reconcile(scope, sweep=report.ok, prune=request.prune)
+    if report.stale and not request.prune:
+        report.stale_to = str(request.out_dir.absolute() / ".stale" / report.run_id)
+
+
+def _interrupted(exc: BaseException, request: PipelineRequest, report: PipelineReport) -> RunInterruptedError:
+    """Ctrl-C or SIGTERM, once what finished is sealed: one line saying what is kept and how to resume."""
+    code = 143 if isinstance(exc, SystemExit) and exc.code == 143 else 130
+    done = sum(1 for t in report.tasks if t.status in FINISHED)
+    total = max(report.expected, len(report.tasks))
+    where = f" and its {len(report.published)} outputs are in {request.out_dir}" if report.published else ""
+    return RunInterruptedError(
+        f"interrupted after {done} of {total} tasks; finished work is kept{where}; "
+        f"resume with the same command (run {report.run_id})",
+        code,
+    )
+
+
 def _plan(
     request: PipelineRequest,
     graph: PipelineGraph,
@@ -190,8 +240,7 @@ def _run_locked(
     if problems := resource_problems(graph, request.scheduler):  # before anything runs, as check says
         raise UsageError(f"{graph.path}: " + "; ".join(problems))
     resolution = resolve_engine(request.engine)
-    if request.engine_why:
-        resolution = replace(resolution, why=request.engine_why)
+    resolution = replace(resolution, why=request.engine_why) if request.engine_why else resolution
     engine = resolution.engine
     engine.cleanup()  # containers that killed runs on this host left behind
     images = resolve_images(request, graph, engine)
@@ -208,24 +257,7 @@ def _run_locked(
     report.scheduler = scheduler.name
     audit = AuditRecorder(workspace.root, index)
     record = Recorders(IndexRecorder(index), audit, *recorders)
-    record.run_started(
-        RunStart(
-            report.run_id,
-            request.kind,
-            str(request.pipeline),
-            engine.name,
-            resolution.why,
-            scheduler.name,
-            str(request.out_dir),
-            {
-                "inputs": {k: str(v.resolve()) for k, v in request.inputs.items()},
-                "snapshot": snapshot(graph, images),
-                "pipeline": graph.spec.name,
-                "budget": budget,
-                "private": report.private,
-            },
-        )
-    )
+    record.run_started(_run_start(request, graph, report, resolution.why))
     run = Execution(request, graph, workspace, index, engine, scheduler, report, events, audit, record)
     status = "interrupted"
     try:
@@ -234,34 +266,14 @@ def _run_locked(
             run.dispatch()
             run.flush()
         run.drain()
-        if run.storage_problem:
-            done = sum(1 for t in report.tasks if t.status in FINISHED)
-            raise StorageError(
-                None,  # the problem names the file
-                f"{run.storage_problem}; stopped after {done} tasks, finished work is kept: "
-                f"free space and run the same command (run {report.run_id})",
-            )
-        target = str(request.pipeline.resolve()) if request.kind == "pipeline" else f"tool:{request.pipeline}"
-        scope = publication_scope(request.out_dir, target, request.inputs)
-        report.out_dir = str(request.out_dir.absolute())
-        report.stale = run.publisher.reconcile(scope, sweep=report.ok, prune=request.prune)
-        if report.stale and not request.prune:
-            report.stale_to = str(request.out_dir.absolute() / ".stale" / report.run_id)
+        _finish(request, run, report)
         status = "ok" if report.ok else "failed"
     except (KeyboardInterrupt, SystemExit) as exc:
         scheduler.cancel_all()
         engine.cleanup(report.run_id)  # stops the steps still running
         with contextlib.suppress(Exception, KeyboardInterrupt):
             run.wind_down()  # what finished is sealed, published and audited before we go
-        code = 143 if isinstance(exc, SystemExit) and exc.code == 143 else 130
-        done = sum(1 for t in report.tasks if t.status in FINISHED)
-        total = max(report.expected, len(report.tasks))
-        where = f" and its {len(report.published)} outputs are in {request.out_dir}" if report.published else ""
-        raise RunInterruptedError(
-            f"interrupted after {done} of {total} tasks; finished work is kept{where}; "
-            f"resume with the same command (run {report.run_id})",
-            code,
-        ) from None
+        raise _interrupted(exc, request, report) from None
     except BaseException:
         status = "failed"
         scheduler.cancel_all()

@@ -301,63 +301,65 @@ def verify(folder: Path, anchors: list[dict[str, Any]] | None = None) -> Verdict
     """Check the chain, every checkpoint signature, and the anchors kept outside the log (``anchors``:
     those of the workspace index, each with a ``source``; ``$DICOMPOSE_HOME``'s are read here); name the first
     problem (line and seq)."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
     path = folder / "audit.jsonl"
     lines = path.read_bytes().splitlines() if path.exists() else []
+    hashes, problem = _chain(lines)
+    if problem:
+        return Verdict(False, len(lines), 0, problem)
+    checkpoints_path = folder / "checkpoints.jsonl"
+    records = (
+        [json.loads(line) for line in checkpoints_path.read_bytes().splitlines()] if checkpoints_path.exists() else []
+    )
+    problem = _checkpoints(folder, records, hashes)
+    if not problem:
+        problem = check_anchors(folder, hashes, [*(anchors or []), *home_anchors(folder)])
+    return Verdict(not problem, len(lines), len(records), problem or "")
+
+
+def _chain(lines: list[bytes]) -> tuple[list[str], str]:
+    """Every entry's hash, in order, and the first break of the chain ("" if none)."""
     previous = GENESIS
     hashes: list[str] = []
     for number, raw in enumerate(lines, start=1):
         try:
             entry = json.loads(raw)
         except json.JSONDecodeError:
-            return Verdict(False, len(lines), 0, f"line {number}: not valid JSON (edited or damaged)")
+            return hashes, f"line {number}: not valid JSON (edited or damaged)"
         if entry.get("seq") != number:
-            return Verdict(
-                False,
-                len(lines),
-                0,
+            return hashes, (
                 f"line {number}: sequence {entry.get('seq')} where {number} was "
-                "expected (an entry was deleted, inserted or moved)",
+                "expected (an entry was deleted, inserted or moved)"
             )
         if entry.get("prev") != previous or entry_hash(previous, entry) != entry.get("hash"):
-            return Verdict(
-                False,
-                len(lines),
-                0,
+            return (
+                hashes,
                 f"line {number} (seq {number}): hash chain broken (entry edited, or the one before it removed)",
             )
         previous = str(entry["hash"])
         hashes.append(previous)
-    checkpoints_path = folder / "checkpoints.jsonl"
-    records = (
-        [json.loads(line) for line in checkpoints_path.read_bytes().splitlines()] if checkpoints_path.exists() else []
-    )
-    if records:
-        public = load_pem_public_key((folder / "signing-key.pub").read_bytes())
-        for index, record in enumerate(records, start=1):
-            body = {k: record[k] for k in ("seq", "hash", "time")}
-            try:
-                public.verify(bytes.fromhex(record["signature"]), _canonical(body))  # type: ignore[call-arg, union-attr]
-            except (InvalidSignature, ValueError):
-                return Verdict(False, len(lines), len(records), f"checkpoint {index}: bad signature")
-            seq = int(record["seq"])
-            if seq > len(hashes):
-                return Verdict(
-                    False,
-                    len(lines),
-                    len(records),
-                    f"log truncated: checkpoint {index} covers {seq} entries, only {len(hashes)} remain",
-                )
-            if hashes[seq - 1] != record["hash"]:
-                return Verdict(
-                    False, len(lines), len(records), f"line {seq} (seq {seq}): does not match signed checkpoint {index}"
-                )
-    outside = [*(anchors or []), *home_anchors(folder)]
-    if problem := check_anchors(folder, hashes, outside):
-        return Verdict(False, len(lines), len(records), problem)
-    return Verdict(True, len(lines), len(records))
+    return hashes, ""
+
+
+def _checkpoints(folder: Path, records: list[dict[str, Any]], hashes: list[str]) -> str:
+    """The first checkpoint whose signature fails or that the chain no longer matches ("" if none)."""
+    if not records:
+        return ""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    public = load_pem_public_key((folder / "signing-key.pub").read_bytes())
+    for index, record in enumerate(records, start=1):
+        body = {k: record[k] for k in ("seq", "hash", "time")}
+        try:
+            public.verify(bytes.fromhex(record["signature"]), _canonical(body))  # type: ignore[call-arg, union-attr]
+        except (InvalidSignature, ValueError):
+            return f"checkpoint {index}: bad signature"
+        seq = int(record["seq"])
+        if seq > len(hashes):
+            return f"log truncated: checkpoint {index} covers {seq} entries, only {len(hashes)} remain"
+        if hashes[seq - 1] != record["hash"]:
+            return f"line {seq} (seq {seq}): does not match signed checkpoint {index}"
+    return ""
 
 
 def read_entries(folder: Path) -> list[dict[str, Any]]:

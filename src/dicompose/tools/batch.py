@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -120,24 +120,12 @@ def run_batch(
         on_result(result)
 
     try:
-        candidates: list[Candidate] = []
-        peek_many = partial(_peek_in, pool) if pool is not None else peek_each
-        for found in discover(inputs, walked=walked, follow_links=follow_links, peek_many=peek_many):
-            if isinstance(found, Skipped):
-                report(FileResult(found.path, Status.SKIPPED, message=f"{found.path}: {found.reason}"))
-            else:
-                candidates.append(found)
+        candidates = _candidates(inputs, walked, follow_links, pool, report)
         if not candidates:  # no DICOM file at all (DICOM files that are all skipped are a success, reported)
-            named = ", ".join(str(p) for p in inputs) or "(no input)"
             if made_out and out_dir is not None:
                 with contextlib.suppress(OSError):
                     out_dir.rmdir()  # ours, and empty: refused before any work, nothing is left behind
-            raise UsageError(f"no DICOM files found in {named}")
-        refused = _duplicate_instances(candidates)
-        for candidate in candidates:
-            if str(candidate.path) in refused:
-                report(FileResult(candidate.path, Status.FAILED, message=refused[str(candidate.path)]))
-        candidates = [c for c in candidates if str(c.path) not in refused]
+            raise UsageError(f"no DICOM files found in {', '.join(str(p) for p in inputs) or '(no input)'}")
         jobs, collisions = plan_outputs(candidates, out_dir, operation.output_name, operation.flatten, damage=damage)
         for result in collisions:
             report(result)
@@ -145,22 +133,10 @@ def run_batch(
         with executor_for(pool, len(jobs)) as executor:
             if operation.series_scope:
                 jobs = _attach_series_ranges(executor, jobs, workers, report)
-            in_process = isinstance(executor, InlineExecutor)
-            hashing = _hashing(workers, len(jobs), in_process) if audit.audit is not None else None
-            work = [(job, operation, hashing) for job in jobs]
-            done = 0
-            in_flight: list[Future[list[FileResult]]] = []
-            mapped = bounded_map(
-                executor, _apply_job, work, workers, stop=lambda: bool(summary.stopped), in_flight=in_flight
+            hashing = (
+                _hashing(workers, len(jobs), isinstance(executor, InlineExecutor)) if audit.audit is not None else None
             )
-            try:
-                for result in mapped:
-                    report(result)
-                    done += 1
-            except BaseException:  # Ctrl-C, SIGTERM: what the workers are writing is finished and reported
-                mapped.close()  # cancels what has not started; the running chunks go to in_flight
-                finish_in_flight(pool, in_flight, report)
-                raise
+            done = _apply_all(executor, pool, [(job, operation, hashing) for job in jobs], workers, summary, report)
             summary.not_attempted = len(jobs) - done
     finally:
         if pool is not None:
@@ -170,6 +146,52 @@ def run_batch(
         audit.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _candidates(
+    inputs: Sequence[Path],
+    walked: bool,
+    follow_links: bool,
+    pool: ProcessPoolExecutor | None,
+    report: Callable[[FileResult], None],
+) -> list[Candidate]:
+    """The DICOM files to work on; what is not DICOM is reported skipped, files sharing one SOP Instance UID
+    with different content are reported failed (:mod:`dicompose.dicom.duplicates`)."""
+    candidates: list[Candidate] = []
+    peek_many = partial(_peek_in, pool) if pool is not None else peek_each
+    for found in discover(inputs, walked=walked, follow_links=follow_links, peek_many=peek_many):
+        if isinstance(found, Skipped):
+            report(FileResult(found.path, Status.SKIPPED, message=f"{found.path}: {found.reason}"))
+        else:
+            candidates.append(found)
+    refused = _duplicate_instances(candidates)
+    for candidate in candidates:
+        if str(candidate.path) in refused:
+            report(FileResult(candidate.path, Status.FAILED, message=refused[str(candidate.path)]))
+    return [c for c in candidates if str(c.path) not in refused]
+
+
+def _apply_all(
+    executor: Executor,
+    pool: ProcessPoolExecutor | None,
+    work: list[tuple[_Job, Operation, Hashing | None]],
+    workers: int,
+    summary: Summary,
+    report: Callable[[FileResult], None],
+) -> int:
+    """Every job through the workers, reported in order until the batch stops; how many were done."""
+    done = 0
+    in_flight: list[Future[list[FileResult]]] = []
+    mapped = bounded_map(executor, _apply_job, work, workers, stop=lambda: bool(summary.stopped), in_flight=in_flight)
+    try:
+        for result in mapped:
+            report(result)
+            done += 1
+    except BaseException:  # Ctrl-C, SIGTERM: what the workers are writing is finished and reported
+        mapped.close()  # cancels what has not started; the running chunks go to in_flight
+        finish_in_flight(pool, in_flight, report)
+        raise
+    return done
 
 
 def _peek_in(pool: Executor, paths: Sequence[Path]) -> list[Peek]:
