@@ -35,6 +35,17 @@ class UsageError(DicomposeError):
     exit_code = EXIT_USAGE
 
 
+class UnpinnedImageError(UsageError):
+    """An image that no digest pins: refused unless the user allows unpinned images (``--allow-unpinned``);
+    callers that take no such option (the demo) say what to do instead from ``image`` and ``how_pinned``."""
+
+    def __init__(self, image: str, how_pinned: str) -> None:
+        super().__init__(
+            f"image {image} is not pinned by digest ({how_pinned}); pass --allow-unpinned to run it anyway"
+        )
+        self.image, self.how_pinned = image, how_pinned
+
+
 class ProblemsError(UsageError):
     """Several problems found together (a pipeline file's): commands that list problems say one per line."""
 

@@ -546,3 +546,16 @@ def test_links_follow_one_rule_on_every_engine(tmp_path: Path, image_id: str):
         outputs[engine] = {p.relative_to(tmp_path / engine): p.read_bytes() for p in (tmp_path / engine).rglob("*.dcm")}
     assert sorted(map(str, outputs["docker"])) == ["series/ct_01-normalized.dcm", "series/ct_02-normalized.dcm"]
     assert outputs["docker"] == outputs["local"]
+
+
+def test_the_demo_says_why_it_falls_back_when_docker_images_are_not_pinned(tmp_path: Path, image_id: str):
+    """Docker answers and the images exist, but this DICOMPOSE_HOME pins none of them: the demo (which takes no
+    --allow-unpinned) runs on the local engine and says which image is not pinned and how one pins it, without
+    suggesting an option it does not accept."""
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    argv = [str(BIN / "dicompose"), "demo", "--out", str(tmp_path / "demo")]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "docker answers but image dicompose/" in proc.stdout and "is not pinned by digest" in proc.stdout
+    assert "dicompose build" in proc.stdout and "--allow-unpinned" not in proc.stdout + proc.stderr
+    assert len(list((tmp_path / "demo" / "results" / "masks").glob("*.dcm"))) == 5

@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from dicompose.cli.console import plural, stderr, stdout
 from dicompose.cli.run_report import document, print_plan, summary
-from dicompose.errors import EXIT_FAILED, EXIT_OK, ProblemsError, UsageError
+from dicompose.errors import EXIT_FAILED, EXIT_OK, ProblemsError, UnpinnedImageError, UsageError
 
 if TYPE_CHECKING:
     from dicompose.pipeline.graph import PipelineGraph
@@ -229,7 +229,11 @@ def demo_engine(requested: str) -> tuple[str, str]:
     try:
         for node in build_graph(demo_pipeline()).steps:
             resolve_step_image(node.descriptor, resolution.engine, allow_unpinned=False)
-    except UsageError as exc:  # the demo takes no --allow-unpinned: the way out is to build (and so pin) them
-        reason = str(exc).split("; pass --allow-unpinned", 1)[0]
-        return "local", f"{resolution.engine.name} answers but {reason}"
+    except UnpinnedImageError as exc:  # the demo takes no --allow-unpinned: building the images pins them
+        return (
+            "local",
+            f"{resolution.engine.name} answers but image {exc.image} is not pinned by digest ({exc.how_pinned})",
+        )
+    except UsageError as exc:
+        return "local", f"{resolution.engine.name} answers but {exc}"
     return resolution.engine.name, resolution.why

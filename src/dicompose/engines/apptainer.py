@@ -16,7 +16,7 @@ import subprocess
 from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
 from dicompose.engines.hardening import DEFAULT, LABEL_PREFIX, OUTPUT_DIR, Hardening
 from dicompose.engines.process import Children, run_process
-from dicompose.errors import UsageError
+from dicompose.errors import UnpinnedImageError, UsageError
 
 
 def not_enforced(policy: Hardening = DEFAULT) -> list[str]:
@@ -82,7 +82,7 @@ class ApptainerEngine:
     def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
         """Apptainer runs what it is given (a .sif path or a docker-daemon:/oras: reference) by that name."""
         if not pin and not allow_unpinned:
-            raise UsageError(f"image {name} is not pinned by digest; pass --allow-unpinned to run it anyway")
+            raise UnpinnedImageError(name, "a descriptor container-hash or dicompose build pins it")
         return ImageRef(name, name), bool(pin)
 
     def has_image(self, image: ImageRef) -> bool:

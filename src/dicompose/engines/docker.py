@@ -18,7 +18,7 @@ from typing import Any
 from dicompose.descriptors.shell import SHELL
 from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
 from dicompose.engines.hardening import DEFAULT, LABEL_PREFIX, OUTPUT_DIR, Hardening, container_user
-from dicompose.errors import EngineError, UsageError
+from dicompose.errors import EngineError, UnpinnedImageError, UsageError
 from dicompose.images.docker_api import DockerAPI, EngineUnavailableError, unix_socket
 from dicompose.images.docker_client import connect, short
 
@@ -269,8 +269,5 @@ def resolve_image(
     if image is None:
         raise UsageError(f"image {name} is not available locally ({hint})")
     if not allow_unpinned:
-        raise UsageError(
-            f"image {name} is not pinned by digest (descriptor container-hash or dicompose build); "
-            "pass --allow-unpinned to run it anyway"
-        )
+        raise UnpinnedImageError(name, "descriptor container-hash or dicompose build")
     return str(image["Id"]), False
