@@ -205,24 +205,18 @@ def test_live_container_is_hardened(tmp_path: Path, scans: Path, image_id: str, 
     assert not client.containers.list(all=True, filters=MINE)  # removed
 
 
+def slow_run(tool: Path, scans: Path, out: Path) -> list[str]:
+    """A docker run of the probe tool that sleeps a minute: long enough to be killed or interrupted."""
+    argv = [str(BIN / "dicompose"), "run", str(tool), "--in", str(scans), "--out", str(out)]
+    return [*argv, "-p", "seconds=60", "--engine", "docker"]
+
+
 def test_killed_run_leaves_a_container_that_the_next_run_removes(
     tmp_path: Path, scans: Path, image_id: str, client: Any
 ):
     tool = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", image_id)
     proc = subprocess.Popen(
-        [
-            str(BIN / "dicompose"),
-            "run",
-            str(tool),
-            "--in",
-            str(scans),
-            "--out",
-            str(tmp_path / "out"),
-            "-p",
-            "seconds=60",
-            "--engine",
-            "docker",
-        ],
+        slow_run(tool, scans, tmp_path / "out"),
         cwd=tmp_path,  # the run's workspace (.dicompose) goes there, not into the repository
     )
     label = {"label": f"org.dicompose.pid={proc.pid}"}
@@ -360,19 +354,7 @@ def test_output_folder_mode_is_private_to_the_task(tmp_path: Path, scans: Path, 
 def test_interrupted_run_removes_its_container(tmp_path: Path, scans: Path, image_id: str, client: Any, sig: int):
     tool = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", image_id)
     proc = subprocess.Popen(
-        [
-            str(BIN / "dicompose"),
-            "run",
-            str(tool),
-            "--in",
-            str(scans),
-            "--out",
-            str(tmp_path / "out"),
-            "-p",
-            "seconds=60",
-            "--engine",
-            "docker",
-        ],
+        slow_run(tool, scans, tmp_path / "out"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=tmp_path,

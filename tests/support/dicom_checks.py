@@ -65,15 +65,17 @@ def independent_modality_values(ds: pydicom.Dataset) -> np.ndarray:
 
 def exact_expected(values: np.ndarray, low: float, high: float, vmin: float, vmax: float) -> np.ndarray:
     """The mathematically exact targets (as floats of exact fractions), computed per distinct value."""
-    out = np.empty_like(values, dtype=np.float64)
     span = Fraction(vmax) - Fraction(vmin)
-    for v in np.unique(values):
-        if span == 0:
-            exact = Fraction(low)
-        else:
-            exact = Fraction(low) + (Fraction(float(v)) - Fraction(vmin)) / span * (Fraction(high) - Fraction(low))
-        out[values == v] = float(exact)
-    return out
+    distinct, where = np.unique(values, return_inverse=True)  # each distinct value once, then spread back
+    targets = [
+        float(
+            Fraction(low)
+            if span == 0
+            else Fraction(low) + (Fraction(float(v)) - Fraction(vmin)) / span * (Fraction(high) - Fraction(low))
+        )
+        for v in distinct
+    ]
+    return np.asarray(targets, dtype=np.float64)[where].reshape(values.shape)
 
 
 def output_modality_values(ds: pydicom.Dataset) -> np.ndarray:

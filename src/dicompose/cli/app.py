@@ -7,7 +7,8 @@ start fast (``bench/startup.py``, ``tests/unit/test_startup.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
@@ -20,7 +21,7 @@ from dicompose.cli import pipeline as pipeline_cli
 from dicompose.cli import records as records_cli
 from dicompose.cli import rerun as rerun_cli
 from dicompose.cli.audit import app as audit_app
-from dicompose.cli.console import batch_and_report, fail, normalize_and_report, parse_number, stdout
+from dicompose.cli.console import batch_and_report, fail, parse_number, stdout
 from dicompose.cli.run import run as run_command
 from dicompose.cli.tool import app as tool_app
 from dicompose.errors import UsageError
@@ -89,6 +90,34 @@ def _run_manifest(manifest: Path, operation: Callable[[], Operation], workers: i
     raise typer.Exit(code)
 
 
+def _run_tool(
+    operation: Callable[[], Operation],
+    parameters: Mapping[str, object],
+    inputs: list[Path] | None,
+    out: Path | None,
+    workers: int | None,
+    as_json: bool,
+    quiet: bool,
+    follow_links: bool,
+    manifest: Path | None,
+) -> NoReturn:
+    """The built-in tools' one way to run: a manifest (a packed launch inside a run), else a batch over the
+    inputs with its report; exits with the outcome's code."""
+    if manifest is not None:
+        _run_manifest(manifest, operation, workers)
+    code = batch_and_report(
+        _inputs(inputs),
+        operation(),
+        parameters,
+        out,
+        workers=workers,
+        as_json=as_json,
+        quiet=quiet,
+        follow_links=follow_links,
+    )
+    raise typer.Exit(code)
+
+
 @app.callback()
 def root(
     version: Annotated[
@@ -117,22 +146,12 @@ def normalize(
 ) -> None:
     """Remap intensities of many DICOM scans to [--min, --max], in parallel, into --out."""
     from dicompose.params import NormalizeParams
+    from dicompose.tools.normalize import normalize_operation
 
     params = NormalizeParams(parse_number(minimum, "--min"), parse_number(maximum, "--max"), scope)  # its rules
-    if manifest is not None:
-        from dicompose.tools.normalize import normalize_operation
-
-        _run_manifest(manifest, lambda: normalize_operation(params), workers)
-    code = normalize_and_report(
-        _inputs(inputs),
-        params,
-        out,
-        workers=workers,
-        as_json=as_json,
-        quiet=quiet,
-        follow_links=follow_links,
-    )
-    raise typer.Exit(code)
+    parameters = {"min": params.low, "max": params.high, "scope": params.scope}
+    operation = partial(normalize_operation, params)
+    _run_tool(operation, parameters, inputs, out, workers, as_json, quiet, follow_links, manifest)
 
 
 @app.command()
@@ -152,21 +171,9 @@ def threshold(
     from dicompose.tools.threshold import threshold_operation
 
     params = ThresholdParams(parse_number(level, "--level"), parse_number(upper, "--upper") if upper else None)
-    operation = threshold_operation(params)
-    if manifest is not None:
-        _run_manifest(manifest, lambda: operation, workers)
     parameters = {"level": params.level, "upper": params.upper}
-    code = batch_and_report(
-        _inputs(inputs),
-        operation,
-        parameters,
-        out,
-        workers=workers,
-        as_json=as_json,
-        quiet=quiet,
-        follow_links=follow_links,
-    )
-    raise typer.Exit(code)
+    operation = partial(threshold_operation, params)
+    _run_tool(operation, parameters, inputs, out, workers, as_json, quiet, follow_links, manifest)
 
 
 @app.command()
@@ -197,20 +204,8 @@ def deidentify(
         fail(UsageError("--retain-private takes tags as 8 hex digits, e.g. 00091001"))
     params = DeidParams(load_key(key_file), retain_dates, tags)
     parameters = {"retain_dates": retain_dates, "retain_private": sorted(str(t) for t in tags)}
-    operation = deidentify_operation(params)
-    if manifest is not None:
-        _run_manifest(manifest, lambda: operation, workers)
-    code = batch_and_report(
-        _inputs(inputs),
-        operation,
-        parameters,
-        out,
-        workers=workers,
-        as_json=as_json,
-        quiet=False,
-        follow_links=follow_links,
-    )
-    raise typer.Exit(code)
+    operation = partial(deidentify_operation, params)
+    _run_tool(operation, parameters, inputs, out, workers, as_json, False, follow_links, manifest)
 
 
 @app.command()
