@@ -64,7 +64,7 @@ def _row(f: Any) -> list[str]:
         str(image.differing),
         "∞" if image.psnr is None else f"{image.psnr:.1f}",
         "-" if image.dice is None else f"{image.dice:.4f}",
-        escape(", ".join(image.header_differences)),
+        escape(", ".join([*image.notes, *image.header_differences])),  # notes: why figures are infinite
     ]
 
 
@@ -88,6 +88,7 @@ def document(result: Comparison) -> dict[str, Any]:
                 **(
                     {
                         "header_differences": list(f.image.header_differences),
+                        "notes": list(f.image.notes),
                         "max_abs": _number(f.image.max_abs),
                         "mean_abs": _number(f.image.mean_abs),
                         "differing_voxels": f.image.differing,

@@ -35,9 +35,6 @@ class Invocation:
 
     values: Mapping[str, Value]
 
-    def to_json(self) -> dict[str, Value]:
-        return dict(self.values)
-
 
 def with_batch(descriptor: Descriptor, input_id: str, params: Mapping[str, Any], files: list[str]) -> dict[str, Any]:
     """``params`` and the value a task's files give its batch input: the list, or the one file of an input that
@@ -138,12 +135,6 @@ def build_argv(
             continue
         argv.append(replace(token))
     return argv
-
-
-def resolve_text(descriptor: Descriptor, invocation: Invocation, text: str, path_map: PathMap = str) -> str:
-    """``text`` (an environment variable's value, a config file's line) with every value-key replaced as in a
-    command-line token: an input by its value(s), an output by its path; an absent input by nothing."""
-    return _replacer(descriptor, invocation, path_map)(text)
 
 
 def _replacer(

@@ -10,8 +10,6 @@ from functools import cache
 
 from dicompose.engines.base import Engine
 
-ENGINE_NAMES = ("docker", "apptainer", "local", "fake")
-
 
 @cache
 def engine_named(name: str) -> Engine:
