@@ -1,10 +1,32 @@
-"""Defaults and environment overrides, in one place. Values are read when asked for, never cached globally."""
+"""Settings, in one place: the command line over the environment over the configuration files over defaults.
+
+Configuration files (TOML) are ``./dicompose.toml`` (the project's, in the folder dicompose runs from) over
+``$DICOMPOSE_HOME/config.toml`` (the user's or the site's); a key in the first replaces the same key in the
+second, table by table. Every table and key is checked (a typo is an error naming the file, never ignored):
+see :data:`KEYS` and docs/configuration.md. Values are read when asked for, never cached globally.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from dicompose.errors import UsageError
+
+PROJECT_CONFIG = "dicompose.toml"
+HOME_CONFIG = "config.toml"
+#: table → key → (the type a value must have, what it means). The documentation is generated from nothing:
+#: keep docs/configuration.md in step (tests/unit/test_config.py checks that every key is documented).
+KEYS: dict[str, dict[str, tuple[type, str]]] = {
+    "run": {
+        "workers": (int, "cores to use in all (default: all cores); as --workers"),
+        "engine": (str, "auto | docker | apptainer | local; as --engine"),
+        "scheduler": (str, "local | dask | tcp://HOST:PORT; as --scheduler"),
+    },
+}
 
 #: Root for UIDs dicompose derives. pydicom's root is registered for exactly this use (derived, generated UIDs).
 UID_ROOT = "1.2.826.0.1.3680043.8.498."
@@ -41,8 +63,65 @@ def cache_home() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "dicompose"
 
 
-def load_settings() -> Settings:
-    """Settings from defaults, overridden by ``DICOMPOSE_WORKERS``."""
+def config_files(cwd: Path | None = None) -> list[Path]:
+    """The configuration files that exist, lowest precedence first."""
+    candidates = [data_home() / HOME_CONFIG, (cwd or Path.cwd()) / PROJECT_CONFIG]
+    return [path for path in candidates if path.is_file()]
+
+
+def load_config(cwd: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Every table of the configuration files, merged key by key (the project's over the home's), checked."""
+    merged: dict[str, dict[str, Any]] = {}
+    for path in config_files(cwd):
+        for table, values in _read(path).items():
+            merged.setdefault(table, {}).update(values)
+    return merged
+
+
+def _read(path: Path) -> Mapping[str, dict[str, Any]]:
+    import tomllib
+
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read the configuration ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+    problems = []
+    for table, values in document.items():
+        known = KEYS.get(table)
+        if known is None or not isinstance(values, dict):
+            problems.append(f"[{table}] is not a table dicompose reads (tables: {', '.join(KEYS)})")
+            continue
+        for key, value in values.items():
+            if key not in known:
+                problems.append(f"[{table}] {key}: unknown key (keys: {', '.join(known)})")
+            elif not isinstance(value, known[key][0]) or isinstance(value, bool) != (known[key][0] is bool):
+                problems.append(f"[{table}] {key}: must be {_kind(known[key][0])}, not {value!r}")
+            elif isinstance(value, list) and not all(isinstance(item, str) for item in value):
+                problems.append(f"[{table}] {key}: must be a list of strings")
+            elif isinstance(value, int) and value < 1:
+                problems.append(f"[{table}] {key}: must be 1 or more, not {value}")
+    if problems:
+        raise UsageError(f"{path}: " + "; ".join(problems))
+    return document
+
+
+def _kind(kind: type) -> str:
+    return {int: "a whole number", str: "a string", list: "a list of strings", bool: "true or false"}[kind]
+
+
+def load_settings(cwd: Path | None = None) -> Settings:
+    """Settings from defaults, the configuration files' ``[run] workers``, and ``DICOMPOSE_WORKERS`` over both."""
     raw = os.environ.get("DICOMPOSE_WORKERS", "").strip()
-    workers = int(raw) if raw.isdigit() and int(raw) > 0 else default_workers()
-    return Settings(workers=workers)
+    if raw.isdigit() and int(raw) > 0:
+        return Settings(workers=int(raw))
+    configured = load_config(cwd).get("run", {}).get("workers")
+    return Settings(workers=int(configured) if configured else default_workers())
+
+
+def configured(table: str, key: str, given: Any, default: Any, cwd: Path | None = None) -> Any:
+    """A command-line value (``given``, None when not given) over the configuration files over ``default``."""
+    if given is not None:
+        return given
+    return load_config(cwd).get(table, {}).get(key, default)

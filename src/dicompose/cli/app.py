@@ -211,7 +211,9 @@ def deidentify(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the results.")] = Path("demo-output"),
-    engine: Annotated[str, typer.Option("--engine", help="auto | docker | apptainer | local")] = "auto",
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="auto | docker | apptainer | local [default: auto, or the config's]")
+    ] = None,
 ) -> None:
     """Run the demo pipeline on the bundled sample scans: normalize (per series) → threshold mask."""
     from dicompose import __version__
@@ -219,7 +221,9 @@ def demo(
     from dicompose.tools.samples import demo_pipeline, sample_data_folder
 
     samples = sample_data_folder()
-    chosen, why = demo_engine(engine)
+    from dicompose.config import configured
+
+    chosen, why = demo_engine(configured("run", "engine", engine, "auto"))
     stdout.print(f"dicompose {__version__} demo: {demo_pipeline()} on {samples}")
     run_pipeline_command(
         demo_pipeline(),

@@ -48,17 +48,23 @@ def refuse(pipeline: Path, problems: list[str]) -> NoReturn:
 def check(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     engine: Annotated[
-        str, typer.Option("--engine", help="auto | docker | apptainer | local: whose images to look up")
-    ] = "auto",
+        str | None,
+        typer.Option("--engine", help="auto | docker | apptainer | local: whose images to look up [default: auto]"),
+    ] = None,
     scheduler: Annotated[
-        str, typer.Option("--scheduler", help="local | dask | tcp://HOST:PORT: whose resources to judge")
-    ] = "local",
+        str | None,
+        typer.Option("--scheduler", help="local | dask | tcp://HOST:PORT: whose resources to judge [default: local]"),
+    ] = None,
     allow_unpinned: Annotated[
         bool, typer.Option("--allow-unpinned", help="Accept images not pinned by digest, as run does with it.")
     ] = False,
 ) -> None:
     """Find every problem of a pipeline before anything runs: the file (types, references, cycles), each step's
     parameters against its tool, resources against what the scheduler can give, images the engine lacks."""
+    from dicompose.config import configured
+
+    engine = configured("run", "engine", engine, "auto")
+    scheduler = configured("run", "scheduler", scheduler, "local")
     from dicompose.engines.resolve import resolve_engine
     from dicompose.pipeline.graph import build_graph
     from dicompose.pipeline.preflight import image_problems, resource_problems

@@ -24,7 +24,9 @@ def run(
     ] = None,
     params: Annotated[list[str] | None, typer.Option("-p", "--param", help="ID=VALUE (repeatable, tools).")] = None,
     invocation: Annotated[Path | None, typer.Option("--invocation", help="Boutiques invocation JSON (tools).")] = None,
-    engine: Annotated[str, typer.Option("--engine", help="auto | docker | apptainer | local")] = "auto",
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="auto | docker | apptainer | local [default: auto, or the config's]")
+    ] = None,
     workspace: Annotated[
         Path | None,
         typer.Option(
@@ -32,7 +34,10 @@ def run(
             help="Workspace folder (default: .dicompose beside the pipeline, or in the current folder for a tool).",
         ),
     ] = None,
-    scheduler: Annotated[str, typer.Option("--scheduler", help="local | dask | tcp://HOST:PORT")] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="local | dask | tcp://HOST:PORT [default: local, or the config's]"),
+    ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", "-j", min=1, help="Cores to use in all (default: all cores).")
     ] = None,
@@ -68,7 +73,10 @@ def run(
 ) -> None:
     """Run a pipeline or one tool over files and folders: each step in its own container, cached, resumable."""
     from dicompose.cli.pipeline import execute_request, run_pipeline_command
+    from dicompose.config import configured
 
+    engine = configured("run", "engine", engine, "auto")
+    scheduler = configured("run", "scheduler", scheduler, "local")
     sources = sources or []
     if target.endswith((".yaml", ".yml")):
         if params or invocation or timeout is not None:

@@ -1,0 +1,83 @@
+"""Configuration files (config.py): ./dicompose.toml over $DICOMPOSE_HOME/config.toml, the environment over both,
+the command line over everything; every table and key checked, each mistake named with its file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dicompose.config import KEYS, configured, load_config, load_settings
+from dicompose.errors import UsageError
+from tests.support.cli import BIN
+
+DOCS = Path(__file__).parents[2] / "docs" / "configuration.md"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DICOMPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DICOMPOSE_WORKERS", raising=False)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "project").mkdir()
+    return tmp_path
+
+
+def test_project_over_home_environment_over_both_command_line_over_all(home: Path, monkeypatch: pytest.MonkeyPatch):
+    (home / "home" / "config.toml").write_text('[run]\nworkers = 3\nengine = "docker"\nscheduler = "dask"\n')
+    project = home / "project"
+    (project / "dicompose.toml").write_text('[run]\nengine = "local"\n')
+    config = load_config(project)
+    assert config == {"run": {"workers": 3, "engine": "local", "scheduler": "dask"}}
+    assert load_settings(project).workers == 3
+    monkeypatch.setenv("DICOMPOSE_WORKERS", "5")
+    assert load_settings(project).workers == 5
+    assert configured("run", "engine", None, "auto", project) == "local"
+    assert configured("run", "engine", "docker", "auto", project) == "docker"  # given on the command line
+    assert configured("run", "scheduler", None, "local", project) == "dask"  # from the home file
+    assert configured("run", "timeout", None, 60, project) == 60  # nobody set it: the default
+    assert load_config(home) == {"run": {"workers": 3, "engine": "docker", "scheduler": "dask"}}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[run]\nworkers = 'two'\n", "[run] workers: must be a whole number, not 'two'"),
+        ("[run]\nworkers = true\n", "[run] workers: must be a whole number, not True"),
+        ("[run]\nworkers = 0\n", "[run] workers: must be 1 or more, not 0"),
+        ("[run]\nworker = 2\n", "[run] worker: unknown key (keys: workers, engine, scheduler)"),
+        ("[runn]\nworkers = 2\n", "[runn] is not a table dicompose reads"),
+        ("workers = 2\n", "[workers] is not a table dicompose reads"),
+        ("[run\nworkers = 2\n", "not valid TOML"),
+    ],
+)
+def test_every_mistake_is_named_with_its_file(home: Path, text: str, problem: str):
+    path = home / "project" / "dicompose.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError) as caught:
+        load_config(home / "project")
+    assert str(caught.value).startswith(f"{path}: ") and problem in str(caught.value)
+
+
+def test_every_key_is_documented():
+    text = DOCS.read_text()
+    for table, keys in KEYS.items():
+        assert f"[{table}]" in text
+        for key in keys:
+            assert f"`{key}`" in text, f"docs/configuration.md does not document [{table}] {key}"
+
+
+def test_the_cli_takes_the_engine_from_the_project_file(home: Path):
+    project = home / "project"
+    (project / "dicompose.toml").write_text('[run]\nengine = "podman"\n')
+    env = {**os.environ, "DICOMPOSE_HOME": str(home / "home")}
+    argv = [str(BIN / "dicompose"), "check", str(Path(__file__).parents[2] / "src/dicompose/pipelines/demo.yaml")]
+    proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "podman" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([*argv, "--engine", "local"], cwd=project, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and "engine: local" in proc.stdout  # the command line wins
+    (project / "dicompose.toml").write_text("[run]\nengine = 3\n")
+    proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "dicompose.toml: [run] engine: must be a string" in proc.stderr
