@@ -18,6 +18,7 @@ import pytest
 
 from dicompose.dicom import synthetic
 from dicompose.errors import UsageError
+from dicompose.records.index import Index
 from dicompose.records.workspace import Workspace
 from tests.support.cli import BIN
 from tests.support.pipelines import cli_run_argv, launches, outputs, pipeline_file, run, write_scans
@@ -295,6 +296,8 @@ def test_rerun_uses_the_recorded_recipe_and_reports_identical_outputs(tmp_path: 
     assert not rerun(report.run_id, tmp_path / ".dicompose", tmp_path / "third").identical
     with pytest.raises(UsageError, match="must differ"):
         rerun(report.run_id, tmp_path / ".dicompose", tmp_path / "out")
+    with pytest.raises(UsageError, match="is not empty: a rerun recomputes everything"):
+        rerun(report.run_id, tmp_path / ".dicompose", tmp_path / "again")  # its cache would prove nothing
 
 
 def test_verify_from_the_cli(tmp_path: Path):
@@ -319,3 +322,21 @@ def test_verify_from_the_cli(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["identical"] is True and result["engine"] == "local" and result["original"] == report.run_id
+
+
+def test_verify_twice_recomputes_twice(tmp_path: Path):
+    """A second verification never answers from the first one's cache: by default it takes a new folder."""
+    write_scans(tmp_path / "scans", groups=1)
+    report = run(tmp_path, pipeline_file(tmp_path))
+    argv = [str(BIN / "dicompose"), "verify", report.run_id, "--engine", "local"]
+    argv += ["--workspace", str(tmp_path / ".dicompose"), "--json"]
+    for _ in range(2):
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 0 and json.loads(proc.stdout)["identical"] is True, proc.stderr
+    second = tmp_path / f"{report.run_id}-verify-local-2"
+    index = Index(second / ".dicompose" / "index.sqlite")
+    try:
+        (run_record,) = index.runs()
+        assert not any(a["cached"] for a in index.attempts(run_record["id"]))  # computed, not read back
+    finally:
+        index.close()

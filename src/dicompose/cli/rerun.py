@@ -63,7 +63,9 @@ def verify_command(
     engine: Annotated[str, typer.Option("--engine", help="The other engine: docker | apptainer | local.")],
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Output folder (default: RUN-verify-ENGINE, with its own workspace inside)."),
+        typer.Option(
+            "--out", "-o", help="Output folder, new or empty (default: RUN-verify-ENGINE, or RUN-verify-ENGINE-2...)."
+        ),
     ] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Largest allowed absolute pixel difference.")] = 0.0,
     workspace: WorkspaceOption = Path(".dicompose"),
@@ -72,7 +74,7 @@ def verify_command(
     """Rerun a recorded run on another engine and compare: the cross-environment check in one command."""
     from dicompose.pipeline.rerun import rerun
 
-    target = out or Path(f"{run_id}-verify-{engine}")
+    target = out or _unused(Path(f"{run_id}-verify-{engine}"))
     result = rerun(run_id, workspace, target, engine=engine, tolerance=tolerance)
     _report(result, as_json, "verification")
     raise typer.Exit(EXIT_OK if result.comparison.passed else EXIT_FAILED)
@@ -88,3 +90,13 @@ def export_provenance_command(
 
     metadata = export_provenance(workspace, run_id, out)
     stdout.print(f"RO-Crate written: {metadata}")
+
+
+def _unused(folder: Path) -> Path:
+    """``folder``, or ``folder-2``, ``-3``... if it holds an earlier verification (each recomputes from nothing)."""
+    number = 1
+    candidate = folder
+    while candidate.exists() and any(candidate.iterdir()):
+        number += 1
+        candidate = folder.with_name(f"{folder.name}-{number}")
+    return candidate

@@ -52,6 +52,11 @@ def rerun(
     original_out = Path(record["out_dir"])
     if out_dir.resolve() == original_out.resolve():
         raise UsageError("--out must differ from the recorded run's output folder (the outputs are compared)")
+    if out_dir.exists() and any(out_dir.iterdir()):  # its workspace would serve the earlier rerun's results
+        raise UsageError(
+            f"--out {out_dir} is not empty: a rerun recomputes everything into a new folder (one holding an "
+            "earlier rerun would answer from its cache and prove nothing)"
+        )
     request = PipelineRequest(
         pipeline=Path(record["target"]),
         inputs={name: Path(path) for name, path in details["inputs"].items()},
