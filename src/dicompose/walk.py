@@ -16,6 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def as_given(path: Path | str) -> Path:
+    """A path the user gave, absolute and without ``.`` or ``..`` (``../data/x`` from ``tool/``): one file has
+    one name in every record, crate and audit entry, wherever dicompose was run from. Lexical, as a shell user
+    reads it: links in the path are kept, so a file found through a link is named by the link."""
+    return Path(os.path.normpath(Path(path).expanduser().absolute()))  # not resolve(): it follows links
+
+
 @dataclass(frozen=True)
 class Found:
     """A regular file to read: ``path`` where it was found (a link's own path), ``target`` the file itself."""

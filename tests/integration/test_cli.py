@@ -692,3 +692,25 @@ def test_audit_verify_points_to_the_host_commands_log(tmp_path: Path):
     assert proc.returncode == 2 and f"--workspace {home}" in proc.stderr and "Traceback" not in proc.stderr
     proc = run("dicompose", "audit", "verify", "--workspace", str(home), env=env)
     assert proc.returncode == 0 and "audit log intact" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_inputs_as_given_missing_ones_refused_and_nothing_left_when_nothing_is_written(tmp_path: Path):
+    """A path that does not exist is a usage error before anything is made; a batch whose every file fails
+    leaves no output folder behind; paths typed with ``..`` are named cleanly (absolute, as --json promises)."""
+    synthetic.write_ct_series(tmp_path / "data" / "good", "given", 2, 16, 16)
+    (tmp_path / "tool").mkdir()
+    (tmp_path / "data" / "bad").mkdir()
+    (tmp_path / "data" / "bad" / "notes.dcm").write_text("not DICOM")
+    missing = run("dicompose", "normalize", "nothere", "--out", "../n1", cwd=tmp_path / "tool")
+    assert missing.returncode == 2 and "nothere: no such file or folder" in missing.stderr
+    assert not (tmp_path / "n1").exists()
+    failing = run("dicompose", "normalize", "../data/bad/notes.dcm", "--out", "../n2", cwd=tmp_path / "tool")
+    assert failing.returncode == 1 and "not a DICOM file" in failing.stdout + failing.stderr
+    assert not (tmp_path / "n2").exists()
+    good = run("dicompose", "normalize", "../data/good", "--out", "../n3", "--json", cwd=tmp_path / "tool")
+    assert good.returncode == 0, good.stderr
+    files = json.loads(good.stdout)["files"]
+    assert {f["source"] for f in files} == {
+        str(tmp_path / "data" / "good" / n) for n in os.listdir(tmp_path / "data" / "good")
+    }
+    assert all(".." not in f["source"] and Path(f["output"]).is_absolute() for f in files)

@@ -76,9 +76,16 @@ ManifestOption = Annotated[
 
 
 def _inputs(inputs: list[Path] | None) -> list[Path]:
+    """The files and folders given, each absolute and clean (:func:`~dicompose.walk.as_given`); one that does
+    not exist is a usage error before anything is made."""
+    from dicompose.walk import as_given
+
     if not inputs:
         fail(UsageError("give the DICOM files or folders to process (or --manifest FILE)"))
-    return inputs
+    missing = [str(p) for p in inputs if not p.exists() and not p.is_symlink()]
+    if missing:
+        fail(UsageError(f"{', '.join(missing)}: no such file or folder"))
+    return [as_given(p) for p in inputs]
 
 
 def _run_manifest(manifest: Path, operation: Callable[[], Operation], workers: int | None) -> NoReturn:
@@ -105,11 +112,13 @@ def _run_tool(
     inputs with its report; exits with the outcome's code."""
     if manifest is not None:
         _run_manifest(manifest, operation, workers)
+    from dicompose.walk import as_given
+
     code = batch_and_report(
         _inputs(inputs),
         operation(),
         parameters,
-        out,
+        as_given(out) if out is not None else None,
         workers=workers,
         as_json=as_json,
         quiet=quiet,
@@ -212,7 +221,8 @@ def deidentify(
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the results.")] = Path("demo-output"),
     engine: Annotated[
-        str | None, typer.Option("--engine", help="auto | docker | apptainer | local [default: auto, or the config's]")
+        str | None,
+        typer.Option("--engine", help="auto | docker | apptainer | local (default: auto, or the configuration's)"),
     ] = None,
 ) -> None:
     """Run the demo pipeline on the bundled sample scans: normalize (per series) → threshold mask."""

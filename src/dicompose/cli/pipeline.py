@@ -25,13 +25,15 @@ if TYPE_CHECKING:
 
 def parse_inputs(sources: list[str], names: list[str]) -> dict[str, Path]:
     """``--in NAME=PATH`` (repeatable), or a bare ``--in PATH`` when the pipeline has one input."""
+    from dicompose.walk import as_given
+
     result: dict[str, Path] = {}
     for source in sources:
         name, sep, path = source.partition("=")
         if sep and name in names:
-            result[name] = Path(path)
+            result[name] = as_given(path)
         elif len(names) == 1 and not (sep and name not in names and not Path(source).exists()):
-            result[names[0]] = Path(source)
+            result[names[0]] = as_given(source)
         else:
             raise UsageError(f"--in {source!r}: expected NAME=PATH with NAME one of {', '.join(names)}")
     return result
@@ -49,11 +51,17 @@ def check(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     engine: Annotated[
         str | None,
-        typer.Option("--engine", help="auto | docker | apptainer | local: whose images to look up [default: auto]"),
+        typer.Option(
+            "--engine",
+            help="auto | docker | apptainer | local: whose images to look up (default: auto, or the configuration's)",
+        ),
     ] = None,
     scheduler: Annotated[
         str | None,
-        typer.Option("--scheduler", help="local | dask | tcp://HOST:PORT: whose resources to judge [default: local]"),
+        typer.Option(
+            "--scheduler",
+            help="local | dask | tcp://HOST:PORT: whose resources to judge (default: local, or the configuration's)",
+        ),
     ] = None,
     allow_unpinned: Annotated[
         bool, typer.Option("--allow-unpinned", help="Accept images not pinned by digest, as run does with it.")

@@ -25,7 +25,8 @@ def run(
     params: Annotated[list[str] | None, typer.Option("-p", "--param", help="ID=VALUE (repeatable, tools).")] = None,
     invocation: Annotated[Path | None, typer.Option("--invocation", help="Boutiques invocation JSON (tools).")] = None,
     engine: Annotated[
-        str | None, typer.Option("--engine", help="auto | docker | apptainer | local [default: auto, or the config's]")
+        str | None,
+        typer.Option("--engine", help="auto | docker | apptainer | local (default: auto, or the configuration's)"),
     ] = None,
     workspace: Annotated[
         Path | None,
@@ -36,7 +37,7 @@ def run(
     ] = None,
     scheduler: Annotated[
         str | None,
-        typer.Option("--scheduler", help="local | dask | tcp://HOST:PORT [default: local, or the config's]"),
+        typer.Option("--scheduler", help="local | dask | tcp://HOST:PORT (default: local, or the configuration's)"),
     ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", "-j", min=1, help="Cores to use in all (default: all cores).")

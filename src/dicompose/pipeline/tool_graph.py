@@ -17,6 +17,7 @@ from dicompose.errors import UsageError
 from dicompose.pipeline.graph import PipelineGraph, Source, StepNode
 from dicompose.pipeline.spec import PipelineSpec, Step
 from dicompose.tools.builtin_checks import check_builtin_values
+from dicompose.walk import as_given
 
 INPUT_NAME = "in"
 
@@ -53,10 +54,10 @@ def _files_resolved(descriptor: Descriptor, params: dict[str, Any], batch_input:
             continue
         paths = []
         for item in value if isinstance(value, list) else [value]:
-            path = Path(str(item)).expanduser()
+            path = as_given(str(item))
             if not path.exists():
                 problems.append(f"input {spec['id']!r}: {item}: no such file or folder")
-            paths.append(str(path.absolute()))
+            paths.append(str(path))
         resolved[spec["id"]] = paths if isinstance(value, list) else paths[0]
     if problems:
         raise UsageError("; ".join(problems))

@@ -144,6 +144,8 @@ def run_batch(
         for folder in written:  # the writers deferred these: one fsync per folder, not per file
             fsync_directory(folder)
         audit.close()
+        if made_out and out_dir is not None and not written:
+            _remove_empty(out_dir)  # ours, and nothing was written into it: leave nothing behind
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -192,6 +194,14 @@ def _apply_all(
         finish_in_flight(pool, in_flight, report)
         raise
     return done
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove ``folder`` and the folders in it if no file is left anywhere in them."""
+    with contextlib.suppress(OSError):
+        for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            sub.rmdir()
+        folder.rmdir()
 
 
 def _peek_in(pool: Executor, paths: Sequence[Path]) -> list[Peek]:
