@@ -182,3 +182,25 @@ def test_audit_show_never_cuts_the_pseudonym_it_shows(workspace: tuple[Path, lis
     assert json.loads(pasted.stdout)
     none = dicompose("audit", "show", "--workspace", ws, "--since", "2999-01-01", home=home, columns=columns)
     assert none.returncode == 0 and "no entries match" in none.stdout
+
+
+def test_why_a_task_was_partial_is_said_by_show_logs_and_a_cached_rerun(tmp_path: Path):
+    """A partial task's failed files are recorded: `show` and `logs` say them after the run, and a rerun that
+    takes the task from the cache says them again, not only a bare 'partial'."""
+    from dicompose.dicom import synthetic
+
+    files = synthetic.write_ct_series(tmp_path / "scans", "partial", 3, 16, 16)
+    files[1].write_bytes(files[1].read_bytes()[:-100])  # pixel data cut short
+    argv = ["run", "normalize", "--in", str(tmp_path / "scans"), "--out", str(tmp_path / "out"), "--engine", "local"]
+    argv += ["--workspace", str(tmp_path / "ws"), "-p", "min=0", "-p", "max=1"]
+    home = tmp_path / "home"
+    first = dicompose(*argv, home=home)
+    assert first.returncode == 1 and "partial" in first.stdout + first.stderr
+    run_id = RUN_ID.findall(first.stdout)[-1]
+    shown = dicompose("show", run_id, "--workspace", str(tmp_path / "ws"), home=home)
+    assert f"{files[1]}: file truncated" in " ".join(shown.stdout.split()), shown.stdout
+    logged = json.loads(dicompose("logs", run_id, "--workspace", str(tmp_path / "ws"), "--json", home=home).stdout)
+    assert any("file truncated" in (entry["message"] or "") for entry in logged)
+    again = dicompose(*argv, home=home)
+    said = " ".join((again.stdout + again.stderr).split())
+    assert again.returncode == 1 and "(cached)" in said and f"{files[1]}: file truncated" in said, said

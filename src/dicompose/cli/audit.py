@@ -10,7 +10,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Column, Table
 
-from dicompose.cli.console import emit_json, fail, stdout
+from dicompose.cli.console import emit_json, fail, plural, stdout
 from dicompose.errors import EXIT_FAILED, UsageError
 from dicompose.records.audit import ACTIONS, home_anchors, load_keys, read_entries, verify
 
@@ -59,7 +59,10 @@ def verify_command(workspace: WorkspaceOption = Path(".dicompose")) -> None:
         fail(_no_log_here(workspace))
     verdict = verify(folder, anchors)
     if verdict.ok:
-        stdout.print(f"audit log intact: {verdict.entries} entries, {verdict.checkpoints} signed checkpoints")
+        entries, signed = verdict.entries, verdict.checkpoints
+        stdout.print(
+            f"audit log intact: {entries} {plural(entries, 'entry')}, {signed} signed {plural(signed, 'checkpoint')}"
+        )
         return
     stdout.print(f"[bold red]audit log TAMPERED[/]: {escape(verdict.problem)}")
     raise typer.Exit(EXIT_FAILED)

@@ -29,8 +29,12 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def plural(count: int, word: str) -> str:
-    """``word`` for one, its plural otherwise ("launch" → "launches")."""
-    return word if count == 1 else (word + "es" if word.endswith(("ch", "sh", "s", "x")) else word + "s")
+    """``word`` for one, its plural otherwise ("launch" → "launches", "entry" → "entries")."""
+    if count == 1:
+        return word
+    if word.endswith("y") and word[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return word[:-1] + "ies"
+    return word + "es" if word.endswith(("ch", "sh", "s", "x")) else word + "s"
 
 
 def print_error(error: DicomposeError) -> None:

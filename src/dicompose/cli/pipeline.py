@@ -223,7 +223,7 @@ class _Progress:
             f"[{time.monotonic() - self.started:6.1f} s] {launch.step}: launch {launch.id.rsplit('-', 1)[-1]} "
             f"({len(launch.tasks)} {plural(len(launch.tasks), 'task')}, {launch.processes} proc, "
             f"{launch.seconds:.1f} s, {verdict}); "
-            f"{done} of {total} tasks finished",
+            f"{done} of {total} {plural(total, 'task')} finished",
             markup=False,
         )
 

@@ -139,6 +139,11 @@ def show(
             (a["image_digest"] or "-")[:19],
         )
     stdout.print(table)
+    redactor = _redactor(run, attempts)  # a de-identifying run: messages may name input files
+    for a in attempts:  # why a task did not simply succeed: what its tool or the runner said
+        if a["message"]:
+            said = redactor.value(a["message"]) if redactor else a["message"]
+            stdout.print(f"{a['step']} {escape('[' + a['task_label'] + ']')} {a['status']}: {escape(said)}")
 
 
 def logs(
@@ -165,6 +170,7 @@ def logs(
             "status": a["status"],
             "cached": a["cached"],
             "log_dir": a["log_dir"],
+            "message": a["message"] or None,  # the problems the runner recorded (a partial task's files)
             "stdout": _read(folder, "stdout"),
             "stderr": _read(folder, "stderr"),
         }
@@ -181,6 +187,8 @@ def logs(
             f"[bold]{entry['step']} {task} attempt {entry['attempt']}: {entry['status']}"
             f"{' (cached)' if entry['cached'] else ''}[/] {entry['log_dir'] or ''}"
         )
+        if entry["message"]:
+            stdout.print(f"--- problems\n{entry['message']}", markup=False, highlight=False)
         for name in ("stdout", "stderr"):
             if entry[name]:
                 stdout.print(f"--- {name}", markup=False)
@@ -230,9 +238,12 @@ def gc(
         return
     verb = "would free" if dry_run else "freed"
     why = ", ".join(f"{n} {reason}" for reason, n in sorted(plan.details.items())) or "none"
+    tasks, launches, kept, collected = (
+        len(x) for x in (plan.task_dirs, plan.launch_dirs, plan.kept_runs, plan.collected_runs)
+    )
     stdout.print(
-        f"{verb} {plan.bytes / 1e6:.1f} MB in {workspace}: {len(plan.task_dirs)} task folders ({why}), "
-        f"{len(plan.launch_dirs)} launch folders; kept the latest {keep} run(s) of each pipeline or tool "
-        f"({len(plan.kept_runs)} kept, {len(plan.collected_runs)} collected)",
+        f"{verb} {plan.bytes / 1e6:.1f} MB in {workspace}: {tasks} task {plural(tasks, 'folder')} ({why}), "
+        f"{launches} launch {plural(launches, 'folder')}; kept the latest {keep} {plural(keep, 'run')} of each "
+        f"pipeline or tool ({kept} kept, {collected} {'to collect' if dry_run else 'collected'})",
         highlight=False,
     )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-from dicompose.cli.console import stderr, stdout
+from dicompose.cli.console import plural, stderr, stdout
 
 if TYPE_CHECKING:
     from dicompose.pipeline.graph import PipelineGraph
@@ -31,7 +31,7 @@ def print_plan(report: PipelineReport, graph: PipelineGraph) -> None:
         tasks = [t for t in report.tasks if t.step == node.name]
         cached = sum(1 for t in tasks if t.cached)
         planned = [t for t in tasks if t.status == "planned"]
-        line = f"{node.name}: {len(tasks)} tasks ready ({cached} cached, {len(planned)} to run)"
+        line = f"{node.name}: {len(tasks)} {plural(len(tasks), 'task')} ready ({cached} cached, {len(planned)} to run)"
         if node.source.kind == "step" and not tasks:
             line = f"{node.name}: waits for {node.source.name} (tasks are known once its outputs exist)"
         stdout.print(line)
@@ -77,6 +77,10 @@ def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
             for line in task.result.stderr_tail.strip().splitlines()[-5:]:
                 stderr.print(f"  | {escape(line)}")
             stderr.print(f"  logs: {task.result.log_dir}")
+        elif task.status in ("failed", "partial") and task.cached:  # done before: what it recorded
+            stderr.print(f"[yellow]{task.status}[/] {task.step} {escape('[' + task.label + ']')} (cached)")
+            for problem in task.problems:
+                stderr.print(f"  {escape(problem)}")
     for conflict in report.conflicts:
         stderr.print(f"[red]conflict:[/] {escape(conflict)}")
     if report.stale:
@@ -87,7 +91,8 @@ def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
         )
     verdict = "[green]ok[/]" if report.ok else "[red]failed[/]"
     stdout.print(
-        f"run {report.run_id} {verdict}: {len(report.tasks)} tasks in {report.launches} launches, "
+        f"run {report.run_id} {verdict}: {len(report.tasks)} {plural(len(report.tasks), 'task')} in "
+        f"{report.launches} {plural(report.launches, 'launch')}, "
         f"{len(report.published)} outputs in {escape(str(out.resolve()))}"
     )
     here = report.workspace.resolve()

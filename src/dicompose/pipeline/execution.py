@@ -91,6 +91,7 @@ class Execution:
         if record is not None:
             task.status, task.cached, task.outputs = str(record["status"]), True, tuple(record["outputs"])
             task.skipped = tuple(str(line) for line in record.get("skipped", []))
+            task.problems = tuple(str(line) for line in record.get("problems", []))
             if self.request.dry_run:
                 self.feed_consumers(node, task)
                 return

@@ -182,6 +182,7 @@ def cached_attempt(run_id: str, task: Task, record: dict[str, Any], log_dir: str
         log_dir=log_dir,
         inputs=list(task.inputs),
         outputs=list(task.outputs),
+        message="; ".join(str(p) for p in record.get("problems", [])),
         launch_id=record.get("launch"),
     )
 

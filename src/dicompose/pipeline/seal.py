@@ -118,6 +118,7 @@ def seal_task(
                 os.link(log_folder / name, folder / name)
     if status != "failed":
         record = _record(request, task, result, outputs, skipped, status, code)
+        record["problems"] = problems  # a partial task's failed files: said again when it is a cache hit
         finish_task(folder, record, synced=early.synced(folder) if early is not None else frozenset())
     from dicompose.dicom.identifiers import identifiers
 

@@ -25,6 +25,7 @@ class Task:
     cached: bool = False
     outputs: tuple[dict[str, str], ...] = ()
     skipped: tuple[str, ...] = ()  # one line per file the tool skipped (not an image it handles)
+    problems: tuple[str, ...] = ()  # a cache hit's recorded problems (a partial task's failed files)
     result: TaskResult | None = None
     launch: str = ""  # the launch that carried its latest attempt
     not_before: float = 0.0  # monotonic time before which a retry must not start (backoff)
