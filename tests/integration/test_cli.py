@@ -714,3 +714,15 @@ def test_inputs_as_given_missing_ones_refused_and_nothing_left_when_nothing_is_w
         str(tmp_path / "data" / "good" / n) for n in os.listdir(tmp_path / "data" / "good")
     }
     assert all(".." not in f["source"] and Path(f["output"]).is_absolute() for f in files)
+
+
+def test_compare_says_why_images_of_different_sizes_have_no_figures(tmp_path: Path):
+    for folder, size in (("a", 16), ("b", 20)):
+        synthetic.save(synthetic.ct_slice("sizes", 0, size, size), tmp_path / folder / "x.dcm")
+    table = run("dicompose", "compare", str(tmp_path / "a"), str(tmp_path / "b"), env={**os.environ, "COLUMNS": "120"})
+    said = " ".join(table.stdout.split())
+    assert table.returncode == 1 and "pixel arrays differ in shape (16×16 vs 20×20)" in said, table.stdout
+    assert "∞" not in table.stdout and "-1" not in table.stdout
+    doc = json.loads(run("dicompose", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json").stdout)
+    (entry,) = doc["files"]
+    assert entry["differing_voxels"] is None and entry["max_abs"] is None and "16×16 vs 20×20" in entry["notes"][0]

@@ -179,3 +179,11 @@ def test_a_list_input_collects_repeated_p_values_in_order():
     assert parse_pairs(["w=a", "n=1", "w=b c", "w="], frozenset({"w"})) == {"w": ["a", "b c", ""], "n": "1"}
     with pytest.raises(UsageError, match="more than once"):
         parse_pairs(["n=1", "n=2"], frozenset({"w"}))
+
+
+def test_an_unknown_input_does_not_hide_the_other_problems():
+    from dicompose.descriptors.descriptor import load_descriptor
+
+    with pytest.raises(UsageError) as caught:
+        build_invocation(load_descriptor("normalize"), {"min": 5, "max": 1, "foo": 2})
+    assert "unknown input(s) foo" in str(caught.value) and "min (5) must be <= max (1)" in str(caught.value)

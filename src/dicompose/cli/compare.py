@@ -56,6 +56,17 @@ def _row(f: Any) -> list[str]:
     status = f"[{colour}]{f.status}[/]"
     if not image:
         return [escape(f.name), status, "", "", "", "", "", escape(f.message)]
+    if not image.same_shape:  # no figure means anything: say why instead
+        return [
+            escape(f.name),
+            status,
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            escape("; ".join([*image.notes, *image.header_differences])),
+        ]
     return [
         escape(f.name),
         status,
@@ -91,7 +102,7 @@ def document(result: Comparison) -> dict[str, Any]:
                         "notes": list(f.image.notes),
                         "max_abs": _number(f.image.max_abs),
                         "mean_abs": _number(f.image.mean_abs),
-                        "differing_voxels": f.image.differing,
+                        "differing_voxels": f.image.differing if f.image.same_shape else None,
                         "psnr_db": _number(f.image.psnr),
                         "dice": _number(f.image.dice),
                     }

@@ -50,10 +50,10 @@ def build_invocation(descriptor: Descriptor, raw: Mapping[str, object]) -> Invoc
     """Validate raw values (from -p, an invocation file, or a pipeline) into an :class:`Invocation`."""
     known = {spec["id"]: spec for spec in descriptor.inputs}
     unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise UsageError(f"{descriptor.name}: unknown input(s) {', '.join(unknown)} (known: {', '.join(known)})")
     values: dict[str, Value] = {}
     problems: list[str] = []  # every input's problem, not only the first (check says them all at once)
+    if unknown:
+        problems.append(f"{descriptor.name}: unknown input(s) {', '.join(unknown)} (known: {', '.join(known)})")
     for input_id, spec in known.items():
         try:
             take_value(descriptor, input_id, spec, raw, values)

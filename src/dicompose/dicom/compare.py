@@ -73,9 +73,9 @@ def compare_images(a: Dataset, b: Dataset) -> ImageComparison:
     headers = tuple(header_differences(a, b))
     values_a, values_b = modality_values(a), modality_values(b)
     if values_a.shape != values_b.shape:
-        return ImageComparison(
-            headers, values_a.shape, values_b.shape, math.inf, math.inf, -1, notes=("pixel arrays differ in shape",)
-        )
+        shapes = " vs ".join("×".join(str(n) for n in shape) for shape in (values_a.shape, values_b.shape))
+        note = f"pixel arrays differ in shape ({shapes}): no pixel figures"
+        return ImageComparison(headers, values_a.shape, values_b.shape, math.inf, math.inf, -1, notes=(note,))
     diff = np.abs(values_a - values_b)
     mse = float(np.mean(diff**2))
     data_range = float(max(values_a.max(), values_b.max()) - min(values_a.min(), values_b.min()))
