@@ -57,6 +57,7 @@ def test_every_problem_is_collected_with_its_line(tmp_path: Path):
     joined = "\n".join(problems)
     assert "line 8, steps.a.with" in joined and "min (5) must be <= max (1)" in joined
     assert "'high' is not a number" in joined and "dependency cycle" in joined
+    assert all(line.startswith("line ") for line in problems if "dependency cycle" in line)  # a cycle has its line
     assert "step 'a' has no output 'nope'" in joined
     with pytest.raises(UsageError):  # without collect: one error carrying them all
         build_graph(_pipeline(tmp_path, steps))

@@ -55,7 +55,12 @@ Inputs = Annotated[
 ]
 MirroredOut = Annotated[
     Path,
-    typer.Option("--out", "-o", help="Output folder (input folder structure is mirrored).", show_default=False),
+    typer.Option(
+        "--out",
+        "-o",
+        help="Output folder: what is inside each input folder is mirrored into it (several inputs share it).",
+        show_default=False,
+    ),
 ]
 FollowLinks = Annotated[
     bool,

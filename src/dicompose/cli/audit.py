@@ -51,8 +51,9 @@ def _index_anchors(workspace: Path) -> list[dict[str, Any]]:
 
 @app.command("verify")
 def verify_command(workspace: WorkspaceOption = Path(".dicompose")) -> None:
-    """Check every entry's hash chain, every signed checkpoint, and the checkpoints kept outside the log
-    (workspace index, $DICOMPOSE_HOME): an edited, truncated, rolled back or deleted log is named."""
+    """Check the hash chain, the signed checkpoints and the checkpoints kept outside the log.
+
+    Outside: in the workspace index and $DICOMPOSE_HOME. An edited, cut, rolled back or deleted log is named."""
     folder = workspace / "audit"
     anchors = _index_anchors(workspace)
     if not (folder / "audit.jsonl").is_file() and not anchors and not home_anchors(folder):

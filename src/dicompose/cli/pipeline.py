@@ -67,8 +67,9 @@ def check(
         bool, typer.Option("--allow-unpinned", help="Accept images not pinned by digest, as run does with it.")
     ] = False,
 ) -> None:
-    """Find every problem of a pipeline before anything runs: the file (types, references, cycles), each step's
-    parameters against its tool, resources against what the scheduler can give, images the engine lacks."""
+    """Find every problem of a pipeline before anything runs.
+
+    All at once, each with its line: types, references, cycles, parameters, resources, missing images."""
     from dicompose.config import configured
 
     engine = configured("run", "engine", engine, "auto")

@@ -23,8 +23,9 @@ def validate_command(
         bool, typer.Option("--strict", help="dicompose's checks beyond Boutiques' count as errors, not warnings.")
     ] = False,
 ) -> None:
-    """Judge a descriptor as Boutiques' reference validator (bosh validate) does, then with dicompose's own
-    checks (warnings; errors with --strict). Exit 1 when it is invalid."""
+    """Judge a descriptor as bosh validate does, then with dicompose's own checks.
+
+    Ours are warnings (errors with --strict). Exit 1 when it is invalid."""
     from dicompose.descriptors.descriptor import read_document, resolve_tool
     from dicompose.descriptors.validation import errors, validate
 

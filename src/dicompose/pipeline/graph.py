@@ -299,8 +299,9 @@ def build_graph(path: Path, collect: list[str] | None = None) -> PipelineGraph:
     try:
         order = list(TopologicalSorter(dependencies).static_order())
     except CycleError as exc:
-        cycle = " → ".join(exc.args[1]) if len(exc.args) > 1 else "?"
-        problems.append(f"steps: dependency cycle {cycle}")
+        steps = list(exc.args[1]) if len(exc.args) > 1 else []
+        where = line_at(document, "steps", steps[0], "with") if steps else ""  # the step that closes the loop
+        problems.append(f"{where}steps: dependency cycle {' → '.join(steps) or '?'}")
     outputs = _pipeline_outputs(spec, descriptors, document, problems)
     if collect is not None:
         collect.extend(problems)

@@ -73,7 +73,10 @@ def plan_outputs(
             continue
         other = claimed.candidate
         if not (candidate.instance_uid and candidate.instance_uid == other.instance_uid):
-            message = f"{candidate.path}: output {destination} would overwrite the output of {other.path}"
+            message = (
+                f"{candidate.path}: output {destination} would overwrite the output of {other.path} "
+                "(input folders share --out: give each its own)"
+            )
             results.append(FileResult(candidate.path, Status.FAILED, message=message))
             continue
         if (mine := damage(candidate.path)) is not None:
