@@ -15,11 +15,14 @@ if ! command -v dciodvfy >/dev/null 2>&1; then
   fi
 fi
 
-# A Docker engine for the container tests (Debian's docker.io, dockerd started without systemd). Where it
-# cannot be had, the docker tests skip with a reason (or fail when DICOMPOSE_REQUIRE names docker).
+# A Docker engine for the container tests (Debian's docker.io, dockerd started without systemd) and a
+# single-node SLURM for the scheduler tests. Where one cannot be had, its tests skip with a reason (or fail
+# when DICOMPOSE_REQUIRE names it).
 if [ "$(id -u)" = 0 ]; then
   echo "==> docker engine"
   scripts/docker-engine.sh || echo "==> no docker engine: docker tests will skip" >&2
+  echo "==> single-node SLURM"
+  scripts/slurm-up.sh || echo "==> no SLURM: the --scheduler slurm tests will skip" >&2
 fi
 
 echo "==> python environment (.venv, hash-locked requirements/dev.lock)"

@@ -24,7 +24,20 @@ KEYS: dict[str, dict[str, tuple[type, str]]] = {
     "run": {
         "workers": (int, "cores to use in all (default: all cores); as --workers"),
         "engine": (str, "auto | docker | apptainer | local; as --engine"),
-        "scheduler": (str, "local | dask | tcp://HOST:PORT; as --scheduler"),
+        "scheduler": (str, "local | dask | slurm | tcp://HOST:PORT; as --scheduler"),
+    },
+    "slurm": {
+        "partition": (str, "the partition (queue) worker jobs go to"),
+        "account": (str, "the account they are charged to"),
+        "walltime": (str, "each worker job's time limit, HH:MM:SS"),
+        "memory": (str, "memory per worker job, e.g. 8GB"),
+        "cores": (int, "cores per worker job"),
+        "gres": (str, "generic resources per worker job, e.g. gpu:1"),
+        "jobs": (int, "a fixed number of worker jobs"),
+        "min_jobs": (int, "adaptive: at least this many worker jobs"),
+        "max_jobs": (int, "adaptive: at most this many worker jobs"),
+        "extra": (list, "extra #SBATCH lines, e.g. ['--qos=normal']"),
+        "prologue": (list, "shell lines each worker job runs first, e.g. ['module load charliecloud']"),
     },
 }
 

@@ -151,6 +151,7 @@ def run_pipeline_command(
     follow_links: bool = False,
     prune: bool = False,
     engine_why: str | None = None,
+    slurm: tuple[str, ...] = (),
 ) -> None:
     from dicompose.pipeline.graph import build_graph
     from dicompose.pipeline.preflight import resource_problems
@@ -180,6 +181,7 @@ def run_pipeline_command(
         follow_links=follow_links,
         prune=prune,
         engine_why=engine_why,
+        slurm=slurm,
     )
     execute_request(request, graph, out, as_json=as_json, tool=False)
 

@@ -37,10 +37,20 @@ def run(
     ] = None,
     scheduler: Annotated[
         str | None,
-        typer.Option("--scheduler", help="local | dask | tcp://HOST:PORT (default: local, or the configuration's)"),
+        typer.Option(
+            "--scheduler", help="local | dask | slurm | tcp://HOST:PORT (default: local, or the configuration's)"
+        ),
     ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", "-j", min=1, help="Cores to use in all (default: all cores).")
+    ] = None,
+    slurm: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slurm",
+            help="KEY=VALUE for --scheduler slurm (repeatable): partition, account, walltime, memory, cores, gres, "
+            "jobs, min_jobs, max_jobs, extra, prologue (docs/configuration.md).",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan: tasks, which are cached, each launch's command.")
@@ -96,12 +106,14 @@ def run(
             dry_run=dry_run,
             follow_links=follow_links,
             prune=prune,
+            slurm=tuple(slurm or ()),
         )
         return
     from dicompose.descriptors.descriptor import load_descriptor
     from dicompose.descriptors.given import check_invocation_types, parse_pairs, read_invocation_file
     from dicompose.pipeline.runner import PipelineRequest
     from dicompose.pipeline.tool_graph import INPUT_NAME, tool_graph
+    from dicompose.walk import as_given
 
     if len(sources) > 1 or (sources and "=" in sources[0] and not Path(sources[0]).exists()):
         fail(UsageError("a tool takes one --in PATH (or none: its File inputs given with -p or --invocation)"))
@@ -114,7 +126,7 @@ def run(
     graph = tool_graph(target, raw, timeout, batch=bool(sources))
     request = PipelineRequest(
         Path(target),
-        {INPUT_NAME: Path(sources[0])} if sources else {},
+        {INPUT_NAME: as_given(sources[0])} if sources else {},
         out,
         workspace or Path(".dicompose"),
         engine,
@@ -127,5 +139,6 @@ def run(
         dry_run=dry_run,
         follow_links=follow_links,
         prune=prune,
+        slurm=tuple(slurm or ()),
     )
     execute_request(request, graph, out, as_json=as_json, tool=True)

@@ -174,6 +174,7 @@ class Execution:
                 packable=node.descriptor.manifest_flag is not None,
                 cpus=node.spec.resources.cpus,
                 max_tasks=node.spec.pack,
+                per_launch=self.scheduler.cores_per_worker,
             )
             for plan in plans:
                 self.launch(node, [ready[i] for i in plan.tasks], plan.processes)
@@ -184,7 +185,9 @@ class Execution:
             self.pending[node.name].remove(task)
             task.status = "running"
         self.running[request.launch_id] = processes
-        self.scheduler.submit(execute_launch, request, lambda result, error: self.done.put((request, result, error)))
+        self.scheduler.submit(
+            execute_launch, request, lambda result, error: self.done.put((request, result, error)), processes
+        )
 
     def launch_request(self, node: StepNode, tasks: list[Task], processes: int, record: bool = True) -> LaunchRequest:
         if record:

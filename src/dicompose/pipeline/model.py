@@ -35,6 +35,7 @@ class PipelineRequest:
     follow_links: bool = False  # follow symbolic links to targets outside the inputs too (dicompose.walk)
     prune: bool = False  # delete stale outputs instead of moving them into --out/.stale/<run id>/
     engine_why: str | None = None  # why the caller chose ``engine`` (the demo's choice), said instead of ours
+    slurm: tuple[str, ...] = ()  # --slurm KEY=VALUE, over the configuration's [slurm] (schedulers.slurm)
 
 
 @dataclass

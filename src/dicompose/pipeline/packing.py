@@ -48,11 +48,13 @@ def plan_launches(
     cpus: float | None = None,
     max_tasks: int | None = None,
     max_files: int = MAX_PACK_FILES,
+    per_launch: int | None = None,
 ) -> list[Plan]:
-    """Launches to start now from ``candidates`` with ``free`` of ``budget`` cores idle (maybe none)."""
+    """Launches to start now from ``candidates`` with ``free`` of ``budget`` cores idle (maybe none);
+    ``per_launch``: the most cores one launch can have (a SLURM worker job's), where the budget spans several."""
     if free < 1 or not candidates:
         return []
-    fixed = processes_for(cpus, budget)
+    fixed = processes_for(cpus, min(budget, per_launch or budget))
     if fixed is not None:
         if fixed > free:
             return []  # wait until enough cores are idle
@@ -67,6 +69,7 @@ def plan_launches(
         packs += _balanced(candidates, rest, bins, max_tasks, max_files)
     if processes == 0:
         processes = max(1, free // len(packs)) if packs else 1
+        processes = min(processes, per_launch or processes)
     return [Plan(tuple(pack), processes) for pack in packs if pack]
 
 

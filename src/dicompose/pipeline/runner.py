@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from dicompose.config import load_settings
 from dicompose.engines.base import Engine, ImageRef
@@ -56,16 +57,27 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def make_scheduler(name: str, workers: int) -> Scheduler:
+def make_scheduler(
+    name: str, workers: int, request: PipelineRequest | None = None, workspace: Path | None = None, run_id: str = ""
+) -> Scheduler:
+    """The scheduler ``name`` asks for; SLURM worker jobs are named after the run (``squeue -n``) and log into
+    the workspace (one file per job)."""
     from dicompose.schedulers.local import ThreadScheduler
 
     if name == "local":
         return ThreadScheduler(workers)
+    if name == "slurm":
+        from dicompose.config import load_config
+        from dicompose.schedulers.slurm import SlurmScheduler, options_from
+
+        options = options_from(list(request.slurm) if request else [], load_config().get("slurm", {}))
+        job_name = f"dicompose-{run_id}" if run_id else "dicompose"
+        return SlurmScheduler(options, (workspace or Path(".dicompose")) / "slurm-logs" / (run_id or "run"), job_name)
     if name == "dask" or name.startswith("tcp://"):
         from dicompose.schedulers.dask import DaskScheduler
 
         return DaskScheduler(None if name == "dask" else name, workers)
-    raise UsageError(f"unknown scheduler {name!r} (local, dask, or tcp://HOST:PORT)")
+    raise UsageError(f"unknown scheduler {name!r} (local, dask, slurm, or tcp://HOST:PORT)")
 
 
 def load_graph(request: PipelineRequest) -> PipelineGraph:
@@ -253,8 +265,10 @@ def _run_locked(
     report.private = graph.deidentifying
     with paused_gc():
         groups = _groups(request, graph, index, report)  # inputs with nothing to do are refused before any record
-    scheduler = make_scheduler(request.scheduler, budget)
+    scheduler = make_scheduler(request.scheduler, budget, request, workspace.root, report.run_id)
     report.scheduler = scheduler.name
+    if scheduler.cores is not None and not request.workers:  # a cluster's worker jobs: their cores in all
+        report.budget = scheduler.cores
     audit = AuditRecorder(workspace.root, index)
     record = Recorders(IndexRecorder(index), audit, *recorders)
     record.run_started(_run_start(request, graph, report, resolution.why))

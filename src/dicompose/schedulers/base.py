@@ -10,9 +10,14 @@ Done = Callable[[Any, BaseException | None], None]
 
 class Scheduler(Protocol):
     name: str
+    #: The most cores one call may use where it runs (a SLURM worker job's), or None (this machine's budget).
+    cores_per_worker: int | None
+    #: All the cores the scheduler can use at once, or None (the run's budget decides).
+    cores: int | None
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any, done: Done) -> None:
-        """Run ``fn(arg)`` somewhere; call ``done(result, error)`` when it ends (from any thread)."""
+    def submit(self, fn: Callable[[Any], Any], arg: Any, done: Done, cores: int = 1) -> None:
+        """Run ``fn(arg)`` somewhere with ``cores`` cores; call ``done(result, error)`` when it ends (from any
+        thread)."""
 
     def cancel_all(self) -> None:
         """Cancel everything not yet started (running tasks are stopped by the engine cleanup)."""

@@ -15,12 +15,21 @@ from dicompose.schedulers.base import Done
 
 
 class DaskScheduler:
-    def __init__(self, address: str | None, workers: int) -> None:
+    cores_per_worker: int | None = None
+    cores: int | None = None
+
+    def __init__(self, address: str | None, workers: int, cluster: Any = None) -> None:
+        """A LocalCluster (``address`` None), an existing cluster at ``address``, or ``cluster`` (one made by
+        the caller, e.g. dask-jobqueue's: closed with this scheduler)."""
         from distributed import Client, LocalCluster
 
-        self._cluster = None
+        self._cluster = cluster
+        self._resources = cluster is not None  # its workers advertise their cores (schedulers.slurm)
         try:
-            if address is None:
+            if cluster is not None:
+                self._client = Client(cluster)
+                self.name = "dask (cluster)"
+            elif address is None:
                 self._cluster = LocalCluster(
                     n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
                 )
@@ -33,8 +42,9 @@ class DaskScheduler:
             raise UsageError(f"cannot reach the Dask scheduler {address or '(local cluster)'}: {exc}") from None
         self._futures: list[Any] = []
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any, done: Done) -> None:
-        future = self._client.submit(fn, arg, pure=False)
+    def submit(self, fn: Callable[[Any], Any], arg: Any, done: Done, cores: int = 1) -> None:
+        resources = {"cores": cores} if self._resources else None
+        future = self._client.submit(fn, arg, pure=False, resources=resources)
 
         def callback(f: Any) -> None:
             if f.status == "cancelled":

@@ -11,13 +11,15 @@ from dicompose.schedulers.base import Done
 
 class ThreadScheduler:
     name = "local"
+    cores_per_worker: int | None = None
+    cores: int | None = None
 
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="dicompose-task")
         self._futures: list[Future[Any]] = []
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any, done: Done) -> None:
+    def submit(self, fn: Callable[[Any], Any], arg: Any, done: Done, cores: int = 1) -> None:
         future = self._pool.submit(fn, arg)
 
         def callback(f: Future[Any]) -> None:

@@ -1,0 +1,162 @@
+"""``--scheduler slurm``: a few pilot jobs (worker jobs) that each run many launches, through dask-jobqueue.
+
+Never one ``sbatch`` per task: ``SLURMCluster`` submits worker jobs (a fixed number, or between a minimum and a
+maximum as the work needs), each a Dask worker with ``cores`` threads that advertises ``cores`` as a Dask
+resource; a launch asks for as many as it runs processes, so no job runs more than it was given. Closing the
+scheduler (at the end of a run, on Ctrl-C or SIGTERM) cancels the worker jobs (``scancel``): SLURM stops what
+runs in them. A worker job that SLURM kills (walltime, ``scancel``) loses no finished work: its launches come
+back as failed attempts and are retried (on another worker, or by the next ``dicompose run``), and a task is
+published only once sealed in the workspace (which must be on a filesystem the nodes share).
+
+The options come from ``--slurm KEY=VALUE`` over the ``[slurm]`` table of the configuration files
+(docs/configuration.md); :func:`cluster_kwargs` turns them into ``SLURMCluster`` arguments (pure, tested
+without SLURM).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from dicompose.errors import UsageError
+
+_WALLTIME = re.compile(r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$")
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """What each worker job asks SLURM for, and how many there are."""
+
+    partition: str | None = None
+    account: str | None = None
+    walltime: str = "01:00:00"
+    memory: str | None = None  # per worker job; default: 2 GB per core
+    cores: int = 1
+    gres: str | None = None  # e.g. gpu:1
+    jobs: int | None = None  # fixed; else adaptive between min_jobs and max_jobs (default: 1 fixed job)
+    min_jobs: int | None = None
+    max_jobs: int | None = None
+    extra: tuple[str, ...] = ()  # more #SBATCH lines, e.g. --qos=normal
+    prologue: tuple[str, ...] = ()  # shell lines each worker job runs first, e.g. module load charliecloud
+
+    @property
+    def adaptive(self) -> bool:
+        return self.jobs is None and (self.min_jobs is not None or self.max_jobs is not None)
+
+    @property
+    def most_jobs(self) -> int:
+        return self.jobs or self.max_jobs or max(1, self.min_jobs or 1)
+
+    @property
+    def cores_at_most(self) -> int:
+        """The run's core budget: every worker job's cores, at most jobs at once."""
+        return self.cores * self.most_jobs
+
+
+def options_from(given: list[str], configured: Mapping[str, Any]) -> SlurmOptions:
+    """``--slurm KEY=VALUE`` (repeatable; ``extra`` and ``prologue`` add a line each) over the ``[slurm]``
+    table; every value checked, every problem said at once."""
+    values: dict[str, Any] = dict(configured)
+    lists: dict[str, list[str]] = {}
+    problems: list[str] = []
+    known = {f.name: f for f in fields(SlurmOptions)}
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or key not in known:
+            problems.append(f"--slurm {item!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
+        elif key in ("extra", "prologue"):
+            lists.setdefault(key, []).append(value)
+        elif key in ("cores", "jobs", "min_jobs", "max_jobs"):
+            if not value.isdigit() or int(value) < 1:
+                problems.append(f"--slurm {key}={value}: must be a whole number, 1 or more")
+            else:
+                values[key] = int(value)
+        else:
+            values[key] = value
+    for key, items in lists.items():  # the command line's lines replace the configuration's
+        values[key] = items
+    for key in ("extra", "prologue"):
+        values[key] = tuple(str(line) for line in values.get(key, ()))
+    if (walltime := values.get("walltime")) is not None and not _WALLTIME.match(str(walltime)):
+        problems.append(f"slurm walltime {walltime!r}: expected HH:MM:SS (or D-HH:MM:SS)")
+    if (memory := values.get("memory")) is not None and not _MEMORY.match(str(memory)):
+        problems.append(f"slurm memory {memory!r}: expected a size such as 8GB")
+    if values.get("jobs") is not None and (values.get("min_jobs") or values.get("max_jobs")):
+        problems.append("slurm: give jobs (a fixed number) or min_jobs/max_jobs (adaptive), not both")
+    low, high = values.get("min_jobs"), values.get("max_jobs")
+    if low is not None and high is not None and low > high:
+        problems.append(f"slurm min_jobs ({low}) is more than max_jobs ({high})")
+    if problems:
+        raise UsageError("; ".join(problems))
+    return SlurmOptions(**values)
+
+
+def cluster_kwargs(
+    options: SlurmOptions, log_directory: Path, python: str = sys.executable, job_name: str = "dicompose"
+) -> dict[str, Any]:
+    """``SLURMCluster`` arguments for ``options``: one Dask worker process per job with ``cores`` threads and
+    as many ``cores`` resources, its logs in ``log_directory`` (one file per job: the sbatch count)."""
+    directives = [f"--gres={options.gres}"] if options.gres else []
+    directives += [line if line.startswith("-") else f"--{line}" for line in options.extra]
+    kwargs: dict[str, Any] = {
+        "cores": options.cores,
+        "processes": 1,
+        "memory": options.memory or f"{2 * options.cores}GB",
+        "walltime": options.walltime,
+        "job_extra_directives": directives,
+        "job_script_prologue": list(options.prologue),
+        "worker_extra_args": ["--resources", f"cores={options.cores}"],
+        "python": python,
+        "log_directory": str(log_directory),
+        "job_name": job_name,  # squeue -n NAME: this run's worker jobs
+        "scheduler_options": {"dashboard_address": None},
+    }
+    if options.partition:
+        kwargs["queue"] = options.partition
+    if options.account:
+        kwargs["account"] = options.account
+    return kwargs
+
+
+class SlurmScheduler:
+    """Launches on SLURM worker jobs (a Dask cluster of them); see the module docstring."""
+
+    def __init__(self, options: SlurmOptions, log_directory: Path, job_name: str = "dicompose") -> None:
+        import shutil
+
+        if shutil.which("sbatch") is None:
+            raise UsageError("--scheduler slurm: sbatch is not on PATH (run on a SLURM login or compute node)")
+        from dask_jobqueue.slurm import SLURMCluster
+
+        from dicompose.schedulers.dask import DaskScheduler
+
+        log_directory.mkdir(parents=True, exist_ok=True)
+        try:
+            cluster: Any = SLURMCluster(**cluster_kwargs(options, log_directory, job_name=job_name))
+            if options.adaptive:
+                cluster.adapt(minimum_jobs=options.min_jobs or 0, maximum_jobs=options.most_jobs)
+            else:
+                cluster.scale(jobs=options.jobs or 1)
+        except Exception as exc:  # dask-jobqueue's own checks, sbatch refusals: one line
+            raise UsageError(f"--scheduler slurm: cannot start the worker jobs ({exc})") from None
+        self._dask = DaskScheduler(None, 0, cluster=cluster)
+        self.cores_per_worker: int | None = options.cores
+        self.cores: int | None = options.cores_at_most
+        jobs = f"{options.min_jobs or 0}-{options.most_jobs}" if options.adaptive else str(options.jobs or 1)
+        self.name = f"slurm ({jobs} worker jobs × {options.cores} cores)"
+        self.log_directory, self.job_name = log_directory, job_name
+
+    def submit(self, fn: Any, arg: Any, done: Any, cores: int = 1) -> None:
+        self._dask.submit(fn, arg, done, cores)
+
+    def cancel_all(self) -> None:
+        self._dask.cancel_all()
+
+    def close(self) -> None:
+        """Cancel the worker jobs (``SLURMCluster.close`` runs scancel): SLURM stops what runs in them."""
+        self._dask.close()

@@ -1,0 +1,160 @@
+"""``--scheduler slurm`` on a real single-node SLURM (scripts/slurm-up.sh; CI: DICOMPOSE_REQUIRE=slurm).
+
+Pilot jobs, not one sbatch per task; the same outputs as the local scheduler; nothing of ours left in the queue
+after a run, after Ctrl-C, or after a worker job is cancelled under it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from dicompose.tools.samples import demo_pipeline, sample_data_folder
+from tests.support.cli import BIN
+from tests.support.components import need
+from tests.support.descriptors import snippet_tool
+
+
+def _slurm_up() -> tuple[bool, str]:
+    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
+        return False, "sbatch/squeue not on PATH (run scripts/slurm-up.sh as root)"
+    proc = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or ("idle" not in proc.stdout and "mix" not in proc.stdout and "alloc" not in proc.stdout):
+        return False, f"no SLURM node answers (sinfo: {proc.stdout.strip() or proc.stderr.strip()})"
+    return True, ""
+
+
+@pytest.fixture(autouse=True)
+def slurm() -> None:
+    need("slurm", *_slurm_up())
+
+
+def ours(run_id: str) -> list[str]:
+    """Jobs of this run still in the queue (worker jobs are named after the run)."""
+    proc = subprocess.run(["squeue", "-h", "-n", f"dicompose-{run_id}", "-o", "%i"], capture_output=True, text=True)
+    return proc.stdout.split()
+
+
+def dicompose(tmp_path: Path, *argv: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    return subprocess.run(
+        [str(BIN / "dicompose"), *argv], capture_output=True, text=True, env=env, cwd=tmp_path, **kwargs
+    )  # type: ignore[call-overload]
+
+
+def run_id_of(text: str) -> str:
+    import re
+
+    found = re.findall(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b", text)
+    assert found, text
+    return found[-1]
+
+
+def test_the_demo_on_slurm_gives_the_local_outputs_with_two_worker_jobs(tmp_path: Path):
+    common = ["run", str(demo_pipeline()), "--in", str(sample_data_folder()), "--engine", "local"]
+    local = dicompose(tmp_path, *common, "--out", "local", "--workspace", "ws-local")
+    assert local.returncode == 0, local.stderr
+    proc = dicompose(
+        tmp_path, *common, "--out", "slurm", "--workspace", "ws", "--scheduler", "slurm", "--slurm", "jobs=2"
+    )
+    assert proc.returncode == 0, proc.stderr
+    run_id = run_id_of(proc.stdout)
+    assert "scheduler: slurm (2 worker jobs × 1 cores)" in " ".join((proc.stdout + proc.stderr).split())
+    mine = sorted(p.relative_to(tmp_path / "slurm") for p in (tmp_path / "slurm").rglob("*.dcm"))
+    theirs = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.dcm"))
+    assert mine == theirs and len(mine) == 10
+    for relative in mine:  # byte-identical: the scheduler changes where, never what
+        assert (tmp_path / "slurm" / relative).read_bytes() == (tmp_path / "local" / relative).read_bytes()
+    jobs = list((tmp_path / "ws" / "slurm-logs" / run_id).glob("*.err"))
+    assert 1 <= len(jobs) <= 2  # pilot jobs: never one sbatch per task (4 tasks here)
+    assert ours(run_id) == []  # the worker jobs were cancelled when the run ended
+
+
+def test_ctrl_c_cancels_the_worker_jobs(tmp_path: Path):
+    (tmp_path / "in").mkdir()
+    for i in range(4):
+        (tmp_path / "in" / f"{i}.txt").write_text(str(i))
+    tool = snippet_tool(
+        tmp_path / "slow.json",
+        "slow",
+        "import time, sys; time.sleep(60); open('out.txt', 'w').write('x')",
+        "out.txt",
+        "slow",
+    )
+    argv = [str(BIN / "dicompose"), "run", str(tool), "-p", f"input={tmp_path / 'in' / '0.txt'}", "--out", "out"]
+    argv += ["--engine", "local", "--scheduler", "slurm", "--slurm", "jobs=1", "--workspace", "ws"]
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    run_dirs: list[Path] = []
+    while time.monotonic() < deadline:  # until the worker job runs the launch
+        run_dirs = list((tmp_path / "ws" / "slurm-logs").glob("*"))
+        if (
+            run_dirs
+            and ours(run_dirs[0].name)
+            and list((tmp_path / "ws").glob("launches/*")) + list((tmp_path / "ws").glob("work/*/*"))
+        ):
+            break
+        time.sleep(0.2)
+    assert run_dirs, "the run never started its worker jobs"
+    run_id = run_dirs[0].name
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted after" in err and "Traceback" not in err
+    for _ in range(50):
+        if not ours(run_id):
+            break
+        time.sleep(0.2)
+    assert ours(run_id) == []
+    left = subprocess.run(["pgrep", "-f", "time.sleep(60)"], capture_output=True, text=True).stdout.split()
+    assert left == [], f"the step's process survived its job: {left}"
+
+
+def test_a_worker_job_killed_under_a_run_loses_no_finished_work(tmp_path: Path):
+    """scancel of one of two worker jobs mid-run: its launches are retried elsewhere (or by the next run);
+    whatever is published is whole, the rerun completes the rest, and the queue is empty afterwards."""
+    import json
+
+    from dicompose.dicom import synthetic
+
+    for series in range(4):
+        synthetic.write_ct_series(tmp_path / "scans" / f"s{series}", f"kill-{series}", 1, 8, 8)
+    code = (
+        "import pathlib, sys, time; time.sleep(4); "
+        "[pathlib.Path(pathlib.Path(f).stem + '.out').write_text(pathlib.Path(f).name) for f in sys.argv[1:]]"
+    )
+    tool = snippet_tool(tmp_path / "slow.json", "slowcopy", code, "*.out", "slow copy")
+    doc = json.loads(tool.read_text())
+    doc["output-files"][0]["list"] = True
+    tool.write_text(json.dumps(doc))
+    argv = [str(BIN / "dicompose"), "run", str(tool), "--in", str(tmp_path / "scans"), "--out", "out"]
+    argv += ["--engine", "local", "--scheduler", "slurm", "--slurm", "jobs=2", "--workspace", "ws"]
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, killed = time.monotonic() + 60, ""
+    while time.monotonic() < deadline and not killed:
+        for folder in (tmp_path / "ws" / "slurm-logs").glob("*"):
+            jobs = ours(folder.name)
+            if len(jobs) == 2 and list((tmp_path / "ws").glob("work/*/*/out")):  # launches are running
+                time.sleep(1.0)
+                subprocess.run(["scancel", jobs[0]], check=True)
+                killed = jobs[0]
+        time.sleep(0.2)
+    assert killed, "the run never had two worker jobs running"
+    _out, err = proc.communicate(timeout=180)
+    assert "Traceback" not in err
+    again = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    published = sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*.out"))
+    assert published == [Path(f"s{series}") / "slice_0000.out" for series in range(4)]  # all four, in the end
+    assert all(p.read_text() == "slice_0000.dcm" for p in (tmp_path / "out").rglob("*.out"))  # whole files only
+    run_ids = [p.name for p in (tmp_path / "ws" / "slurm-logs").glob("*")]
+    assert all(ours(run_id) == [] for run_id in run_ids)

@@ -1,0 +1,64 @@
+"""SLURM worker-job options (schedulers/slurm.py): --slurm KEY=VALUE over the [slurm] table, checked, and
+the SLURMCluster arguments they become (pure: no SLURM needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dicompose.errors import UsageError
+from dicompose.pipeline.packing import Candidate, plan_launches
+from dicompose.schedulers.slurm import SlurmOptions, cluster_kwargs, options_from
+
+
+def test_the_command_line_over_the_configuration():
+    configured = {"partition": "long", "cores": 4, "walltime": "02:00:00", "prologue": ["module load a"]}
+    options = options_from(["partition=short", "jobs=3", "prologue=module load b", "prologue=export X=1"], configured)
+    assert options == SlurmOptions(
+        partition="short", walltime="02:00:00", cores=4, jobs=3, prologue=("module load b", "export X=1")
+    )
+    assert options.cores_at_most == 12 and not options.adaptive
+
+
+def test_adaptive_jobs_and_their_budget():
+    options = options_from(["min_jobs=1", "max_jobs=5", "cores=2"], {})
+    assert options.adaptive and options.most_jobs == 5 and options.cores_at_most == 10
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        (["partiton=x"], "expected KEY=VALUE with KEY one of"),
+        (["cores=0"], "--slurm cores=0: must be a whole number"),
+        (["walltime=2h"], "walltime '2h': expected HH:MM:SS"),
+        (["memory=lots"], "memory 'lots': expected a size"),
+        (["jobs=2", "max_jobs=4"], "not both"),
+        (["min_jobs=5", "max_jobs=2"], "min_jobs (5) is more than max_jobs (2)"),
+    ],
+)
+def test_every_mistake_is_said(given: list[str], problem: str):
+    with pytest.raises(UsageError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        options_from(given, {})
+
+
+def test_options_become_sbatch_directives_and_worker_resources(tmp_path: Path):
+    options = options_from(
+        ["partition=gpu", "account=radiology", "gres=gpu:1", "extra=--qos=high", "extra=exclusive", "cores=2"], {}
+    )
+    kwargs = cluster_kwargs(options, tmp_path, python="/venv/bin/python")
+    assert kwargs["queue"] == "gpu" and kwargs["account"] == "radiology"
+    assert kwargs["job_extra_directives"] == ["--gres=gpu:1", "--qos=high", "--exclusive"]
+    assert kwargs["cores"] == 2 and kwargs["processes"] == 1 and kwargs["memory"] == "4GB"
+    assert kwargs["worker_extra_args"] == ["--resources", "cores=2"]  # a launch asks for its processes
+    assert kwargs["python"] == "/venv/bin/python" and kwargs["log_directory"] == str(tmp_path)
+    assert "queue" not in cluster_kwargs(SlurmOptions(), tmp_path)  # the cluster's default partition
+
+
+def test_no_launch_asks_more_cores_than_a_worker_job_has():
+    """Two jobs of 2 cores: a budget of 4, but one launch never gets more than 2 processes (it would wait
+    forever for a worker that big)."""
+    plans = plan_launches([Candidate(10)], 4, budget=4, packable=True, per_launch=2)
+    assert [p.processes for p in plans] == [2]
+    plans = plan_launches([Candidate(10)], 4, budget=4, packable=True, cpus=3, per_launch=2)
+    assert [p.processes for p in plans] == [2]
