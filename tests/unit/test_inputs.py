@@ -32,7 +32,7 @@ def test_files_without_a_series_are_chunked(tmp_path: Path):
         path.unlink()
     groups = group_input(folder, index(tmp_path), chunk=3).groups
     assert [len(g.files) for g in groups] == [3, 3, 1]
-    assert [g.label for g in groups] == [".#noseries/1", ".#noseries/2", ".#noseries/3"]
+    assert [g.label for g in groups] == ["scans#noseries/1", "scans#noseries/2", "scans#noseries/3"]  # the input named
 
 
 def test_labels_are_unique_and_do_not_show_the_uid(tmp_path: Path):

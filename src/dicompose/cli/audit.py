@@ -120,7 +120,7 @@ def show_command(
     if not entries:
         stdout.print("no entries match")
         return
-    if stdout.width < 120:  # a table would fold the paths to nothing: an entry per two lines, nothing cut
+    if stdout.width < 160:  # a table would fold the paths to nothing: an entry per two lines, nothing cut
         for e in entries:
             obj = e.get("object", {})
             when = e["time"][5:19].replace("T", " ")

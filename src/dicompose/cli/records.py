@@ -125,7 +125,8 @@ def show(
             per_step.setdefault(launch["step"], []).append(len(launch["tasks"]))
         parts = [f"{step} {len(n)} ({sum(n)} {plural(sum(n), 'task')})" for step, n in per_step.items()]
         stdout.print(f"{len(launches)} {plural(len(launches), 'launch')}: " + ", ".join(parts))
-    table = Table("step", "task", "attempt", "status", "exit", "seconds", "image")
+    # a task label is what logs and the workspace name: folded, never cut
+    table = Table("step", Column("task", overflow="fold"), "attempt", "status", "exit", "seconds", "image")
     for a in attempts:
         seconds = f"{a['ended'] - a['started']:.2f}" if a["started"] and a["ended"] else "-"
         status = "cached" if a["cached"] else a["status"]

@@ -48,8 +48,8 @@ def run(
         list[str] | None,
         typer.Option(
             "--slurm",
-            help="KEY=VALUE for --scheduler slurm (repeatable): partition, account, walltime, memory, cores, gres, "
-            "jobs, min_jobs, max_jobs, extra, prologue (docs/configuration.md).",
+            help="KEY=VALUE for --scheduler slurm, repeatable: partition=short, cores=4, jobs=2... Keys: "
+            "docs/configuration.md",
         ),
     ] = None,
     dry_run: Annotated[

@@ -165,7 +165,7 @@ def group_input(
         buckets[(relative, entry.series or "")].append(InputFile(name, base, entry.sha256))
     groups = []
     for (relative, series), members in sorted(buckets.items()):
-        where, folder = relative or ".", Path(relative)
+        where, folder = relative or Path(root).name or ".", Path(relative)  # files at the top: the input's name
         if series:  # a series is never split: per-series results (a volume's min/max) need all of it
             groups.append(Group(f"{where}#{_series_tag(series)}", folder, tuple(members)))
             continue
