@@ -9,7 +9,8 @@ see :data:`KEYS` and docs/configuration.md. Values are read when asked for, neve
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,55 @@ KEYS: dict[str, dict[str, tuple[type, str]]] = {
         "prologue": (list, "shell lines each worker job runs first, e.g. ['module load charliecloud']"),
     },
 }
+
+MAX_WORKERS = 256  # more processes than any machine this runs on has cores: a typo, not a wish
+ENGINES = ("auto", "docker", "apptainer", "local")
+SCHEDULERS = ("local", "dask", "slurm")  # or tcp://HOST:PORT
+_WALLTIME = re.compile(r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$")
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+
+
+def _one_of(choices: tuple[str, ...], tcp: bool = False) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value in choices or (tcp and str(value).startswith("tcp://")):
+            return None
+        return f"must be one of {', '.join(choices)}{' or tcp://HOST:PORT' if tcp else ''}, not {value!r}"
+
+    return check
+
+
+def _matches(pattern: re.Pattern[str], example: str) -> Callable[[Any], str | None]:
+    return lambda value: None if pattern.match(str(value)) else f"expected {example}, not {value!r}"
+
+
+#: (table, key) → a check of the value beyond its type (None: fine; else what is wrong). Shared by the files
+#: and the command line (``--slurm KEY=VALUE``), so both say the same.
+VALUE_CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
+    ("run", "workers"): lambda v: None if v <= MAX_WORKERS else f"must be at most {MAX_WORKERS}, not {v}",
+    ("run", "engine"): _one_of(ENGINES),
+    ("run", "scheduler"): _one_of(SCHEDULERS, tcp=True),
+    ("slurm", "walltime"): _matches(_WALLTIME, "HH:MM:SS or D-HH:MM:SS"),
+    ("slurm", "memory"): _matches(_MEMORY, "a size such as 8GB"),
+}
+
+
+def value_problem(table: str, key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for ``[table] key`` (its type, then its value), or None."""
+    kind = KEYS[table][key][0]
+    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+        return f"must be {_kind(kind)}, not {_toml(value)}"
+    if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+        return "must be a list of strings"
+    if isinstance(value, int) and value < 1:
+        return f"must be 1 or more, not {value}"
+    check = VALUE_CHECKS.get((table, key))
+    return check(value) if check else None
+
+
+def _toml(value: Any) -> str:
+    """A value as the file spells it (true, not True)."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
 
 #: Root for UIDs dicompose derives. pydicom's root is registered for exactly this use (derived, generated UIDs).
 UID_ROOT = "1.2.826.0.1.3680043.8.498."
@@ -78,7 +128,14 @@ def cache_home() -> Path:
 
 def config_files(cwd: Path | None = None) -> list[Path]:
     """The configuration files that exist, lowest precedence first."""
-    candidates = [data_home() / HOME_CONFIG, (cwd or Path.cwd()) / PROJECT_CONFIG]
+    try:
+        here = cwd or Path.cwd()
+    except FileNotFoundError:
+        raise UsageError("the current folder no longer exists: cd into one that does") from None
+    candidates = [data_home() / HOME_CONFIG, here / PROJECT_CONFIG]
+    for path in candidates:
+        if path.exists() and not path.is_file():
+            raise UsageError(f"{path}: not a file (a configuration file is a TOML file)")
     return [path for path in candidates if path.is_file()]
 
 
@@ -95,7 +152,7 @@ def _read(path: Path) -> Mapping[str, dict[str, Any]]:
     import tomllib
 
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        document = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is not an error
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read the configuration ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
@@ -103,18 +160,17 @@ def _read(path: Path) -> Mapping[str, dict[str, Any]]:
     problems = []
     for table, values in document.items():
         known = KEYS.get(table)
-        if known is None or not isinstance(values, dict):
+        if not isinstance(values, dict):
+            where = next((t for t, keys in KEYS.items() if table in keys), None)
+            problems.append(f"{table}: a key outside any table" + (f" (put it under [{where}])" if where else ""))
+        elif known is None:
             problems.append(f"[{table}] is not a table dicompose reads (tables: {', '.join(KEYS)})")
-            continue
-        for key, value in values.items():
-            if key not in known:
-                problems.append(f"[{table}] {key}: unknown key (keys: {', '.join(known)})")
-            elif not isinstance(value, known[key][0]) or isinstance(value, bool) != (known[key][0] is bool):
-                problems.append(f"[{table}] {key}: must be {_kind(known[key][0])}, not {value!r}")
-            elif isinstance(value, list) and not all(isinstance(item, str) for item in value):
-                problems.append(f"[{table}] {key}: must be a list of strings")
-            elif isinstance(value, int) and value < 1:
-                problems.append(f"[{table}] {key}: must be 1 or more, not {value}")
+        else:
+            for key, value in values.items():
+                if key not in known:
+                    problems.append(f"[{table}] {key}: unknown key (keys: {', '.join(known)})")
+                elif (problem := value_problem(table, key, value)) is not None:
+                    problems.append(f"[{table}] {key}: {problem}")
     if problems:
         raise UsageError(f"{path}: " + "; ".join(problems))
     return document
@@ -127,7 +183,9 @@ def _kind(kind: type) -> str:
 def load_settings(cwd: Path | None = None) -> Settings:
     """Settings from defaults, the configuration files' ``[run] workers``, and ``DICOMPOSE_WORKERS`` over both."""
     raw = os.environ.get("DICOMPOSE_WORKERS", "").strip()
-    if raw.isdigit() and int(raw) > 0:
+    if raw:
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_WORKERS:
+            raise UsageError(f"DICOMPOSE_WORKERS={raw!r}: must be a whole number from 1 to {MAX_WORKERS}")
         return Settings(workers=int(raw))
     configured = load_config(cwd).get("run", {}).get("workers")
     return Settings(workers=int(configured) if configured else default_workers())

@@ -726,3 +726,28 @@ def test_compare_says_why_images_of_different_sizes_have_no_figures(tmp_path: Pa
     doc = json.loads(run("dicompose", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json").stdout)
     (entry,) = doc["files"]
     assert entry["differing_voxels"] is None and entry["max_abs"] is None and "16×16 vs 20×20" in entry["notes"][0]
+
+
+def test_scheduler_choices_are_checked_before_anything_runs(tmp_path: Path):
+    """A scheduler name, --slurm options, and --slurm without SLURM: refused in one line, dry run or not,
+    by run and check alike; and the demo runs on the configured scheduler."""
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    demo = str(Path(__file__).parents[2] / "src/dicompose/pipelines/demo.yaml")
+    samples = str(Path(__file__).parents[2] / "src/dicompose/sample_data")
+    base = ["dicompose", "run", demo, "--in", samples, "--out", str(tmp_path / "o"), "--engine", "local", "--dry-run"]
+    for extra, said in (
+        (["--slurm", "partiton=x"], "--slurm is for --scheduler slurm"),
+        (["--scheduler", "slurm", "--slurm", "partiton=x"], "expected KEY=VALUE with KEY one of partition"),
+        (["--scheduler", "slurm", "--slurm", "walltime=2h"], "slurm walltime: expected HH:MM:SS"),
+        (["--scheduler", "pbs"], "--scheduler: must be one of local, dask, slurm"),
+    ):
+        proc = run(*base, *extra, env=env)
+        assert proc.returncode == 2 and said in proc.stderr and "Traceback" not in proc.stderr, (extra, proc.stderr)
+    check = run("dicompose", "check", demo, "--engine", "local", "--scheduler", "pbs", env=env)
+    assert check.returncode == 2 and "--scheduler: must be one of" in check.stdout + check.stderr
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "dicompose.toml").write_text('[run]\nengine = "local"\nscheduler = "dask"\n')
+    proc = run("dicompose", "demo", "--out", str(tmp_path / "d"), cwd=tmp_path / "project", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "scheduler: dask" in " ".join((proc.stdout + proc.stderr).split())
+    assert "already in use" not in proc.stderr  # Dask's port notices are not the user's news

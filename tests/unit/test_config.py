@@ -45,11 +45,16 @@ def test_project_over_home_environment_over_both_command_line_over_all(home: Pat
     ("text", "problem"),
     [
         ("[run]\nworkers = 'two'\n", "[run] workers: must be a whole number, not 'two'"),
-        ("[run]\nworkers = true\n", "[run] workers: must be a whole number, not True"),
+        ("[run]\nworkers = true\n", "[run] workers: must be a whole number, not true"),
+        ("[run]\nworkers = 100000000000\n", "[run] workers: must be at most 256"),
+        ("[run]\nengine = 'podman'\n", "[run] engine: must be one of auto, docker, apptainer, local, not 'podman'"),
+        ("[run]\nscheduler = 'pbs'\n", "[run] scheduler: must be one of local, dask, slurm or tcp://HOST:PORT"),
+        ("[slurm]\nwalltime = '2h'\n", "[slurm] walltime: expected HH:MM:SS or D-HH:MM:SS, not '2h'"),
+        ("[slurm]\nmemory = 'lots'\n", "[slurm] memory: expected a size such as 8GB, not 'lots'"),
         ("[run]\nworkers = 0\n", "[run] workers: must be 1 or more, not 0"),
         ("[run]\nworker = 2\n", "[run] worker: unknown key (keys: workers, engine, scheduler)"),
         ("[runn]\nworkers = 2\n", "[runn] is not a table dicompose reads"),
-        ("workers = 2\n", "[workers] is not a table dicompose reads"),
+        ("workers = 2\n", "workers: a key outside any table (put it under [run])"),
         ("[run\nworkers = 2\n", "not valid TOML"),
     ],
 )
@@ -71,13 +76,35 @@ def test_every_key_is_documented():
 
 def test_the_cli_takes_the_engine_from_the_project_file(home: Path):
     project = home / "project"
-    (project / "dicompose.toml").write_text('[run]\nengine = "podman"\n')
     env = {**os.environ, "DICOMPOSE_HOME": str(home / "home")}
     argv = [str(BIN / "dicompose"), "check", str(Path(__file__).parents[2] / "src/dicompose/pipelines/demo.yaml")]
+    (project / "dicompose.toml").write_text('[run]\nengine = "local"\n')
     proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 2 and "podman" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run([*argv, "--engine", "local"], cwd=project, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0 and "engine: local" in proc.stdout  # the command line wins
-    (project / "dicompose.toml").write_text("[run]\nengine = 3\n")
-    proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 2 and "dicompose.toml: [run] engine: must be a string" in proc.stderr
+    assert proc.returncode == 0 and "engine: local (local engine requested)" in proc.stdout, proc.stderr
+    proc = subprocess.run([*argv, "--engine", "auto"], cwd=project, env=env, capture_output=True, text=True)
+    assert "local engine requested" not in proc.stdout  # the command line wins
+    for text, said in (
+        ('[run]\nengine = "podman"\n', "dicompose.toml: [run] engine: must be one of auto"),
+        ("[run]\nengine = 3\n", "dicompose.toml: [run] engine: must be a string"),
+    ):
+        (project / "dicompose.toml").write_text(text)
+        proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, check=False)
+        assert proc.returncode == 2 and said in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_workers_from_the_environment_are_checked(home: Path, monkeypatch: pytest.MonkeyPatch):
+    for bad in ("abc", "0", "-3", "100000000000"):
+        monkeypatch.setenv("DICOMPOSE_WORKERS", bad)
+        with pytest.raises(UsageError, match="DICOMPOSE_WORKERS"):
+            load_settings(home / "project")
+
+
+def test_a_byte_order_mark_and_a_vanished_folder(home: Path, monkeypatch: pytest.MonkeyPatch):
+    (home / "project" / "dicompose.toml").write_bytes("\ufeff[run]\nworkers = 2\n".encode())
+    assert load_config(home / "project") == {"run": {"workers": 2}}
+    gone = home / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    with pytest.raises(UsageError, match="the current folder no longer exists"):
+        load_config()

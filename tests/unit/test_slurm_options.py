@@ -31,8 +31,8 @@ def test_adaptive_jobs_and_their_budget():
     [
         (["partiton=x"], "expected KEY=VALUE with KEY one of"),
         (["cores=0"], "--slurm cores=0: must be a whole number"),
-        (["walltime=2h"], "walltime '2h': expected HH:MM:SS"),
-        (["memory=lots"], "memory 'lots': expected a size"),
+        (["walltime=2h"], "slurm walltime: expected HH:MM:SS or D-HH:MM:SS, not '2h'"),
+        (["memory=lots"], "slurm memory: expected a size such as 8GB, not 'lots'"),
         (["jobs=2", "max_jobs=4"], "not both"),
         (["min_jobs=5", "max_jobs=2"], "min_jobs (5) is more than max_jobs (2)"),
     ],

@@ -151,7 +151,10 @@ def normalize(
         Scope, typer.Option("--scope", help="Min/max per file (the paper's behaviour) or per series.")
     ] = "file",
     workers: Annotated[
-        int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes (default: all cores).")
+        int | None,
+        typer.Option(
+            "--workers", "-j", min=1, max=256, help="Parallel processes (default: all cores, or the configuration's)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print problems.")] = False,
@@ -174,7 +177,7 @@ def threshold(
     inputs: Inputs = None,
     level: Annotated[str, typer.Option("--level", help="Pixels with value >= level are inside the mask.")] = "50",
     upper: Annotated[str | None, typer.Option("--upper", help="Optional upper bound (inclusive).")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, max=256, help="Parallel processes.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print problems.")] = False,
     follow_links: FollowLinks = False,
@@ -201,7 +204,7 @@ def deidentify(
         list[str] | None, typer.Option("--retain-private", help="A private tag to keep, as GGGGEEEE (repeatable).")
     ] = None,
     key_file: Annotated[Path | None, typer.Option("--key-file", help="Key for UID mapping and pseudonyms.")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, max=256, help="Parallel processes.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report.")] = False,
     follow_links: FollowLinks = False,
     manifest: ManifestOption = None,
@@ -239,6 +242,7 @@ def demo(
     from dicompose.config import configured
 
     chosen, why = demo_engine(configured("run", "engine", engine, "auto"))
+    scheduler = configured("run", "scheduler", None, "local")
     stdout.print(f"dicompose {__version__} demo: {demo_pipeline()} on {samples}")
     run_pipeline_command(
         demo_pipeline(),
@@ -246,7 +250,7 @@ def demo(
         out / "results",
         engine=chosen,
         workspace=out / ".dicompose",
-        scheduler="local",
+        scheduler=scheduler,
         workers=None,
         allow_unpinned=False,
         chunk=500,

@@ -60,7 +60,8 @@ def check(
         str | None,
         typer.Option(
             "--scheduler",
-            help="local | dask | tcp://HOST:PORT: whose resources to judge (default: local, or the configuration's)",
+            help="local | dask | slurm | tcp://HOST:PORT: whose resources to judge (default: local, or the "
+            "configuration's)",
         ),
     ] = None,
     allow_unpinned: Annotated[
@@ -76,13 +77,14 @@ def check(
     scheduler = configured("run", "scheduler", scheduler, "local")
     from dicompose.engines.resolve import resolve_engine
     from dicompose.pipeline.graph import build_graph
-    from dicompose.pipeline.preflight import image_problems, resource_problems
+    from dicompose.pipeline.preflight import image_problems, resource_problems, scheduler_problems
 
     problems: list[str] = []
     try:
         graph = build_graph(pipeline, collect=problems)
     except ProblemsError as exc:  # the file's structure: nothing more can be checked
         refuse(pipeline, exc.problems)
+    problems += scheduler_problems(scheduler)
     problems += resource_problems(graph, scheduler)
     try:
         resolution = resolve_engine(engine)

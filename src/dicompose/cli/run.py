@@ -42,7 +42,10 @@ def run(
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", "-j", min=1, help="Cores to use in all (default: all cores).")
+        int | None,
+        typer.Option(
+            "--workers", "-j", min=1, max=256, help="Cores to use in all (default: all cores, or the configuration's)."
+        ),
     ] = None,
     slurm: Annotated[
         list[str] | None,
@@ -85,9 +88,11 @@ def run(
     """Run a pipeline or one tool over files and folders: each step in its own container, cached, resumable."""
     from dicompose.cli.pipeline import execute_request, run_pipeline_command
     from dicompose.config import configured
+    from dicompose.pipeline.preflight import check_scheduler
 
     engine = configured("run", "engine", engine, "auto")
     scheduler = configured("run", "scheduler", scheduler, "local")
+    check_scheduler(scheduler, slurm or [])
     sources = sources or []
     if target.endswith((".yaml", ".yml")):
         if params or invocation or timeout is not None:

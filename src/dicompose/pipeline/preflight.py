@@ -59,3 +59,32 @@ def image_problems(graph: PipelineGraph, engine: Engine, *, allow_unpinned: bool
 
 def _size(count: int) -> str:
     return f"{count / 1024**3:.1f} GiB"
+
+
+def check_scheduler(name: str, slurm: list[str]) -> None:
+    """A scheduler name dicompose knows, and ``--slurm`` options only for SLURM, checked as a run would
+    (before a plan or a run starts anything): one line for everything wrong."""
+    from dicompose.config import load_config, value_problem
+
+    if (problem := value_problem("run", "scheduler", name)) is not None:
+        raise UsageError(f"--scheduler: {problem}")
+    if slurm and name != "slurm":
+        raise UsageError(f"--slurm is for --scheduler slurm (this run's scheduler: {name})")
+    if name == "slurm":
+        from dicompose.schedulers.slurm import options_from
+
+        options_from(slurm, load_config().get("slurm", {}))
+
+
+def scheduler_problems(name: str) -> list[str]:
+    """What ``check`` says of a scheduler: unknown, or SLURM where ``sbatch`` is not (or its options)."""
+    try:
+        check_scheduler(name, [])
+    except UsageError as exc:
+        return [str(exc)]
+    if name == "slurm":
+        import shutil
+
+        if shutil.which("sbatch") is None:
+            return ["--scheduler slurm: sbatch is not on PATH (run on a SLURM login or compute node)"]
+    return []

@@ -7,6 +7,7 @@ future does not stop a running container, so the runner also stops containers by
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -30,9 +31,11 @@ class DaskScheduler:
                 self._client = Client(cluster)
                 self.name = "dask (cluster)"
             elif address is None:
-                self._cluster = LocalCluster(
-                    n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
-                )
+                with warnings.catch_warnings():  # "port 8787 is in use": Dask takes another; not the user's news
+                    warnings.filterwarnings("ignore", message=".*already in use", category=UserWarning)
+                    self._cluster = LocalCluster(
+                        n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
+                    )
                 self._client = Client(self._cluster)
                 self.name = "dask (LocalCluster)"
             else:

@@ -15,17 +15,15 @@ without SLURM).
 
 from __future__ import annotations
 
-import re
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from dicompose.config import value_problem
 from dicompose.errors import UsageError
-
-_WALLTIME = re.compile(r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$")
-_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
 
 @dataclass(frozen=True)
@@ -82,12 +80,13 @@ def options_from(given: list[str], configured: Mapping[str, Any]) -> SlurmOption
         values[key] = items
     for key in ("extra", "prologue"):
         values[key] = tuple(str(line) for line in values.get(key, ()))
-    if (walltime := values.get("walltime")) is not None and not _WALLTIME.match(str(walltime)):
-        problems.append(f"slurm walltime {walltime!r}: expected HH:MM:SS (or D-HH:MM:SS)")
-    if (memory := values.get("memory")) is not None and not _MEMORY.match(str(memory)):
-        problems.append(f"slurm memory {memory!r}: expected a size such as 8GB")
+    for key in ("walltime", "memory"):  # the same checks as the configuration files'
+        if key in values and (problem := value_problem("slurm", key, values[key])) is not None:
+            problems.append(f"slurm {key}: {problem}")
     if values.get("jobs") is not None and (values.get("min_jobs") or values.get("max_jobs")):
-        problems.append("slurm: give jobs (a fixed number) or min_jobs/max_jobs (adaptive), not both")
+        problems.append(
+            "slurm: give jobs (a fixed number) or min_jobs/max_jobs (adaptive), not both (--slurm or [slurm])"
+        )
     low, high = values.get("min_jobs"), values.get("max_jobs")
     if low is not None and high is not None and low > high:
         problems.append(f"slurm min_jobs ({low}) is more than max_jobs ({high})")
@@ -137,7 +136,9 @@ class SlurmScheduler:
 
         log_directory.mkdir(parents=True, exist_ok=True)
         try:
-            cluster: Any = SLURMCluster(**cluster_kwargs(options, log_directory, job_name=job_name))
+            with warnings.catch_warnings():  # "port 8787 is in use": Dask takes another; not the user's news
+                warnings.filterwarnings("ignore", message=".*already in use", category=UserWarning)
+                cluster: Any = SLURMCluster(**cluster_kwargs(options, log_directory, job_name=job_name))
             if options.adaptive:
                 cluster.adapt(minimum_jobs=options.min_jobs or 0, maximum_jobs=options.most_jobs)
             else:
