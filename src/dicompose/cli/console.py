@@ -7,6 +7,7 @@ batch machinery (pydicom, numpy) is imported inside the functions that run a bat
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -158,6 +159,7 @@ def batch_and_report(
     except DicomposeError as exc:
         fail(exc)
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping already: another Ctrl-C must not cut this short
         done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing done"
         stderr.print(
             f"interrupted ({done}): every output written is complete and in the audit log; "

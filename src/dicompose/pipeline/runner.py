@@ -263,9 +263,14 @@ def _run_locked(
         new_run_id(), workspace.root, engine.name, resolution.why, request.scheduler, budget, images
     )
     report.private = graph.deidentifying
-    with paused_gc():
-        groups = _groups(request, graph, index, report)  # inputs with nothing to do are refused before any record
+    # made first: a cluster's workers (SLURM jobs: 1.8 s to be scheduled and start here) come up while we plan
     scheduler = make_scheduler(request.scheduler, budget, request, workspace.root, report.run_id)
+    try:
+        with paused_gc():
+            groups = _groups(request, graph, index, report)  # inputs with nothing to do: refused before any record
+    except BaseException:
+        scheduler.close()  # cancels the worker jobs submitted for nothing
+        raise
     report.scheduler = scheduler.name
     if scheduler.cores is not None and not request.workers:  # a cluster's worker jobs: their cores in all
         report.budget = scheduler.cores
