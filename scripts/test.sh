@@ -23,6 +23,8 @@ if [ "$(id -u)" = 0 ]; then
   scripts/docker-engine.sh || echo "==> no docker engine: docker tests will skip" >&2
   echo "==> single-node SLURM"
   scripts/slurm-up.sh || echo "==> no SLURM: the --scheduler slurm tests will skip" >&2
+  echo "==> charliecloud"
+  scripts/charliecloud.sh || echo "==> no Charliecloud: its tests will skip" >&2
 fi
 
 echo "==> python environment (.venv, hash-locked requirements/dev.lock)"

@@ -154,3 +154,37 @@ def test_a_pipeline_run_over_plain_files_never_loads_pydicom_in_the_runner(tmp_p
     assert proc.stderr.strip().splitlines()[-1] == "False"
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 6
     assert pydicom.dcmread(next((tmp_path / "out").rglob("*.dcm"))).ImageType[0] == "DERIVED"
+
+
+def test_threads_that_need_pydicom_at_once_all_get_it(tmp_path: Path):
+    """The runner imports pydicom lazily, from whichever thread first meets a file the quick reader leaves to
+    it; two at once used to fail in pydicom's circular imports ("partially initialized module")."""
+    import subprocess
+    import sys
+
+    ds = _derived_like(ExplicitVRBigEndian)  # left to pydicom by the quick reader
+    path = tmp_path / "big.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    probe = (
+        "import sys, threading\n"
+        "from pathlib import Path\n"
+        "from dicompose.dicom.identifiers import identifiers\n"
+        "from dicompose.dicom.quicklook import bare_dataset_syntax, pydicom_values\n"
+        "errors = []\n"
+        "data = Path(sys.argv[1]).read_bytes()\n"
+        "ways = [lambda: identifiers(Path(sys.argv[1]))['instance'],\n"
+        "        lambda: pydicom_values(data, {0x00080018: 'UI'}, whole=True),\n"
+        "        lambda: bare_dataset_syntax(b'\\x08\\x00\\x16\\x00UI\\x02\\x00' + b'1\\x00' * 40) or True]\n"
+        "def read(way):\n"
+        "    try:\n"
+        "        assert way()\n"
+        "    except Exception as exc:\n"
+        "        errors.append(repr(exc))\n"
+        "threads = [threading.Thread(target=read, args=(ways[i % 3],)) for i in range(9)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(errors)\n"
+    )
+    for _ in range(8):  # a fresh interpreter each time: pydicom not yet imported
+        proc = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
+        assert proc.stdout.strip() == "[]", proc.stdout

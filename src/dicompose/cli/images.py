@@ -78,3 +78,42 @@ def export_apptainer_command(
     if proc.returncode != 0:
         fail(UsageError(f"{executable} build failed (exit {proc.returncode})"))
     stdout.print(f"image: {sif}")
+
+
+def export_charliecloud_command(
+    tool: Annotated[str, typer.Argument(help="Built-in tool name or descriptor (its image must be pinned).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Image folder (default: $DICOMPOSE_IMAGE_DIR, else $DICOMPOSE_HOME/charliecloud)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Export the tool's pinned image as a Charliecloud directory image, verified by a manifest of hashes."""
+    from dicompose.descriptors.descriptor import load_descriptor
+    from dicompose.engines.charliecloud import export_image, image_dir
+    from dicompose.images.docker_client import connect
+    from dicompose.images.pins import pinned
+
+    descriptor = load_descriptor(tool)
+    pin = pinned(descriptor.name, descriptor.digest)
+    if pin is None:
+        fail(UsageError(f"{tool}: no pinned image for this descriptor; build it first (dicompose build {tool})"))
+    client = connect()
+
+    def tag(digest: str, reference: str) -> None:
+        repository, _sep, label = reference.rpartition(":")
+        client.images.get(digest).tag(repository, label)
+
+    def untag(reference: str) -> None:
+        client.images.remove(reference)
+
+    folder, fresh = export_image(pin["image"], pin["digest"], image_dir(out), tag, untag)
+    if as_json:
+        emit_json(
+            "dicompose.export-charliecloud/1",
+            {"image": pin["image"], "digest": pin["digest"], "folder": str(folder), "exported": fresh},
+        )
+        return
+    stdout.print(f"{pin['image']} {pin['digest']}: {'exported to' if fresh else 'already in'} {folder}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dicompose.dicom.quicklook import HEAD_BYTES, bare_dataset_syntax, first_values
+from dicompose.dicom.quicklook import HEAD_BYTES, bare_dataset_syntax, first_values, load_pydicom
 from dicompose.fileio import Digest, Hasher, Hashing
 
 if TYPE_CHECKING:
@@ -46,7 +46,8 @@ def identifiers(path: Path, head: bytes | None = None, *, whole: bool = False) -
             }
     except OSError:
         return dict(_NONE)
-    import pydicom  # only for the files the quick look cannot read: a run over plain files never loads it
+    load_pydicom()  # only for the files the quick look cannot read: a run over plain files never loads it
+    import pydicom
 
     try:
         with warnings.catch_warnings():

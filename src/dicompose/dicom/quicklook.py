@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import io
+import threading
 import warnings
 from collections.abc import Mapping
 
@@ -25,6 +26,22 @@ HEAD_BYTES = 8192
 _TRANSFER_SYNTAX = 0x00020010
 _CHARACTER_SET = 0x00080005
 _SNIFFED_ELEMENTS = 4  # elements that must read well for a bare data set to count as DICOM
+
+
+_IMPORTING = threading.Lock()
+
+
+def load_pydicom() -> None:
+    """Import pydicom whole, once, whichever thread asks first. Imported lazily (the runner rarely needs it),
+    it may be asked for by two threads at once (the seal threads, the main thread publishing), and pydicom's
+    own circular imports then fail in the second ("partially initialized module"): so one thread at a time."""
+    with _IMPORTING:
+        import pydicom
+        import pydicom.charset
+        import pydicom.dataelem
+        import pydicom.filereader
+        import pydicom.uid
+        import pydicom.valuerep  # noqa: F401  (all of them: the later imports are dictionary lookups)
 
 
 def is_part10(head: bytes) -> bool:
@@ -46,6 +63,7 @@ def bare_dataset_syntax(head: bytes) -> str | None:
     """
     if len(head) < 8 or head[:2] != b"\x08\x00" or is_part10(head):
         return None
+    load_pydicom()
     from pydicom.dataelem import RawDataElement
     from pydicom.filereader import data_element_generator
     from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -74,6 +92,7 @@ def bare_dataset_syntax(head: bytes) -> str | None:
 
 @functools.cache
 def _known_vrs() -> frozenset[bytes]:
+    load_pydicom()
     from pydicom.valuerep import VR
 
     return frozenset(vr.value.encode("ascii") for vr in VR)
@@ -93,6 +112,7 @@ def first_values(head: bytes, wanted: Mapping[int, str], *, whole: bool) -> dict
 
 def pydicom_values(head: bytes, wanted: Mapping[int, str], *, whole: bool) -> dict[int, str | None] | None:
     """:func:`first_values` as pydicom's element reader and value conversion give them."""
+    load_pydicom()
     from pydicom.charset import convert_encodings
     from pydicom.dataelem import RawDataElement, convert_raw_data_element
     from pydicom.filereader import data_element_generator

@@ -65,7 +65,7 @@ def _examine(path: Path) -> Memo | None:
         data = path.read_bytes()
     except OSError:
         return None
-    from dicompose.dicom.quicklook import first_values, is_dicom  # pydicom: never loaded on a no-op rerun
+    from dicompose.dicom.quicklook import first_values, is_dicom, load_pydicom  # pydicom: not on a no-op rerun
 
     if not is_dicom(data):
         return NOT_DICOM
@@ -74,6 +74,7 @@ def _examine(path: Path) -> Memo | None:
     found = first_values(data, {_SERIES: "UI", _INSTANCE: "UI"}, whole=True)
     if found is not None:
         return Memo(sha256, found[_SERIES] or "", found[_INSTANCE] or "")
+    load_pydicom()  # threads examine files at once: one of them imports it (quicklook.load_pydicom)
     import pydicom
 
     try:
@@ -94,12 +95,18 @@ def _examine(path: Path) -> Memo | None:
 
 def _is_whole(name: str) -> bool:
     """Asked only of files that share a SOP Instance UID: reading them fully is then worth it."""
+    from dicompose.dicom.quicklook import load_pydicom
+
+    load_pydicom()  # not while a seal thread imports it
     from dicompose.dicom.reading import is_whole  # pydicom: never on the no-op path
 
     return is_whole(Path(name))
 
 
 def _same_object(a: str, b: str) -> bool:
+    from dicompose.dicom.quicklook import load_pydicom
+
+    load_pydicom()
     from dicompose.dicom.reading import same_object
 
     return same_object(Path(a), Path(b))

@@ -97,19 +97,17 @@ def finish_in_flight(
     pool: ProcessPoolExecutor | None, in_flight: list[Future[list[R]]], report: Callable[[R], None]
 ) -> None:
     """After an interrupt: let the chunks being worked on end (the workers ignore SIGINT, so no output is left
-    half-written) and report them, so every output on disk is in the audit log. A second Ctrl-C meanwhile is
-    ignored (at most a chunk per worker is left to finish): interrupting the pool's shutdown left it hung."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
-    try:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        for future in in_flight:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                for result in future.result():
-                    report(result)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    half-written) and report them, so every output on disk is in the audit log. Further Ctrl-C are ignored
+    from here to the process's end (the batch is ending anyway): one during the pool's shutdown left it hung,
+    one during the audit log's last write lost the entries of files already written."""
+    if _main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+    for future in in_flight:
+        if future.done() and not future.cancelled() and future.exception() is None:
+            for result in future.result():
+                report(result)
 
 
 def _main_thread() -> bool:

@@ -1,0 +1,157 @@
+"""Charliecloud images for HPC sites: the pinned Docker image as a directory image, found by digest, verified.
+
+``dicompose export-charliecloud TOOL`` converts the image the tool is pinned to (``ch-convert -i docker``, by a
+temporary tag on the pinned image ID, so a moved tag never changes what is exported) into a folder of the
+image folder (``--out``, ``DICOMPOSE_IMAGE_DIR``, default ``$DICOMPOSE_HOME/charliecloud``) named after the
+digest. Charliecloud 0.31 can bind a host folder only onto a folder that already exists in the (read-only)
+image, so the export makes the mount points a launch needs (``/dicompose/in/N``, ``/dicompose/tasks/N/out``).
+It then writes a manifest of every file's sha256 and makes the folder read-only: :func:`verify_image` recomputes
+the hashes before use, so an edited image never runs silently. The folder may be copied to a cluster without
+Docker as it is (or packed with ``ch-convert -o tar``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dicompose.config import data_home
+from dicompose.engines.hardening import INPUT_ROOT, OUTPUT_DIR
+from dicompose.errors import UsageError
+
+MANIFEST = "dicompose-image.json"
+TASKS_ROOT = "/dicompose/tasks"  # as pipeline.launch mounts a pack's task folders
+INPUT_MOUNTS = 64  # input folders a launch may bind (one per folder of its files)
+TASK_MOUNTS = 256  # task output folders a pack may bind
+
+
+def image_dir(given: Path | None = None) -> Path:
+    """Where exported images live: ``given`` (``--out``/``--image-dir``), ``DICOMPOSE_IMAGE_DIR``, or the home's."""
+    if given is not None:
+        return given
+    explicit = os.environ.get("DICOMPOSE_IMAGE_DIR")
+    return Path(explicit) if explicit else data_home() / "charliecloud"
+
+
+def image_folder(images: Path, digest: str) -> Path:
+    return images / digest.replace(":", "-")
+
+
+def mount_points() -> list[str]:
+    """Every folder a launch binds, relative to the image root."""
+    points = [OUTPUT_DIR, *(f"{INPUT_ROOT}/{i}" for i in range(INPUT_MOUNTS))]
+    points += [f"{TASKS_ROOT}/{i}/out" for i in range(TASK_MOUNTS)]
+    return [point.lstrip("/") for point in points]
+
+
+def manifest_of(root: Path) -> dict[str, Any]:
+    """sha256 of every regular file, the target of every link, and every folder, relative to ``root``."""
+    files: dict[str, str] = {}
+    links: dict[str, str] = {}
+    folders: list[str] = []
+    for folder, dirnames, filenames in os.walk(root):
+        base = Path(folder)
+        for name in sorted(dirnames):
+            path = base / name
+            if path.is_symlink():
+                links[path.relative_to(root).as_posix()] = str(path.readlink())
+            else:
+                folders.append(path.relative_to(root).as_posix())
+        for name in sorted(filenames):
+            path = base / name
+            relative = path.relative_to(root).as_posix()
+            if relative == MANIFEST:
+                continue
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                links[relative] = str(path.readlink())
+            elif stat.S_ISREG(mode):
+                files[relative] = _sha256(path)
+    return {"files": files, "links": links, "folders": sorted(folders)}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_image(folder: Path) -> list[str]:
+    """What differs from the manifest written at export (nothing: []), at most a few lines."""
+    try:
+        recorded = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return [f"{folder}: no readable {MANIFEST} (export it with dicompose export-charliecloud)"]
+    found = manifest_of(folder)
+    problems = []
+    for kind in ("files", "links"):
+        want, have = recorded.get(kind, {}), found[kind]
+        problems += [
+            f"{folder}/{name}: changed since export"
+            for name in sorted(want)
+            if name in have and have[name] != want[name]
+        ]
+        problems += [f"{folder}/{name}: missing" for name in sorted(set(want) - set(have))]
+        problems += [f"{folder}/{name}: added since export" for name in sorted(set(have) - set(want))]
+    return problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
+
+
+def export_image(
+    name: str,
+    digest: str,
+    images: Path,
+    tag: Callable[[str, str], None],
+    untag: Callable[[str], None],
+    converter: str = "ch-convert",
+) -> tuple[Path, bool]:
+    """(the image folder, exported now?) for the Docker image ``digest`` (known as ``name``). ``tag(digest,
+    reference)`` and ``untag(reference)`` give ``ch-convert`` a name for exactly that image, for the time it
+    reads it. An existing, intact export is reused."""
+    target = image_folder(images, digest)
+    if target.is_dir() and not verify_image(target):
+        return target, False
+    if target.exists():
+        raise UsageError(
+            f"{target}: differs from its export ({'; '.join(verify_image(target))}); remove it to export again"
+        )
+    if shutil.which(converter) is None:
+        raise UsageError(f"{converter} not found: install Charliecloud (Debian: charliecloud-builders)")
+    images.mkdir(parents=True, exist_ok=True)
+    partial = images / f".partial-{target.name}-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    reference = f"dicompose-export/{name.split('/')[-1].split(':')[0]}:{digest.split(':')[-1][:16]}"
+    tag(digest, reference)
+    try:
+        proc = subprocess.run([converter, "-i", "docker", reference, str(partial)], capture_output=True, text=True)
+    finally:
+        untag(reference)
+    if proc.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise UsageError(f"{converter} failed for {name} (exit {proc.returncode}): {tail[0]}")
+    for point in mount_points():
+        (partial / point).mkdir(parents=True, exist_ok=True)
+    manifest = {"image": name, "digest": digest, **manifest_of(partial)}
+    (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    _read_only(partial)
+    partial.rename(target)
+    return target, True
+
+
+def _read_only(root: Path) -> None:
+    """Nothing in the image may be written by its users (binds aside)."""
+    for folder, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode & ~0o222)
+    root.chmod(root.stat().st_mode & ~0o222)
