@@ -8,6 +8,7 @@ see :data:`KEYS` and docs/configuration.md. Values are read when asked for, neve
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -143,12 +144,15 @@ def load_config(cwd: Path | None = None) -> dict[str, dict[str, Any]]:
     """Every table of the configuration files, merged key by key (the project's over the home's), checked."""
     merged: dict[str, dict[str, Any]] = {}
     for path in config_files(cwd):
-        for table, values in _read(path).items():
+        st = path.stat()
+        for table, values in _read(path, st.st_mtime_ns, st.st_size).items():
             merged.setdefault(table, {}).update(values)
     return merged
 
 
-def _read(path: Path) -> Mapping[str, dict[str, Any]]:
+@functools.lru_cache(maxsize=8)
+def _read(path: Path, _mtime_ns: int, _size: int) -> Mapping[str, dict[str, Any]]:
+    """One file, parsed and checked once per version (a command asks for several settings)."""
     import tomllib
 
     try:

@@ -12,7 +12,6 @@ Docker as it is (or packed with ``ch-convert -o tar``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from dicompose.config import data_home
-from dicompose.engines.hardening import INPUT_ROOT, OUTPUT_DIR
+from dicompose.engines.hardening import INPUT_ROOT, OUTPUT_DIR, TASKS_ROOT
 from dicompose.errors import UsageError
+from dicompose.records.hashing import sha256_file
 
 MANIFEST = "dicompose-image.json"
-TASKS_ROOT = "/dicompose/tasks"  # as pipeline.launch mounts a pack's task folders
 INPUT_MOUNTS = 64  # input folders a launch may bind (one per folder of its files)
 TASK_MOUNTS = 256  # task output folders a pack may bind
 
@@ -73,16 +72,8 @@ def manifest_of(root: Path) -> dict[str, Any]:
             if stat.S_ISLNK(mode):
                 links[relative] = str(path.readlink())
             elif stat.S_ISREG(mode):
-                files[relative] = _sha256(path)
+                files[relative] = sha256_file(path)
     return {"files": files, "links": links, "folders": sorted(folders)}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_image(folder: Path) -> list[str]:

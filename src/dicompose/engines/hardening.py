@@ -12,6 +12,7 @@ from dataclasses import dataclass
 #: Where inputs and the output folder appear inside a container (neutral names: no patient data in paths).
 INPUT_ROOT = "/dicompose/in"
 OUTPUT_DIR = "/dicompose/out"
+TASKS_ROOT = "/dicompose/tasks"  # a pack's task output folders: TASKS_ROOT/N/out
 #: The unprivileged identity used when the caller is root (a container never runs as uid 0).
 FALLBACK_UID = 65534
 FALLBACK_GID = 65534

@@ -26,7 +26,7 @@ from dicompose.descriptors.invocation import (
     with_batch,
 )
 from dicompose.engines.base import Mount, Resources, RunResult, TaskSpec
-from dicompose.engines.hardening import LABEL_PREFIX, OUTPUT_DIR, container_user
+from dicompose.engines.hardening import LABEL_PREFIX, OUTPUT_DIR, TASKS_ROOT, container_user
 from dicompose.engines.registry import engine_named
 from dicompose.errors import EngineError
 from dicompose.pipeline.early_seal import EarlySeal
@@ -38,7 +38,6 @@ from dicompose.tools.manifest import SCHEMA
 
 __all__ = ["LaunchRequest", "LaunchResult", "TaskItem", "TaskResult", "execute_launch", "launch_spec", "recover_task"]
 
-TASKS_ROOT = "/dicompose/tasks"
 MANIFEST_NAME = "manifest.json"
 
 

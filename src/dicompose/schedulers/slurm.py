@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from dicompose.config import value_problem
+from dicompose.config import KEYS, value_problem
 from dicompose.errors import UsageError
 
 
@@ -67,9 +67,9 @@ def options_from(given: list[str], configured: Mapping[str, Any]) -> SlurmOption
         key, sep, value = item.partition("=")
         if not sep or key not in known:
             problems.append(f"--slurm {item!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
-        elif key in ("extra", "prologue"):
+        elif KEYS["slurm"][key][0] is list:
             lists.setdefault(key, []).append(value)
-        elif key in ("cores", "jobs", "min_jobs", "max_jobs"):
+        elif KEYS["slurm"][key][0] is int:
             if not value.isdigit() or int(value) < 1:
                 problems.append(f"--slurm {key}={value}: must be a whole number, 1 or more")
             else:
