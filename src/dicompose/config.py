@@ -25,7 +25,8 @@ HOME_CONFIG = "config.toml"
 KEYS: dict[str, dict[str, tuple[type, str]]] = {
     "run": {
         "workers": (int, "cores to use in all (default: all cores); as --workers"),
-        "engine": (str, "auto | docker | apptainer | local; as --engine"),
+        "engine": (str, "auto | docker | apptainer | charliecloud | local; as --engine"),
+        "image_dir": (str, "the folder of exported Charliecloud images (on a shared filesystem); as --image-dir"),
         "scheduler": (str, "local | dask | slurm | tcp://HOST:PORT; as --scheduler"),
     },
     "slurm": {
@@ -44,7 +45,7 @@ KEYS: dict[str, dict[str, tuple[type, str]]] = {
 }
 
 MAX_WORKERS = 256  # more processes than any machine this runs on has cores: a typo, not a wish
-ENGINES = ("auto", "docker", "apptainer", "local")
+ENGINES = ("auto", "docker", "apptainer", "charliecloud", "local")
 SCHEDULERS = ("local", "dask", "slurm")  # or tcp://HOST:PORT
 _WALLTIME = re.compile(r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
@@ -200,3 +201,13 @@ def configured(table: str, key: str, given: Any, default: Any, cwd: Path | None 
     if given is not None:
         return given
     return load_config(cwd).get(table, {}).get(key, default)
+
+
+def use_image_dir(given: Path | None, cwd: Path | None = None) -> None:
+    """``--image-dir`` over ``DICOMPOSE_IMAGE_DIR`` over the files' ``image_dir``, made the environment's: every
+    engine reads it there, and SLURM worker jobs inherit it."""
+    if given is None and os.environ.get("DICOMPOSE_IMAGE_DIR"):
+        return
+    value = configured("run", "image_dir", given, None, cwd)
+    if value is not None:
+        os.environ["DICOMPOSE_IMAGE_DIR"] = str(Path(value).expanduser().absolute())

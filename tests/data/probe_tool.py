@@ -37,6 +37,12 @@ def cpu_quota():
     return None
 
 
+def net_devices():
+    """Interfaces of the step's own network namespace (/sys/class/net may be the host's sysfs, bound in)."""
+    with open("/proc/self/net/dev") as handle:
+        return sorted(line.split(":")[0].strip() for line in handle.read().splitlines()[2:])
+
+
 def main():
     mode, seconds, inputs = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
     with open("/proc/self/status") as handle:
@@ -47,11 +53,13 @@ def main():
         "uid": os.getuid(),
         "gid": os.getgid(),
         "cwd": os.getcwd(),
+        "tmp_entries": sorted(os.listdir("/tmp")),
         "write_root": can_write("/probe"),
         "write_tmp": can_write("/tmp/probe"),
         "write_input": can_write(os.path.join(os.path.dirname(inputs[0]), "probe")),
         "write_cwd": can_write("probe-cwd"),
         "interfaces": sorted(os.listdir("/sys/class/net")),
+        "net_devices": net_devices(),
         "cap_eff": status["CapEff"].strip(),
         "no_new_privs": status["NoNewPrivs"].strip(),
         "pid1": pid1,

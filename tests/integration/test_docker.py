@@ -29,11 +29,11 @@ from tests.support.cli import BIN
 from tests.support.components import need
 from tests.support.dicom_checks import independent_modality_values
 from tests.support.links import link_farm
+from tests.support.probe import probe_descriptor
 
 pytestmark = pytest.mark.docker
 #: Containers this test process launched (tests run in parallel processes: never look at another's).
 MINE = {"label": ["org.dicompose.tool=probe", f"org.dicompose.pid={os.getpid()}"]}
-PROBE = (Path(__file__).parent.parent / "data" / "probe_tool.py").read_text()
 SAMPLES = Path(__file__).parents[2] / "src" / "dicompose" / "sample_data"
 
 
@@ -62,48 +62,6 @@ def image_id(client: Any) -> str:
     built = json.loads(proc.stdout)
     assert set(built) == {"image", "digest"} and built["digest"].startswith("sha256:")
     return str(built["digest"])
-
-
-def probe_descriptor(folder: Path, image: str, pin: str | None, name: str = "probe") -> Path:
-    doc = {
-        "name": name,
-        "tool-version": "1",
-        "schema-version": "0.5",
-        "description": "reports what a step sees inside its container",
-        "command-line": "python3 -c [CODE] [MODE] [SECONDS] [INPUT]",
-        "container-image": {"type": "docker", "image": image, **({"container-hash": pin} if pin else {})},
-        "inputs": [
-            {
-                "id": "code",
-                "name": "code",
-                "type": "String",
-                "value-key": "[CODE]",
-                "default-value": PROBE,
-                "optional": True,
-            },
-            {
-                "id": "mode",
-                "name": "mode",
-                "type": "String",
-                "value-key": "[MODE]",
-                "default-value": "report",
-                "optional": True,
-            },
-            {
-                "id": "seconds",
-                "name": "seconds",
-                "type": "Number",
-                "value-key": "[SECONDS]",
-                "default-value": 0,
-                "optional": True,
-            },
-            {"id": "input", "name": "input", "type": "File", "list": True, "value-key": "[INPUT]"},
-        ],
-        "output-files": [{"id": "report", "name": "report", "path-template": "probe.json"}],
-    }
-    path = folder / "probe.json"
-    path.write_text(json.dumps(doc))
-    return path
 
 
 @pytest.fixture

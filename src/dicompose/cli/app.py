@@ -21,7 +21,7 @@ from dicompose.cli import pipeline as pipeline_cli
 from dicompose.cli import records as records_cli
 from dicompose.cli import rerun as rerun_cli
 from dicompose.cli.audit import app as audit_app
-from dicompose.cli.console import batch_and_report, fail, parse_number, stdout
+from dicompose.cli.console import ENGINE_HELP, ImageDirOption, batch_and_report, fail, parse_number, stdout
 from dicompose.cli.run import run as run_command
 from dicompose.cli.tool import app as tool_app
 from dicompose.errors import UsageError
@@ -230,8 +230,9 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the results.")] = Path("demo-output"),
     engine: Annotated[
         str | None,
-        typer.Option("--engine", help="auto | docker | apptainer | local (default: auto, or the configuration's)"),
+        typer.Option("--engine", help=ENGINE_HELP),
     ] = None,
+    image_dir: ImageDirOption = None,
 ) -> None:
     """Run the demo pipeline on the bundled sample scans: normalize (per series) → threshold mask."""
     from dicompose import __version__
@@ -239,8 +240,9 @@ def demo(
     from dicompose.tools.samples import demo_pipeline, sample_data_folder
 
     samples = sample_data_folder()
-    from dicompose.config import configured
+    from dicompose.config import configured, use_image_dir
 
+    use_image_dir(image_dir)
     chosen, why = demo_engine(configured("run", "engine", engine, "auto"))
     scheduler = configured("run", "scheduler", None, "local")
     stdout.print(f"dicompose {__version__} demo: {demo_pipeline()} on {samples}")

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,6 +27,17 @@ if TYPE_CHECKING:
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+ENGINE_HELP = "auto | docker | apptainer | charliecloud | local (default: auto, or the configuration's)"
+ImageDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--image-dir",
+        help="Folder of exported Charliecloud images (default: $DICOMPOSE_IMAGE_DIR, the configuration's image_dir, "
+        "else $DICOMPOSE_HOME/charliecloud).",
+    ),
+]
 
 
 def plural(count: int, word: str) -> str:

@@ -85,17 +85,22 @@ def export_charliecloud_command(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Image folder (default: $DICOMPOSE_IMAGE_DIR, else $DICOMPOSE_HOME/charliecloud)."
+            "--out",
+            "-o",
+            help="Image folder (default: $DICOMPOSE_IMAGE_DIR, the configuration's image_dir, else "
+            "$DICOMPOSE_HOME/charliecloud).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
     """Export the tool's pinned image as a Charliecloud directory image, verified by a manifest of hashes."""
+    from dicompose.config import use_image_dir
     from dicompose.descriptors.descriptor import load_descriptor
     from dicompose.engines.charliecloud import export_image, image_dir
     from dicompose.images.docker_client import connect
     from dicompose.images.pins import pinned
 
+    use_image_dir(out)
     descriptor = load_descriptor(tool)
     pin = pinned(descriptor.name, descriptor.digest)
     if pin is None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from dicompose.cli.console import plural, stderr, stdout
+from dicompose.cli.console import ImageDirOption, plural, stderr, stdout
 from dicompose.cli.run_report import document, print_plan, summary
 from dicompose.errors import EXIT_FAILED, EXIT_OK, ProblemsError, UnpinnedImageError, UsageError
 
@@ -53,7 +53,8 @@ def check(
         str | None,
         typer.Option(
             "--engine",
-            help="auto | docker | apptainer | local: whose images to look up (default: auto, or the configuration's)",
+            help="auto | docker | apptainer | charliecloud | local: whose images to look up (default: auto, or the "
+            "configuration's)",
         ),
     ] = None,
     scheduler: Annotated[
@@ -67,12 +68,14 @@ def check(
     allow_unpinned: Annotated[
         bool, typer.Option("--allow-unpinned", help="Accept images not pinned by digest, as run does with it.")
     ] = False,
+    image_dir: ImageDirOption = None,
 ) -> None:
     """Find every problem of a pipeline before anything runs.
 
     All at once, each with its line: types, references, cycles, parameters, resources, missing images."""
-    from dicompose.config import configured
+    from dicompose.config import configured, use_image_dir
 
+    use_image_dir(image_dir)
     engine = configured("run", "engine", engine, "auto")
     scheduler = configured("run", "scheduler", scheduler, "local")
     from dicompose.engines.resolve import resolve_engine

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from dicompose.cli.compare import document, show
-from dicompose.cli.console import emit_json, stdout
+from dicompose.cli.console import ImageDirOption, emit_json, stdout
 from dicompose.errors import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -49,10 +49,13 @@ def rerun_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the rerun.")],
     workspace: WorkspaceOption = Path(".dicompose"),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+    image_dir: ImageDirOption = None,
 ) -> None:
     """Re-execute a recorded run (same descriptors, image digests, parameters) and check its outputs match."""
+    from dicompose.config import use_image_dir
     from dicompose.pipeline.rerun import rerun
 
+    use_image_dir(image_dir)
     result = rerun(run_id, workspace, out)
     _report(result, as_json, "rerun")
     raise typer.Exit(EXIT_OK if result.identical else EXIT_FAILED)
@@ -60,7 +63,9 @@ def rerun_command(
 
 def verify_command(
     run_id: Annotated[str, typer.Argument(help="The recorded run.")],
-    engine: Annotated[str, typer.Option("--engine", help="The other engine: docker | apptainer | local.")],
+    engine: Annotated[
+        str, typer.Option("--engine", help="The other engine: docker | apptainer | charliecloud | local.")
+    ],
     out: Annotated[
         Path | None,
         typer.Option(
@@ -70,10 +75,13 @@ def verify_command(
     tolerance: Annotated[float, typer.Option("--tolerance", help="Largest allowed absolute pixel difference.")] = 0.0,
     workspace: WorkspaceOption = Path(".dicompose"),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+    image_dir: ImageDirOption = None,
 ) -> None:
     """Rerun a recorded run on another engine and compare: the cross-environment check in one command."""
+    from dicompose.config import use_image_dir
     from dicompose.pipeline.rerun import rerun
 
+    use_image_dir(image_dir)
     target = out or _unused(Path(f"{run_id}-verify-{engine}"))
     result = rerun(run_id, workspace, target, engine=engine, tolerance=tolerance)
     _report(result, as_json, "verification")

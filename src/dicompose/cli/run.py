@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dicompose.cli.console import fail
+from dicompose.cli.console import ENGINE_HELP, ImageDirOption, fail
 from dicompose.errors import UsageError
 
 
@@ -26,8 +26,9 @@ def run(
     invocation: Annotated[Path | None, typer.Option("--invocation", help="Boutiques invocation JSON (tools).")] = None,
     engine: Annotated[
         str | None,
-        typer.Option("--engine", help="auto | docker | apptainer | local (default: auto, or the configuration's)"),
+        typer.Option("--engine", help=ENGINE_HELP),
     ] = None,
+    image_dir: ImageDirOption = None,
     workspace: Annotated[
         Path | None,
         typer.Option(
@@ -87,9 +88,10 @@ def run(
 ) -> None:
     """Run a pipeline or one tool over files and folders: each step in its own container, cached, resumable."""
     from dicompose.cli.pipeline import execute_request, run_pipeline_command
-    from dicompose.config import configured
+    from dicompose.config import configured, use_image_dir
     from dicompose.pipeline.preflight import check_scheduler
 
+    use_image_dir(image_dir)
     engine = configured("run", "engine", engine, "auto")
     scheduler = configured("run", "scheduler", scheduler, "local")
     check_scheduler(scheduler, slurm or [])

@@ -92,6 +92,9 @@ class ApptainerEngine:
         """Stop a run's containers (processes); a killed run's died with it (PR_SET_PDEATHSIG)."""
         return self.children.stop(run_id) if run_id is not None else 0
 
+    def not_enforced(self) -> tuple[str, ...]:
+        return tuple(not_enforced(self.policy))
+
     def command(self, spec: TaskSpec) -> list[str]:
         return apptainer_argv(spec, self.executable or "apptainer", self.policy)
 

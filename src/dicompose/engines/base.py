@@ -43,6 +43,7 @@ class ImageRef:
 
     name: str
     digest: str
+    location: str | None = None  # where an engine that runs image folders found it (charliecloud)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class TaskSpec:
     labels: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     workdir_read_only: bool = False
+    scratch: Path | None = None  # a folder the engine may use for this launch alone (removed after it)
 
 
 @dataclass(frozen=True)
@@ -109,3 +111,6 @@ class Engine(Protocol):
 
     def cleanup(self, run_id: str | None = None) -> int:
         """Stop and remove what a run left (``run_id``), or what killed runs on this host left (None)."""
+
+    def not_enforced(self) -> tuple[str, ...]:
+        """Parts of the hardening policy this engine cannot enforce here (said in --dry-run and the record)."""

@@ -4,10 +4,10 @@
 temporary tag on the pinned image ID, so a moved tag never changes what is exported) into a folder of the
 image folder (``--out``, ``DICOMPOSE_IMAGE_DIR``, default ``$DICOMPOSE_HOME/charliecloud``) named after the
 digest. Charliecloud 0.31 can bind a host folder only onto a folder that already exists in the (read-only)
-image, so the export makes the mount points a launch needs (``/dicompose/in/N``, ``/dicompose/tasks/N/out``).
-It then writes a manifest of every file's sha256 and makes the folder read-only: :func:`verify_image` recomputes
-the hashes before use, so an edited image never runs silently. The folder may be copied to a cluster without
-Docker as it is (or packed with ``ch-convert -o tar``).
+image, so the export makes the mount points a launch needs (``/dicompose/in``, ``/dicompose/out``,
+``/dicompose/tasks``). It then writes a manifest of every file's sha256 and makes the folder read-only and
+readable by all: :func:`verify_image` recomputes the hashes before use, so an edited image never runs
+silently. The folder may be copied to a cluster without Docker as it is (or packed with ``ch-convert -o tar``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from dicompose.errors import UsageError
 from dicompose.records.hashing import sha256_file
 
 MANIFEST = "dicompose-image.json"
-INPUT_MOUNTS = 64  # input folders a launch may bind (one per folder of its files)
-TASK_MOUNTS = 256  # task output folders a pack may bind
 
 
 def image_dir(given: Path | None = None) -> Path:
@@ -44,10 +42,9 @@ def image_folder(images: Path, digest: str) -> Path:
 
 
 def mount_points() -> list[str]:
-    """Every folder a launch binds, relative to the image root."""
-    points = [OUTPUT_DIR, *(f"{INPUT_ROOT}/{i}" for i in range(INPUT_MOUNTS))]
-    points += [f"{TASKS_ROOT}/{i}/out" for i in range(TASK_MOUNTS)]
-    return [point.lstrip("/") for point in points]
+    """The folders a launch binds onto, relative to the image root (each launch binds a skeleton of its own
+    mount points onto the input and task areas: see ``engines.chrun``)."""
+    return [point.lstrip("/") for point in (OUTPUT_DIR, INPUT_ROOT, TASKS_ROOT)]
 
 
 def manifest_of(root: Path) -> dict[str, Any]:
@@ -82,7 +79,10 @@ def verify_image(folder: Path) -> list[str]:
         recorded = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
         return [f"{folder}: no readable {MANIFEST} (export it with dicompose export-charliecloud)"]
-    found = manifest_of(folder)
+    try:
+        found = manifest_of(folder)
+    except OSError as exc:
+        return [f"{exc.filename or folder}: cannot be read ({exc.strerror}); an image folder must be readable by all"]
     problems = []
     for kind in ("files", "links"):
         want, have = recorded.get(kind, {}), found[kind]
@@ -133,16 +133,23 @@ def export_image(
         (partial / point).mkdir(parents=True, exist_ok=True)
     manifest = {"image": name, "digest": digest, **manifest_of(partial)}
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    _read_only(partial)
+    _read_only_for_all(partial)
     partial.rename(target)
     return target, True
 
 
-def _read_only(root: Path) -> None:
-    """Nothing in the image may be written by its users (binds aside)."""
+def _read_only_for_all(root: Path) -> None:
+    """Nothing in the image may be written by its users (binds aside), and everything may be read by all: the
+    folder is shared by a site's users, each verifies it before use, and ``ch-run`` runs as each of them."""
     for folder, dirnames, filenames in os.walk(root):
         for name in [*dirnames, *filenames]:
             path = Path(folder) / name
             if not path.is_symlink():
-                path.chmod(path.stat().st_mode & ~0o222)
-    root.chmod(root.stat().st_mode & ~0o222)
+                _seal(path)
+    _seal(root)
+
+
+def _seal(path: Path) -> None:
+    mode = path.stat().st_mode
+    readable = 0o555 if stat.S_ISDIR(mode) or mode & 0o111 else 0o444
+    path.chmod((stat.S_IMODE(mode) & ~0o222) | readable)

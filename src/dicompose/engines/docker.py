@@ -199,6 +199,9 @@ class DockerEngine:
                 removed += 1
         return removed
 
+    def not_enforced(self) -> tuple[str, ...]:
+        return ()
+
     def command(self, spec: TaskSpec) -> list[str]:
         return cli_argv(spec, self.policy)
 

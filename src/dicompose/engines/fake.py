@@ -45,6 +45,9 @@ class FakeEngine:
     def info(self) -> EngineInfo:
         return EngineInfo(self.name, True, "fake (tests only: runs no tool)")
 
+    def not_enforced(self) -> tuple[str, ...]:
+        return ()
+
     def command(self, spec: TaskSpec) -> list[str]:
         return ["fake-engine", *spec.argv]
 

@@ -35,6 +35,9 @@ class LocalEngine:
         """Stop a run's steps (after Ctrl-C or SIGTERM); a killed run's steps died with it (PR_SET_PDEATHSIG)."""
         return self.children.stop(run_id) if run_id is not None else 0
 
+    def not_enforced(self) -> tuple[str, ...]:
+        return ()  # no container at all: the reason the engine was chosen says so
+
     def command(self, spec: TaskSpec) -> list[str]:
         return self._resolved_argv(spec)
 

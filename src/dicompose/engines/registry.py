@@ -21,6 +21,10 @@ def engine_named(name: str) -> Engine:
         from dicompose.engines.apptainer import ApptainerEngine
 
         return ApptainerEngine()
+    if name == "charliecloud":
+        from dicompose.engines.chrun import CharliecloudEngine
+
+        return CharliecloudEngine()
     if name == "local":
         from dicompose.engines.local import LocalEngine
 

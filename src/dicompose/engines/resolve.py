@@ -1,4 +1,5 @@
-"""Choosing the engine: explicit choice, or ``auto`` = docker if it answers, else apptainer, else local."""
+"""Choosing the engine: an explicit choice, or ``auto`` = the first of docker, apptainer, charliecloud that is
+usable here, else local. The sentence saying why also names what the chosen engine does not enforce."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from dicompose.engines.registry import engine_named
 from dicompose.errors import UsageError
 
 #: What users choose from (``fake`` also resolves, for tests, but is not offered).
-ENGINES = ("auto", "docker", "apptainer", "local")
+ENGINES = ("auto", "docker", "apptainer", "charliecloud", "local")
+#: ``auto``'s order: the strongest isolation first (a daemon's), then the unprivileged HPC runtimes.
+CONTAINER_ENGINES = ("docker", "apptainer", "charliecloud")
 
 
 @dataclass(frozen=True)
@@ -26,19 +29,21 @@ def resolve_engine(choice: str) -> Resolution:
         raise UsageError(f"unknown engine {choice!r} (choose from {', '.join(ENGINES)})")
     if choice == "local":
         return Resolution(engine_named("local"), "local engine requested")
-    docker_why = ""
-    if choice in ("docker", "auto"):
-        docker = engine_named("docker")
-        info = docker.info()
+    reasons: list[str] = []
+    for name in CONTAINER_ENGINES if choice == "auto" else (choice,):
+        engine = engine_named(name)
+        info = engine.info()
         if info.available:
-            return Resolution(docker, f"docker {info.version} " + ("requested" if choice == "docker" else "answers"))
-        if choice == "docker":
-            raise UsageError(f"--engine docker: {info.why}")
-        docker_why = info.why
-    apptainer = engine_named("apptainer")
-    ainfo = apptainer.info()
-    if ainfo.available:
-        return Resolution(apptainer, f"{ainfo.version} " + ("requested" if choice == "apptainer" else "found"))
-    if choice == "apptainer":
-        raise UsageError(f"--engine apptainer: {ainfo.why}")
-    return Resolution(engine_named("local"), f"no container engine ({docker_why}; {ainfo.why}): running locally")
+            why = f"{info.version} " + ("requested" if choice == name else "answers" if name == "docker" else "found")
+            if reasons:
+                why += f" ({'; '.join(reasons)})"
+            return Resolution(engine, why + _not_enforced(engine))
+        if choice == name:
+            raise UsageError(f"--engine {name}: {info.why}")
+        reasons.append(f"{name}: {info.why}")
+    return Resolution(engine_named("local"), f"no container engine ({'; '.join(reasons)}): running locally")
+
+
+def _not_enforced(engine: Engine) -> str:
+    missing = engine.not_enforced()
+    return f"; not enforced by {engine.name}: {', '.join(missing)}" if missing else ""

@@ -69,6 +69,7 @@ def launch_spec(
         timeout *= math.ceil(len(tasks) / max(1, request.processes))
     cpus = request.resources.cpus or float(request.processes)  # a step's own limit, else what it was granted
     resources = Resources(request.resources.memory_bytes, cpus, timeout)
+    scratch = workspace.root / "staged" / request.launch_id  # the engine's, for this launch (removed after it)
     flag = descriptor.manifest_flag
     if flag is None:
         (task,) = tasks
@@ -82,7 +83,17 @@ def launch_spec(
         for name, text in config_files(descriptor, invocation, paths).items() if write_manifest else ():
             (workdir / name).parent.mkdir(parents=True, exist_ok=True)
             (workdir / name).write_text(text)  # the tool reads it from its working folder, as under bosh
-        spec = TaskSpec(argv, workdir, paths.mounts, request.image, request.permissions, resources, labels, environment)
+        spec = TaskSpec(
+            argv,
+            workdir,
+            paths.mounts,
+            request.image,
+            request.permissions,
+            resources,
+            labels,
+            environment,
+            scratch=scratch,
+        )
         return spec, paths
     folder = workspace.launch_dir(request.launch_id)
     outs, entries = [], []
@@ -98,7 +109,16 @@ def launch_spec(
     argv = build_argv(descriptor, invocation, paths, substitute={request.batch_input: [flag, manifest_path]})
     mounts = (*paths.mounts, *outs) if isolates else ()
     spec = TaskSpec(
-        argv, folder, mounts, request.image, request.permissions, resources, labels, environment, workdir_read_only=True
+        argv,
+        folder,
+        mounts,
+        request.image,
+        request.permissions,
+        resources,
+        labels,
+        environment,
+        workdir_read_only=True,
+        scratch=scratch,
     )
     return spec, paths
 

@@ -1,0 +1,190 @@
+"""The charliecloud engine's command and bind layout (pure), its image lookup and verification, its refusal of
+root, and ``auto``'s order. Its behaviour from inside a real container is tested in tests/hpc (as a user)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from dicompose.engines import chrun
+from dicompose.engines.base import ImageRef, Mount, Permissions, TaskSpec
+from dicompose.engines.charliecloud import MANIFEST, manifest_of
+from dicompose.engines.chrun import CONFINE, chrun_argv, exported, layout, make_skeleton, verify_cached
+from dicompose.engines.confine import ConfineError, parse, under
+from dicompose.errors import UsageError
+
+DIGEST = "sha256:" + "cd" * 32
+
+
+def spec(tmp_path: Path, **changes: object) -> TaskSpec:
+    scans = tmp_path / "scans"
+    scans.mkdir(exist_ok=True)
+    key = tmp_path / "site.key"
+    key.write_text("k")
+    base = {
+        "argv": ["dicompose", "normalize", "/dicompose/in/0/a.dcm"],
+        "workdir": tmp_path / "launch",
+        "mounts": (
+            Mount(scans, "/dicompose/in/0"),
+            Mount(key, "/dicompose/in/p0/site.key"),
+            Mount(tmp_path / "t0", "/dicompose/tasks/0/out", read_only=False),
+        ),
+        "image": ImageRef("dicompose/normalize:0.1.0", DIGEST),
+        "environment": {"DICOMPOSE_WORKERS": "2"},
+        "workdir_read_only": True,
+    }
+    base.update(changes)
+    return TaskSpec(**base)  # type: ignore[arg-type]
+
+
+def split(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the confinement launcher's part, ch-run's part) of a command."""
+    middle = argv.index("--")
+    return argv[:middle], argv[middle + 1 :]
+
+
+def test_the_command_confines_then_runs_ch_run_with_a_cleared_environment(tmp_path: Path):
+    argv = chrun_argv(spec(tmp_path), tmp_path / "image", tmp_path / "skel", ch_run="/usr/bin/ch-run")
+    launcher, ch_run = split(argv)
+    assert launcher[1:4] == ["-I", "-S", str(CONFINE)]  # isolated, no site: standard library only
+    ro = [launcher[i + 1] for i, a in enumerate(launcher) if a == "--ro"]
+    rw = [launcher[i + 1] for i, a in enumerate(launcher) if a == "--rw"]
+    assert sorted(ro) == sorted(
+        [str(tmp_path / "scans"), str(tmp_path / "site.key"), str(tmp_path / "launch"), str(tmp_path / "skel")]
+    )
+    assert rw == [str(tmp_path / "t0")]
+    assert "--net" not in launcher
+    assert ch_run[:5] == ["/usr/bin/ch-run", "--unset-env=*", "--set-env", "--env-no-expand", "--private-tmp"]
+    assert "--set-env=DICOMPOSE_WORKERS=2" in ch_run
+    binds = [ch_run[i + 1] for i, a in enumerate(ch_run) if a == "-b"]
+    assert binds[:2] == [f"{tmp_path / 'skel' / 'in'}:/dicompose/in", f"{tmp_path / 'skel' / 'tasks'}:/dicompose/tasks"]
+    assert f"{tmp_path / 'launch'}:/dicompose/out" == binds[-1]
+    image_at = ch_run.index(str(tmp_path / "image"))
+    assert ch_run[image_at - 2 : image_at] == ["-c", "/dicompose/out"]
+    assert ch_run[image_at + 1 :] == ["--", "dicompose", "normalize", "/dicompose/in/0/a.dcm"]
+
+
+def test_network_and_gpus_only_when_the_step_asks(tmp_path: Path):
+    environ = {"CUDA_VISIBLE_DEVICES": "1", "SECRET": "x"}
+    plain = chrun_argv(spec(tmp_path), tmp_path / "image", tmp_path / "skel", environ=environ)
+    assert not any("CUDA" in a for a in plain) and "--net" not in plain
+    asked = spec(tmp_path, permissions=Permissions(network=True, gpu=True))
+    argv = chrun_argv(asked, tmp_path / "image", tmp_path / "skel", environ=environ)
+    assert "--net" in split(argv)[0]
+    assert "--set-env=CUDA_VISIBLE_DEVICES=1" in argv and not any("SECRET" in a for a in argv)
+
+
+def test_the_skeleton_has_exactly_the_mount_points(tmp_path: Path):
+    plan = layout(spec(tmp_path), tmp_path / "skel")
+    make_skeleton(plan)
+    assert (tmp_path / "skel/in/0").is_dir() and (tmp_path / "skel/tasks/0/out").is_dir()
+    single = tmp_path / "skel/in/p0/site.key"
+    assert single.is_file() and single.stat().st_size == 0  # a file bound as that one file, never its folder
+
+
+def test_a_source_with_a_colon_is_bound_through_a_link(tmp_path: Path):
+    hostile = tmp_path / "scan:s 1\nb"
+    hostile.mkdir()
+    the_spec = spec(tmp_path, mounts=(Mount(hostile, "/dicompose/in/0"),))
+    plan = layout(the_spec, tmp_path / "skel")
+    make_skeleton(plan)
+    (link,) = [host for host, target in plan.binds if target == "/dicompose/in/0"]
+    assert ":" not in link and Path(link).resolve() == hostile
+    assert str(hostile) in plan.read_only  # the real folder is what becomes read-only
+
+
+def test_binds_outside_the_image_areas_are_refused(tmp_path: Path):
+    with pytest.raises(UsageError, match="cannot bind at /etc/x"):
+        layout(spec(tmp_path, mounts=(Mount(tmp_path, "/etc/x"),)), tmp_path / "skel")
+
+
+def test_the_launcher_reads_its_options_and_refuses_others():
+    assert parse(["--ro", "/a", "--rw", "/b", "--net", "--", "ch-run", "x"]) == (["/a"], ["/b"], True, ["ch-run", "x"])
+    with pytest.raises(ConfineError, match="unknown option"):
+        parse(["--write", "/a", "--", "x"])
+    with pytest.raises(ConfineError, match="no command"):
+        parse(["--ro", "/a", "--"])
+    assert under("/a/b/c", ["/a/b"]) and under("/a/b", ["/a/b"]) and not under("/a/bc", ["/a/b"])
+
+
+def _export(images: Path, name: str, digest: str) -> Path:
+    folder = images / digest.replace(":", "-")
+    (folder / "etc").mkdir(parents=True)
+    (folder / "etc" / "os-release").write_text("debian\n")
+    (folder / MANIFEST).write_text(json.dumps({"image": name, "digest": digest, **manifest_of(folder)}))
+    return folder
+
+
+def test_images_are_found_by_pin_or_by_their_one_export_and_verified(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("DICOMPOSE_IMAGE_DIR", str(tmp_path / "images"))
+    monkeypatch.setenv("DICOMPOSE_HOME", str(tmp_path / "home"))
+    folder = _export(tmp_path / "images", "dicompose/normalize:0.1.0", DIGEST)
+    engine = chrun.CharliecloudEngine()
+    image, pinned = engine.resolve_image("dicompose/normalize:0.1.0", DIGEST, allow_unpinned=False, hint="h")
+    assert pinned and image == ImageRef("dicompose/normalize:0.1.0", DIGEST, str(folder))
+    assert engine.resolve_image("dicompose/normalize:0.1.0", None, allow_unpinned=False, hint="h")[0] == image
+    assert exported(tmp_path / "images", "dicompose/threshold:0.1.0") == []
+    with pytest.raises(UsageError, match="not in the image folder"):
+        engine.resolve_image("dicompose/normalize:0.1.0", "sha256:" + "ee" * 32, allow_unpinned=False, hint="h")
+    _export(tmp_path / "images", "dicompose/normalize:0.1.0", "sha256:" + "ee" * 32)
+    with pytest.raises(UsageError, match="holds 2 exports"):
+        engine.resolve_image("dicompose/normalize:0.1.0", None, allow_unpinned=False, hint="h")
+    (folder / "etc" / "os-release").write_text("edited\n")
+    with pytest.raises(UsageError, match=r"differs from its export.*etc/os-release: changed since export"):
+        engine.resolve_image("dicompose/normalize:0.1.0", DIGEST, allow_unpinned=False, hint="h")
+
+
+def test_a_verified_image_is_hashed_again_only_when_something_in_it_changed(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("DICOMPOSE_HOME", str(tmp_path / "home"))
+    folder = _export(tmp_path / "images", "x:1", DIGEST)
+    calls = []
+    real = chrun.verify_image
+    monkeypatch.setattr(chrun, "verify_image", lambda f: calls.append(f) or real(f))
+    assert verify_cached(folder) == [] and verify_cached(folder) == []
+    assert len(calls) == 1  # the second time, the stat fingerprint matched
+    target = folder / "etc" / "os-release"
+    stamp = target.stat()
+    target.write_text("debiaN\n")  # same size, mtime put back: the ctime still moved
+    os.utime(target, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert verify_cached(folder) == [f"{folder}/etc/os-release: changed since export"]
+
+
+def test_root_is_refused_and_auto_prefers_docker_then_apptainer_then_charliecloud(monkeypatch):
+    from dicompose.engines import resolve
+    from dicompose.engines.base import EngineInfo
+    from dicompose.engines.registry import engine_named
+
+    monkeypatch.setattr(chrun.os, "getuid", lambda: 0)
+    engine = chrun.CharliecloudEngine()
+    engine.ch_run = "/usr/bin/ch-run"
+    assert not engine.info().available and "as root" in engine.info().why
+
+    class Probed:
+        def __init__(self, name: str, available: bool, missing: tuple[str, ...] = ()) -> None:
+            self.name, self.available, self.missing = name, available, missing
+
+        def info(self) -> EngineInfo:
+            return EngineInfo(self.name, self.available, f"{self.name} 1.0", "" if self.available else "absent")
+
+        def not_enforced(self) -> tuple[str, ...]:
+            return self.missing
+
+    engines = {
+        "docker": Probed("docker", False),
+        "apptainer": Probed("apptainer", False),
+        "charliecloud": Probed("charliecloud", True, ("memory limit",)),
+        "local": Probed("local", True),
+    }
+    monkeypatch.setattr(resolve, "engine_named", engines.__getitem__)
+    chosen = resolve.resolve_engine("auto")
+    assert chosen.engine is engines["charliecloud"]
+    assert "docker" in chosen.why and "apptainer: absent" in chosen.why
+    assert chosen.why.endswith("not enforced by charliecloud: memory limit")
+    engines["apptainer"].available = True
+    assert resolve.resolve_engine("auto").engine is engines["apptainer"]
+    engines["docker"].available = True
+    assert resolve.resolve_engine("auto").engine is engines["docker"]
+    assert engine_named("local").name == "local"
