@@ -199,3 +199,32 @@ def test_duplicate_keys_and_a_broken_structure_are_listed_one_per_line(tmp_path:
         assert proc.returncode == 2 and len(errors) == 4 and "4 problems: nothing was run" in proc.stderr, proc.stderr
         assert not any("Field required" in e and "version" in e for e in errors)
     assert not (tmp_path / "out").exists()
+
+
+def test_steps_are_judged_against_each_slurm_worker_job(tmp_path: Path):
+    """One pool of identical worker jobs: a step asking more cores, memory or GPUs than a job has would wait
+    forever for a worker; check and run say so, naming the line and the --slurm option that would give it."""
+    path = pipeline(
+        tmp_path,
+        normalize="tool: normalize\n    with: {input: inputs.scans}\n    resources: {cpus: 3, memory: 8g, gpus: 2}",
+    )
+    (tmp_path / "dicompose.toml").write_text('[slurm]\ncores = 2\nmemory = "4GB"\n')
+    argv = [str(BIN / "dicompose"), "check", str(path), "--engine", "local", "--scheduler", "slurm"]
+    errors = error_lines(subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path))
+    assert any("line 9," in e and "cpus: 3 CPUs asked; each worker job has 2" in e for e in errors), errors
+    assert any("memory: 8g asked; each worker job has 3.7 GiB" in e for e in errors), errors
+    assert any("gpus: 2 GPUs asked; each worker job has 0 (ask with --slurm gres=gpu:2)" in e for e in errors), errors
+    given = subprocess.run(
+        [*argv, "--slurm", "cores=4", "--slurm", "memory=16GB", "--slurm", "gres=gpu:2"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert not [e for e in error_lines(given) if "asked" in e], given.stderr  # the command line over the file
+    (tmp_path / "scans").mkdir()
+    run = [str(BIN / "dicompose"), "run", str(path), "--in", str(tmp_path / "scans"), "--out", "out"]
+    proc = subprocess.run(
+        [*run, "--engine", "local", "--scheduler", "slurm"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 2 and "GPUs asked" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("*.err"))  # refused before any sbatch

@@ -154,3 +154,21 @@ def test_the_socket_client_only_speaks_to_unix_sockets(monkeypatch):
     assert unix_socket() == "/var/run/docker.sock"
     with pytest.raises(EngineUnavailableError, match=r"nowhere\.sock"):
         DockerAPI("/nonexistent/nowhere.sock", timeout=1).version()
+
+
+def test_gpus_reach_every_engine_as_the_job_names_them():
+    """A step asking for GPUs: the GPUs a SLURM job was given (CUDA_VISIBLE_DEVICES), else as many as asked."""
+    from dicompose.engines.base import Resources
+
+    asked = spec(permissions=Permissions(gpu=True), resources=Resources(gpus=2))
+    job = {"CUDA_VISIBLE_DEVICES": "1,3", "PATH": "/bin"}
+    assert create_kwargs(asked, environ=job)["device_requests"][0]["DeviceIDs"] == ["1", "3"]
+    argv = cli_argv(asked, environ=job)
+    assert argv[argv.index("--gpus") + 1] == "device=1,3"
+    argv = cli_argv(asked, environ={})
+    assert argv[argv.index("--gpus") + 1] == "2"
+    assert "--gpus" not in cli_argv(spec(), environ=job)  # never without asking
+    sif = spec(image=ImageRef("n.sif", "/sif/n.sif"), permissions=Permissions(gpu=True))
+    argv = apptainer_argv(sif, environ=job)
+    assert "--nv" in argv and "CUDA_VISIBLE_DEVICES=1,3" in argv and "PATH=/bin" not in argv
+    assert "CUDA_VISIBLE_DEVICES=1,3" not in apptainer_argv(spec(image=sif.image), environ=job)

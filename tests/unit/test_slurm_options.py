@@ -50,7 +50,8 @@ def test_options_become_sbatch_directives_and_worker_resources(tmp_path: Path):
     assert kwargs["queue"] == "gpu" and kwargs["account"] == "radiology"
     assert kwargs["job_extra_directives"] == ["--gres=gpu:1", "--qos=high", "--exclusive"]
     assert kwargs["cores"] == 2 and kwargs["processes"] == 1 and kwargs["memory"] == "4GB"
-    assert kwargs["worker_extra_args"] == ["--resources", "cores=2"]  # a launch asks for its processes
+    # a launch asks for its processes, its step's memory and GPUs: each job advertises what it has
+    assert kwargs["worker_extra_args"] == ["--resources", "cores=2,memory=4000000000,gpus=1"]
     assert kwargs["python"] == "/venv/bin/python" and kwargs["log_directory"] == str(tmp_path)
     assert "queue" not in cluster_kwargs(SlurmOptions(), tmp_path)  # the cluster's default partition
 
@@ -62,3 +63,25 @@ def test_no_launch_asks_more_cores_than_a_worker_job_has():
     assert [p.processes for p in plans] == [2]
     plans = plan_launches([Candidate(10)], 4, budget=4, packable=True, cpus=3, per_launch=2)
     assert [p.processes for p in plans] == [2]
+
+
+@pytest.mark.parametrize(
+    ("gres", "gpus"),
+    [(None, 0), ("gpu", 1), ("gpu:2", 2), ("gpu:a100:4", 4), ("mps:100,gpu:v100:2", 2), ("license:matlab:1", 0)],
+)
+def test_gpus_are_counted_from_gres(gres: str | None, gpus: int):
+    assert SlurmOptions(gres=gres).gpus == gpus
+
+
+def test_the_job_script_asks_slurm_for_what_the_worker_advertises(tmp_path: Path):
+    """The sbatch script dask-jobqueue writes (rendered without SLURM): the gres and memory directives, and a
+    worker advertising the same cores, memory and GPUs as Dask resources."""
+    from dask_jobqueue.slurm import SLURMJob
+
+    options = options_from(["gres=gpu:a100:2", "cores=2", "memory=8GB"], {})
+    kwargs = cluster_kwargs(options, tmp_path, python="/venv/bin/python", job_name="dicompose-RUN")
+    kwargs.pop("scheduler_options")
+    script = SLURMJob(scheduler="tcp://127.0.0.1:1", name="w", **kwargs).job_script()
+    assert "#SBATCH --gres=gpu:a100:2" in script and "#SBATCH --mem=8G" in script
+    assert "#SBATCH --cpus-per-task=2" in script and "#SBATCH -J dicompose-RUN" in script
+    assert "--resources cores=2,memory=8000000000,gpus=2" in script

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from dicompose.cli.console import ImageDirOption, plural, stderr, stdout
+from dicompose.cli.console import ImageDirOption, fail, plural, stderr, stdout
 from dicompose.cli.run_report import document, print_plan, summary
 from dicompose.errors import EXIT_FAILED, EXIT_OK, ProblemsError, UnpinnedImageError, UsageError
 
@@ -69,15 +69,24 @@ def check(
         bool, typer.Option("--allow-unpinned", help="Accept images not pinned by digest, as run does with it.")
     ] = False,
     image_dir: ImageDirOption = None,
+    slurm: Annotated[
+        list[str] | None,
+        typer.Option("--slurm", help="KEY=VALUE for --scheduler slurm, as run takes them: the jobs to judge against."),
+    ] = None,
 ) -> None:
     """Find every problem of a pipeline before anything runs.
 
     All at once, each with its line: types, references, cycles, parameters, resources, missing images."""
     from dicompose.config import configured, use_image_dir
+    from dicompose.pipeline.preflight import check_scheduler
 
     use_image_dir(image_dir)
     engine = configured("run", "engine", engine, "auto")
     scheduler = configured("run", "scheduler", scheduler, "local")
+    try:
+        check_scheduler(scheduler, slurm or [])
+    except UsageError as exc:
+        fail(exc)
     from dicompose.engines.resolve import resolve_engine
     from dicompose.pipeline.graph import build_graph
     from dicompose.pipeline.preflight import image_problems, resource_problems, scheduler_problems
@@ -88,7 +97,7 @@ def check(
     except ProblemsError as exc:  # the file's structure: nothing more can be checked
         refuse(pipeline, exc.problems)
     problems += scheduler_problems(scheduler)
-    problems += resource_problems(graph, scheduler)
+    problems += resource_problems(graph, scheduler, slurm or ())
     try:
         resolution = resolve_engine(engine)
     except UsageError as exc:
@@ -167,7 +176,7 @@ def run_pipeline_command(
         graph = build_graph(pipeline, collect=problems)
     except ProblemsError as exc:
         refuse(pipeline, exc.problems)
-    problems += resource_problems(graph, scheduler)  # as check judges them, before any folder is made
+    problems += resource_problems(graph, scheduler, slurm)  # as check judges them, before any folder is made
     if problems:
         refuse(pipeline, problems)
     inputs = parse_inputs(sources, list(graph.spec.inputs))

@@ -10,11 +10,13 @@ only when the policy's ``apptainer_limits`` says so; :func:`not_enforced` names 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 
 from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
-from dicompose.engines.hardening import DEFAULT, LABEL_PREFIX, OUTPUT_DIR, Hardening
+from dicompose.engines.hardening import DEFAULT, LABEL_PREFIX, OUTPUT_DIR, Hardening, gpu_environment
 from dicompose.engines.process import Children, run_process
 from dicompose.errors import UnpinnedImageError, UsageError
 
@@ -26,7 +28,12 @@ def not_enforced(policy: Hardening = DEFAULT) -> list[str]:
     return ["memory limit", "pids limit", "CPU limit"]
 
 
-def apptainer_argv(spec: TaskSpec, executable: str = "apptainer", policy: Hardening = DEFAULT) -> list[str]:
+def apptainer_argv(
+    spec: TaskSpec,
+    executable: str = "apptainer",
+    policy: Hardening = DEFAULT,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
     """The exact ``apptainer exec`` command for a task (pure)."""
     if spec.image is None:
         raise UsageError("the apptainer engine needs an image (.sif path or docker-daemon:/oras: reference)")
@@ -40,9 +47,11 @@ def apptainer_argv(spec: TaskSpec, executable: str = "apptainer", policy: Harden
             argv += ["--cpus", f"{spec.resources.cpus:g}"]
     if not spec.permissions.network:
         argv += ["--net", "--network", "none"]
+    environment = dict(spec.environment)
     if spec.permissions.gpu:
         argv.append("--nv")
-    for key, value in sorted(spec.environment.items()):
+        environment.update(gpu_environment(os.environ if environ is None else environ))
+    for key, value in sorted(environment.items()):
         argv += ["--env", f"{key}={value}"]
     for mount in spec.mounts:
         argv += ["--bind", f"{mount.source}:{mount.target}:{'ro' if mount.read_only else 'rw'}"]

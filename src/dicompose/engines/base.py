@@ -35,6 +35,7 @@ class Resources:
     memory_bytes: int | None = None
     cpus: float | None = None  # CPU limit of the launch (the runner sets it to the processes it grants)
     timeout_s: float | None = None
+    gpus: int = 0  # GPUs the launch asks for (with Permissions.gpu)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 from dicompose.config import data_home
 from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
 from dicompose.engines.charliecloud import MANIFEST, image_dir, image_folder, verify_image
-from dicompose.engines.hardening import INPUT_ROOT, LABEL_PREFIX, OUTPUT_DIR, TASKS_ROOT
+from dicompose.engines.hardening import INPUT_ROOT, LABEL_PREFIX, OUTPUT_DIR, TASKS_ROOT, gpu_environment
 from dicompose.engines.process import Children, run_process
 from dicompose.errors import UsageError
 
@@ -47,8 +47,6 @@ NOT_ENFORCED = (
 )
 #: The image's bind areas: a launch's skeleton is bound onto each, its mounts under them.
 AREAS = (INPUT_ROOT, TASKS_ROOT)
-#: Variables that name the GPUs a SLURM job was given, passed to a step that asks for GPUs.
-GPU_VARIABLES = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL")
 
 
 @dataclass(frozen=True)
@@ -127,8 +125,7 @@ def chrun_argv(
     argv += ["--", ch_run, "--unset-env=*", "--set-env", "--env-no-expand", "--private-tmp"]
     environment = dict(spec.environment)
     if spec.permissions.gpu:
-        source = os.environ if environ is None else environ
-        environment.update({k: source[k] for k in GPU_VARIABLES if k in source})
+        environment.update(gpu_environment(os.environ if environ is None else environ))
     for key, value in sorted(environment.items()):
         argv.append(f"--set-env={key}={value}")
     for host, container in plan.binds:

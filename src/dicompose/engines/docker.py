@@ -12,12 +12,19 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dicompose.descriptors.shell import SHELL
 from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
-from dicompose.engines.hardening import DEFAULT, LABEL_PREFIX, OUTPUT_DIR, Hardening, container_user
+from dicompose.engines.hardening import (
+    DEFAULT,
+    LABEL_PREFIX,
+    OUTPUT_DIR,
+    Hardening,
+    container_user,
+    gpu_environment,
+)
 from dicompose.errors import EngineError, UnpinnedImageError, UsageError
 from dicompose.images.docker_api import DockerAPI, EngineUnavailableError, unix_socket
 from dicompose.images.docker_client import connect, short
@@ -33,8 +40,11 @@ def owner_labels() -> dict[str, str]:
     }
 
 
-def create_kwargs(spec: TaskSpec, policy: Hardening = DEFAULT) -> dict[str, Any]:
-    """Keyword arguments for ``client.containers.create`` (pure: a function of the spec and policy)."""
+def create_kwargs(
+    spec: TaskSpec, policy: Hardening = DEFAULT, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for ``client.containers.create`` (pure: a function of the spec, the policy and, for a
+    step that asks for GPUs, the GPUs ``environ`` names: a SLURM job's own)."""
     from docker.types import DeviceRequest, Mount
 
     if spec.image is None:
@@ -65,13 +75,18 @@ def create_kwargs(spec: TaskSpec, policy: Hardening = DEFAULT) -> dict[str, Any]
     if spec.argv[:2] == [SHELL, "-c"]:  # a template with shell syntax: the image's entrypoint must not wrap it
         kwargs["entrypoint"], kwargs["command"] = [SHELL], list(spec.argv[1:])
     if spec.permissions.gpu:
-        kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        given = gpu_environment(os.environ if environ is None else environ).get("CUDA_VISIBLE_DEVICES")
+        if given:  # the GPUs this job was given, not the first ones of the node
+            request = DeviceRequest(device_ids=given.split(","), capabilities=[["gpu"]])
+        else:
+            request = DeviceRequest(count=spec.resources.gpus or -1, capabilities=[["gpu"]])
+        kwargs["device_requests"] = [request]
     return kwargs
 
 
-def cli_argv(spec: TaskSpec, policy: Hardening = DEFAULT) -> list[str]:
+def cli_argv(spec: TaskSpec, policy: Hardening = DEFAULT, environ: Mapping[str, str] | None = None) -> list[str]:
     """The equivalent ``docker run`` argv (same policy as :func:`create_kwargs`)."""
-    kw = create_kwargs(spec, policy)
+    kw = create_kwargs(spec, policy, environ)
     argv = ["docker", "run", "--rm", "--user", kw["user"], "--network", kw["network_mode"]]
     argv += [f"--cap-drop={c}" for c in kw["cap_drop"]]
     argv += [f"--security-opt={s}" for s in kw["security_opt"]]
@@ -86,7 +101,11 @@ def cli_argv(spec: TaskSpec, policy: Hardening = DEFAULT) -> list[str]:
     if "nano_cpus" in kw:
         argv += ["--cpus", str(kw["nano_cpus"] / 1e9)]
     if "device_requests" in kw:
-        argv += ["--gpus", "all"]
+        (request,) = kw["device_requests"]
+        if request.get("DeviceIDs"):
+            argv += ["--gpus", f"device={','.join(request['DeviceIDs'])}"]
+        else:
+            argv += ["--gpus", "all" if request["Count"] == -1 else str(request["Count"])]
     for mount in kw["mounts"]:
         option = f"type=bind,source={mount['Source']},target={mount['Target']}"
         argv += ["--mount", option + (",readonly" if mount.get("ReadOnly") else "")]

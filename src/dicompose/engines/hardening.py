@@ -7,6 +7,7 @@ A step that needs more (network, GPU) asks for it in its descriptor and the run 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 #: Where inputs and the output folder appear inside a container (neutral names: no patient data in paths).
@@ -17,6 +18,13 @@ TASKS_ROOT = "/dicompose/tasks"  # a pack's task output folders: TASKS_ROOT/N/ou
 FALLBACK_UID = 65534
 FALLBACK_GID = 65534
 LABEL_PREFIX = "org.dicompose"
+#: Variables naming the GPUs a job was given (SLURM sets them with --gres): passed to a step that asks for GPUs.
+GPU_VARIABLES = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL")
+
+
+def gpu_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The GPU-naming variables of ``environ`` (a SLURM job's), for a step that asks for GPUs."""
+    return {key: environ[key] for key in GPU_VARIABLES if environ.get(key)}
 
 
 @dataclass(frozen=True)

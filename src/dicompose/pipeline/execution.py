@@ -186,7 +186,12 @@ class Execution:
             task.status = "running"
         self.running[request.launch_id] = processes
         self.scheduler.submit(
-            execute_launch, request, lambda result, error: self.done.put((request, result, error)), processes
+            execute_launch,
+            request,
+            lambda result, error: self.done.put((request, result, error)),
+            processes,
+            request.resources.memory_bytes,
+            request.resources.gpus,
         )
 
     def launch_request(self, node: StepNode, tasks: list[Task], processes: int, record: bool = True) -> LaunchRequest:
@@ -210,11 +215,12 @@ class Execution:
             params=node.params,
             tasks=tuple(TaskItem(t.key, t.label, t.files, t.inputs) for t in tasks),
             processes=processes,
-            permissions=Permissions(
-                bool(node.descriptor.custom.get("network")), bool(node.descriptor.custom.get("gpu"))
-            ),
+            permissions=Permissions(bool(node.descriptor.custom.get("network")), node.gpus > 0),
             resources=Resources(
-                node.spec.resources.memory_bytes(), node.spec.resources.cpus, node.spec.timeout_seconds()
+                node.spec.resources.memory_bytes(),
+                node.spec.resources.cpus,
+                node.spec.timeout_seconds(),
+                node.gpus,
             ),
             delay_s=delay,
         )

@@ -39,6 +39,14 @@ class StepNode:
     #: the path given with ``--in NAME=PATH`` becomes the value when the run starts (:func:`bind_files`).
     file_refs: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def gpus(self) -> int:
+        """GPUs each launch of this step asks for: the step's ``resources.gpus``, else 1 if its descriptor says
+        it needs a GPU (``custom.dicompose.gpu``), else none."""
+        if self.spec.resources.gpus is not None:
+            return self.spec.resources.gpus
+        return 1 if self.descriptor.custom.get("gpu") else 0
+
 
 @dataclass(frozen=True)
 class PipelineGraph:

@@ -68,7 +68,7 @@ def launch_spec(
     if timeout is not None:  # per task; a pack's tasks share its processes
         timeout *= math.ceil(len(tasks) / max(1, request.processes))
     cpus = request.resources.cpus or float(request.processes)  # a step's own limit, else what it was granted
-    resources = Resources(request.resources.memory_bytes, cpus, timeout)
+    resources = Resources(request.resources.memory_bytes, cpus, timeout, request.resources.gpus)
     scratch = workspace.root / "staged" / request.launch_id  # the engine's, for this launch (removed after it)
     flag = descriptor.manifest_flag
     if flag is None:

@@ -6,6 +6,7 @@ retried against Docker's refusal, and a missing image found one step in)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from dicompose.engines.base import Engine
 from dicompose.errors import UsageError
@@ -28,21 +29,37 @@ def machine_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def resource_problems(graph: PipelineGraph, scheduler: str) -> list[str]:
-    """Steps asking more CPUs or memory than the scheduler's workers have (this machine, for ``local``; a
-    cluster judges its own requests)."""
-    if scheduler not in _THIS_MACHINE:
+def resource_problems(graph: PipelineGraph, scheduler: str, slurm: Sequence[str] = ()) -> list[str]:
+    """Steps asking more CPUs, memory or GPUs than the scheduler's workers have: this machine, for ``local``;
+    each worker job, for ``slurm`` (one pool of identical jobs, ``--slurm`` over ``[slurm]``: a step that needs
+    more than a job has would wait forever); another Dask cluster judges its own requests."""
+    if scheduler == "slurm":
+        from dicompose.config import load_config
+        from dicompose.schedulers.slurm import options_from
+
+        options = options_from(list(slurm), load_config().get("slurm", {}))
+        cores, memory, gpus = options.cores, options.memory_bytes, options.gpus
+        has = "each worker job has"
+    elif scheduler in _THIS_MACHINE:
+        cores, memory, gpus, has = machine_cores(), machine_memory(), None, "this machine has"
+    else:
         return []
-    cores, memory = machine_cores(), machine_memory()
     problems = []
+    asks_gpus = {node.name: node.gpus for node in graph.steps}
     for name, step in graph.spec.steps.items():  # every step, including those with other problems
         resources = step.resources
         where = f"{line_at(graph.document, 'steps', name, 'resources')}steps.{name}.resources"
         if resources.cpus is not None and resources.cpus > cores:
-            problems.append(f"{where}.cpus: {resources.cpus:g} CPUs asked; this machine has {cores}")
+            problems.append(f"{where}.cpus: {resources.cpus:g} CPUs asked; {has} {cores}")
         asked = resources.memory_bytes()
         if asked is not None and memory and asked > memory:
-            problems.append(f"{where}.memory: {resources.memory} asked; this machine has {_size(memory)}")
+            problems.append(f"{where}.memory: {resources.memory} asked; {has} {_size(memory)}")
+        wanted = asks_gpus.get(name, 0)
+        if gpus is not None and wanted > gpus:
+            problems.append(
+                f"{where}.gpus: {wanted} GPU{'s' if wanted > 1 else ''} asked; {has} {gpus} (ask with --slurm "
+                f"gres=gpu:{wanted})"
+            )
     return problems
 
 

@@ -249,7 +249,7 @@ def _run_locked(
     events: Events,
     recorders: Sequence[Recorder] = (),
 ) -> PipelineReport:
-    if problems := resource_problems(graph, request.scheduler):  # before anything runs, as check says
+    if problems := resource_problems(graph, request.scheduler, request.slurm):  # before anything runs, as check says
         raise UsageError(f"{graph.path}: " + "; ".join(problems))
     resolution = resolve_engine(request.engine)
     resolution = replace(resolution, why=request.engine_why) if request.engine_why else resolution

@@ -13,7 +13,7 @@ A radiology researcher writes::
         retries: 1                 # optional: attempts after a failure (with backoff)
         timeout: 10m               # optional: per task (s, m, h)
         pack: 50                   # optional: at most 50 tasks per launch (default: chosen from the work)
-        resources: {memory: 2g, cpus: 1}
+        resources: {memory: 2g, cpus: 1}   # gpus: 1 for a step that needs a GPU
       mask:
         tool: threshold
         with: {input: steps.normalize.output, level: 50}
@@ -43,6 +43,7 @@ class Resources(BaseModel):
     model_config = ConfigDict(extra="forbid")
     memory: str | None = None
     cpus: float | None = Field(default=None, gt=0)
+    gpus: int | None = Field(default=None, ge=0)  # per launch; a descriptor's custom gpu flag means 1
 
     @field_validator("memory")
     @classmethod

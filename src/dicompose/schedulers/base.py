@@ -15,9 +15,17 @@ class Scheduler(Protocol):
     #: All the cores the scheduler can use at once, or None (the run's budget decides).
     cores: int | None
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any, done: Done, cores: int = 1) -> None:
-        """Run ``fn(arg)`` somewhere with ``cores`` cores; call ``done(result, error)`` when it ends (from any
-        thread)."""
+    def submit(
+        self,
+        fn: Callable[[Any], Any],
+        arg: Any,
+        done: Done,
+        cores: int = 1,
+        memory_bytes: int | None = None,
+        gpus: int = 0,
+    ) -> None:
+        """Run ``fn(arg)`` somewhere with ``cores`` cores (and ``memory_bytes``, ``gpus`` where the scheduler
+        places work by them); call ``done(result, error)`` when it ends (from any thread)."""
 
     def cancel_all(self) -> None:
         """Cancel everything not yet started (running tasks are stopped by the engine cleanup)."""

@@ -45,8 +45,19 @@ class DaskScheduler:
             raise UsageError(f"cannot reach the Dask scheduler {address or '(local cluster)'}: {exc}") from None
         self._futures: list[Any] = []
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any, done: Done, cores: int = 1) -> None:
-        resources = {"cores": cores} if self._resources else None
+    def submit(
+        self,
+        fn: Callable[[Any], Any],
+        arg: Any,
+        done: Done,
+        cores: int = 1,
+        memory_bytes: int | None = None,
+        gpus: int = 0,
+    ) -> None:
+        resources = None
+        if self._resources:  # a cluster whose workers advertise what they have (schedulers.slurm)
+            resources = {"cores": cores, **({"memory": memory_bytes} if memory_bytes else {})}
+            resources.update({"gpus": gpus} if gpus else {})
         future = self._client.submit(fn, arg, pure=False, resources=resources)
 
         def callback(f: Any) -> None:

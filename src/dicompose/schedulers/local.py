@@ -19,8 +19,16 @@ class ThreadScheduler:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="dicompose-task")
         self._futures: list[Future[Any]] = []
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any, done: Done, cores: int = 1) -> None:
-        future = self._pool.submit(fn, arg)
+    def submit(
+        self,
+        fn: Callable[[Any], Any],
+        arg: Any,
+        done: Done,
+        cores: int = 1,
+        memory_bytes: int | None = None,
+        gpus: int = 0,
+    ) -> None:
+        future = self._pool.submit(fn, arg)  # this machine's budget is the runner's to keep
 
         def callback(f: Future[Any]) -> None:
             if f.cancelled():

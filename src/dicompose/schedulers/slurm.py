@@ -2,7 +2,9 @@
 
 Never one ``sbatch`` per task: ``SLURMCluster`` submits worker jobs (a fixed number, or between a minimum and a
 maximum as the work needs), each a Dask worker with ``cores`` threads that advertises ``cores`` as a Dask
-resource; a launch asks for as many as it runs processes, so no job runs more than it was given. Closing the
+resource (and its memory, and the GPUs of its ``gres``); a launch asks for as many cores as it runs processes,
+and for its step's memory and GPUs, so no job runs more than it was given (one pool of identical worker jobs:
+a step that needs more than a job has is refused before anything is submitted). Closing the
 scheduler (at the end of a run, on Ctrl-C or SIGTERM) cancels the worker jobs (``scancel``): SLURM stops what
 runs in them. A worker job that SLURM kills (walltime, ``scancel``) loses no finished work: its launches come
 back as failed attempts and are retried (on another worker, or by the next ``dicompose run``), and a task is
@@ -55,6 +57,28 @@ class SlurmOptions:
         """The run's core budget: every worker job's cores, at most jobs at once."""
         return self.cores * self.most_jobs
 
+    @property
+    def memory_bytes(self) -> int:
+        """Each worker job's memory (``memory``, else 2 GB per core), in bytes."""
+        from dask.utils import parse_bytes
+
+        return int(parse_bytes(self.memory or f"{2 * self.cores}GB"))
+
+    @property
+    def gpus(self) -> int:
+        """GPUs each worker job asks for in ``gres`` (``gpu``, ``gpu:2``, ``gpu:a100:2``, among other resources)."""
+        count = 0
+        for item in (self.gres or "").split(","):
+            parts = item.strip().split(":")
+            if parts[0] == "gpu":
+                count += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+        return count
+
+    def resources(self) -> dict[str, int]:
+        """What each worker job advertises as Dask resources: a launch takes what it asks while it runs."""
+        advertised = {"cores": self.cores, "memory": self.memory_bytes}
+        return {**advertised, "gpus": self.gpus} if self.gpus else advertised
+
 
 def options_from(given: list[str], configured: Mapping[str, Any]) -> SlurmOptions:
     """``--slurm KEY=VALUE`` (repeatable; ``extra`` and ``prologue`` add a line each) over the ``[slurm]``
@@ -98,8 +122,9 @@ def options_from(given: list[str], configured: Mapping[str, Any]) -> SlurmOption
 def cluster_kwargs(
     options: SlurmOptions, log_directory: Path, python: str = sys.executable, job_name: str = "dicompose"
 ) -> dict[str, Any]:
-    """``SLURMCluster`` arguments for ``options``: one Dask worker process per job with ``cores`` threads and
-    as many ``cores`` resources, its logs in ``log_directory`` (one file per job: the sbatch count)."""
+    """``SLURMCluster`` arguments for ``options``: one Dask worker process per job with ``cores`` threads,
+    advertising its cores, memory and GPUs as Dask resources, its logs in ``log_directory`` (one file per job:
+    the sbatch count)."""
     directives = [f"--gres={options.gres}"] if options.gres else []
     directives += [line if line.startswith("-") else f"--{line}" for line in options.extra]
     kwargs: dict[str, Any] = {
@@ -109,7 +134,7 @@ def cluster_kwargs(
         "walltime": options.walltime,
         "job_extra_directives": directives,
         "job_script_prologue": list(options.prologue),
-        "worker_extra_args": ["--resources", f"cores={options.cores}"],
+        "worker_extra_args": ["--resources", ",".join(f"{k}={v}" for k, v in options.resources().items())],
         "python": python,
         "log_directory": str(log_directory),
         "job_name": job_name,  # squeue -n NAME: this run's worker jobs
@@ -152,8 +177,10 @@ class SlurmScheduler:
         self.name = f"slurm ({jobs} worker jobs × {options.cores} cores)"
         self.log_directory, self.job_name = log_directory, job_name
 
-    def submit(self, fn: Any, arg: Any, done: Any, cores: int = 1) -> None:
-        self._dask.submit(fn, arg, done, cores)
+    def submit(
+        self, fn: Any, arg: Any, done: Any, cores: int = 1, memory_bytes: int | None = None, gpus: int = 0
+    ) -> None:
+        self._dask.submit(fn, arg, done, cores, memory_bytes, gpus)
 
     def cancel_all(self) -> None:
         self._dask.cancel_all()
