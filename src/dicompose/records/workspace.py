@@ -5,12 +5,14 @@ Layout::
     .dicompose/
       index.sqlite          runs, tasks, attempts, file-hash memo
       lock                  flock'ed by the running dicompose (pid and host written inside, for messages)
+      lock.lease            the same run's lease, for hosts a shared filesystem's flock does not reach
       work/ab/<key>/        one task: out/, stdout, stderr, task.json, done (written last, after fsync)
       launches/<id>/        one packed launch: manifest.json, stdout, stderr (shared by its tasks)
 
 A task folder without ``done`` is incomplete (killed or failed) and is discarded before the task runs again.
 The lock is an OS lock: the kernel releases it when its process dies, so a lock left by a killed run is taken
-over without any manual unlock, while a second concurrent run fails fast with a clear message.
+over without any manual unlock, while a second concurrent run fails fast with a clear message. On a shared
+filesystem whose locks stay local to each node, the lease (``records.lease``) refuses a run on another host.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dicompose.errors import UsageError
+from dicompose.records.lease import LEASE, holder, leased
 
 DONE = "done"
 
@@ -141,6 +144,8 @@ def _fsync_path(path: Path, *, directory: bool = False) -> None:
 
 def is_locked(workspace: Workspace) -> bool:
     """Is a live process holding the workspace lock? (Readers use it to tell a dead run from a running one.)"""
+    if holder(workspace.root / LEASE) is not None and not _mine(workspace.root / LEASE):
+        return True  # a run on another host of a shared filesystem (or another process here)
     try:
         fd = os.open(workspace.lock_path, os.O_RDWR)
     except OSError:
@@ -152,6 +157,11 @@ def is_locked(workspace: Workspace) -> bool:
     finally:
         os.close(fd)  # closing releases a lock we may have taken
     return False
+
+
+def _mine(lease: Path) -> bool:
+    found = holder(lease)
+    return found is not None and found[:2] == (socket.gethostname(), os.getpid())
 
 
 @contextlib.contextmanager
@@ -170,6 +180,7 @@ def locked(workspace: Workspace) -> Iterator[None]:
             raise UsageError(f"cannot lock workspace {workspace.root} ({exc.strerror or exc})") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        yield
+        with leased(workspace.root):  # the flock may not reach other hosts of a shared filesystem
+            yield
     finally:
         os.close(fd)  # closing releases the flock
