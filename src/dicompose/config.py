@@ -138,16 +138,26 @@ def config_files(cwd: Path | None = None) -> list[Path]:
     for path in candidates:
         if path.exists() and not path.is_file():
             raise UsageError(f"{path}: not a file (a configuration file is a TOML file)")
+        if path.is_symlink() and not path.exists():  # a settings file that is meant to be there, but is not
+            raise UsageError(f"{path}: a link to {path.readlink()}, which does not exist")
     return [path for path in candidates if path.is_file()]
 
 
 def load_config(cwd: Path | None = None) -> dict[str, dict[str, Any]]:
     """Every table of the configuration files, merged key by key (the project's over the home's), checked."""
     merged: dict[str, dict[str, Any]] = {}
+    errors: list[str] = []
     for path in config_files(cwd):
         st = path.stat()
-        for table, values in _read(path, st.st_mtime_ns, st.st_size).items():
+        try:
+            document = _read(path, st.st_mtime_ns, st.st_size)
+        except UsageError as exc:  # every file's problems at once, not one file per attempt
+            errors.append(str(exc))
+            continue
+        for table, values in document.items():
             merged.setdefault(table, {}).update(values)
+    if errors:
+        raise UsageError("; ".join(errors))
     return merged
 
 

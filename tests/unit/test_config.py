@@ -111,3 +111,37 @@ def test_a_byte_order_mark_and_a_vanished_folder(home: Path, monkeypatch: pytest
     gone.rmdir()
     with pytest.raises(UsageError, match="the current folder no longer exists"):
         load_config()
+
+
+def test_both_files_problems_at_once_and_a_dangling_link_is_no_silent_default(home: Path):
+    (home / "home" / "config.toml").write_text("[run]\nworker = 2\n")
+    (home / "project" / "dicompose.toml").write_text("[slurm]\ncores = 'four'\n")
+    with pytest.raises(UsageError) as caught:
+        load_config(home / "project")
+    said = str(caught.value)
+    assert "config.toml: [run] worker: unknown key" in said and "dicompose.toml: [slurm] cores: must be" in said
+    assert "\n" not in said
+    (home / "project" / "dicompose.toml").unlink()
+    (home / "project" / "dicompose.toml").symlink_to(home / "shared" / "site.toml")
+    (home / "home" / "config.toml").unlink()
+    with pytest.raises(UsageError, match=r"dicompose.toml: a link to .*site.toml, which does not exist"):
+        load_config(home / "project")
+
+
+def test_more_workers_than_cores_is_warned_whoever_set_it(home: Path):
+    from dicompose.config import default_workers
+
+    project = home / "project"
+    (project / "scans").mkdir()
+    env = {**os.environ, "DICOMPOSE_HOME": str(home / "home")}
+    env.pop("DICOMPOSE_WORKERS", None)
+    argv = [str(BIN / "dicompose"), "run", "normalize", "--in", "scans", "--out", "out", "--engine", "local"]
+    too_many = default_workers() + 1
+    (project / "dicompose.toml").write_text(f"[run]\nworkers = {too_many}\n")
+    proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, check=False)
+    said = " ".join(proc.stderr.split())
+    assert f"warning: the configuration's workers = {too_many} is more than the" in said, proc.stderr
+    proc = subprocess.run(
+        argv, cwd=project, env={**env, "DICOMPOSE_WORKERS": str(too_many)}, capture_output=True, text=True
+    )
+    assert f"DICOMPOSE_WORKERS={too_many} is more than the" in " ".join(proc.stderr.split())

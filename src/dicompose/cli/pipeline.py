@@ -6,6 +6,7 @@ Light at import time (the CLI starts fast): the pipeline machinery is imported w
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -124,14 +125,22 @@ def check(
 
 def execute_request(request: PipelineRequest, graph: PipelineGraph, out: Path, *, as_json: bool, tool: bool) -> None:
     """Run (or plan) a request, print progress and the outcome, and exit with the run's code."""
-    from dicompose.config import default_workers
+    from dicompose.config import default_workers, load_settings
     from dicompose.pipeline.runner import run_pipeline
 
     cores = default_workers()
-    if request.workers and request.workers > cores and not as_json:
+    workers = request.workers or load_settings().workers
+    if workers > cores and request.scheduler in ("local", "dask") and not as_json:
+        said = (
+            f"--workers {workers}"
+            if request.workers
+            else f"DICOMPOSE_WORKERS={workers}"
+            if os.environ.get("DICOMPOSE_WORKERS")
+            else f"the configuration's workers = {workers}"
+        )
         stderr.print(
-            f"[yellow]warning:[/] --workers {request.workers} is more than the {cores} cores here: "
-            "launches will share them (slower, not faster)"
+            f"[yellow]warning:[/] {said} is more than the {cores} cores here: launches will share them (slower, "
+            "not faster)"
         )
     progress = _Progress(enabled=not as_json and not request.dry_run)
     with progress:
