@@ -292,3 +292,41 @@ def test_a_worker_job_killed_under_charliecloud_steps_loses_no_finished_work(ima
     reports = list((tmp_path / "out").rglob("probe.json"))
     assert len(reports) == 4 and all(json.loads(r.read_text())["uid"] == os.getuid() for r in reports)
     assert _queue(run_id) == [] and _alive("4.25 /dicompose/in") == []
+
+
+def test_hostile_parameter_values_reach_the_step_verbatim_on_both_engines(images: Path, tmp_path: Path):
+    """Shell syntax, quotes, newlines, globs, variables, a leading dash, non-ASCII: as an argument and as an
+    environment variable, each reaches the tool byte for byte (argument lists end to end, ``ch-run
+    --env-no-expand``), and nothing is run by a shell on the way."""
+    from tests.support.descriptors import boutiques
+
+    hostile = "$(touch /tmp/pwned-cc); `id` 'q\" \\n\nline2 * ~ $HOME ${PATH} -x ü"
+    code = "import json, os, sys; json.dump({'argv': sys.argv[1:], 'env': os.environ.get('VALUE')}, "
+    code += "open('seen.json', 'w'))"
+    doc = boutiques(
+        "hostile",
+        "python3 -c [CODE] [VALUE] [INPUT]",
+        [
+            {"id": "code", "name": "code", "type": "String", "value-key": "[CODE]", "default-value": code},
+            {"id": "value", "name": "value", "type": "String", "value-key": "[VALUE]"},
+            {"id": "input", "name": "input", "type": "File", "list": True, "value-key": "[INPUT]"},
+        ],
+        [{"id": "seen", "name": "seen", "path-template": "seen.json"}],
+        {
+            "container-image": {"type": "docker", "image": "dicompose/normalize:0.1.0"},
+            "environment-variables": [{"name": "VALUE", "value": "[VALUE]"}],
+        },
+    )
+    tool = tmp_path / "hostile.json"
+    tool.write_text(json.dumps(doc))
+    (tmp_path / "invocation.json").write_text(json.dumps({"value": hostile}))
+    source = scans(tmp_path / "scans", ("ct_01.dcm",))
+    seen = {}
+    for engine in ("local", "charliecloud"):
+        argv = ["run", str(tool), "--in", str(source), "--out", engine, "--engine", engine]
+        proc = dicompose(tmp_path, *argv, "--invocation", str(tmp_path / "invocation.json"), "--workspace", engine)
+        assert proc.returncode == 0, proc.stderr
+        seen[engine] = json.loads((tmp_path / engine / "seen.json").read_text())
+    assert seen["charliecloud"]["argv"][0] == hostile == seen["local"]["argv"][0]
+    assert seen["charliecloud"]["env"] == hostile == seen["local"]["env"]
+    assert not Path("/tmp/pwned-cc").exists()

@@ -130,7 +130,7 @@ def test_images_are_found_by_pin_or_by_their_one_export_and_verified(tmp_path: P
     with pytest.raises(UsageError, match="not in the image folder"):
         engine.resolve_image("dicompose/normalize:0.1.0", "sha256:" + "ee" * 32, allow_unpinned=False, hint="h")
     _export(tmp_path / "images", "dicompose/normalize:0.1.0", "sha256:" + "ee" * 32)
-    with pytest.raises(UsageError, match="holds 2 exports"):
+    with pytest.raises(UsageError, match=r"holds 2 exports .* and none is pinned"):
         engine.resolve_image("dicompose/normalize:0.1.0", None, allow_unpinned=False, hint="h")
     (folder / "etc" / "os-release").write_text("edited\n")
     with pytest.raises(UsageError, match=r"differs from its export.*etc/os-release: changed since export"):
@@ -188,3 +188,35 @@ def test_root_is_refused_and_auto_prefers_docker_then_apptainer_then_charlieclou
     engines["docker"].available = True
     assert resolve.resolve_engine("auto").engine is engines["docker"]
     assert engine_named("local").name == "local"
+
+
+def test_an_image_folder_s_pins_choose_among_its_exports(tmp_path: Path, monkeypatch):
+    """On a cluster without pins of its own, the export that export-charliecloud last pinned in the image folder
+    runs (the site's choice, made where the images were built); the user's own pins still come first."""
+    from dicompose.descriptors.descriptor import load_descriptor
+    from dicompose.engines.charliecloud import PINS
+    from dicompose.engines.chrun import image_pin
+    from dicompose.images.pins import record_pin
+    from dicompose.pipeline.images import resolve_step_image
+
+    monkeypatch.setenv("DICOMPOSE_IMAGE_DIR", str(tmp_path / "images"))
+    monkeypatch.setenv("DICOMPOSE_HOME", str(tmp_path / "home"))
+    descriptor = load_descriptor("normalize")
+    name = str(descriptor.container["image"])
+    older, newer = "sha256:" + "01" * 32, "sha256:" + "02" * 32
+    _export(tmp_path / "images", name, older)
+    _export(tmp_path / "images", name, newer)
+    engine = chrun.CharliecloudEngine()
+    with pytest.raises(UsageError, match="none is pinned"):
+        resolve_step_image(descriptor, engine, allow_unpinned=False)
+    record_pin(descriptor.name, descriptor.digest, name, newer, tmp_path / "images" / PINS)
+    assert (tmp_path / "images" / PINS).stat().st_mode & 0o044 == 0o044  # read by every user of the folder
+    image, pinned = resolve_step_image(descriptor, engine, allow_unpinned=False)
+    assert pinned and image is not None and image.digest == newer
+    with pytest.raises(UsageError, match="none is pinned"):  # another tool naming the same image: ambiguous...
+        engine.resolve_image(name, None, allow_unpinned=False, hint="h")
+    record_pin(image_pin(name), "", name, newer, tmp_path / "images" / PINS)
+    assert engine.resolve_image(name, None, allow_unpinned=False, hint="h")[0].digest == newer  # ...until pinned
+    record_pin(descriptor.name, descriptor.digest, name, older)  # the user's own pin
+    image, _ = resolve_step_image(descriptor, engine, allow_unpinned=False)
+    assert image is not None and image.digest == older

@@ -96,9 +96,10 @@ def export_charliecloud_command(
     """Export the tool's pinned image as a Charliecloud directory image, verified by a manifest of hashes."""
     from dicompose.config import use_image_dir
     from dicompose.descriptors.descriptor import load_descriptor
-    from dicompose.engines.charliecloud import export_image, image_dir
+    from dicompose.engines.charliecloud import PINS, export_image, image_dir
+    from dicompose.engines.chrun import image_pin
     from dicompose.images.docker_client import connect
-    from dicompose.images.pins import pinned
+    from dicompose.images.pins import pinned, record_pin
 
     use_image_dir(out)
     descriptor = load_descriptor(tool)
@@ -114,7 +115,10 @@ def export_charliecloud_command(
     def untag(reference: str) -> None:
         client.images.remove(reference)
 
-    folder, fresh = export_image(pin["image"], pin["digest"], image_dir(out), tag, untag)
+    images = image_dir(out)
+    folder, fresh = export_image(pin["image"], pin["digest"], images, tag, untag)
+    record_pin(descriptor.name, descriptor.digest, pin["image"], pin["digest"], images / PINS)
+    record_pin(image_pin(pin["image"]), "", pin["image"], pin["digest"], images / PINS)  # for other descriptors
     if as_json:
         emit_json(
             "dicompose.export-charliecloud/1",

@@ -101,6 +101,9 @@ class ApptainerEngine:
         """Stop a run's containers (processes); a killed run's died with it (PR_SET_PDEATHSIG)."""
         return self.children.stop(run_id) if run_id is not None else 0
 
+    def site_pin(self, tool: str, descriptor_digest: str) -> str | None:
+        return None
+
     def not_enforced(self) -> tuple[str, ...]:
         return tuple(not_enforced(self.policy))
 

@@ -113,5 +113,8 @@ class Engine(Protocol):
     def cleanup(self, run_id: str | None = None) -> int:
         """Stop and remove what a run left (``run_id``), or what killed runs on this host left (None)."""
 
+    def site_pin(self, tool: str, descriptor_digest: str) -> str | None:
+        """The digest a site pinned ``tool`` (at this descriptor) to where the engine finds its images, or None."""
+
     def not_enforced(self) -> tuple[str, ...]:
         """Parts of the hardening policy this engine cannot enforce here (said in --dry-run and the record)."""

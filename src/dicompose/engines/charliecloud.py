@@ -27,6 +27,7 @@ from dicompose.errors import UsageError
 from dicompose.records.hashing import sha256_file
 
 MANIFEST = "dicompose-image.json"
+PINS = "pins.json"  # in the image folder: tool@descriptor → the export its last export-charliecloud pinned
 
 
 def image_dir(given: Path | None = None) -> Path:

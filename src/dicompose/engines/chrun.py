@@ -31,10 +31,11 @@ from pathlib import Path
 
 from dicompose.config import data_home
 from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
-from dicompose.engines.charliecloud import MANIFEST, image_dir, image_folder, verify_image
+from dicompose.engines.charliecloud import MANIFEST, PINS, image_dir, image_folder, verify_image
 from dicompose.engines.hardening import INPUT_ROOT, LABEL_PREFIX, OUTPUT_DIR, TASKS_ROOT, gpu_environment
 from dicompose.engines.process import Children, run_process
 from dicompose.errors import UsageError
+from dicompose.images.pins import pinned
 
 CONFINE = Path(__file__).with_name("confine.py")
 #: Parts of the hardening policy this engine leaves to the site (the SLURM job's cgroup, the node's setup).
@@ -134,6 +135,11 @@ def chrun_argv(
     return argv
 
 
+def image_pin(name: str) -> str:
+    """The key under which an image folder's pins name the last export of image ``name`` (any tool using it)."""
+    return f"image:{name}"
+
+
 def exported(images: Path, name: str) -> list[tuple[str, Path]]:
     """(digest, folder) of every export of image ``name`` in ``images``."""
     found = []
@@ -192,6 +198,12 @@ class CharliecloudEngine:
     def not_enforced(self) -> tuple[str, ...]:
         return NOT_ENFORCED
 
+    def site_pin(self, tool: str, descriptor_digest: str) -> str | None:
+        """What ``export-charliecloud`` last pinned the tool to in the image folder (``PINS``): the site's
+        choice among the exports there, made where the images were built."""
+        record = pinned(tool, descriptor_digest, image_dir() / PINS)
+        return record["digest"] if record else None
+
     def info(self) -> EngineInfo:
         if self._info is None:
             self._info = self._probe()
@@ -230,9 +242,15 @@ class CharliecloudEngine:
             found = exported(images, name)
             if not found:
                 raise UsageError(f"image {name} is not in the image folder {images} ({export})")
+            chosen = pinned(image_pin(name), "", images / PINS)  # the image's last export, for other tools
+            if len(found) > 1 and chosen is not None:
+                found = [(d, f) for d, f in found if d == chosen["digest"]] or found
             if len(found) > 1:
                 digests = ", ".join(d[:19] for d, _ in found)
-                raise UsageError(f"{images} holds {len(found)} exports of {name} ({digests}): pin one ({hint})")
+                raise UsageError(
+                    f"{images} holds {len(found)} exports of {name} ({digests}) and none is pinned: export the one "
+                    f"to run again (dicompose export-charliecloud pins it there), or pin it ({hint})"
+                )
             digest, folder = found[0]
         problems = verify_cached(folder)
         if problems:

@@ -218,6 +218,9 @@ class DockerEngine:
                 removed += 1
         return removed
 
+    def site_pin(self, tool: str, descriptor_digest: str) -> str | None:
+        return None
+
     def not_enforced(self) -> tuple[str, ...]:
         return ()
 

@@ -45,6 +45,9 @@ class FakeEngine:
     def info(self) -> EngineInfo:
         return EngineInfo(self.name, True, "fake (tests only: runs no tool)")
 
+    def site_pin(self, tool: str, descriptor_digest: str) -> str | None:
+        return None
+
     def not_enforced(self) -> tuple[str, ...]:
         return ()
 

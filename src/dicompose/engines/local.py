@@ -35,6 +35,9 @@ class LocalEngine:
         """Stop a run's steps (after Ctrl-C or SIGTERM); a killed run's steps died with it (PR_SET_PDEATHSIG)."""
         return self.children.stop(run_id) if run_id is not None else 0
 
+    def site_pin(self, tool: str, descriptor_digest: str) -> str | None:
+        return None
+
     def not_enforced(self) -> tuple[str, ...]:
         return ()  # no container at all: the reason the engine was chosen says so
 

@@ -22,25 +22,29 @@ def _key(tool: str, descriptor_digest: str) -> str:
     return f"{tool}@{descriptor_digest}"
 
 
-def read_pins() -> dict[str, dict[str, str]]:
+def read_pins(path: Path | None = None) -> dict[str, dict[str, str]]:
     try:
-        data = json.loads(pins_file().read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads((path or pins_file()).read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def pinned(tool: str, descriptor_digest: str) -> dict[str, str] | None:
-    return read_pins().get(_key(tool, descriptor_digest))
+def pinned(tool: str, descriptor_digest: str, path: Path | None = None) -> dict[str, str] | None:
+    """The pin of ``tool`` at this descriptor: in the user's pins, or in ``path`` (a shared image folder's)."""
+    return read_pins(path).get(_key(tool, descriptor_digest))
 
 
-def record_pin(tool: str, descriptor_digest: str, image: str, digest: str) -> None:
-    """Record (atomically) that ``tool`` with this descriptor runs ``image`` at ``digest``."""
-    pins = read_pins()
+def record_pin(tool: str, descriptor_digest: str, image: str, digest: str, path: Path | None = None) -> None:
+    """Record (atomically) that ``tool`` with this descriptor runs ``image`` at ``digest`` (in the user's pins,
+    or in ``path``)."""
+    path = path or pins_file()
+    pins = read_pins(path)
     pins[_key(tool, descriptor_digest)] = {"image": image, "digest": digest}
-    path = pins_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".images.", suffix=".json")
+    if path != pins_file():
+        os.fchmod(fd, 0o644)  # a shared image folder's pins are read by all its users
     with os.fdopen(fd, "w") as fh:
         json.dump(pins, fh, indent=2, sort_keys=True)
         fh.flush()

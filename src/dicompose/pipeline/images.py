@@ -18,7 +18,11 @@ def resolve_step_image(descriptor: Descriptor, engine: Engine, allow_unpinned: b
     if not name:
         raise UsageError(f"{descriptor.name}: the descriptor names no container-image; use --engine local")
     record = pinned(descriptor.name, descriptor.digest)
-    pin = container.get("container-hash") or (record or {}).get("digest")
+    pin = (
+        container.get("container-hash")
+        or (record or {}).get("digest")
+        or engine.site_pin(descriptor.name, descriptor.digest)  # an image folder's, on a cluster without pins
+    )
     hint = f"run: dicompose build {descriptor.name}" if descriptor.name in BUILTIN_TOOLS else "build or load it"
     image, is_pinned = engine.resolve_image(str(name), pin, allow_unpinned=allow_unpinned, hint=hint)
     return image, is_pinned
