@@ -6,6 +6,7 @@ future does not stop a running container, so the runner also stops containers by
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import warnings
 from collections.abc import Callable
@@ -68,6 +69,14 @@ class DaskScheduler:
 
         future.add_done_callback(callback)
         self._futures.append(future)
+
+    def wait_for_workers(self, count: int, grace_s: float) -> None:
+        """Until one worker is up, then up to ``grace_s`` more for ``count`` of them: launches with resource
+        needs are placed when submitted (Dask neither queues nor rebalances them well), so submitted while one
+        worker is up they would all wait on it while the others idle."""
+        self._client.wait_for_workers(1)
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+            self._client.wait_for_workers(count, timeout=grace_s)
 
     def cancel_all(self) -> None:
         with contextlib.suppress(Exception):
