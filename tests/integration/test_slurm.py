@@ -6,6 +6,7 @@ after a run, after Ctrl-C, or after a worker job is cancelled under it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -121,8 +122,6 @@ def test_ctrl_c_cancels_the_worker_jobs(tmp_path: Path):
 def test_a_worker_job_killed_under_a_run_loses_no_finished_work(tmp_path: Path):
     """scancel of one of two worker jobs mid-run: its launches are retried elsewhere (or by the next run);
     whatever is published is whole, the rerun completes the rest, and the queue is empty afterwards."""
-    import json
-
     from dicompose.dicom import synthetic
 
     for series in range(4):
@@ -158,3 +157,32 @@ def test_a_worker_job_killed_under_a_run_loses_no_finished_work(tmp_path: Path):
     assert all(p.read_text() == "slice_0000.dcm" for p in (tmp_path / "out").rglob("*.out"))  # whole files only
     run_ids = [p.name for p in (tmp_path / "ws" / "slurm-logs").glob("*")]
     assert all(ours(run_id) == [] for run_id in run_ids)
+
+
+def test_a_step_s_cores_and_memory_reach_the_job_that_runs_it(tmp_path: Path):
+    """A step asking 2 CPUs and 1 GB on worker jobs of 2 cores and 2 GB: its launch runs in a job that SLURM gave
+    2 CPUs and 2 GB (the job's own variables, seen by the step), with 2 processes granted."""
+    from dicompose.dicom import synthetic
+
+    synthetic.write_ct_series(tmp_path / "in", "res", 1, 8, 8)
+    code = (
+        "import json, os; json.dump({k: os.environ.get(k) for k in ('SLURM_JOB_ID', 'SLURM_CPUS_PER_TASK', "
+        "'SLURM_MEM_PER_NODE', 'DICOMPOSE_WORKERS')}, open('env.json', 'w'))"
+    )
+    snippet_tool(tmp_path / "env.json", "env", code, "env.json", "the job's view")
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        "version: 1\nname: res\ninputs:\n  scans: dicom\nsteps:\n  env:\n"
+        f"    tool: {tmp_path / 'env.json'}\n    with: {{input: inputs.scans}}\n"
+        "    resources: {cpus: 2, memory: 1g}\noutputs:\n  env: steps.env.output\n"
+    )
+    proc = dicompose(
+        tmp_path,
+        *("run", str(pipeline), "--in", str(tmp_path / "in"), "--out", "out", "--engine", "local"),
+        *("--scheduler", "slurm", "--slurm", "cores=2", "--slurm", "memory=2GB", "--workspace", "ws"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    (seen,) = (tmp_path / "out").rglob("env.json")
+    env = json.loads(seen.read_text())
+    assert env["SLURM_JOB_ID"] and env["SLURM_CPUS_PER_TASK"] == "2" and env["DICOMPOSE_WORKERS"] == "2"
+    assert int(env["SLURM_MEM_PER_NODE"]) >= 1024  # MB: the job's memory holds the step's request
