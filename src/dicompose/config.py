@@ -29,6 +29,11 @@ KEYS: dict[str, dict[str, tuple[type, str]]] = {
         "image_dir": (str, "the folder of exported Charliecloud images (on a shared filesystem); as --image-dir"),
         "scheduler": (str, "local | dask | slurm | tcp://HOST:PORT; as --scheduler"),
     },
+    "pacs": {
+        "aet": (str, "our (calling) AE title, 1-16 characters; as --aet (default DICOMPOSE)"),
+        "timeout": (int, "seconds to wait for a PACS to connect, answer or send; as --timeout (default 30)"),
+        "attempts": (int, "tries per association when a PACS is down or does not answer (default 3)"),
+    },
     "slurm": {
         "partition": (str, "the partition (queue) worker jobs go to"),
         "account": (str, "the account they are charged to"),

@@ -9,6 +9,7 @@ The CLI maps these to exit codes, so a user sees one clear line and never a trac
     │   ├── UnsupportedInputError  a valid file this tool does not handle (colour, non-image, ...)
     │   └── EngineError            the engine could not run a launch (API error, vanished container)
     ├── StorageError               a place we write is full or read-only: stop, keep what finished → exit 1
+    ├── PacsError                  a PACS is down, refuses us, or drops a transfer                  → exit 1
     └── RunInterruptedError             Ctrl-C / SIGTERM during a run; finished work is kept → exit 130/143
 
 Anything else that escapes is an internal bug and keeps its traceback.
@@ -73,6 +74,13 @@ class StorageError(DicomposeError):
     def __init__(self, path: Path | str | None, problem: str) -> None:
         self.path = Path(path) if path is not None else None
         super().__init__(f"{path}: {problem}" if path is not None else problem)
+
+
+class PacsError(DicomposeError):
+    """A PACS could not be reached, refused the association or the request, or dropped a transfer: one line
+    naming the PACS (its URL, never a patient) and the cause; what was received whole is kept."""
+
+    exit_code = EXIT_FAILED
 
 
 #: errno values of a full or read-only place (ENOSPC, EDQUOT, EROFS, EFBIG): see :func:`storage_error`

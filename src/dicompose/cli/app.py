@@ -22,6 +22,7 @@ from dicompose.cli import records as records_cli
 from dicompose.cli import rerun as rerun_cli
 from dicompose.cli.audit import app as audit_app
 from dicompose.cli.console import ENGINE_HELP, ImageDirOption, batch_and_report, fail, parse_number, stdout
+from dicompose.cli.pacs import app as pacs_app
 from dicompose.cli.run import run as run_command
 from dicompose.cli.tool import app as tool_app
 from dicompose.errors import UsageError
@@ -270,6 +271,7 @@ app.command("rerun")(rerun_cli.rerun_command)
 app.command("verify")(rerun_cli.verify_command)
 app.command("export-provenance")(rerun_cli.export_provenance_command)
 app.add_typer(audit_app, name="audit")
+app.add_typer(pacs_app, name="pacs")
 app.command("show")(records_cli.show)
 app.command("logs")(records_cli.logs)
 app.command("gc")(records_cli.gc)

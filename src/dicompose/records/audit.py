@@ -36,7 +36,7 @@ from dicompose.config import data_home
 GENESIS = "0" * 64
 #: One entry for :meth:`AuditLog.append_many`: (action, object, tool, image, run, outcome).
 Item = tuple[str, "Mapping[str, Any] | None", "str | None", "str | None", "str | None", str]
-ACTIONS = ("read", "write", "export", "execute")
+ACTIONS = ("read", "write", "export", "execute", "send", "receive")  # send/receive: PACS transfers
 
 
 def _canonical(value: object) -> bytes:

@@ -1,0 +1,155 @@
+"""``dicompose pacs echo|pull|push``: a PACS over DICOM networking, from the command line.
+
+``URL`` is ``dicom://CALLED_AET@HOST:PORT``; our calling AE title is ``--aet`` or the configuration's ``[pacs]
+aet``. Every transfer is in the machine's audit log (which PACS, which studies as keyed pseudonyms, how many
+instances); nothing printed names a patient.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from dicompose.cli.console import emit_json, stdout
+
+if TYPE_CHECKING:
+    from dicompose.pacs.association import NetworkSettings
+
+app = typer.Typer(help="A PACS over DICOM networking: echo, pull a study, push a folder.", no_args_is_help=True)
+
+AetOption = Annotated[
+    str | None, typer.Option("--aet", help="Our (calling) AE title (default: the configuration's, else DICOMPOSE).")
+]
+TimeoutOption = Annotated[
+    int | None,
+    typer.Option("--timeout", min=1, help="Seconds to wait for the PACS (default: 30, or the configuration's)."),
+]
+AttemptsOption = Annotated[
+    int | None,
+    typer.Option("--attempts", min=1, help="Tries per association when the PACS is down or silent (default 3)."),
+]
+
+
+def _settings(aet: str | None, timeout: int | None, attempts: int | None) -> NetworkSettings:
+    from dicompose.config import configured
+    from dicompose.pacs.address import check_ae_title
+    from dicompose.pacs.association import DEFAULT_AET, NetworkSettings
+
+    return NetworkSettings(
+        aet=check_ae_title(str(configured("pacs", "aet", aet, DEFAULT_AET)), "--aet"),
+        timeout=float(configured("pacs", "timeout", timeout, 30)),
+        attempts=int(configured("pacs", "attempts", attempts, 3)),
+    )
+
+
+def _audit(action: str, pacs: str, studies: dict[str, int]) -> None:
+    """One entry per study: who, which PACS, the study as a keyed pseudonym, how many instances."""
+    from dicompose.records.audit import Item
+    from dicompose.tools.batch_audit import open_machine_audit
+
+    audit = open_machine_audit()
+    if audit is not None and studies:
+        items: list[Item] = [
+            (action, {"pacs": pacs, "study": study, "instances": n}, "pacs", None, None, "ok")
+            for study, n in studies.items()
+        ]
+        audit.append_many(items)
+
+
+@app.command("echo")
+def echo_command(
+    url: Annotated[str, typer.Argument(help="dicom://CALLED_AET@HOST:PORT")],
+    aet: AetOption = None,
+    timeout: TimeoutOption = None,
+    attempts: AttemptsOption = None,
+) -> None:
+    """C-ECHO: is the PACS there, and does it accept our AE title?"""
+    from dicompose.pacs.address import parse_pacs_url
+    from dicompose.pacs.echo import echo
+
+    address = parse_pacs_url(url)
+    settings = _settings(aet, timeout, attempts)
+    seconds = echo(address, settings)
+    stdout.print(f"{escape(str(address))}: C-ECHO answered in {seconds * 1000:.0f} ms")
+
+
+@app.command("pull")
+def pull_command(
+    url: Annotated[str, typer.Argument(help="dicom://CALLED_AET@HOST:PORT")],
+    study: Annotated[str, typer.Option("--study", help="Study Instance UID.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder: OUT/STUDY/SERIES/INSTANCE.dcm.")],
+    series: Annotated[str | None, typer.Option("--series", help="Only this Series Instance UID.")] = None,
+    move_dest: Annotated[
+        str | None,
+        typer.Option("--move-dest", help="AET:PORT: receive by C-MOVE on this port (an AE title the PACS knows)."),
+    ] = None,
+    aet: AetOption = None,
+    timeout: TimeoutOption = None,
+    attempts: AttemptsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+) -> None:
+    """Retrieve a study (or one series) by C-GET, or by C-MOVE; whole files only, idempotent."""
+    from dicompose.pacs.address import check_uid, parse_pacs_url
+    from dicompose.pacs.retrieve import pull
+
+    address = parse_pacs_url(url)
+    settings = _settings(aet, timeout, attempts)
+    check_uid(study, "--study")
+    if series is not None:
+        check_uid(series, "--series")
+    report = pull(address, settings, study, out, series=series, move_dest=move_dest)
+    _audit("receive", report.pacs, report.studies)
+    if as_json:
+        payload = {"pacs": report.pacs, "received": report.received, "already_present": report.present}
+        emit_json("dicompose.pacs-pull/1", {**payload, "failed": report.failed, "out": str(out)})
+    else:
+        stdout.print(
+            f"{escape(report.pacs)}: {report.received} received, {report.present} already present"
+            + (f", {report.failed} failed at the PACS" if report.failed else "")
+            + f" → {escape(str(out))}"
+        )
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command("push")
+def push_command(
+    folder: Annotated[Path, typer.Argument(help="A DICOM file or a folder of them.")],
+    to: Annotated[str, typer.Option("--to", help="dicom://CALLED_AET@HOST:PORT")],
+    aet: AetOption = None,
+    timeout: TimeoutOption = None,
+    attempts: AttemptsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report, one entry per file.")] = False,
+) -> None:
+    """C-STORE every DICOM file; each instance stored, already present, or refused (with the PACS's status)."""
+    from dicompose.errors import UsageError
+    from dicompose.pacs.address import parse_pacs_url
+    from dicompose.pacs.store import PRESENT, STORED, push
+    from dicompose.walk import walk
+
+    address = parse_pacs_url(to)
+    settings = _settings(aet, timeout, attempts)
+    if folder.is_file():
+        files = [folder]
+    elif folder.is_dir():
+        from dicompose.walk import Found
+
+        files = [Path(item.path) for item in walk(folder, [folder]) if isinstance(item, Found)]
+    else:
+        raise UsageError(f"{folder}: no such file or folder")
+    report = push(files, address, settings)
+    _audit("send", report.pacs, report.studies)
+    failed = report.not_stored
+    if as_json:
+        entries = [{"file": str(path), "outcome": said} for path, said in sorted(report.results)]
+        emit_json("dicompose.pacs-push/1", {"pacs": report.pacs, "files": entries})
+    else:
+        for path, said in failed:
+            stdout.print(f"{escape(str(path))}: {escape(said)}")
+        summary = f"{report.count(STORED)} stored, {report.count(PRESENT)} already present"
+        stdout.print(f"{escape(report.pacs)}: {summary}" + (f", {len(failed)} not stored" if failed else ""))
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,242 @@
+"""``dicompose pacs pull``: a study (or one series) from a PACS into a folder, by C-GET, or by C-MOVE to a storage
+SCP dicompose starts itself.
+
+Each instance lands as ``OUT/<study UID>/<series UID>/<SOP instance UID>.dcm``, written under a hidden partial
+name, synced, then renamed: a PACS that drops mid-transfer leaves whole files only. A series whose instances
+are all here already (a C-FIND lists them) is not transferred again, and an instance received again is not
+rewritten: a pull is idempotent.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dicompose.errors import PacsError, UsageError
+from dicompose.pacs.address import PacsAddress, check_ae_title
+from dicompose.pacs.association import FIND, GET, MOVE, PLAIN, NetworkSettings, associated, dropped
+
+PARTIAL = ".dicompose-partial"
+_SUCCESS, _PENDING = 0x0000, (0xFF00, 0xFF01)
+
+
+@dataclass
+class PullReport:
+    pacs: str
+    received: int = 0
+    present: int = 0  # already here: not transferred (whole series) or not rewritten
+    failed: int = 0  # sub-operations the PACS reported failed
+    series: list[str] = field(default_factory=list)
+    studies: dict[str, int] = field(default_factory=dict)  # study UID → instances received
+
+
+def instance_path(out: Path, study: str, series: str, sop: str) -> Path:
+    for uid in (study, series, sop):
+        if not uid or "/" in uid or uid.startswith("."):
+            raise ValueError(f"not a UID: {uid!r}")
+    return out / study / series / f"{sop}.dcm"
+
+
+class Receiver:
+    """The storage side of a retrieve: each instance written whole, or not at all (thread-safe)."""
+
+    def __init__(self, out: Path, report: PullReport) -> None:
+        self.out, self.report = out, report
+        self.lock = threading.Lock()
+        (out / PARTIAL).mkdir(parents=True, exist_ok=True)
+
+    def on_store(self, event: Any) -> int:
+        try:
+            ds = event.dataset
+            target = instance_path(
+                self.out, str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
+            )
+        except (AttributeError, ValueError, KeyError):
+            return 0xC211  # cannot understand: no UIDs to name it by
+        if target.exists():
+            with self.lock:
+                self.report.present += 1
+            return _SUCCESS
+        partial = self.out / PARTIAL / f"{uuid.uuid4().hex}.dcm"
+        try:
+            data = event.encoded_dataset()  # preamble, file meta and the dataset as the PACS sent it
+            with partial.open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial.replace(target)
+        except OSError:
+            partial.unlink(missing_ok=True)
+            return 0xA700  # out of resources: the PACS counts it failed, the pull says so
+        with self.lock:
+            self.report.received += 1
+            study = str(ds.StudyInstanceUID)
+            self.report.studies[study] = self.report.studies.get(study, 0) + 1
+        return _SUCCESS
+
+    def close(self) -> None:
+        partial = self.out / PARTIAL
+        for leftover in partial.glob("*"):
+            leftover.unlink(missing_ok=True)
+        partial.rmdir() if partial.is_dir() and not any(partial.iterdir()) else None
+
+
+def list_series(address: PacsAddress, settings: NetworkSettings, study: str, series: str | None) -> dict[str, set[str]]:
+    """Series UID → SOP Instance UIDs the PACS holds for the study (or that one series)."""
+    from pydicom.dataset import Dataset
+
+    held: dict[str, set[str]] = {}
+    with associated(address, settings, [(FIND, PLAIN)]) as assoc:
+        query = Dataset()
+        query.QueryRetrieveLevel = "IMAGE"
+        query.StudyInstanceUID, query.SeriesInstanceUID, query.SOPInstanceUID = study, series or "", ""
+        for status, identifier in assoc.send_c_find(query, FIND):
+            if status is None:
+                raise dropped(assoc, address, "a query") or PacsError(f"{address}: no answer to a query")
+            if status.Status in _PENDING and identifier is not None:
+                held.setdefault(str(identifier.SeriesInstanceUID), set()).add(str(identifier.SOPInstanceUID))
+            elif status.Status != _SUCCESS:
+                raise PacsError(f"{address}: the query failed (status 0x{int(status.Status):04X})")
+    return held
+
+
+def _storage_contexts() -> list[tuple[str, list[str]]]:
+    from pynetdicom import ALL_TRANSFER_SYNTAXES, StoragePresentationContexts
+
+    return [(str(cx.abstract_syntax), list(ALL_TRANSFER_SYNTAXES)) for cx in StoragePresentationContexts]
+
+
+def _retrieve_identifier(study: str, series: str) -> Any:
+    from pydicom.dataset import Dataset
+
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "SERIES"
+    identifier.StudyInstanceUID, identifier.SeriesInstanceUID = study, series
+    return identifier
+
+
+def _check(status: Any, assoc: Any, address: PacsAddress, report: PullReport, what: str) -> bool:
+    """Follow one C-GET/C-MOVE response: True while pending. A refusal or a drop raises."""
+    if status is None:
+        raise dropped(assoc, address, what) or PacsError(f"{address}: no answer during {what}")
+    code = int(status.Status)
+    if code in _PENDING:
+        return True
+    report.failed += int(status.get("NumberOfFailedSuboperations", 0) or 0)
+    if code in (_SUCCESS, 0xB000):  # 0xB000: some sub-operations failed (counted above)
+        return False
+    raise PacsError(f"{address}: the PACS refused {what} (status 0x{code:04X})")
+
+
+def pull(
+    address: PacsAddress,
+    settings: NetworkSettings,
+    study: str,
+    out: Path,
+    *,
+    series: str | None = None,
+    move_dest: str | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> PullReport:
+    """Retrieve the study (or series) into ``out`` by C-GET, or by C-MOVE to ``move_dest`` (AET:PORT) when given
+    or when the PACS refuses C-GET."""
+    report = PullReport(str(address))
+    held = list_series(address, settings, study, series)
+    if not held:
+        raise PacsError(f"{address}: no such study{' and series' if series else ''} on the PACS")
+    wanted = []
+    for serie, sops in sorted(held.items()):
+        here = {p.stem for p in (out / study / serie).glob("*.dcm")} if (out / study / serie).is_dir() else set()
+        if sops <= here:
+            report.present += len(sops)
+        else:
+            wanted.append(serie)
+    report.series = wanted
+    if not wanted:
+        return report
+    receiver = Receiver(out, report)
+    try:
+        if move_dest is None:
+            refused = _get(address, settings, study, wanted, receiver, report, progress)
+            if refused is None:
+                return report
+            raise PacsError(f"{address}: {refused}; give --move-dest AET:PORT to receive by C-MOVE instead")
+        _move(address, settings, study, wanted, receiver, report, move_dest, progress)
+        return report
+    finally:
+        receiver.close()
+
+
+def _get(
+    address: PacsAddress,
+    settings: NetworkSettings,
+    study: str,
+    wanted: list[str],
+    receiver: Receiver,
+    report: PullReport,
+    progress: Callable[[str, int], None] | None,
+) -> str | None:
+    """C-GET each wanted series; None when done, or why the PACS will not serve C-GET."""
+    from pynetdicom import build_role, evt
+
+    storage = _storage_contexts()[:127]  # one context is the C-GET's own
+    contexts = [(GET, PLAIN), *storage]
+    roles = [build_role(sop, scp_role=True) for sop, _ in storage]
+    with associated(address, settings, contexts, roles=roles, handlers=[(evt.EVT_C_STORE, receiver.on_store)]) as assoc:
+        if not any(cx.abstract_syntax == GET for cx in assoc.accepted_contexts):
+            return "the PACS does not accept C-GET"
+        for serie in wanted:
+            for status, _identifier in assoc.send_c_get(_retrieve_identifier(study, serie), GET):
+                if status is not None and int(status.Status) in (0xA701, 0xA702, 0xC000) and report.received == 0:
+                    return f"the PACS refused C-GET (status 0x{int(status.Status):04X})"
+                if not _check(status, assoc, address, report, "a C-GET"):
+                    break
+            if progress is not None:
+                progress(serie, report.received)
+    return None
+
+
+def _move(
+    address: PacsAddress,
+    settings: NetworkSettings,
+    study: str,
+    wanted: list[str],
+    receiver: Receiver,
+    report: PullReport,
+    move_dest: str,
+    progress: Callable[[str, int], None] | None,
+) -> None:
+    """C-MOVE each wanted series to our own storage SCP, listening at ``move_dest`` (AET:PORT) for the run."""
+    from pynetdicom import AE, evt
+
+    aet, sep, port_text = move_dest.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UsageError(f"--move-dest {move_dest!r}: expected AET:PORT, e.g. DICOMPOSE:11112")
+    aet = check_ae_title(aet, "--move-dest AE title")
+    scp = AE(ae_title=aet)
+    scp.network_timeout = scp.acse_timeout = scp.dimse_timeout = settings.timeout
+    for sop, syntaxes in _storage_contexts():
+        scp.add_supported_context(sop, syntaxes)
+    try:
+        server = scp.start_server(
+            ("", int(port_text)), block=False, evt_handlers=[(evt.EVT_C_STORE, receiver.on_store)]
+        )
+    except OSError as exc:
+        raise PacsError(f"cannot listen on port {port_text} for C-MOVE ({exc.strerror or exc})") from None
+    try:
+        with associated(address, settings, [(MOVE, PLAIN)]) as assoc:
+            for serie in wanted:
+                for status, _identifier in assoc.send_c_move(_retrieve_identifier(study, serie), aet, MOVE):
+                    if not _check(status, assoc, address, report, f"a C-MOVE to {aet}"):
+                        break
+                if progress is not None:
+                    progress(serie, report.received)
+    finally:
+        if server is not None:
+            server.shutdown()
