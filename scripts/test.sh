@@ -25,6 +25,8 @@ if [ "$(id -u)" = 0 ]; then
   scripts/slurm-up.sh || echo "==> no SLURM: the --scheduler slurm tests will skip" >&2
   echo "==> charliecloud"
   scripts/charliecloud.sh || echo "==> no Charliecloud: its tests will skip" >&2
+  echo "==> Orthanc (a real PACS)"
+  scripts/orthanc.sh || echo "==> no Orthanc: the PACS tests will skip" >&2
 fi
 
 echo "==> python environment (.venv, hash-locked requirements/dev.lock)"

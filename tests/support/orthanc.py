@@ -8,6 +8,7 @@ holds. The REST API (``rest``) is what the tests read back, to check what the PA
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -35,7 +36,8 @@ def orthanc_available() -> tuple[bool, str]:
 class Orthanc:
     def __init__(self, folder: Path, *, allow_get: bool = True) -> None:
         self.folder = folder
-        self.ns = f"dicompose-pacs-{os.getpid()}-{folder.name}"[:40]
+        digest = hashlib.sha256(str(folder.absolute()).encode()).hexdigest()[:10]
+        self.ns = f"dicompose-pacs-{digest}"  # the same folder (a restarted PACS) gets the same namespace
         self.allow_get = allow_get
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -83,6 +85,7 @@ class Orthanc:
     def start(self) -> Orthanc:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "orthanc.json").write_text(json.dumps(self.config(), indent=1))
+        subprocess.run(["ip", "netns", "del", self.ns], check=False, capture_output=True)  # a killed one's
         subprocess.run(["ip", "netns", "add", self.ns], check=True)
         subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
         log = (self.folder / "orthanc.log").open("wb")
@@ -115,10 +118,10 @@ class Orthanc:
         """GET ``path`` from Orthanc's REST API (authenticated), as JSON."""
         script = (
             "import base64, sys, urllib.request\n"
-            "request = urllib.request.Request('http://127.0.0.1:%d' + sys.argv[1])\n"
+            f"request = urllib.request.Request('http://127.0.0.1:{HTTP_PORT}' + sys.argv[1])\n"
             "request.add_header('Authorization', 'Basic ' + base64.b64encode(sys.argv[2].encode()).decode())\n"
             "sys.stdout.write(urllib.request.urlopen(request, timeout=5).read().decode())\n"
-        ) % HTTP_PORT
+        )
         proc = self.run([sys.executable, "-c", script, path, f"{USER}:{PASSWORD}"], timeout=30)
         assert proc.returncode == 0, proc.stderr[-500:]
         return json.loads(proc.stdout)

@@ -127,7 +127,7 @@ def push_command(
     """C-STORE every DICOM file; each instance stored, already present, or refused (with the PACS's status)."""
     from dicompose.errors import UsageError
     from dicompose.pacs.address import parse_pacs_url
-    from dicompose.pacs.store import PRESENT, STORED, push
+    from dicompose.pacs.store import NOT_DICOM, PRESENT, STORED, push
     from dicompose.walk import walk
 
     address = parse_pacs_url(to)
@@ -150,6 +150,8 @@ def push_command(
         for path, said in failed:
             stdout.print(f"{escape(str(path))}: {escape(said)}")
         summary = f"{report.count(STORED)} stored, {report.count(PRESENT)} already present"
+        if skipped := report.count(NOT_DICOM):
+            summary += f", {skipped} skipped (not DICOM)"
         stdout.print(f"{escape(report.pacs)}: {summary}" + (f", {len(failed)} not stored" if failed else ""))
     if failed:
         raise typer.Exit(1)

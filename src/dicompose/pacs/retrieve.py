@@ -97,7 +97,7 @@ def list_series(address: PacsAddress, settings: NetworkSettings, study: str, ser
         query.QueryRetrieveLevel = "IMAGE"
         query.StudyInstanceUID, query.SeriesInstanceUID, query.SOPInstanceUID = study, series or "", ""
         for status, identifier in assoc.send_c_find(query, FIND):
-            if status is None:
+            if not status:  # None or an empty dataset: the association went away under the request
                 raise dropped(assoc, address, "a query") or PacsError(f"{address}: no answer to a query")
             if status.Status in _PENDING and identifier is not None:
                 held.setdefault(str(identifier.SeriesInstanceUID), set()).add(str(identifier.SOPInstanceUID))
@@ -123,7 +123,7 @@ def _retrieve_identifier(study: str, series: str) -> Any:
 
 def _check(status: Any, assoc: Any, address: PacsAddress, report: PullReport, what: str) -> bool:
     """Follow one C-GET/C-MOVE response: True while pending. A refusal or a drop raises."""
-    if status is None:
+    if not status:  # None or an empty dataset: the association went away under the request
         raise dropped(assoc, address, what) or PacsError(f"{address}: no answer during {what}")
     code = int(status.Status)
     if code in _PENDING:
@@ -193,8 +193,10 @@ def _get(
             return "the PACS does not accept C-GET"
         for serie in wanted:
             for status, _identifier in assoc.send_c_get(_retrieve_identifier(study, serie), GET):
-                if status is not None and int(status.Status) in (0xA701, 0xA702, 0xC000) and report.received == 0:
+                if status and int(status.Status) in (0xA701, 0xA702, 0xC000) and report.received == 0:
                     return f"the PACS refused C-GET (status 0x{int(status.Status):04X})"
+                if not status and assoc.is_established and report.received == 0:  # DCMTK-based PACS refusing
+                    return "the PACS refused C-GET (no response: it may not allow C-GET for our AE title)"
                 if not _check(status, assoc, address, report, "a C-GET"):
                     break
             if progress is not None:

@@ -17,7 +17,7 @@ from dicompose.pacs.address import PacsAddress
 from dicompose.pacs.association import FIND, PLAIN, NetworkSettings, associated, dropped
 
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
-STORED, PRESENT, REFUSED, UNREADABLE = "stored", "already present", "refused", "unreadable"
+STORED, PRESENT, REFUSED, NOT_DICOM = "stored", "already present", "refused", "skipped (not a DICOM instance)"
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class PushReport:
 
     @property
     def not_stored(self) -> list[tuple[Path, str]]:
-        return [(path, said) for path, said in self.results if said not in (STORED, PRESENT)]
+        return [(path, said) for path, said in self.results if said not in (STORED, PRESENT, NOT_DICOM)]
 
 
 def read_instance(path: Path) -> Instance | None:
@@ -93,9 +93,9 @@ def present_on(address: PacsAddress, settings: NetworkSettings, instances: list[
             query.QueryRetrieveLevel = "IMAGE"
             query.StudyInstanceUID, query.SeriesInstanceUID, query.SOPInstanceUID = study, serie, ""
             for status, identifier in assoc.send_c_find(query, FIND):
-                if status is None and (error := dropped(assoc, address, "a query")):
-                    raise error
-                if status is not None and status.Status in (0xFF00, 0xFF01) and identifier is not None:
+                if not status:  # None or an empty dataset: the association went away under the request
+                    raise dropped(assoc, address, "a query") or PacsError(f"{address}: no answer to a query")
+                if status.Status in (0xFF00, 0xFF01) and identifier is not None:
                     found.add(str(identifier.get("SOPInstanceUID", "")))
     return found
 
@@ -106,8 +106,9 @@ def push(
     settings: NetworkSettings,
     progress: Callable[[Path, str], None] | None = None,
 ) -> PushReport:
-    """Send ``files`` to the PACS; every file gets an outcome (stored, already present, refused: STATUS,
-    unreadable). A PACS that drops the association mid-way raises a PacsError after what was stored."""
+    """Send ``files`` to the PACS; every file gets an outcome (stored, already present, refused: STATUS, or
+    skipped when it is no DICOM instance). A PACS that drops the association mid-way raises a PacsError after
+    what was stored."""
     from pydicom import dcmread
 
     report = PushReport(str(address))
@@ -121,7 +122,7 @@ def push(
     for path in files:
         instance = read_instance(path)
         if instance is None:
-            outcome(path, UNREADABLE)
+            outcome(path, NOT_DICOM)
         else:
             instances.append(instance)
     held = present_on(address, settings, instances)

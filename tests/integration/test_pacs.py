@@ -1,0 +1,173 @@
+"""``dicompose pacs`` against a real PACS: Debian's Orthanc, in a private network namespace with only loopback,
+checking AE titles both ways (tests/support/orthanc.py; CI: DICOMPOSE_REQUIRE=orthanc, scripts/orthanc.sh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from dicompose.dicom import synthetic
+from dicompose.tools.samples import sample_data_folder
+from tests.support.cli import BIN
+from tests.support.components import need
+from tests.support.orthanc import Orthanc, orthanc_available
+
+pytestmark = pytest.mark.pacs
+
+
+@pytest.fixture(scope="module")
+def pacs(tmp_path_factory: pytest.TempPathFactory):
+    need("orthanc", *orthanc_available())
+    server = Orthanc(tmp_path_factory.mktemp("orthanc")).start()
+    yield server
+    server.stop()
+
+
+def dicompose(pacs: Orthanc, home: Path, *argv: str) -> tuple[int, str, str]:
+    env = {"PATH": os.environ["PATH"], "DICOMPOSE_HOME": str(home), "HOME": str(home)}
+    proc = pacs.run([str(BIN / "dicompose"), *argv], env=env, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def study_of(path: Path) -> str:
+    return str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)
+
+
+def test_echo_and_every_refusal_is_one_line_naming_the_pacs(pacs: Orthanc, tmp_path: Path):
+    code, out, err = dicompose(pacs, tmp_path, "pacs", "echo", pacs.url)
+    assert code == 0 and "C-ECHO answered" in out, err
+    code, _out, err = dicompose(pacs, tmp_path, "pacs", "echo", pacs.url, "--aet", "STRANGER")
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "refused the association of STRANGER (Calling AE title not recognised" in one_line(err)
+    code, _out, err = dicompose(pacs, tmp_path, "pacs", "echo", pacs.url.replace("ORTHANC@", "ARCHIVE@"))
+    assert code == 1 and "Called AE title not recognised" in one_line(err) and "dicom://ARCHIVE@" in err
+    code, _out, err = dicompose(pacs, tmp_path, "pacs", "echo", "dicom://ORTHANC@127.0.0.1:4999", "--attempts", "2")
+    assert code == 1 and "cannot connect to 127.0.0.1:4999" in err and "after 2 attempts" in err
+    for bad, said in (
+        ("dicom://127.0.0.1:4242", "AE title before '@'"),
+        ("dicom://ORTHANC@127.0.0.1", "host and port"),
+        ("dicom://ORTHANC@127.0.0.1:99999", "port"),
+        ("http://ORTHANC@127.0.0.1:4242", "not a PACS URL"),
+        ("dicom://ORTHANC@127.0.0.1:4242?patient=x", "study=UID"),
+    ):
+        code, _out, err = dicompose(pacs, tmp_path, "pacs", "echo", bad)
+        assert code == 2 and said in err and "Traceback" not in err, (bad, err)
+    code, _out, err = dicompose(pacs, tmp_path, "pacs", "echo", pacs.url, "--aet", "A" * 17)
+    assert code == 2 and "an AE title is 1 to 16" in err
+
+
+def test_push_pull_round_trip_is_idempotent_whole_and_audited(pacs: Orthanc, tmp_path: Path):
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for source in sorted(sample_data_folder().glob("*.dcm")):
+        (samples / source.name).write_bytes(source.read_bytes())
+    (samples / "README.txt").write_text("not a scan")
+    before = len(pacs.rest("/instances"))
+    code, out, err = dicompose(pacs, tmp_path / "home", "pacs", "push", str(samples), "--to", pacs.url)
+    assert code == 0, err
+    assert "5 stored, 0 already present, 1 skipped (not DICOM)" in one_line(out)
+    assert len(pacs.rest("/instances")) == before + 5  # what the PACS itself says it holds
+    code, out, _err = dicompose(pacs, tmp_path / "home", "pacs", "push", str(samples), "--to", pacs.url, "--json")
+    report = json.loads(out)
+    assert code == 0 and sorted(f["outcome"] for f in report["files"]).count("already present") == 5
+    study = study_of(samples / "ct_01.dcm")
+    pulled = tmp_path / "pulled"
+    code, out, err = dicompose(
+        pacs, tmp_path / "home", "pacs", "pull", pacs.url, "--study", study, "--out", str(pulled)
+    )
+    assert code == 0 and "3 received, 0 already present" in one_line(out), err
+    files = sorted(pulled.rglob("*.dcm"))
+    assert len(files) == 3 and not list(pulled.rglob(".dicompose-partial*"))
+    originals = {pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p) for p in samples.glob("ct_*.dcm")}
+    for path in files:
+        got = pydicom.dcmread(path)
+        assert path.stem == got.SOPInstanceUID and path.parent.name == got.SeriesInstanceUID
+        assert (got.pixel_array == originals[got.SOPInstanceUID].pixel_array).all()
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    code, out, _err = dicompose(
+        pacs, tmp_path / "home", "pacs", "pull", pacs.url, "--study", study, "--out", str(pulled)
+    )
+    assert code == 0 and "0 received, 3 already present" in one_line(out)
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps  # nothing rewritten
+    moved = tmp_path / "moved"
+    code, out, err = dicompose(
+        pacs,
+        tmp_path / "home",
+        "pacs",
+        "pull",
+        pacs.url,
+        "--study",
+        study,
+        "--out",
+        str(moved),
+        "--move-dest",
+        "DICOMPOSE:11112",
+    )
+    assert code == 0 and "3 received" in out, err
+    assert sorted(p.name for p in moved.rglob("*.dcm")) == sorted(p.name for p in files)
+    log = (tmp_path / "home" / "audit" / "audit.jsonl").read_text()
+    entries = [json.loads(line) for line in log.splitlines()]
+    sent = [e for e in entries if e["action"] == "send"]
+    received = [e for e in entries if e["action"] == "receive"]
+    assert sorted(e["object"]["instances"] for e in sent) == [2, 3]  # two studies, once (the re-push sent none)
+    assert [e["object"]["instances"] for e in received] == [3, 3] and received[0]["object"]["pacs"] == pacs.url
+    assert study not in log and received[0]["object"]["study"] in {e["object"]["study"] for e in sent}  # pseudonyms
+
+
+def test_a_pacs_killed_mid_transfer_leaves_whole_files_and_the_next_pull_finishes(tmp_path: Path):
+    need("orthanc", *orthanc_available())
+    pacs = Orthanc(tmp_path / "orthanc").start()
+    try:
+        synthetic.write_ct_series(tmp_path / "big", "killed-mid-transfer", 240, 256, 256)
+        code, _out, err = dicompose(pacs, tmp_path / "home", "pacs", "push", str(tmp_path / "big"), "--to", pacs.url)
+        assert code == 0, err
+        study = study_of(next((tmp_path / "big").rglob("*.dcm")))
+        env = {"PATH": os.environ["PATH"], "DICOMPOSE_HOME": str(tmp_path / "home")}
+        argv = [str(BIN / "dicompose"), "pacs", "pull", pacs.url, "--study", study, "--out", str(tmp_path / "out")]
+        run = pacs.popen([*argv, "--attempts", "1", "--timeout", "5"], env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(list((tmp_path / "out").rglob("*.dcm"))) < 5:
+            time.sleep(0.01)
+        pacs.kill()
+        _out, err = run.communicate(timeout=120)
+        got = list((tmp_path / "out").rglob("*.dcm"))
+        assert run.returncode == 1 and "Traceback" not in err and err.count("\n") == 1, err
+        assert "dicom://ORTHANC@127.0.0.1:4242" in err
+        assert 5 <= len(got) < 240, "the PACS was not killed mid-transfer"
+        assert not list((tmp_path / "out").rglob(".dicompose-partial/*"))
+        for path in got:  # whole files only
+            assert pydicom.dcmread(path).pixel_array.shape == (256, 256)
+        pacs = Orthanc(tmp_path / "orthanc").start()  # the same storage: the study is still there
+        code, _out, err = dicompose(pacs, tmp_path / "home", *argv[1:])
+        assert code == 0, err
+        assert len(list((tmp_path / "out").rglob("*.dcm"))) == 240
+    finally:
+        pacs.stop()
+
+
+def test_a_pacs_that_refuses_c_get_is_asked_by_c_move(tmp_path: Path):
+    need("orthanc", *orthanc_available())
+    pacs = Orthanc(tmp_path / "orthanc", allow_get=False).start()
+    try:
+        code, _out, err = dicompose(
+            pacs, tmp_path / "home", "pacs", "push", str(sample_data_folder()), "--to", pacs.url
+        )
+        assert code == 0, err
+        study = study_of(sample_data_folder() / "mr_01.dcm")
+        argv = ["pacs", "pull", pacs.url, "--study", study, "--out", str(tmp_path / "out")]
+        code, _out, err = dicompose(pacs, tmp_path / "home", *argv)
+        assert code == 1 and "refused C-GET" in err and "--move-dest AET:PORT" in err, err
+        assert not list((tmp_path / "out").rglob("*.dcm"))
+        code, out, err = dicompose(pacs, tmp_path / "home", *argv, "--move-dest", "MOVER:11113")
+        assert code == 0 and "2 received" in out, err
+    finally:
+        pacs.stop()
