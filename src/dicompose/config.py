@@ -33,6 +33,9 @@ KEYS: dict[str, dict[str, tuple[type, str]]] = {
         "aet": (str, "our (calling) AE title, 1-16 characters; as --aet (default DICOMPOSE)"),
         "timeout": (int, "seconds to wait for a PACS to connect, answer or send; as --timeout (default 30)"),
         "attempts": (int, "tries per association when a PACS is down or does not answer (default 3)"),
+        "tls_ca": (str, "dicom+tls: the CA certificate that signed the PACS's; as --tls-ca"),
+        "tls_cert": (str, "dicom+tls: our client certificate; as --tls-cert"),
+        "tls_key": (str, "dicom+tls: its private key; as --tls-key"),
     },
     "slurm": {
         "partition": (str, "the partition (queue) worker jobs go to"),

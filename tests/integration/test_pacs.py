@@ -171,3 +171,38 @@ def test_a_pacs_that_refuses_c_get_is_asked_by_c_move(tmp_path: Path):
         assert code == 0 and "2 received" in out, err
     finally:
         pacs.stop()
+
+
+def test_dicom_tls_both_ways_and_every_certificate_problem_in_one_line(tmp_path: Path):
+    """A PACS that speaks only TLS and requires a client certificate signed by its CA."""
+    need("orthanc", *orthanc_available())
+    from tests.support.certs import make_certs
+
+    certs = make_certs(tmp_path / "certs")
+    pacs = Orthanc(tmp_path / "orthanc", tls=certs).start()
+    try:
+        mine = ["--tls-ca", str(certs.ca), "--tls-cert", str(certs.client_cert), "--tls-key", str(certs.client_key)]
+        code, out, err = dicompose(pacs, tmp_path / "home", "pacs", "echo", pacs.url, *mine)
+        assert code == 0 and "C-ECHO answered" in out, err
+        code, out, err = dicompose(
+            pacs, tmp_path / "home", "pacs", "push", str(sample_data_folder()), "--to", pacs.url, *mine
+        )
+        assert code == 0 and "5 stored" in one_line(out), err
+        study = study_of(sample_data_folder() / "ct_01.dcm")
+        pull = ["pacs", "pull", pacs.url, "--study", study, "--out", str(tmp_path / "out"), *mine]
+        code, out, err = dicompose(pacs, tmp_path / "home", *pull)
+        assert code == 0 and "3 received" in out, err
+        for argv, said in (
+            (["--tls-ca", str(certs.other_ca), *mine[2:]], "certificate is not trusted"),  # not the PACS's CA
+            (mine[:2], "TLS handshake"),  # no client certificate: the PACS hangs up
+            (["--tls-ca", str(tmp_path / "missing.pem")], "--tls-ca"),
+        ):
+            code, _out, err = dicompose(pacs, tmp_path / "home", "pacs", "echo", pacs.url, "--attempts", "1", *argv)
+            assert code in (1, 2) and said in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+        plain = pacs.url.replace("dicom+tls://", "dicom://")
+        code, _out, err = dicompose(pacs, tmp_path / "home", "pacs", "echo", plain, "--attempts", "1", "--timeout", "3")
+        assert code == 1 and "Traceback" not in err and err.count("\n") == 1, err
+        code, _out, err = dicompose(pacs, tmp_path / "home", "pacs", "echo", plain, *mine)
+        assert code == 2 and "are for dicom+tls:// URLs" in err
+    finally:
+        pacs.stop()

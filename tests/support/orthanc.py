@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.certs import Certs
+
 USER, PASSWORD = "alice", "not-a-real-secret"
 AET, PORT, HTTP_PORT = "ORTHANC", 4242, 8042
 #: The calling AE titles Orthanc knows (with where C-MOVE sends to them).
@@ -34,8 +36,9 @@ def orthanc_available() -> tuple[bool, str]:
 
 
 class Orthanc:
-    def __init__(self, folder: Path, *, allow_get: bool = True) -> None:
+    def __init__(self, folder: Path, *, allow_get: bool = True, tls: Certs | None = None) -> None:
         self.folder = folder
+        self.tls = tls
         digest = hashlib.sha256(str(folder.absolute()).encode()).hexdigest()[:10]
         self.ns = f"dicompose-pacs-{digest}"  # the same folder (a restarted PACS) gets the same namespace
         self.allow_get = allow_get
@@ -43,7 +46,7 @@ class Orthanc:
 
     @property
     def url(self) -> str:
-        return f"dicom://{AET}@127.0.0.1:{PORT}"
+        return f"{'dicom+tls' if self.tls else 'dicom'}://{AET}@127.0.0.1:{PORT}"
 
     def config(self) -> dict[str, Any]:
         peers = {
@@ -59,7 +62,19 @@ class Orthanc:
             }
             for name, port in PEERS.items()
         }
+        tls = (
+            {
+                "DicomTlsEnabled": True,
+                "DicomTlsCertificate": str(self.tls.server_cert),
+                "DicomTlsPrivateKey": str(self.tls.server_key),
+                "DicomTlsTrustedCertificates": str(self.tls.ca),
+                "DicomTlsRemoteCertificateRequired": True,
+            }
+            if self.tls
+            else {}
+        )
         return {
+            **tls,
             "Name": "dicompose-test-pacs",
             "StorageDirectory": str(self.folder / "storage"),
             "IndexDirectory": str(self.folder / "index"),

@@ -16,6 +16,7 @@ from rich.markup import escape
 from dicompose.cli.console import emit_json, stdout
 
 if TYPE_CHECKING:
+    from dicompose.pacs.address import PacsAddress
     from dicompose.pacs.association import NetworkSettings
 
 app = typer.Typer(help="A PACS over DICOM networking: echo, pull a study, push a folder.", no_args_is_help=True)
@@ -27,21 +28,46 @@ TimeoutOption = Annotated[
     int | None,
     typer.Option("--timeout", min=1, help="Seconds to wait for the PACS (default: 30, or the configuration's)."),
 ]
+CaOption = Annotated[
+    Path | None, typer.Option("--tls-ca", help="dicom+tls: the CA certificate that signed the PACS's (PEM).")
+]
+CertOption = Annotated[
+    Path | None, typer.Option("--tls-cert", help="dicom+tls: our client certificate (PEM), if the PACS asks for one.")
+]
+KeyOption = Annotated[
+    Path | None, typer.Option("--tls-key", help="dicom+tls: its private key (PEM; default: in the certificate file).")
+]
 AttemptsOption = Annotated[
     int | None,
     typer.Option("--attempts", min=1, help="Tries per association when the PACS is down or silent (default 3)."),
 ]
 
 
-def _settings(aet: str | None, timeout: int | None, attempts: int | None) -> NetworkSettings:
+def _settings(
+    address: PacsAddress,
+    aet: str | None,
+    timeout: int | None,
+    attempts: int | None,
+    tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
+) -> NetworkSettings:
     from dicompose.config import configured
+    from dicompose.errors import UsageError
     from dicompose.pacs.address import check_ae_title
     from dicompose.pacs.association import DEFAULT_AET, NetworkSettings
 
+    if any(tls) and not address.tls:
+        raise UsageError(f"--tls-ca, --tls-cert and --tls-key are for dicom+tls:// URLs, not {address}")
+    files = [
+        configured("pacs", key, given, None) for key, given in zip(("tls_ca", "tls_cert", "tls_key"), tls, strict=True)
+    ]
+    ca, cert, key = (Path(f).expanduser() if f is not None else None for f in files)
     return NetworkSettings(
         aet=check_ae_title(str(configured("pacs", "aet", aet, DEFAULT_AET)), "--aet"),
         timeout=float(configured("pacs", "timeout", timeout, 30)),
         attempts=int(configured("pacs", "attempts", attempts, 3)),
+        tls_ca=ca,
+        tls_cert=cert,
+        tls_key=key,
     )
 
 
@@ -65,13 +91,16 @@ def echo_command(
     aet: AetOption = None,
     timeout: TimeoutOption = None,
     attempts: AttemptsOption = None,
+    tls_ca: CaOption = None,
+    tls_cert: CertOption = None,
+    tls_key: KeyOption = None,
 ) -> None:
     """C-ECHO: is the PACS there, and does it accept our AE title?"""
     from dicompose.pacs.address import parse_pacs_url
     from dicompose.pacs.echo import echo
 
     address = parse_pacs_url(url)
-    settings = _settings(aet, timeout, attempts)
+    settings = _settings(address, aet, timeout, attempts, (tls_ca, tls_cert, tls_key))
     seconds = echo(address, settings)
     stdout.print(f"{escape(str(address))}: C-ECHO answered in {seconds * 1000:.0f} ms")
 
@@ -89,6 +118,9 @@ def pull_command(
     aet: AetOption = None,
     timeout: TimeoutOption = None,
     attempts: AttemptsOption = None,
+    tls_ca: CaOption = None,
+    tls_cert: CertOption = None,
+    tls_key: KeyOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
     """Retrieve a study (or one series) by C-GET, or by C-MOVE; whole files only, idempotent."""
@@ -96,7 +128,7 @@ def pull_command(
     from dicompose.pacs.retrieve import pull
 
     address = parse_pacs_url(url)
-    settings = _settings(aet, timeout, attempts)
+    settings = _settings(address, aet, timeout, attempts, (tls_ca, tls_cert, tls_key))
     check_uid(study, "--study")
     if series is not None:
         check_uid(series, "--series")
@@ -122,6 +154,9 @@ def push_command(
     aet: AetOption = None,
     timeout: TimeoutOption = None,
     attempts: AttemptsOption = None,
+    tls_ca: CaOption = None,
+    tls_cert: CertOption = None,
+    tls_key: KeyOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report, one entry per file.")] = False,
 ) -> None:
     """C-STORE every DICOM file; each instance stored, already present, or refused (with the PACS's status)."""
@@ -131,7 +166,7 @@ def push_command(
     from dicompose.walk import walk
 
     address = parse_pacs_url(to)
-    settings = _settings(aet, timeout, attempts)
+    settings = _settings(address, aet, timeout, attempts, (tls_ca, tls_cert, tls_key))
     if folder.is_file():
         files = [folder]
     elif folder.is_dir():

@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from dicompose.errors import PacsError
+from dicompose.errors import PacsError, UsageError
 from dicompose.pacs.address import PacsAddress
 
 DEFAULT_AET = "DICOMPOSE"
@@ -35,6 +37,31 @@ class NetworkSettings:
     timeout: float = 30.0  # connection, association, each DIMSE message and the network
     attempts: int = 3  # per association, for a PACS that is down or does not answer (never for a refusal)
     pause: float = 1.0  # before the second attempt; doubled each time
+    tls_ca: Path | None = None  # dicom+tls://: the CA that signed the PACS's certificate (else the system's)
+    tls_cert: Path | None = None  # our client certificate, for a PACS that requires one
+    tls_key: Path | None = None  # its private key (default: in the certificate file)
+
+
+def tls_context(settings: NetworkSettings) -> ssl.SSLContext:
+    """A client TLS context: the PACS's certificate verified (against ``tls_ca``, else the system's CAs) and its
+    name checked; our certificate presented when given. Files that cannot be read are a UsageError."""
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.tls_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"--tls-ca {settings.tls_ca}: not a readable CA certificate ({_why(exc)})") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.tls_cert is not None:
+        try:
+            context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(
+                f"--tls-cert {settings.tls_cert}: not a readable certificate and key ({_why(exc)})"
+            ) from None
+    return context
+
+
+def _why(exc: Exception) -> str:
+    return str(getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc)
 
 
 def quiet_pynetdicom() -> None:
@@ -42,11 +69,25 @@ def quiet_pynetdicom() -> None:
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
 
 
-def _reachable(address: PacsAddress, timeout: float) -> str:
-    """'' if something accepts TCP connections at the address, else why not (for the message)."""
+def _reachable(address: PacsAddress, timeout: float, tls: ssl.SSLContext | None) -> str:
+    """'' if something accepts TCP connections (and, for TLS, completes a handshake) at the address, else why
+    not (for the message)."""
     try:
-        with socket.create_connection((address.host, address.port), timeout=timeout):
+        with socket.create_connection((address.host, address.port), timeout=timeout) as raw:
+            if tls is not None:
+                with tls.wrap_socket(raw, server_hostname=address.host) as secured:
+                    secured.settimeout(min(timeout, 2.0))  # TLS 1.3: a refused client certificate comes after
+                    with contextlib.suppress(TimeoutError):
+                        secured.recv(1)
             return ""
+    except ssl.SSLCertVerificationError as exc:
+        return (
+            f"the TLS handshake with {address.host}:{address.port} failed: the PACS's certificate is not trusted "
+            f"({exc.verify_message}; check --tls-ca)"
+        )
+    except ssl.SSLError as exc:
+        hint = "; the PACS may require a client certificate (--tls-cert)" if "CERTIFICATE" in str(exc.reason) else ""
+        return f"the TLS handshake with {address.host}:{address.port} failed ({exc.reason or exc}{hint})"
     except TimeoutError:
         return f"no answer from {address.host}:{address.port} within {timeout:g} s"
     except OSError as exc:
@@ -61,7 +102,6 @@ def associated(
     *,
     roles: Sequence[Any] = (),
     handlers: Sequence[tuple[Any, Callable[..., Any]]] = (),
-    tls: Any = None,
 ) -> Iterator[Any]:
     """An established association (pynetdicom's) proposing ``contexts`` ((SOP class, transfer syntaxes)), or a
     :class:`PacsError`; released (or aborted) when the block ends."""
@@ -82,6 +122,7 @@ def associated(
             refusal["reason"] = f"{primitive.reason_str} ({primitive.source_str.lower()})"
 
     every: list[Any] = [*handlers, (evt.EVT_ACSE_RECV, on_acse)]
+    tls = tls_context(settings) if address.tls else None
     pause = settings.pause
     for attempt in range(1, settings.attempts + 1):
         refusal.clear()
@@ -91,7 +132,7 @@ def associated(
             ae_title=address.called_aet,
             ext_neg=list(roles) or None,
             evt_handlers=every,
-            tls_args=tls,
+            tls_args=(tls, address.host) if tls is not None else None,
         )
         if assoc.is_established:
             break
@@ -101,7 +142,9 @@ def associated(
                 f"{address}: the PACS refused the association of {settings.aet} ({reason}); check --aet and the "
                 "PACS's AE title, and that the PACS knows ours"
             )
-        why = _reachable(address, settings.timeout) or "the association was aborted or timed out"
+        why = _reachable(address, settings.timeout, tls) or "the association was aborted or timed out"
+        if why.startswith("the TLS handshake"):  # a certificate problem does not go away by asking again
+            raise PacsError(f"{address}: {why}")
         if attempt == settings.attempts:
             tries = f"{settings.attempts} attempts" if settings.attempts > 1 else "1 attempt"
             raise PacsError(f"{address}: {why} (after {tries})")
