@@ -79,7 +79,11 @@ VALUE_CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("run", "engine"): _one_of(ENGINES),
     ("run", "scheduler"): _one_of(SCHEDULERS, tcp=True),
     ("slurm", "walltime"): _matches(_WALLTIME, "HH:MM:SS or D-HH:MM:SS"),
-    ("slurm", "memory"): _matches(_MEMORY, "a size such as 8GB"),
+    ("slurm", "memory"): lambda v: (
+        _matches(_MEMORY, "a size such as 8GB")(v)
+        or (f"must be more than nothing, not {v!r}" if float(re.split(r"\s*[A-Za-z]", str(v))[0]) == 0 else None)
+    ),
+    ("run", "image_dir"): lambda v: None if str(v).strip() else "must name a folder, not an empty string",
 }
 
 

@@ -186,3 +186,64 @@ def test_a_step_s_cores_and_memory_reach_the_job_that_runs_it(tmp_path: Path):
     env = json.loads(seen.read_text())
     assert env["SLURM_JOB_ID"] and env["SLURM_CPUS_PER_TASK"] == "2" and env["DICOMPOSE_WORKERS"] == "2"
     assert int(env["SLURM_MEM_PER_NODE"]) >= 1024  # MB: the job's memory holds the step's request
+
+
+def test_the_only_worker_job_killed_is_replaced_and_the_run_finishes_leaving_no_worker(tmp_path: Path):
+    """scancel of the run's only worker job mid-launch (as a walltime would end it): a new job is submitted,
+    the lost launch runs there, the run ends ok; afterwards no Dask worker process of the run is left."""
+    from dicompose.dicom import synthetic
+
+    for series in range(2):
+        synthetic.write_ct_series(tmp_path / "scans" / f"s{series}", f"only-{series}", 1, 8, 8)
+    code = (
+        "import pathlib, sys, time; time.sleep(6); "
+        "[pathlib.Path(pathlib.Path(f).stem + '.out').write_text('x') for f in sys.argv[1:]]"
+    )
+    tool = snippet_tool(tmp_path / "slow.json", "slowonly", code, "*.out", "slow")
+    doc = json.loads(tool.read_text())
+    doc["output-files"][0]["list"] = True
+    tool.write_text(json.dumps(doc))
+    argv = [str(BIN / "dicompose"), "run", str(tool), "--in", str(tmp_path / "scans"), "--out", "out"]
+    argv += ["--engine", "local", "--scheduler", "slurm", "--slurm", "jobs=1", "--workspace", "ws"]
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, killed, run_id = time.monotonic() + 60, "", ""
+    while time.monotonic() < deadline and not killed:
+        for folder in (tmp_path / "ws" / "slurm-logs").glob("*"):
+            run_id, jobs = folder.name, ours(folder.name)
+            if len(jobs) == 1 and list((tmp_path / "ws").glob("work/*/*/out")):  # a launch is running
+                time.sleep(1.0)
+                subprocess.run(["scancel", jobs[0]], check=True)
+                killed = jobs[0]
+        time.sleep(0.2)
+    assert killed, "the run never had its worker job running a launch"
+    _out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*.out")) == ["slice_0000.out", "slice_0000.out"]
+    assert len(list((tmp_path / "ws" / "slurm-logs" / run_id).glob("*.err"))) == 2  # the replacement job
+    scheduler = {
+        line.split("Registered to:")[1].strip()
+        for log in (tmp_path / "ws" / "slurm-logs" / run_id).glob("*.err")
+        for line in log.read_text().splitlines()
+        if "Registered to:" in line
+    }
+    assert scheduler
+    for _ in range(100):
+        left = [a for a in scheduler if subprocess.run(["pgrep", "-f", a], capture_output=True).returncode == 0]
+        if not left:
+            break
+        time.sleep(0.3)
+    assert not left, "a Dask worker process outlived its job"
+    assert ours(run_id) == []
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [("partition=nosuch", "invalid partition"), ("extra=--bogus", "--bogus"), ("cores=64", "not available")],
+)
+def test_worker_jobs_sbatch_refuses_are_one_line_before_anything_runs(tmp_path: Path, option: str, said: str):
+    common = ["run", str(demo_pipeline()), "--in", str(sample_data_folder()), "--engine", "local"]
+    proc = dicompose(tmp_path, *common, "--out", "out", "--workspace", "ws", "--scheduler", "slurm", "--slurm", option)
+    assert proc.returncode == 2 and "sbatch refuses the worker jobs" in proc.stderr and said in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()

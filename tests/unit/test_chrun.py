@@ -14,7 +14,7 @@ from dicompose.engines.base import ImageRef, Mount, Permissions, TaskSpec
 from dicompose.engines.charliecloud import MANIFEST, manifest_of
 from dicompose.engines.chrun import CONFINE, chrun_argv, exported, layout, make_skeleton, verify_cached
 from dicompose.engines.confine import ConfineError, parse, under
-from dicompose.errors import UsageError
+from dicompose.errors import UnpinnedImageError, UsageError
 
 DIGEST = "sha256:" + "cd" * 32
 
@@ -125,7 +125,9 @@ def test_images_are_found_by_pin_or_by_their_one_export_and_verified(tmp_path: P
     engine = chrun.CharliecloudEngine()
     image, pinned = engine.resolve_image("dicompose/normalize:0.1.0", DIGEST, allow_unpinned=False, hint="h")
     assert pinned and image == ImageRef("dicompose/normalize:0.1.0", DIGEST, str(folder))
-    assert engine.resolve_image("dicompose/normalize:0.1.0", None, allow_unpinned=False, hint="h")[0] == image
+    with pytest.raises(UnpinnedImageError, match="no pin for it in"):  # found by name alone: as a Docker tag
+        engine.resolve_image("dicompose/normalize:0.1.0", None, allow_unpinned=False, hint="h")
+    assert engine.resolve_image("dicompose/normalize:0.1.0", None, allow_unpinned=True, hint="h") == (image, False)
     assert exported(tmp_path / "images", "dicompose/threshold:0.1.0") == []
     with pytest.raises(UsageError, match="not in the image folder"):
         engine.resolve_image("dicompose/normalize:0.1.0", "sha256:" + "ee" * 32, allow_unpinned=False, hint="h")
@@ -220,3 +222,20 @@ def test_an_image_folder_s_pins_choose_among_its_exports(tmp_path: Path, monkeyp
     record_pin(descriptor.name, descriptor.digest, name, older)  # the user's own pin
     image, _ = resolve_step_image(descriptor, engine, allow_unpinned=False)
     assert image is not None and image.digest == older
+
+
+def test_a_pin_pointing_at_another_image_s_export_is_refused(tmp_path: Path, monkeypatch):
+    from dicompose.engines.charliecloud import PINS
+    from dicompose.images.pins import record_pin
+
+    monkeypatch.setenv("DICOMPOSE_IMAGE_DIR", str(tmp_path / "images"))
+    monkeypatch.setenv("DICOMPOSE_HOME", str(tmp_path / "home"))
+    other = "sha256:" + "0d" * 32
+    _export(tmp_path / "images", "dicompose/deidentify:0.1.0", other)
+    record_pin("normalize", "sha256:x", "dicompose/normalize:0.1.0", other, tmp_path / "images" / PINS)
+    engine = chrun.CharliecloudEngine()
+    with pytest.raises(UsageError, match=r"holds dicompose/deidentify:0.1.0 .* not dicompose/normalize:0.1.0"):
+        engine.resolve_image("dicompose/normalize:0.1.0", other, allow_unpinned=False, hint="h")
+    (tmp_path / "images" / PINS).write_text('{"normalize@sha256:x": "sha256:0d"}')
+    with pytest.raises(UsageError, match="not a pins file"):
+        engine.site_pin("normalize", "sha256:x")

@@ -53,6 +53,8 @@ def test_project_over_home_environment_over_both_command_line_over_all(home: Pat
         ),
         ("[run]\nscheduler = 'pbs'\n", "[run] scheduler: must be one of local, dask, slurm or tcp://HOST:PORT"),
         ("[slurm]\nwalltime = '2h'\n", "[slurm] walltime: expected HH:MM:SS or D-HH:MM:SS, not '2h'"),
+        ("[slurm]\nmemory = '0GB'\n", "[slurm] memory: must be more than nothing, not '0GB'"),
+        ("[run]\nimage_dir = ''\n", "[run] image_dir: must name a folder, not an empty string"),
         ("[slurm]\nmemory = 'lots'\n", "[slurm] memory: expected a size such as 8GB, not 'lots'"),
         ("[run]\nworkers = 0\n", "[run] workers: must be 1 or more, not 0"),
         ("[run]\nworker = 2\n", "[run] worker: unknown key (keys: workers, engine, image_dir, scheduler)"),

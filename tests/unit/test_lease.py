@@ -72,3 +72,16 @@ def test_the_holder_keeps_its_lease_fresh(tmp_path: Path, monkeypatch):
 
 def test_the_filesystem_is_named(tmp_path: Path):
     assert filesystem_of(tmp_path) in {"tmpfs", "ext4", "xfs", "overlay", "btrfs", "zfs", "nfs", "nfs4"}
+
+
+def test_a_garbage_lease_is_nobody_s_and_a_clock_ahead_is_said(tmp_path: Path):
+    ws = workspace(tmp_path)
+    (ws.root / LEASE).write_text("half-writ")
+    with locked(ws):
+        pass
+    foreign(ws, age=-600)  # another node's clock, ten minutes ahead
+    with pytest.raises(UsageError, match="its clock is 600 s ahead of ours"), locked(ws):
+        pass
+    foreign(ws, age=-(lease.CLOCK_SKEW + 60))  # a clock wrong by more than a day: not a live run
+    with locked(ws):
+        pass

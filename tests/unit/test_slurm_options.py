@@ -52,7 +52,6 @@ def test_options_become_sbatch_directives_and_worker_resources(tmp_path: Path):
     assert kwargs["cores"] == 2 and kwargs["processes"] == 1 and kwargs["memory"] == "4GB"
     # a launch asks for its processes, its step's memory and GPUs: each job advertises what it has
     assert kwargs["worker_extra_args"] == ["--resources", "cores=2,memory=4000000000,gpus=1", "--no-dashboard"]
-    assert kwargs["nanny"] is False  # one Python start per job, not two
     assert kwargs["python"] == "/venv/bin/python" and kwargs["log_directory"] == str(tmp_path)
     assert "queue" not in cluster_kwargs(SlurmOptions(), tmp_path)  # the cluster's default partition
 

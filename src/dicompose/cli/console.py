@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from dicompose.params import NormalizeParams
     from dicompose.tools.batch import FileResult, Operation, Summary
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True, emoji=False)  # a path may hold ":thumbs_up:"
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 ENGINE_HELP = "auto | docker | apptainer | charliecloud | local (default: auto, or the configuration's)"

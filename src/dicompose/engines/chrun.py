@@ -34,7 +34,7 @@ from dicompose.engines.base import EngineInfo, ImageRef, RunResult, TaskSpec
 from dicompose.engines.charliecloud import MANIFEST, PINS, image_dir, image_folder, verify_image
 from dicompose.engines.hardening import INPUT_ROOT, LABEL_PREFIX, OUTPUT_DIR, TASKS_ROOT, gpu_environment
 from dicompose.engines.process import Children, run_process
-from dicompose.errors import UsageError
+from dicompose.errors import UnpinnedImageError, UsageError
 from dicompose.images.pins import pinned
 
 CONFINE = Path(__file__).with_name("confine.py")
@@ -45,6 +45,7 @@ NOT_ENFORCED = (
     "CPU limit",
     "/tmp size limit",  # noqa: S108 - a name, not a path
     "device isolation (host /dev)",
+    "process isolation (host processes visible)",
 )
 #: The image's bind areas: a launch's skeleton is bound onto each, its mounts under them.
 AREAS = (INPUT_ROOT, TASKS_ROOT)
@@ -133,6 +134,14 @@ def chrun_argv(
         argv += ["-b", f"{host}:{container}"]
     argv += ["-c", OUTPUT_DIR, str(folder), "--", *spec.argv]
     return argv
+
+
+def _manifest(folder: Path) -> dict[str, object]:
+    try:
+        recorded = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
 
 
 def image_pin(name: str) -> str:
@@ -230,9 +239,15 @@ class CharliecloudEngine:
         return {"USER": os.environ.get("USER") or getpass.getuser(), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
     def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
-        """The exported image of ``pin`` (or the one export of ``name``) in the image folder, verified."""
+        """The exported image of ``pin`` (or the image folder's pin of ``name``, or its one export), verified.
+
+        An export found by name alone, with no pin anywhere, is unpinned (as a Docker tag is): refused unless
+        ``allow_unpinned``."""
         images = image_dir()
-        export = f"dicompose export-charliecloud TOOL --out {images}, or name the folder with --image-dir"
+        if not images.is_dir() or not os.access(images, os.R_OK | os.X_OK):
+            raise UsageError(f"image folder {images}: {'not readable' if images.is_dir() else 'no such folder'}")
+        export = f"export it there with dicompose export-charliecloud TOOL --out {images}"
+        is_pinned = True
         if pin:
             folder = image_folder(images, pin)
             if not (folder / MANIFEST).is_file():
@@ -243,19 +258,29 @@ class CharliecloudEngine:
             if not found:
                 raise UsageError(f"image {name} is not in the image folder {images} ({export})")
             chosen = pinned(image_pin(name), "", images / PINS)  # the image's last export, for other tools
-            if len(found) > 1 and chosen is not None:
+            if chosen is not None:
                 found = [(d, f) for d, f in found if d == chosen["digest"]] or found
             if len(found) > 1:
                 digests = ", ".join(d[:19] for d, _ in found)
                 raise UsageError(
                     f"{images} holds {len(found)} exports of {name} ({digests}) and none is pinned: export the one "
-                    f"to run again (dicompose export-charliecloud pins it there), or pin it ({hint})"
+                    "to run again (dicompose export-charliecloud pins it there), or set the descriptor's "
+                    "container-hash"
                 )
             digest, folder = found[0]
+            is_pinned = chosen is not None and chosen["digest"] == digest
+            if not is_pinned and not allow_unpinned:
+                raise UnpinnedImageError(name, f"no pin for it in {images / PINS}: export it again to pin it")
+        recorded = _manifest(folder)
+        if recorded.get("image") != name or recorded.get("digest") != digest:
+            raise UsageError(
+                f"{folder}: holds {recorded.get('image')} ({str(recorded.get('digest'))[:19]}), not {name} "
+                f"({digest[:19]}): check the pins in {images / PINS}"
+            )
         problems = verify_cached(folder)
         if problems:
             raise UsageError(f"{folder}: differs from its export, refusing to run it ({'; '.join(problems)})")
-        return ImageRef(name, digest, str(folder)), True
+        return ImageRef(name, digest, str(folder)), is_pinned
 
     def has_image(self, image: ImageRef) -> bool:
         return (self._folder(image) / MANIFEST).is_file()

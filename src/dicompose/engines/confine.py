@@ -5,8 +5,11 @@ cannot ask it for more. So this small launcher, standard library only (it runs b
 enters a new user, mount and network namespace as the same uid (no privilege is gained), re-mounts every
 ``--ro`` path read-only onto itself, gives every ``--rw`` path that lies under one back its write access, and
 then becomes the command (``exec``: same pid, same process group, so timeouts and Ctrl-C reach the step). The
-network namespace has only a loopback interface, down: the step can reach nothing, not even this host.
-``--net`` keeps the host's network (a step whose descriptor asks for it).
+network namespace has only its own loopback interface (up, as under Docker's ``--network none``): the step can
+reach nothing outside itself, not even this host. ``--net`` keeps the host's network (a step whose descriptor
+asks for it). ``/dev/shm`` becomes a private, empty tmpfs: ``ch-run`` binds the host's ``/dev``, whose shared
+memory folder other processes of the node (and other steps) could otherwise read and write; only when the
+launch's own inputs or outputs live there is it left as it is.
 
 Usage: ``confine.py [--ro PATH]... [--rw PATH]... [--net] -- PROGRAM [ARG]...``; exit 125 when confinement fails.
 """
@@ -24,6 +27,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 32, 1024, 2048, 4096, 16384
 MS_PRIVATE, MS_RELATIME = 1 << 18, 1 << 21
 PR_SET_NO_NEW_PRIVS = 38
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 FAILED = 125
 #: statvfs flags a re-mount must keep (an unprivileged mount namespace may not clear them).
 _KEPT = (
@@ -108,7 +112,25 @@ def confine(ro: list[str], rw: list[str], net: bool) -> None:
     for path in rw:
         if under(path, ro):
             _rebind(libc, path, read_only=False)
+    shm = "/dev/shm"  # noqa: S108 - the host's shared memory folder, replaced by a private one...
+    if os.path.isdir(shm) and not any(under(p, [shm]) for p in [*ro, *rw]):  # noqa: PTH112 - ...unless ours are there
+        options = b"mode=1777,size=64m"
+        _call(libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, options), "private /dev/shm")
+    if not net:
+        _loopback_up()
     _call(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no new privileges")
+
+
+def _loopback_up() -> None:
+    """Bring the new network namespace's ``lo`` up (we hold CAP_NET_ADMIN over it until exec)."""
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from dicompose.config import data_home
+from dicompose.errors import UsageError
 
 
 def pins_file() -> Path:
@@ -23,11 +24,24 @@ def _key(tool: str, descriptor_digest: str) -> str:
 
 
 def read_pins(path: Path | None = None) -> dict[str, dict[str, str]]:
+    """Every pin of the file (none if it does not exist); a file that cannot be read or is not a pins file is
+    a UsageError naming it: which image runs is never decided by ignoring a damaged file."""
+    path = path or pins_file()
     try:
-        data = json.loads((path or pins_file()).read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError):
         return {}
-    return data if isinstance(data, dict) else {}
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the image pins ({exc.strerror or exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not a pins file ({exc}); restore it, or remove it and pin again") from None
+    well_formed = isinstance(data, dict) and all(
+        isinstance(v, dict) and isinstance(v.get("digest"), str) and isinstance(v.get("image"), str)
+        for v in data.values()
+    )
+    if not well_formed:
+        raise UsageError(f'{path}: not a pins file (each entry is {{"image": ..., "digest": ...}})')
+    return {str(k): {"image": v["image"], "digest": v["digest"]} for k, v in data.items()}
 
 
 def pinned(tool: str, descriptor_digest: str, path: Path | None = None) -> dict[str, str] | None:

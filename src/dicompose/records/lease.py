@@ -22,6 +22,7 @@ from dicompose.errors import UsageError
 
 BEAT = 15.0
 STALE = 90.0
+CLOCK_SKEW = 86400.0
 LEASE = "lock.lease"
 
 
@@ -34,9 +35,13 @@ def holder(path: Path) -> tuple[str, int, float] | None:
         return None
     host, _sep, pid_text = text.strip().rpartition(" pid ")
     pid = int(pid_text) if pid_text.isdigit() else 0
+    if not host or not pid:
+        return None  # not a lease (a half-written or foreign file): nobody holds it
     if host == socket.gethostname():
         return (host, pid, age) if pid and _alive(pid) else None
-    return (host, pid, age) if age < STALE else None
+    # in the future: that node's clock is ahead, and its run may be alive (safer to wait than to share); a day
+    # ahead is a clock gone wrong, not a run
+    return (host, pid, age) if -CLOCK_SKEW < age < STALE else None
 
 
 def _alive(pid: int) -> bool:
@@ -78,8 +83,9 @@ def leased(folder: Path) -> Iterator[None]:
             if found is not None:
                 host, pid, age = found
                 kind = filesystem_of(folder)
+                seen = f"seen {age:.0f} s ago" if age >= 0 else f"its clock is {-age:.0f} s ahead of ours"
                 raise UsageError(
-                    f"workspace {folder} is in use by pid {pid} on {host} (seen {age:.0f} s ago"
+                    f"workspace {folder} is in use by pid {pid} on {host} ({seen}"
                     f"{', on ' + kind if kind else ''}); wait for it or use --workspace"
                 ) from None
             with contextlib.suppress(OSError):  # stale: set aside (atomically), then try again

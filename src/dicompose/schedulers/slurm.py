@@ -138,9 +138,8 @@ def cluster_kwargs(
         "walltime": options.walltime,
         "job_extra_directives": directives,
         "job_script_prologue": list(options.prologue),
-        # no nanny (a second Python start per job, for restarts we never ask for) and no worker dashboard:
-        # the first launch starts ~0.4 s sooner
-        "nanny": False,
+        # no worker dashboard (its start-up is for nobody). The nanny stays: without it a worker closed by the
+        # scheduler hung in asyncio's shutdown and outlived its job (seen here, with proctrack/linuxproc)
         "worker_extra_args": [
             "--resources",
             ",".join(f"{k}={v}" for k, v in options.resources().items()),
@@ -156,6 +155,22 @@ def cluster_kwargs(
     if options.account:
         kwargs["account"] = options.account
     return kwargs
+
+
+def _test_submit(cluster: Any) -> None:
+    """``sbatch --test-only`` on the worker job script: a partition that does not exist, an option sbatch does
+    not know or resources no node has are refused here, in one line, instead of by a submission Dask makes in
+    the background (which logs a traceback and leaves the run waiting for workers that never come)."""
+    import shutil
+    import subprocess
+
+    sbatch = shutil.which("sbatch") or "sbatch"
+    proc = subprocess.run([sbatch, "--test-only"], input=cluster.job_script(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        said = [line.strip() for line in proc.stderr.splitlines() if line.strip()] or [f"exit {proc.returncode}"]
+        reason = next((line for line in said if "error" in line.lower()), said[0])
+        reason = reason.removeprefix("sbatch: ").removeprefix("error: ")
+        raise UsageError(f"--scheduler slurm: sbatch refuses the worker jobs ({reason})")
 
 
 class SlurmScheduler:
@@ -175,10 +190,14 @@ class SlurmScheduler:
             with warnings.catch_warnings():  # "port 8787 is in use": Dask takes another; not the user's news
                 warnings.filterwarnings("ignore", message=".*already in use", category=UserWarning)
                 cluster: Any = SLURMCluster(**cluster_kwargs(options, log_directory, job_name=job_name))
-            if options.adaptive:
-                cluster.adapt(minimum_jobs=options.min_jobs or 0, maximum_jobs=options.most_jobs)
-            else:
-                cluster.scale(jobs=options.jobs or 1)
+            _test_submit(cluster)
+            # a fixed number of jobs is kept by adapting between it and itself: a job SLURM ends (walltime,
+            # scancel, a lost node) is replaced, and what ran in it runs again there (scale() would not replace it)
+            low = options.min_jobs or 0 if options.adaptive else options.jobs or 1
+            cluster.adapt(minimum_jobs=low, maximum_jobs=options.most_jobs)
+        except UsageError:
+            cluster.close()
+            raise
         except Exception as exc:  # dask-jobqueue's own checks, sbatch refusals: one line
             raise UsageError(f"--scheduler slurm: cannot start the worker jobs ({exc})") from None
         self._dask = DaskScheduler(None, 0, cluster=cluster)
