@@ -43,6 +43,20 @@ def net_devices():
         return sorted(line.split(":")[0].strip() for line in handle.read().splitlines()[2:])
 
 
+def loopback_works():
+    """Can the step talk to itself over 127.0.0.1 (a tool's own local server)?"""
+    import socket
+
+    try:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            with socket.create_connection(server.getsockname(), timeout=2):
+                return True
+    except OSError:
+        return False
+
+
 def main():
     mode, seconds, inputs = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
     with open("/proc/self/status") as handle:
@@ -60,6 +74,8 @@ def main():
         "write_cwd": can_write("probe-cwd"),
         "interfaces": sorted(os.listdir("/sys/class/net")),
         "net_devices": net_devices(),
+        "loopback": loopback_works(),
+        "shm_entries": sorted(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else [],
         "cap_eff": status["CapEff"].strip(),
         "no_new_privs": status["NoNewPrivs"].strip(),
         "pid1": pid1,

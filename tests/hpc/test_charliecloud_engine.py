@@ -81,6 +81,7 @@ def test_a_step_is_confined_as_the_policy_says_and_the_record_names_what_is_not_
     tool = probe_descriptor(tmp_path, "dicompose/normalize:0.1.0", None)
     marker = tmp_path.name + "-host-tmp"
     Path("/tmp", marker).write_text("host")  # must stay invisible to the step
+    Path("/dev/shm", marker).write_text("host")  # so must the node's shared memory
     try:
         proc = dicompose(
             tmp_path,
@@ -89,6 +90,7 @@ def test_a_step_is_confined_as_the_policy_says_and_the_record_names_what_is_not_
         )
     finally:
         Path("/tmp", marker).unlink()
+        Path("/dev/shm", marker).unlink()
     assert proc.returncode == 0, proc.stderr
     inside = json.loads((tmp_path / "out" / "probe.json").read_text())
     assert inside["uid"] == os.getuid() != 0 and inside["cwd"] == "/dicompose/out"
@@ -97,7 +99,8 @@ def test_a_step_is_confined_as_the_policy_says_and_the_record_names_what_is_not_
     assert inside["write_root"] is False  # the image, read-only
     assert inside["write_cwd"] is True and inside["write_tmp"] is True
     assert inside["net_devices"] == ["lo"]  # no network: a namespace of its own with loopback only
-    assert marker not in inside["tmp_entries"]  # a private /tmp
+    assert marker not in inside["tmp_entries"] and marker not in inside["shm_entries"]  # private /tmp, /dev/shm
+    assert inside["loopback"] is True  # its own loopback works, as under Docker's --network none
     assert "DICOMPOSE_LEAK_CHECK" not in inside["env"]  # the environment: the image's, not the caller's
     assert inside["inputs_readable"] is True and all(a.startswith("/dicompose/in/") for a in inside["argv"])
     report = json.loads(proc.stdout)
@@ -210,15 +213,15 @@ def test_an_edited_or_missing_image_is_refused_in_one_line(images: Path, tmp_pat
     (fake / "etc" / "os-release").write_text("debian\n")
     recorded = {"image": "dicompose/normalize:0.1.0", "digest": "sha256:" + "ab" * 32, **manifest_of(fake)}
     (fake / MANIFEST).write_text(json.dumps(recorded))
+    pin = {"image": recorded["image"], "digest": recorded["digest"]}
+    (fake.parent / "pins.json").write_text(json.dumps({"image:dicompose/normalize:0.1.0@": pin}))
     (fake / "etc" / "os-release").write_text("tampered\n")
     argv = ["run", "normalize", "--in", str(source), "--out", "o", "--engine", "charliecloud"]
     proc = dicompose(tmp_path, *argv, "--image-dir", str(tmp_path / "images"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "differs from its export" in proc.stderr and "etc/os-release: changed since export" in proc.stderr
     empty = dicompose(tmp_path, *argv, "--image-dir", str(tmp_path / "nothing"))
-    assert (
-        empty.returncode == 2 and "is not in the image folder" in empty.stderr and "export-charliecloud" in empty.stderr
-    )
+    assert empty.returncode == 2 and "no such folder" in empty.stderr and "export-charliecloud" in empty.stderr
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 

@@ -156,7 +156,7 @@ def test_live_container_is_hardened(tmp_path: Path, scans: Path, image_id: str, 
     assert inside["uid"] != 0 and inside["cwd"] == "/dicompose/out"
     assert inside["write_root"] is False and inside["write_input"] is False
     assert inside["write_tmp"] is True and inside["write_cwd"] is True
-    assert inside["interfaces"] == ["lo"]
+    assert inside["interfaces"] == ["lo"] and inside["loopback"] is True
     assert int(inside["cap_eff"], 16) == 0 and inside["no_new_privs"] == "1"
     assert "init" in inside["pid1"] and inside["docker_socket"] is False
     assert inside["inputs_readable"] is True

@@ -244,9 +244,11 @@ class CharliecloudEngine:
         An export found by name alone, with no pin anywhere, is unpinned (as a Docker tag is): refused unless
         ``allow_unpinned``."""
         images = image_dir()
-        if not images.is_dir() or not os.access(images, os.R_OK | os.X_OK):
-            raise UsageError(f"image folder {images}: {'not readable' if images.is_dir() else 'no such folder'}")
         export = f"export it there with dicompose export-charliecloud TOOL --out {images}"
+        if not images.is_dir():
+            raise UsageError(f"image folder {images}: no such folder ({export}, or give --image-dir)")
+        if not os.access(images, os.R_OK | os.X_OK):
+            raise UsageError(f"image folder {images}: not readable by {getpass.getuser()}")
         is_pinned = True
         if pin:
             folder = image_folder(images, pin)
