@@ -206,3 +206,42 @@ def test_dicom_tls_both_ways_and_every_certificate_problem_in_one_line(tmp_path:
         assert code == 2 and "are for dicom+tls:// URLs" in err
     finally:
         pacs.stop()
+
+
+def test_a_pipeline_starts_and_ends_at_the_pacs(pacs: Orthanc, tmp_path: Path):
+    """The demo pipeline from a series on the PACS, its masks pushed back as new series of the study; run again,
+    nothing moves (same series, same instances: cached; results already stored). (The series is named: the
+    study, once the masks are in it, holds them too, and a pipeline over the whole study would read them.)"""
+    from dicompose.tools.samples import demo_pipeline
+
+    code, _out, err = dicompose(pacs, tmp_path / "home", "pacs", "push", str(sample_data_folder()), "--to", pacs.url)
+    assert code == 0, err
+    study = study_of(sample_data_folder() / "ct_01.dcm")
+    before = set(pacs.rest("/instances"))
+    series = str(pydicom.dcmread(sample_data_folder() / "ct_01.dcm", stop_before_pixels=True).SeriesInstanceUID)
+    source = f"{pacs.url}?study={study}&series={series}"
+    argv = ["run", str(demo_pipeline()), "--in", source, "--out", str(tmp_path / "out")]
+    argv += ["--workspace", str(tmp_path / "ws"), "--engine", "local", "--push-to", f"masks={pacs.url}"]
+    code, out, err = dicompose(pacs, tmp_path / "home", *argv)
+    said = one_line(out)
+    assert code == 0, err
+    assert f"pulled from {pacs.url}: 3 received, 0 already here" in said
+    assert f"pushed to {pacs.url}: 3 stored, 0 already present" in said
+    new = set(pacs.rest("/instances")) - before
+    assert len(new) == 3  # the masks, as new instances...
+    parents = {pacs.rest(f"/instances/{i}")["ParentSeries"] for i in new}
+    assert not parents & {pacs.rest(f"/instances/{i}")["ParentSeries"] for i in before}  # ...of new series
+    masks = sorted((tmp_path / "out" / "masks").rglob("*.dcm"))
+    uids = {str(pydicom.dcmread(m, stop_before_pixels=True).SOPInstanceUID) for m in masks}
+    stored = {pacs.rest(f"/instances/{i}/simplified-tags")["SOPInstanceUID"] for i in new}
+    assert uids == stored and len(masks) == 3
+    code, out, err = dicompose(pacs, tmp_path / "home", *argv)
+    said = one_line(out)
+    assert code == 0 and "0 received, 3 already here" in said and "0 stored, 3 already present" in said, err
+    assert "normalize 1 cached" in said and "mask 1 cached" in said
+    assert set(pacs.rest("/instances")) - before == new
+    log = (tmp_path / "ws" / "audit" / "audit.jsonl").read_text()
+    actions = [json.loads(line)["action"] for line in log.splitlines()]
+    assert "receive" in actions and "send" in actions and study not in log
+    code, _out, err = dicompose(pacs, tmp_path / "home", "run", str(demo_pipeline()), "--in", pacs.url, "--out", "x")
+    assert code == 2 and "?study=UID" in err

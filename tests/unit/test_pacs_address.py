@@ -51,3 +51,20 @@ def test_a_push_needs_one_association_per_128_encodings():
     batches = context_batches(many)
     assert all(len({(i.sop_class, i.transfer_syntax) for i in b}) <= MAX_CONTEXTS for b in batches)
     assert sorted(i.path for b in batches for i in b) == sorted(i.path for i in many) and len(batches) == 3
+
+
+def test_run_inputs_and_push_targets_recognise_urls_before_name_equals_path():
+    from dicompose.cli.pipeline import parse_inputs, parse_push_to
+
+    url = "dicom://PACS@h:104?study=1.2&series=1.2.3"
+    assert parse_inputs([url], ["scans"]) == ({}, {"scans": url})
+    assert parse_inputs([f"scans={url}", "key=k.bin"], ["scans", "key"])[1] == {"scans": url}
+    with pytest.raises(UsageError, match="name the input"):
+        parse_inputs([url], ["scans", "key"])
+    assert parse_push_to(["dicom://PACS@h:104", "masks=dicom://PACS@h:104"]) == (
+        (None, "dicom://PACS@h:104"),
+        ("masks", "dicom://PACS@h:104"),
+    )
+    for bad in ("masks", "masks=/tmp/out", "dicom://h:104"):
+        with pytest.raises(UsageError):
+            parse_push_to([bad])

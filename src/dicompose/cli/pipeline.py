@@ -24,20 +24,48 @@ if TYPE_CHECKING:
     from dicompose.pipeline.tasks import Task
 
 
-def parse_inputs(sources: list[str], names: list[str]) -> dict[str, Path]:
-    """``--in NAME=PATH`` (repeatable), or a bare ``--in PATH`` when the pipeline has one input."""
+def parse_inputs(sources: list[str], names: list[str]) -> tuple[dict[str, Path], dict[str, str]]:
+    """(paths, PACS URLs) from ``--in NAME=PATH`` (repeatable), or a bare ``--in PATH`` when the pipeline has one
+    input; PATH may be ``dicom://AET@HOST:PORT?study=UID`` (a URL is recognised before NAME=PATH: it has '=')."""
+    from dicompose.pacs.address import is_pacs_url
     from dicompose.walk import as_given
 
     result: dict[str, Path] = {}
+    urls: dict[str, str] = {}
     for source in sources:
         name, sep, path = source.partition("=")
-        if sep and name in names:
+        if is_pacs_url(source):
+            if len(names) != 1:
+                raise UsageError(
+                    f"--in {source.split('?')[0]}: name the input (--in NAME=URL, NAME one of {', '.join(names)})"
+                )
+            urls[names[0]] = source
+        elif sep and name in names and is_pacs_url(path):
+            urls[name] = path
+        elif sep and name in names:
             result[name] = as_given(path)
         elif len(names) == 1 and not (sep and name not in names and not Path(source).exists()):
             result[names[0]] = as_given(source)
         else:
             raise UsageError(f"--in {source!r}: expected NAME=PATH with NAME one of {', '.join(names)}")
-    return result
+    return result, urls
+
+
+def parse_push_to(values: list[str]) -> tuple[tuple[str | None, str], ...]:
+    """``--push-to URL`` (every DICOM output) or ``--push-to OUTPUT=URL`` (one output), repeatable."""
+    from dicompose.pacs.address import is_pacs_url, parse_pacs_url
+
+    parsed: list[tuple[str | None, str]] = []
+    for value in values:
+        output, sep, url = value.partition("=")
+        if is_pacs_url(value):
+            parsed.append((None, value))
+        elif sep and is_pacs_url(url):
+            parsed.append((output, url))
+        else:
+            raise UsageError(f"--push-to {value!r}: expected dicom://AET@HOST:PORT or OUTPUT=dicom://AET@HOST:PORT")
+        parse_pacs_url(parsed[-1][1])
+    return tuple(parsed)
 
 
 def refuse(pipeline: Path, problems: list[str]) -> NoReturn:
@@ -155,7 +183,8 @@ def execute_request(request: PipelineRequest, graph: PipelineGraph, out: Path, *
         print(json.dumps(document(report, graph, tool), indent=2))
     else:
         summary(report, graph, out)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+    delivered = not report.push_problem and not any(t.refused for t in report.transfers)
+    raise typer.Exit(EXIT_OK if report.ok and delivered else EXIT_FAILED)
 
 
 def run_pipeline_command(
@@ -175,6 +204,7 @@ def run_pipeline_command(
     prune: bool = False,
     engine_why: str | None = None,
     slurm: tuple[str, ...] = (),
+    push_to: tuple[tuple[str | None, str], ...] = (),
 ) -> None:
     from dicompose.pipeline.graph import build_graph
     from dicompose.pipeline.preflight import resource_problems
@@ -188,7 +218,7 @@ def run_pipeline_command(
     problems += resource_problems(graph, scheduler, slurm)  # as check judges them, before any folder is made
     if problems:
         refuse(pipeline, problems)
-    inputs = parse_inputs(sources, list(graph.spec.inputs))
+    inputs, urls = parse_inputs(sources, list(graph.spec.inputs))
     request = PipelineRequest(
         pipeline,
         inputs,
@@ -205,6 +235,8 @@ def run_pipeline_command(
         prune=prune,
         engine_why=engine_why,
         slurm=slurm,
+        pacs_inputs=urls,
+        push_to=push_to,
     )
     execute_request(request, graph, out, as_json=as_json, tool=False)
 

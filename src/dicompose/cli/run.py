@@ -56,6 +56,14 @@ def run(
             "docs/configuration.md",
         ),
     ] = None,
+    push_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--push-to",
+            help="dicom://AET@HOST:PORT, or OUTPUT=dicom://…: send the run's DICOM outputs to a PACS once it succeeded "
+            "(repeatable).",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan: tasks, which are cached, each launch's command.")
     ] = False,
@@ -96,6 +104,9 @@ def run(
     scheduler = configured("run", "scheduler", scheduler, "local")
     check_scheduler(scheduler, slurm or [])
     sources = sources or []
+    from dicompose.cli.pipeline import parse_push_to
+
+    pushes = parse_push_to(push_to or [])
     if target.endswith((".yaml", ".yml")):
         if params or invocation or timeout is not None:
             fail(UsageError("-p, --invocation and --timeout are for tools; a pipeline sets them per step"))
@@ -114,15 +125,18 @@ def run(
             follow_links=follow_links,
             prune=prune,
             slurm=tuple(slurm or ()),
+            push_to=pushes,
         )
         return
     from dicompose.descriptors.descriptor import load_descriptor
     from dicompose.descriptors.given import check_invocation_types, parse_pairs, read_invocation_file
+    from dicompose.pacs.address import is_pacs_url
     from dicompose.pipeline.runner import PipelineRequest
     from dicompose.pipeline.tool_graph import INPUT_NAME, tool_graph
     from dicompose.walk import as_given
 
-    if len(sources) > 1 or (sources and "=" in sources[0] and not Path(sources[0]).exists()):
+    from_pacs = bool(sources) and is_pacs_url(sources[0])
+    if len(sources) > 1 or (sources and not from_pacs and "=" in sources[0] and not Path(sources[0]).exists()):
         fail(UsageError("a tool takes one --in PATH (or none: its File inputs given with -p or --invocation)"))
     raw: dict[str, Any] = read_invocation_file(invocation) if invocation else {}
     descriptor = load_descriptor(target)
@@ -133,7 +147,7 @@ def run(
     graph = tool_graph(target, raw, timeout, batch=bool(sources))
     request = PipelineRequest(
         Path(target),
-        {INPUT_NAME: as_given(sources[0])} if sources else {},
+        {INPUT_NAME: as_given(sources[0])} if sources and not from_pacs else {},
         out,
         workspace or Path(".dicompose"),
         engine,
@@ -147,5 +161,7 @@ def run(
         follow_links=follow_links,
         prune=prune,
         slurm=tuple(slurm or ()),
+        pacs_inputs={INPUT_NAME: sources[0]} if from_pacs else {},
+        push_to=pushes,
     )
     execute_request(request, graph, out, as_json=as_json, tool=True)

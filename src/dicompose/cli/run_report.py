@@ -91,6 +91,7 @@ def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
             f"[yellow]stale:[/] {len(report.stale)} outputs of earlier runs that this run no longer produces "
             f"(their inputs are gone) {escape(done)}"
         )
+    _transfers(report)
     verdict = "[green]ok[/]" if report.ok else "[red]failed[/]"
     stdout.print(
         f"run {report.run_id} {verdict}: {len(report.tasks)} {plural(len(report.tasks), 'task')} in "
@@ -100,6 +101,21 @@ def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
     here = report.workspace.resolve()
     option = "" if here == Path(".dicompose").resolve() else f" --workspace {here}"  # a hint that works as given
     stdout.print(f"logs and records: {escape(str(here))} (dicompose show {report.run_id}{escape(option)})")
+
+
+def _transfers(report: PipelineReport) -> None:
+    """What came from and went to a PACS (no patient named: the PACS's URL and counts)."""
+    for transfer in report.transfers:
+        if transfer.action == "receive":
+            said = f"{transfer.received} received, {transfer.present} already here"
+            stdout.print(f"pulled from {escape(transfer.pacs)}: {said}")
+        else:
+            said = f"{transfer.received} stored, {transfer.present} already present"
+            stdout.print(f"pushed to {escape(transfer.pacs)}: {said}")
+            for line in transfer.refused or []:
+                stderr.print(f"[red]not stored:[/] {escape(line)}")
+    if report.push_problem:
+        stderr.print(f"[red]error:[/] {escape(report.push_problem)} (the run's outputs are in place: push them again)")
 
 
 def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[str, Any]:
@@ -150,6 +166,17 @@ def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[s
         "ignored": report.ignored,
         "stale": report.stale,
         "stale_to": report.stale_to,
+        "pacs": [
+            {
+                "action": t.action,
+                "pacs": t.pacs,
+                "instances": t.received,
+                "already_present": t.present,
+                "refused": t.refused or [],
+            }
+            for t in report.transfers
+        ],
+        "push_problem": report.push_problem or None,
     }
     if tool:
         (node,) = graph.steps

@@ -35,18 +35,24 @@ class PullReport:
     studies: dict[str, int] = field(default_factory=dict)  # study UID → instances received
 
 
-def instance_path(out: Path, study: str, series: str, sop: str) -> Path:
+def _as_is(uid: str) -> str:
+    return uid
+
+
+def instance_path(out: Path, study: str, series: str, sop: str, name: Callable[[str], str] = _as_is) -> Path:
+    """Where an instance lands: ``OUT/<study>/<series>/<instance>.dcm``, each UID through ``name`` (as it is, or
+    a keyed pseudonym where paths end up in records and logs)."""
     for uid in (study, series, sop):
         if not uid or "/" in uid or uid.startswith("."):
             raise ValueError(f"not a UID: {uid!r}")
-    return out / study / series / f"{sop}.dcm"
+    return out / name(study) / name(series) / f"{name(sop)}.dcm"
 
 
 class Receiver:
     """The storage side of a retrieve: each instance written whole, or not at all (thread-safe)."""
 
-    def __init__(self, out: Path, report: PullReport) -> None:
-        self.out, self.report = out, report
+    def __init__(self, out: Path, report: PullReport, name: Callable[[str], str] = _as_is) -> None:
+        self.out, self.report, self.name = out, report, name
         self.lock = threading.Lock()
         (out / PARTIAL).mkdir(parents=True, exist_ok=True)
 
@@ -54,7 +60,7 @@ class Receiver:
         try:
             ds = event.dataset
             target = instance_path(
-                self.out, str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
+                self.out, str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID), self.name
             )
         except (AttributeError, ValueError, KeyError):
             return 0xC211  # cannot understand: no UIDs to name it by
@@ -143,24 +149,26 @@ def pull(
     series: str | None = None,
     move_dest: str | None = None,
     progress: Callable[[str, int], None] | None = None,
+    name: Callable[[str], str] = _as_is,
 ) -> PullReport:
     """Retrieve the study (or series) into ``out`` by C-GET, or by C-MOVE to ``move_dest`` (AET:PORT) when given
-    or when the PACS refuses C-GET."""
+    or when the PACS refuses C-GET. ``name`` turns each UID into its path component (default: the UID)."""
     report = PullReport(str(address))
     held = list_series(address, settings, study, series)
     if not held:
         raise PacsError(f"{address}: no such study{' and series' if series else ''} on the PACS")
     wanted = []
     for serie, sops in sorted(held.items()):
-        here = {p.stem for p in (out / study / serie).glob("*.dcm")} if (out / study / serie).is_dir() else set()
-        if sops <= here:
+        folder = out / name(study) / name(serie)
+        here = {p.stem for p in folder.glob("*.dcm")} if folder.is_dir() else set()
+        if {name(sop) for sop in sops} <= here:
             report.present += len(sops)
         else:
             wanted.append(serie)
     report.series = wanted
     if not wanted:
         return report
-    receiver = Receiver(out, report)
+    receiver = Receiver(out, report, name)
     try:
         if move_dest is None:
             refused = _get(address, settings, study, wanted, receiver, report, progress)

@@ -36,6 +36,8 @@ class PipelineRequest:
     prune: bool = False  # delete stale outputs instead of moving them into --out/.stale/<run id>/
     engine_why: str | None = None  # why the caller chose ``engine`` (the demo's choice), said instead of ours
     slurm: tuple[str, ...] = ()  # --slurm KEY=VALUE, over the configuration's [slurm] (schedulers.slurm)
+    pacs_inputs: dict[str, str] = field(default_factory=dict)  # input name → dicom://…?study=UID (pipeline.pacs_io)
+    push_to: tuple[tuple[str | None, str], ...] = ()  # (output or None for all, PACS URL), after a run that succeeded
 
 
 @dataclass
@@ -81,6 +83,8 @@ class PipelineReport:
     stale: list[str] = field(default_factory=list)  # outputs of earlier runs no longer produced, moved aside
     stale_to: str | None = None  # where they went (None: pruned, or none)
     out_dir: str = ""  # --out, absolute
+    transfers: list[Any] = field(default_factory=list)  # PACS pulls and pushes (pipeline.pacs_io.Transfer)
+    push_problem: str = ""  # why --push-to could not deliver (the run itself succeeded)
 
     @property
     def ok(self) -> bool:

@@ -17,11 +17,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicompose.config import load_settings
 from dicompose.engines.base import Engine, ImageRef
 from dicompose.engines.resolve import resolve_engine
-from dicompose.errors import RunInterruptedError, StorageError, UsageError, storage_error
+from dicompose.errors import PacsError, RunInterruptedError, StorageError, UsageError, storage_error
 from dicompose.fileio import check_not_a_file, check_output_folder, check_writable_folder
 from dicompose.pipeline.execution import Execution
 from dicompose.pipeline.graph import PipelineGraph, bind_files, build_graph
@@ -36,6 +37,9 @@ from dicompose.records.index import Index
 from dicompose.records.workspace import Workspace, locked, open_workspace
 from dicompose.schedulers.base import Scheduler
 from dicompose.tools.site_keys import site_key_path
+
+if TYPE_CHECKING:
+    from dicompose.pipeline.pacs_io import Transfer
 
 __all__ = ["FINISHED", "Events", "LaunchInfo", "NoEvents", "PipelineReport", "PipelineRequest", "run_pipeline"]
 
@@ -95,8 +99,9 @@ def run_pipeline(
     expected = set(graph.spec.inputs)
     if request.kind == "tool":  # a tool run without --in binds no input
         expected = {node.source.name for node in graph.steps if node.source.kind == "input"}
-    missing = sorted(expected - set(request.inputs))
-    extra = sorted(set(request.inputs) - set(graph.spec.inputs))
+    given = set(request.inputs) | set(request.pacs_inputs)
+    missing = sorted(expected - given)
+    extra = sorted(given - set(graph.spec.inputs))
     if missing or extra:
         raise UsageError(
             f"{request.pipeline}: inputs {', '.join(graph.spec.inputs)} expected"
@@ -104,6 +109,13 @@ def run_pipeline(
             + (f"; unknown {', '.join(extra)}" if extra else "")
             + " (give --in NAME=PATH)"
         )
+    if request.pacs_inputs:  # each URL checked before anything is made or asked of a PACS
+        from dicompose.pipeline.pacs_io import pacs_address
+
+        for name, url in request.pacs_inputs.items():
+            pacs_address(name, url)
+            if graph.spec.inputs.get(name) != "dicom":
+                raise UsageError(f"--in {name}=…: a PACS study can feed a dicom input only ({name} is a file input)")
     for name, path in request.inputs.items():  # before any folder is made
         if not path.exists() and not path.is_symlink():
             raise UsageError(
@@ -257,12 +269,21 @@ def _run_locked(
     engine.cleanup()  # containers that killed runs on this host left behind
     images = resolve_images(request, graph, engine)
     budget = request.workers or load_settings().workers
+    transfers: list[Transfer] = []
+    if request.pacs_inputs:  # pulled into the workspace first (a plan needs the files too): then plain folders
+        from dicompose.pipeline.pacs_io import fetch_inputs
+
+        folders, transfers = fetch_inputs(request.pacs_inputs, workspace.root)
+        request = replace(request, inputs={**request.inputs, **folders})
     if request.dry_run:
-        return _plan(request, graph, workspace, index, engine, resolution.why, images, budget)
+        plan = _plan(request, graph, workspace, index, engine, resolution.why, images, budget)
+        plan.transfers = transfers
+        return plan
     report = PipelineReport(
         new_run_id(), workspace.root, engine.name, resolution.why, request.scheduler, budget, images
     )
     report.private = graph.deidentifying
+    report.transfers = transfers
     # made first: a cluster's workers (SLURM jobs: 1.8 s to be scheduled and start here) come up while we plan
     scheduler = make_scheduler(request.scheduler, budget, request, workspace.root, report.run_id)
     try:
@@ -275,6 +296,7 @@ def _run_locked(
     if scheduler.cores is not None and not request.workers:  # a cluster's worker jobs: their cores in all
         report.budget = scheduler.cores
     audit = AuditRecorder(workspace.root, index)
+    audit.files([item for transfer in transfers for item in transfer.audit_items(report.run_id)])
     record = Recorders(IndexRecorder(index), audit, *recorders)
     record.run_started(_run_start(request, graph, report, resolution.why))
     run = Execution(request, graph, workspace, index, engine, scheduler, report, events, audit, record)
@@ -287,6 +309,17 @@ def _run_locked(
         run.drain()
         _finish(request, run, report)
         status = "ok" if report.ok else "failed"
+        if report.ok and request.push_to:  # results back to the PACS, once the run has them all
+            from dicompose.pipeline.pacs_io import push_outputs
+
+            outputs = [] if graph.flat_outputs else list(graph.outputs)
+            try:
+                pushed = push_outputs(request.push_to, request.out_dir, outputs)
+            except PacsError as exc:  # the run did its work: it stays ok, the delivery is what failed
+                report.push_problem = str(exc)
+            else:
+                report.transfers.extend(pushed)
+                audit.files([item for transfer in pushed for item in transfer.audit_items(report.run_id)])
     except (KeyboardInterrupt, SystemExit) as exc:
         scheduler.cancel_all()
         engine.cleanup(report.run_id)  # stops the steps still running

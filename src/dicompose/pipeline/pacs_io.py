@@ -1,0 +1,107 @@
+"""Pipelines that start and end at a PACS: ``--in scans=dicom://AET@HOST:PORT?study=UID`` and ``--push-to``.
+
+An input from a PACS is pulled into the workspace (``WORKSPACE/pacs/<PACS>/<study>/<series>/<instance>.dcm``,
+each UID a keyed pseudonym: those paths reach the run's records and audit log)
+before the run plans its tasks, and then is a folder like any other: the same study with the same instances is
+not transferred again (:func:`dicompose.pacs.retrieve.pull` skips complete series), and unchanged files are
+cached tasks. After a run that succeeded, ``--push-to [OUTPUT=]URL`` sends its published DICOM outputs (all, or
+one output's) back; derived images carry new UIDs, so the PACS stores them as new series, and a push again
+sends nothing it holds. Each transfer is in the run's audit log (PACS, study as a keyed pseudonym, count).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from dicompose.config import configured
+from dicompose.errors import UsageError
+from dicompose.pacs.address import PacsAddress, check_ae_title, parse_pacs_url
+from dicompose.pacs.association import DEFAULT_AET, NetworkSettings
+from dicompose.records.audit import Item
+
+PACS_FOLDER = "pacs"
+
+
+def network_settings() -> NetworkSettings:
+    """Our side of a run's associations, from the configuration's ``[pacs]`` table (docs/pacs.md)."""
+    files = [configured("pacs", key, None, None) for key in ("tls_ca", "tls_cert", "tls_key")]
+    ca, cert, key = (Path(str(f)).expanduser() if f is not None else None for f in files)
+    return NetworkSettings(
+        aet=check_ae_title(str(configured("pacs", "aet", None, DEFAULT_AET)), "[pacs] aet"),
+        timeout=float(configured("pacs", "timeout", None, 30)),
+        attempts=int(configured("pacs", "attempts", None, 3)),
+        tls_ca=ca,
+        tls_cert=cert,
+        tls_key=key,
+    )
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One pull or push of a run: what the report prints and the audit log keeps."""
+
+    action: str  # "receive" | "send"
+    pacs: str
+    study_counts: dict[str, int]
+    received: int = 0  # pulled now, or stored now
+    present: int = 0  # already here (pull) or already on the PACS (push)
+    refused: list[str] | None = None  # push: "file: why", one each
+
+    def audit_items(self, run_id: str) -> list[Item]:
+        return [
+            (self.action, {"pacs": self.pacs, "study": study, "instances": count}, "pacs", None, run_id, "ok")
+            for study, count in self.study_counts.items()
+        ]
+
+
+def pacs_address(name: str, url: str) -> PacsAddress:
+    address = parse_pacs_url(url)
+    if "study" not in address.query:
+        raise UsageError(f"--in {name}={address}: name the study to pull (?study=UID, and &series=UID for one series)")
+    return address
+
+
+def fetch_inputs(pacs_inputs: dict[str, str], workspace: Path) -> tuple[dict[str, Path], list[Transfer]]:
+    """Pull every PACS input into the workspace: (input name → its folder, the transfers)."""
+    from dicompose.pacs.retrieve import pull
+    from dicompose.records.audit import load_keys
+
+    settings = network_settings()
+    keys = load_keys()
+
+    def keyed(uid: str) -> str:  # paths reach records and the audit log: keyed pseudonyms, never UIDs
+        return str(keys.pseudonym(uid))
+
+    folders: dict[str, Path] = {}
+    transfers: list[Transfer] = []
+    for name, url in sorted(pacs_inputs.items()):
+        address = pacs_address(name, url)
+        study, series = address.query["study"], address.query.get("series")
+        where = workspace / PACS_FOLDER / hashlib.sha256(str(address).encode()).hexdigest()[:16]
+        report = pull(address, settings, study, where, series=series, name=keyed)
+        folders[name] = where / keyed(study) / keyed(series) if series else where / keyed(study)
+        transfers.append(Transfer("receive", report.pacs, report.studies, report.received, report.present))
+    return folders, transfers
+
+
+def push_outputs(push_to: tuple[tuple[str | None, str], ...], out_dir: Path, outputs: list[str]) -> list[Transfer]:
+    """Send the published DICOM outputs (all, or the named output's) to each PACS; what it holds is skipped."""
+    from dicompose.pacs.store import PRESENT, STORED, push
+    from dicompose.walk import Found, walk
+
+    settings = network_settings()
+    transfers = []
+    for output, url in push_to:
+        address = parse_pacs_url(url)
+        if output is not None and output not in outputs:
+            raise UsageError(f"--push-to {output}={address}: no output {output!r} (outputs: {', '.join(outputs)})")
+        folder = out_dir / output if output is not None else out_dir
+        files = [Path(i.path) for i in walk(folder, [folder]) if isinstance(i, Found)] if folder.is_dir() else []
+        report = push(files, address, settings)
+        refused = [f"{path}: {said}" for path, said in report.not_stored]
+        transfers.append(
+            Transfer("send", report.pacs, report.studies, report.count(STORED), report.count(PRESENT), refused)
+        )
+    return transfers
