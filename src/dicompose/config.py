@@ -29,6 +29,13 @@ KEYS: dict[str, dict[str, tuple[type, str]]] = {
         "image_dir": (str, "the folder of exported Charliecloud images (on a shared filesystem); as --image-dir"),
         "scheduler": (str, "local | dask | slurm | tcp://HOST:PORT; as --scheduler"),
     },
+    "audit": {
+        "forward": (
+            str,
+            "send each audit entry as it is written to a log collector: udp://HOST:PORT, "
+            "tcp://HOST:PORT or unix:///dev/log (RFC 5424 syslog); as DICOMPOSE_AUDIT_FORWARD",
+        ),
+    },
     "pacs": {
         "aet": (str, "our (calling) AE title, 1-16 characters; as --aet (default DICOMPOSE)"),
         "timeout": (int, "seconds to wait for a PACS to connect, answer or send; as --timeout (default 30)"),
@@ -82,6 +89,11 @@ VALUE_CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("slurm", "memory"): lambda v: (
         _matches(_MEMORY, "a size such as 8GB")(v)
         or (f"must be more than nothing, not {v!r}" if float(re.split(r"\s*[A-Za-z]", str(v))[0]) == 0 else None)
+    ),
+    ("audit", "forward"): lambda v: (
+        None
+        if str(v).split("://")[0] in ("udp", "tcp", "unix") and "://" in str(v)
+        else f"expected udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH, not {v!r}"
     ),
     ("run", "image_dir"): lambda v: None if str(v).strip() else "must name a folder, not an empty string",
 }
