@@ -239,3 +239,15 @@ def test_a_pin_pointing_at_another_image_s_export_is_refused(tmp_path: Path, mon
     (tmp_path / "images" / PINS).write_text('{"normalize@sha256:x": "sha256:0d"}')
     with pytest.raises(UsageError, match="not a pins file"):
         engine.site_pin("normalize", "sha256:x")
+
+
+def test_a_rerun_s_recorded_image_must_still_be_there_and_intact(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("DICOMPOSE_IMAGE_DIR", str(tmp_path / "images"))
+    monkeypatch.setenv("DICOMPOSE_HOME", str(tmp_path / "home"))
+    folder = _export(tmp_path / "images", "dicompose/normalize:0.1.0", DIGEST)
+    engine = chrun.CharliecloudEngine()
+    assert engine.has_image(ImageRef("dicompose/normalize:0.1.0", DIGEST))
+    assert not engine.has_image(ImageRef("dicompose/normalize:0.1.0", "sha256:" + "77" * 32))
+    (folder / "etc" / "os-release").write_text("edited\n")
+    with pytest.raises(UsageError, match="differs from its export"):
+        engine.has_image(ImageRef("dicompose/normalize:0.1.0", DIGEST))

@@ -276,12 +276,16 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(self.row, total=total, completed=done)
             return
+        from dicompose.pipeline.model import FINISHED
+
         verdict = {0: "ok", None: "did not finish"}.get(launch.exit_code, f"exit {launch.exit_code}")
+        good = sum(1 for t in report.tasks if t.status in FINISHED)  # as the run's summary counts them
+        bad = f", {done - good} failed" if done > good else ""
         stderr.print(
             f"[{time.monotonic() - self.started:6.1f} s] {launch.step}: launch {launch.id.rsplit('-', 1)[-1]} "
             f"({len(launch.tasks)} {plural(len(launch.tasks), 'task')}, {launch.processes} proc, "
             f"{launch.seconds:.1f} s, {verdict}); "
-            f"{done} of {total} {plural(total, 'task')} finished",
+            f"{good} of {total} {plural(total, 'task')} finished{bad}",
             markup=False,
         )
 

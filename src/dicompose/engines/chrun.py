@@ -285,7 +285,14 @@ class CharliecloudEngine:
         return ImageRef(name, digest, str(folder)), is_pinned
 
     def has_image(self, image: ImageRef) -> bool:
-        return (self._folder(image) / MANIFEST).is_file()
+        """The export of this digest is in the image folder and intact (a rerun runs nothing else): absent is
+        False; present but edited is a UsageError naming what changed."""
+        folder = self._folder(image)
+        if not (folder / MANIFEST).is_file():
+            return False
+        if problems := verify_cached(folder):
+            raise UsageError(f"{folder}: differs from its export, refusing to run it ({'; '.join(problems)})")
+        return True
 
     def cleanup(self, run_id: str | None = None) -> int:
         """Stop a run's steps; a killed run's died with it (PR_SET_PDEATHSIG)."""

@@ -76,8 +76,17 @@ def recorded_images(
         else:
             if not engine.has_image(image):
                 raise UsageError(
-                    f"step {node.name}: recorded image {image.name} {image.digest[:19]} is no longer available; "
-                    "refusing to rerun with another image"
+                    f"step {node.name}: recorded image {image.name} {image.digest[:19]} is no longer available to "
+                    f"the {engine.name} engine{_where(engine)}; refusing to rerun with another image"
                 )
             images[node.name] = (image, True)
     return images
+
+
+def _where(engine: Engine) -> str:
+    """Where an engine that runs image folders looked (the charliecloud engine's image folder)."""
+    if engine.name != "charliecloud":
+        return ""
+    from dicompose.engines.charliecloud import image_dir
+
+    return f" (image folder {image_dir()}; --image-dir names another)"
