@@ -43,6 +43,7 @@ KEYS: dict[str, dict[str, tuple[type, str]]] = {
         "tls_ca": (str, "dicom+tls: the CA certificate that signed the PACS's; as --tls-ca"),
         "tls_cert": (str, "dicom+tls: our client certificate; as --tls-cert"),
         "tls_key": (str, "dicom+tls: its private key; as --tls-key"),
+        "dicomweb_auth_file": (str, "DICOMweb: a file holding USER:PASSWORD or 'Bearer TOKEN'; as --auth-file"),
     },
     "slurm": {
         "partition": (str, "the partition (queue) worker jobs go to"),

@@ -23,6 +23,7 @@ from tests.support.certs import Certs
 
 USER, PASSWORD = "alice", "not-a-real-secret"
 AET, PORT, HTTP_PORT = "ORTHANC", 4242, 8042
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"  # Debian's orthanc-dicomweb
 #: The calling AE titles Orthanc knows (with where C-MOVE sends to them).
 PEERS = {"DICOMPOSE": 11112, "MOVER": 11113}
 
@@ -43,6 +44,10 @@ class Orthanc:
         self.ns = f"dicompose-pacs-{digest}"  # the same folder (a restarted PACS) gets the same namespace
         self.allow_get = allow_get
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def web_url(self) -> str:
+        return f"dicomweb+http://127.0.0.1:{HTTP_PORT}/dicom-web"
 
     @property
     def url(self) -> str:
@@ -91,7 +96,8 @@ class Orthanc:
             "DicomAlwaysAllowGet": False,
             "DicomAlwaysAllowMove": False,
             "DicomModalities": peers,
-            "Plugins": [],
+            "Plugins": [DICOMWEB_PLUGIN] if Path(DICOMWEB_PLUGIN).exists() else [],
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
             "OverwriteInstances": False,
             "SaveJobs": False,
             "StableAge": 1,

@@ -16,7 +16,6 @@ from rich.markup import escape
 from dicompose.cli.console import emit_json, stdout
 
 if TYPE_CHECKING:
-    from dicompose.pacs.address import PacsAddress
     from dicompose.pacs.association import NetworkSettings
 
 app = typer.Typer(help="A PACS over DICOM networking: echo, pull a study, push a folder.", no_args_is_help=True)
@@ -37,6 +36,14 @@ CertOption = Annotated[
 KeyOption = Annotated[
     Path | None, typer.Option("--tls-key", help="dicom+tls: its private key (PEM; default: in the certificate file).")
 ]
+AuthOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--auth-file",
+        help="DICOMweb: a file holding USER:PASSWORD or 'Bearer TOKEN' (else $DICOMPOSE_DICOMWEB_AUTH; never on the "
+        "command line).",
+    ),
+]
 AttemptsOption = Annotated[
     int | None,
     typer.Option("--attempts", min=1, help="Tries per association when the PACS is down or silent (default 3)."),
@@ -44,7 +51,7 @@ AttemptsOption = Annotated[
 
 
 def _settings(
-    address: PacsAddress,
+    url: str,
     aet: str | None,
     timeout: int | None,
     attempts: int | None,
@@ -54,9 +61,13 @@ def _settings(
     from dicompose.errors import UsageError
     from dicompose.pacs.address import check_ae_title
     from dicompose.pacs.association import DEFAULT_AET, NetworkSettings
+    from dicompose.pacs.endpoints import name_of
 
-    if any(tls) and not address.tls:
-        raise UsageError(f"--tls-ca, --tls-cert and --tls-key are for dicom+tls:// URLs, not {address}")
+    address = name_of(url)  # checks the URL, whichever kind
+    if any(tls) and not url.startswith(("dicom+tls://", "dicomweb+https://")):
+        raise UsageError(
+            f"--tls-ca, --tls-cert and --tls-key are for dicom+tls:// or dicomweb+https:// URLs, not {address}"
+        )
     files = [
         configured("pacs", key, given, None) for key, given in zip(("tls_ca", "tls_cert", "tls_key"), tls, strict=True)
     ]
@@ -69,6 +80,13 @@ def _settings(
         tls_cert=cert,
         tls_key=key,
     )
+
+
+def _auth(given: Path | None) -> Path | None:
+    from dicompose.config import configured
+
+    value = configured("pacs", "dicomweb_auth_file", given, None)
+    return Path(value).expanduser() if value is not None else None
 
 
 def _audit(action: str, pacs: str, studies: dict[str, int]) -> None:
@@ -87,27 +105,27 @@ def _audit(action: str, pacs: str, studies: dict[str, int]) -> None:
 
 @app.command("echo")
 def echo_command(
-    url: Annotated[str, typer.Argument(help="dicom://CALLED_AET@HOST:PORT")],
+    url: Annotated[str, typer.Argument(help="dicom://CALLED_AET@HOST:PORT or dicomweb+https://HOST/PREFIX")],
     aet: AetOption = None,
     timeout: TimeoutOption = None,
     attempts: AttemptsOption = None,
     tls_ca: CaOption = None,
     tls_cert: CertOption = None,
     tls_key: KeyOption = None,
+    auth_file: AuthOption = None,
 ) -> None:
     """C-ECHO: is the PACS there, and does it accept our AE title?"""
-    from dicompose.pacs.address import parse_pacs_url
-    from dicompose.pacs.echo import echo
+    from dicompose.pacs.endpoints import echo, is_web, name_of
 
-    address = parse_pacs_url(url)
-    settings = _settings(address, aet, timeout, attempts, (tls_ca, tls_cert, tls_key))
-    seconds = echo(address, settings)
-    stdout.print(f"{escape(str(address))}: C-ECHO answered in {seconds * 1000:.0f} ms")
+    settings = _settings(url, aet, timeout, attempts, (tls_ca, tls_cert, tls_key))
+    seconds = echo(url, settings, _auth(auth_file))
+    what = "QIDO-RS" if is_web(url) else "C-ECHO"
+    stdout.print(f"{escape(name_of(url))}: {what} answered in {seconds * 1000:.0f} ms")
 
 
 @app.command("pull")
 def pull_command(
-    url: Annotated[str, typer.Argument(help="dicom://CALLED_AET@HOST:PORT")],
+    url: Annotated[str, typer.Argument(help="dicom://CALLED_AET@HOST:PORT or dicomweb+https://HOST/PREFIX")],
     study: Annotated[str, typer.Option("--study", help="Study Instance UID.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder: OUT/STUDY/SERIES/INSTANCE.dcm.")],
     series: Annotated[str | None, typer.Option("--series", help="Only this Series Instance UID.")] = None,
@@ -121,18 +139,18 @@ def pull_command(
     tls_ca: CaOption = None,
     tls_cert: CertOption = None,
     tls_key: KeyOption = None,
+    auth_file: AuthOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
     """Retrieve a study (or one series) by C-GET, or by C-MOVE; whole files only, idempotent."""
-    from dicompose.pacs.address import check_uid, parse_pacs_url
-    from dicompose.pacs.retrieve import pull
+    from dicompose.pacs.address import check_uid
+    from dicompose.pacs.endpoints import pull
 
-    address = parse_pacs_url(url)
-    settings = _settings(address, aet, timeout, attempts, (tls_ca, tls_cert, tls_key))
+    settings = _settings(url, aet, timeout, attempts, (tls_ca, tls_cert, tls_key))
     check_uid(study, "--study")
     if series is not None:
         check_uid(series, "--series")
-    report = pull(address, settings, study, out, series=series, move_dest=move_dest)
+    report = pull(url, settings, study, out, series=series, move_dest=move_dest, auth_file=_auth(auth_file))
     _audit("receive", report.pacs, report.studies)
     if as_json:
         payload = {"pacs": report.pacs, "received": report.received, "already_present": report.present}
@@ -150,23 +168,23 @@ def pull_command(
 @app.command("push")
 def push_command(
     folder: Annotated[Path, typer.Argument(help="A DICOM file or a folder of them.")],
-    to: Annotated[str, typer.Option("--to", help="dicom://CALLED_AET@HOST:PORT")],
+    to: Annotated[str, typer.Option("--to", help="dicom://CALLED_AET@HOST:PORT or dicomweb+https://HOST/PREFIX")],
     aet: AetOption = None,
     timeout: TimeoutOption = None,
     attempts: AttemptsOption = None,
     tls_ca: CaOption = None,
     tls_cert: CertOption = None,
     tls_key: KeyOption = None,
+    auth_file: AuthOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report, one entry per file.")] = False,
 ) -> None:
     """C-STORE every DICOM file; each instance stored, already present, or refused (with the PACS's status)."""
     from dicompose.errors import UsageError
-    from dicompose.pacs.address import parse_pacs_url
-    from dicompose.pacs.store import NOT_DICOM, PRESENT, STORED, push
+    from dicompose.pacs.endpoints import push
+    from dicompose.pacs.store import NOT_DICOM, PRESENT, STORED
     from dicompose.walk import walk
 
-    address = parse_pacs_url(to)
-    settings = _settings(address, aet, timeout, attempts, (tls_ca, tls_cert, tls_key))
+    settings = _settings(to, aet, timeout, attempts, (tls_ca, tls_cert, tls_key))
     if folder.is_file():
         files = [folder]
     elif folder.is_dir():
@@ -175,7 +193,7 @@ def push_command(
         files = [Path(item.path) for item in walk(folder, [folder]) if isinstance(item, Found)]
     else:
         raise UsageError(f"{folder}: no such file or folder")
-    report = push(files, address, settings)
+    report = push(to, files, settings, _auth(auth_file))
     _audit("send", report.pacs, report.studies)
     failed = report.not_stored
     if as_json:

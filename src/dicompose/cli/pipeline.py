@@ -53,7 +53,8 @@ def parse_inputs(sources: list[str], names: list[str]) -> tuple[dict[str, Path],
 
 def parse_push_to(values: list[str]) -> tuple[tuple[str | None, str], ...]:
     """``--push-to URL`` (every DICOM output) or ``--push-to OUTPUT=URL`` (one output), repeatable."""
-    from dicompose.pacs.address import is_pacs_url, parse_pacs_url
+    from dicompose.pacs.address import is_pacs_url
+    from dicompose.pacs.endpoints import name_of
 
     parsed: list[tuple[str | None, str]] = []
     for value in values:
@@ -64,7 +65,7 @@ def parse_push_to(values: list[str]) -> tuple[tuple[str | None, str], ...]:
             parsed.append((output, url))
         else:
             raise UsageError(f"--push-to {value!r}: expected dicom://AET@HOST:PORT or OUTPUT=dicom://AET@HOST:PORT")
-        parse_pacs_url(parsed[-1][1])
+        name_of(parsed[-1][1])
     return tuple(parsed)
 
 

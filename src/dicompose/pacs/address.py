@@ -35,7 +35,8 @@ class PacsAddress:
 
 
 def is_pacs_url(text: str) -> bool:
-    return text.split("://", 1)[0] in SCHEMES and "://" in text
+    """A PACS by DICOM networking (dicom://, dicom+tls://) or DICOMweb (dicomweb+http(s)://)."""
+    return "://" in text and text.split("://", 1)[0] in (*SCHEMES, "dicomweb+http", "dicomweb+https")
 
 
 def check_ae_title(title: str, what: str) -> str:

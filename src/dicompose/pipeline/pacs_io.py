@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dicompose.config import configured
 from dicompose.errors import UsageError
-from dicompose.pacs.address import PacsAddress, check_ae_title, parse_pacs_url
+from dicompose.pacs.address import check_ae_title
 from dicompose.pacs.association import DEFAULT_AET, NetworkSettings
 from dicompose.records.audit import Item
 
@@ -38,6 +38,12 @@ def network_settings() -> NetworkSettings:
     )
 
 
+def auth_file() -> Path | None:
+    """DICOMweb credentials of a run: the configuration's ``[pacs] dicomweb_auth_file`` (else the environment's)."""
+    value = configured("pacs", "dicomweb_auth_file", None, None)
+    return Path(str(value)).expanduser() if value is not None else None
+
+
 @dataclass(frozen=True)
 class Transfer:
     """One pull or push of a run: what the report prints and the audit log keeps."""
@@ -56,16 +62,21 @@ class Transfer:
         ]
 
 
-def pacs_address(name: str, url: str) -> PacsAddress:
-    address = parse_pacs_url(url)
-    if "study" not in address.query:
-        raise UsageError(f"--in {name}={address}: name the study to pull (?study=UID, and &series=UID for one series)")
-    return address
+def pacs_address(name: str, url: str) -> dict[str, str]:
+    """The URL's query (study, series), checked: a PACS input names its study."""
+    from dicompose.pacs.endpoints import name_of, query_of
+
+    query = query_of(url)
+    if "study" not in query:
+        raise UsageError(
+            f"--in {name}={name_of(url)}: name the study to pull (?study=UID, and &series=UID for one series)"
+        )
+    return query
 
 
 def fetch_inputs(pacs_inputs: dict[str, str], workspace: Path) -> tuple[dict[str, Path], list[Transfer]]:
     """Pull every PACS input into the workspace: (input name → its folder, the transfers)."""
-    from dicompose.pacs.retrieve import pull
+    from dicompose.pacs.endpoints import name_of, pull
     from dicompose.records.audit import load_keys
 
     settings = network_settings()
@@ -77,10 +88,10 @@ def fetch_inputs(pacs_inputs: dict[str, str], workspace: Path) -> tuple[dict[str
     folders: dict[str, Path] = {}
     transfers: list[Transfer] = []
     for name, url in sorted(pacs_inputs.items()):
-        address = pacs_address(name, url)
-        study, series = address.query["study"], address.query.get("series")
-        where = workspace / PACS_FOLDER / hashlib.sha256(str(address).encode()).hexdigest()[:16]
-        report = pull(address, settings, study, where, series=series, name=keyed)
+        query = pacs_address(name, url)
+        study, series = query["study"], query.get("series")
+        where = workspace / PACS_FOLDER / hashlib.sha256(name_of(url).encode()).hexdigest()[:16]
+        report = pull(url, settings, study, where, series=series, auth_file=auth_file(), name=keyed)
         folders[name] = where / keyed(study) / keyed(series) if series else where / keyed(study)
         transfers.append(Transfer("receive", report.pacs, report.studies, report.received, report.present))
     return folders, transfers
@@ -88,18 +99,19 @@ def fetch_inputs(pacs_inputs: dict[str, str], workspace: Path) -> tuple[dict[str
 
 def push_outputs(push_to: tuple[tuple[str | None, str], ...], out_dir: Path, outputs: list[str]) -> list[Transfer]:
     """Send the published DICOM outputs (all, or the named output's) to each PACS; what it holds is skipped."""
-    from dicompose.pacs.store import PRESENT, STORED, push
+    from dicompose.pacs.endpoints import name_of, push
+    from dicompose.pacs.store import PRESENT, STORED
     from dicompose.walk import Found, walk
 
     settings = network_settings()
     transfers = []
     for output, url in push_to:
-        address = parse_pacs_url(url)
+        address = name_of(url)
         if output is not None and output not in outputs:
             raise UsageError(f"--push-to {output}={address}: no output {output!r} (outputs: {', '.join(outputs)})")
         folder = out_dir / output if output is not None else out_dir
         files = [Path(i.path) for i in walk(folder, [folder]) if isinstance(i, Found)] if folder.is_dir() else []
-        report = push(files, address, settings)
+        report = push(url, files, settings, auth_file())
         refused = [f"{path}: {said}" for path, said in report.not_stored]
         transfers.append(
             Transfer("send", report.pacs, report.studies, report.count(STORED), report.count(PRESENT), refused)

@@ -1,0 +1,87 @@
+"""One PACS, whichever way it is reached: DICOM networking (``dicom://``, ``dicom+tls://``) or DICOMweb
+(``dicomweb+http(s)://``). Commands and pipelines call these and never ask which."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from dicompose.pacs.association import NetworkSettings
+from dicompose.pacs.retrieve import PullReport, _as_is
+from dicompose.pacs.store import PushReport
+
+
+def is_web(url: str) -> bool:
+    return url.startswith("dicomweb+")
+
+
+def name_of(url: str) -> str:
+    """The PACS as messages and records name it (no query, no credentials)."""
+    if is_web(url):
+        from dicompose.pacs.dicomweb import parse_web_url
+
+        return str(parse_web_url(url))
+    from dicompose.pacs.address import parse_pacs_url
+
+    return str(parse_pacs_url(url))
+
+
+def query_of(url: str) -> dict[str, str]:
+    if is_web(url):
+        from dicompose.pacs.dicomweb import parse_web_url
+
+        return parse_web_url(url).query
+    from dicompose.pacs.address import parse_pacs_url
+
+    return parse_pacs_url(url).query
+
+
+def echo(url: str, settings: NetworkSettings, auth_file: Path | None = None) -> float:
+    import time
+
+    if is_web(url):
+        from dicompose.pacs import dicomweb
+
+        started = time.perf_counter()
+        dicomweb.echo(dicomweb.parse_web_url(url), settings, dicomweb.credentials(auth_file))
+        return time.perf_counter() - started
+    from dicompose.pacs.address import parse_pacs_url
+    from dicompose.pacs.echo import echo as c_echo
+
+    return c_echo(parse_pacs_url(url), settings)
+
+
+def pull(
+    url: str,
+    settings: NetworkSettings,
+    study: str,
+    out: Path,
+    *,
+    series: str | None = None,
+    move_dest: str | None = None,
+    auth_file: Path | None = None,
+    name: Callable[[str], str] = _as_is,
+) -> PullReport:
+    if is_web(url):
+        from dicompose.errors import UsageError
+        from dicompose.pacs import dicomweb
+
+        if move_dest is not None:
+            raise UsageError("--move-dest is for DICOM networking (C-MOVE), not DICOMweb")
+        address = dicomweb.parse_web_url(url)
+        return dicomweb.pull(address, settings, dicomweb.credentials(auth_file), study, out, series=series, name=name)
+    from dicompose.pacs.address import parse_pacs_url
+    from dicompose.pacs.retrieve import pull as c_get
+
+    return c_get(parse_pacs_url(url), settings, study, out, series=series, move_dest=move_dest, name=name)
+
+
+def push(url: str, files: list[Path], settings: NetworkSettings, auth_file: Path | None = None) -> PushReport:
+    if is_web(url):
+        from dicompose.pacs import dicomweb
+
+        return dicomweb.push(files, dicomweb.parse_web_url(url), settings, dicomweb.credentials(auth_file))
+    from dicompose.pacs.address import parse_pacs_url
+    from dicompose.pacs.store import push as c_store
+
+    return c_store(files, parse_pacs_url(url), settings)
