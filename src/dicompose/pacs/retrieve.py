@@ -13,6 +13,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ class Receiver:
     def __init__(self, out: Path, report: PullReport, name: Callable[[str], str] = _as_is) -> None:
         self.out, self.report, self.name = out, report, name
         self.lock = threading.Lock()
+        self.sealer = ThreadPoolExecutor(2, thread_name_prefix="dicompose-receive")
+        self.pending: list[Future[None]] = []
         (out / PARTIAL).mkdir(parents=True, exist_ok=True)
 
     def on_store(self, event: Any) -> int:
@@ -73,20 +76,33 @@ class Receiver:
             data = event.encoded_dataset()  # preamble, file meta and the dataset as the PACS sent it
             with partial.open("wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+        except OSError:
+            partial.unlink(missing_ok=True)
+            return 0xA700  # out of resources: the PACS counts it failed, the pull says so
+        # synced and renamed on another thread while the next instance arrives: in place only once on disk
+        self.pending.append(self.sealer.submit(self._seal, partial, target, str(ds.StudyInstanceUID)))
+        return _SUCCESS
+
+    def _seal(self, partial: Path, target: Path, study: str) -> None:
+        try:
+            fd = os.open(partial, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             target.parent.mkdir(parents=True, exist_ok=True)
             partial.replace(target)
         except OSError:
             partial.unlink(missing_ok=True)
-            return 0xA700  # out of resources: the PACS counts it failed, the pull says so
+            with self.lock:
+                self.report.failed += 1
+            return
         with self.lock:
             self.report.received += 1
-            study = str(ds.StudyInstanceUID)
             self.report.studies[study] = self.report.studies.get(study, 0) + 1
-        return _SUCCESS
 
     def close(self) -> None:
+        self.sealer.shutdown(wait=True)  # every instance received is in place (or counted failed) first
         partial = self.out / PARTIAL
         for leftover in partial.glob("*"):
             leftover.unlink(missing_ok=True)
