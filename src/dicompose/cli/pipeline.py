@@ -53,6 +53,8 @@ def parse_inputs(sources: list[str], names: list[str]) -> tuple[dict[str, Path],
 
 def parse_push_to(values: list[str]) -> tuple[tuple[str | None, str], ...]:
     """``--push-to URL`` (every DICOM output) or ``--push-to OUTPUT=URL`` (one output), repeatable."""
+    if not values:
+        return ()
     from dicompose.pacs.address import is_pacs_url
     from dicompose.pacs.endpoints import name_of
 

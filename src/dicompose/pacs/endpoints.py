@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dicompose.pacs.association import NetworkSettings
-from dicompose.pacs.retrieve import PullReport, _as_is
-from dicompose.pacs.store import PushReport
+if TYPE_CHECKING:  # the network stack (ssl, pynetdicom) is imported only when a PACS is used
+    from dicompose.pacs.association import NetworkSettings
+    from dicompose.pacs.retrieve import PullReport
+    from dicompose.pacs.store import PushReport
+
+
+def _as_is(uid: str) -> str:
+    return uid
 
 
 def is_web(url: str) -> bool:
