@@ -29,3 +29,14 @@ def die_with_parent(parent: int | None = None) -> None:
     now = os.getppid()
     if now == 1 or (parent is not None and now != parent):
         os._exit(1)
+
+
+def alive(pid: int) -> bool:
+    """Is process ``pid`` running on this host (one of another user counts)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

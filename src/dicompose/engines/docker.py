@@ -28,6 +28,7 @@ from dicompose.engines.hardening import (
 from dicompose.errors import EngineError, UnpinnedImageError, UsageError
 from dicompose.images.docker_api import DockerAPI, EngineUnavailableError, unix_socket
 from dicompose.images.docker_client import connect, short
+from dicompose.lifetime import alive
 
 _CPU_PERIOD = 100_000
 
@@ -126,20 +127,10 @@ def leftovers(containers: list[dict[str, Any]], host: str, me: int) -> list[str]
         if labels.get(f"{LABEL_PREFIX}.host") != host:
             continue
         pid = int(labels.get(f"{LABEL_PREFIX}.pid", "0") or 0)
-        if pid == me or (pid and _alive(pid)):
+        if pid == me or (pid and alive(pid)):
             continue  # ours (another thread is using it) or a live run's
         found.append(str(container["Id"]))
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class DockerEngine:

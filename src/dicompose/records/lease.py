@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dicompose.errors import UsageError
+from dicompose.lifetime import alive
 
 BEAT = 15.0
 STALE = 90.0
@@ -38,20 +39,10 @@ def holder(path: Path) -> tuple[str, int, float] | None:
     if not host or not pid:
         return None  # not a lease (a half-written or foreign file): nobody holds it
     if host == socket.gethostname():
-        return (host, pid, age) if pid and _alive(pid) else None
+        return (host, pid, age) if pid and alive(pid) else None
     # in the future: that node's clock is ahead, and its run may be alive (safer to wait than to share); a day
     # ahead is a clock gone wrong, not a run
     return (host, pid, age) if -CLOCK_SKEW < age < STALE else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def filesystem_of(path: Path) -> str:
