@@ -96,6 +96,7 @@ VALUE_CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
         if str(v).split("://")[0] in ("udp", "tcp", "unix") and "://" in str(v)
         else f"expected udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH, not {v!r}"
     ),
+    ("pacs", "timeout"): lambda v: None if v <= 86400 else f"must be at most 86400 (a day), not {v}",
     ("run", "image_dir"): lambda v: None if str(v).strip() else "must name a folder, not an empty string",
 }
 

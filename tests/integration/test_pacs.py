@@ -292,3 +292,40 @@ def test_dicomweb_push_pull_echo_with_credentials_from_a_file_or_the_environment
     assert code == 2 and "no credentials in the URL" in err
     for said in (out, err, proc.stdout, proc.stderr):
         assert PASSWORD not in said
+
+
+def test_odd_files_in_a_pushed_folder_never_stop_the_others_and_every_transfer_is_audited(tmp_path: Path):
+    """A folder as it comes off a CD or out of an archive: a DICOMDIR, a file without its SOP identity, files
+    pydicom cannot encode as they are, one the PACS aborts the association on. Each gets its own outcome, the
+    good ones are stored, and what was stored is audited even when the push ends in an error."""
+    need("orthanc", *orthanc_available())
+    from pydicom.data import get_testdata_file
+
+    pacs = Orthanc(tmp_path / "orthanc").start()
+    try:
+        folder = tmp_path / "cd"
+        folder.mkdir()
+        for source in sorted(sample_data_folder().glob("*.dcm")):
+            (folder / source.name).write_bytes(source.read_bytes())
+        odd = ["DICOMDIR", "rtplan_truncated.dcm", "SC_rgb_jpeg.dcm", "UN_sequence.dcm"]
+        for name in odd:
+            (folder / name).write_bytes(Path(str(get_testdata_file(name))).read_bytes())
+        anonymous = pydicom.dcmread(sample_data_folder() / "ct_01.dcm")
+        del anonymous.SOPClassUID
+        anonymous.save_as(folder / "no-identity.dcm")
+        code, out, err = dicompose(
+            pacs, tmp_path / "home", "pacs", "push", str(folder), "--to", pacs.url, "--json", "--timeout", "5"
+        )
+        assert "Traceback" not in err, err
+        outcomes = {Path(f["file"]).name: f["outcome"] for f in json.loads(out)["files"]}
+        assert sorted(outcomes) == sorted(
+            [*odd, "no-identity.dcm", *(p.name for p in sample_data_folder().glob("*.dcm"))]
+        )
+        assert all(outcomes[p.name] == "stored" for p in sample_data_folder().glob("*.dcm")), outcomes
+        assert outcomes["DICOMDIR"].startswith("skipped") and outcomes["no-identity.dcm"].startswith("skipped")
+        assert code == (1 if any(o.startswith("refused") for o in outcomes.values()) else 0)
+        log = (tmp_path / "home" / "audit" / "audit.jsonl").read_text().splitlines()
+        sent = sum(json.loads(line)["object"]["instances"] for line in log if json.loads(line)["action"] == "send")
+        assert sent == sum(1 for o in outcomes.values() if o == "stored")
+    finally:
+        pacs.stop()

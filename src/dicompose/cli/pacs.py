@@ -7,6 +7,8 @@ instances); nothing printed names a patient.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,7 +27,9 @@ AetOption = Annotated[
 ]
 TimeoutOption = Annotated[
     int | None,
-    typer.Option("--timeout", min=1, help="Seconds to wait for the PACS (default: 30, or the configuration's)."),
+    typer.Option(
+        "--timeout", min=1, max=86400, help="Seconds to wait for the PACS (default: 30, or the configuration's)."
+    ),
 ]
 CaOption = Annotated[
     Path | None, typer.Option("--tls-ca", help="dicom+tls: the CA certificate that signed the PACS's (PEM).")
@@ -73,7 +77,7 @@ def _settings(
     ]
     ca, cert, key = (Path(f).expanduser() if f is not None else None for f in files)
     return NetworkSettings(
-        aet=check_ae_title(str(configured("pacs", "aet", aet, DEFAULT_AET)), "--aet"),
+        aet=check_ae_title(str(configured("pacs", "aet", aet, DEFAULT_AET)), "--aet" if aet else "[pacs] aet"),
         timeout=float(configured("pacs", "timeout", timeout, 30)),
         attempts=int(configured("pacs", "attempts", attempts, 3)),
         tls_ca=ca,
@@ -89,7 +93,19 @@ def _auth(given: Path | None) -> Path | None:
     return Path(value).expanduser() if value is not None else None
 
 
-def _audit(action: str, pacs: str, studies: dict[str, int]) -> None:
+@contextlib.contextmanager
+def _audited(action: str, pacs: str) -> Iterator[None]:
+    """A transfer that ends in an error or Ctrl-C is audited too, for what it moved before the end."""
+    try:
+        yield
+    except BaseException as exc:
+        partial = getattr(exc, "partial", None)
+        if partial is not None:
+            _audit(action, pacs, partial.studies, outcome="interrupted")
+        raise
+
+
+def _audit(action: str, pacs: str, studies: dict[str, int], outcome: str = "ok") -> None:
     """One entry per study: who, which PACS, the study as a keyed pseudonym, how many instances."""
     from dicompose.records.audit import Item
     from dicompose.tools.batch_audit import open_machine_audit
@@ -97,7 +113,7 @@ def _audit(action: str, pacs: str, studies: dict[str, int]) -> None:
     audit = open_machine_audit()
     if audit is not None and studies:
         items: list[Item] = [
-            (action, {"pacs": pacs, "study": study, "instances": n}, "pacs", None, None, "ok")
+            (action, {"pacs": pacs, "study": study, "instances": n}, "pacs", None, None, outcome)
             for study, n in studies.items()
         ]
         audit.append_many(items)
@@ -144,13 +160,17 @@ def pull_command(
 ) -> None:
     """Retrieve a study (or one series) by C-GET, or by C-MOVE; whole files only, idempotent."""
     from dicompose.pacs.address import check_uid
-    from dicompose.pacs.endpoints import pull
+    from dicompose.pacs.endpoints import name_of, pull
 
     settings = _settings(url, aet, timeout, attempts, (tls_ca, tls_cert, tls_key))
     check_uid(study, "--study")
     if series is not None:
         check_uid(series, "--series")
-    report = pull(url, settings, study, out, series=series, move_dest=move_dest, auth_file=_auth(auth_file))
+    from dicompose.fileio import check_writable_folder
+
+    check_writable_folder(out, "--out")
+    with _audited("receive", name_of(url)):
+        report = pull(url, settings, study, out, series=series, move_dest=move_dest, auth_file=_auth(auth_file))
     _audit("receive", report.pacs, report.studies)
     if as_json:
         payload = {"pacs": report.pacs, "received": report.received, "already_present": report.present}
@@ -158,7 +178,12 @@ def pull_command(
     else:
         stdout.print(
             f"{escape(report.pacs)}: {report.received} received, {report.present} already present"
-            + (f", {report.failed} failed at the PACS" if report.failed else "")
+            + (
+                f", {report.failed} the PACS could not send (an encoding we did not accept? try --move-dest "
+                "AET:PORT, or DICOMweb)"
+                if report.failed
+                else ""
+            )
             + f" → {escape(str(out))}"
         )
     if report.failed:
@@ -180,7 +205,7 @@ def push_command(
 ) -> None:
     """C-STORE every DICOM file; each instance stored, already present, or refused (with the PACS's status)."""
     from dicompose.errors import UsageError
-    from dicompose.pacs.endpoints import push
+    from dicompose.pacs.endpoints import name_of, push
     from dicompose.pacs.store import NOT_DICOM, PRESENT, STORED
     from dicompose.walk import walk
 
@@ -193,7 +218,8 @@ def push_command(
         files = [Path(item.path) for item in walk(folder, [folder]) if isinstance(item, Found)]
     else:
         raise UsageError(f"{folder}: no such file or folder")
-    report = push(to, files, settings, _auth(auth_file))
+    with _audited("send", name_of(to)):
+        report = push(to, files, settings, _auth(auth_file))
     _audit("send", report.pacs, report.studies)
     failed = report.not_stored
     if as_json:

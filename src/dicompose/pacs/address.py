@@ -53,25 +53,37 @@ def check_uid(uid: str, what: str) -> str:
     return uid
 
 
+def shown(text: str) -> str:
+    """A URL as messages may show it: no credentials, no query (a study UID is an identifier)."""
+    try:
+        parts = urlsplit(text)
+        netloc = parts.netloc.rsplit("@", 1)
+        host = netloc[-1]
+        who = netloc[0].split(":")[0] + "@" if len(netloc) == 2 else ""
+        return f"{parts.scheme}://{who}{host}{parts.path}" if parts.scheme else "(not a URL)"
+    except ValueError:
+        return "(not a URL)"
+
+
 def parse_pacs_url(text: str) -> PacsAddress:
     """``dicom://CALLED_AET@HOST:PORT[?study=UID&series=UID]`` (or ``dicom+tls://``) as a :class:`PacsAddress`."""
     parts = urlsplit(text)
     if parts.scheme not in SCHEMES:
-        raise UsageError(f"{text}: not a PACS URL (expected dicom://CALLED_AET@HOST:PORT or dicom+tls://...)")
+        raise UsageError(f"{shown(text)}: not a PACS URL (expected dicom://CALLED_AET@HOST:PORT or dicom+tls://...)")
     if not parts.username or parts.password is not None:
-        raise UsageError(f"{text}: name the PACS's AE title before '@' (dicom://CALLED_AET@HOST:PORT)")
+        raise UsageError(f"{shown(text)}: name the PACS's AE title before '@' (dicom://CALLED_AET@HOST:PORT)")
     try:
         port = parts.port
     except ValueError:
-        raise UsageError(f"{text}: the port must be a number from 1 to 65535") from None
+        raise UsageError(f"{shown(text)}: the port must be a number from 1 to 65535") from None
     if not parts.hostname or port is None or not 0 < port < 65536:
-        raise UsageError(f"{text}: give the PACS's host and port (dicom://CALLED_AET@HOST:PORT)")
+        raise UsageError(f"{shown(text)}: give the PACS's host and port (dicom://CALLED_AET@HOST:PORT)")
     if parts.path not in ("", "/") or parts.fragment:
-        raise UsageError(f"{text}: a PACS URL has no path (dicom://CALLED_AET@HOST:PORT?study=UID)")
+        raise UsageError(f"{shown(text)}: a PACS URL has no path (dicom://CALLED_AET@HOST:PORT?study=UID)")
     query: dict[str, str] = {}
     for key, values in parse_qs(parts.query, keep_blank_values=True, strict_parsing=False).items():
         if key not in ("study", "series") or len(values) != 1:
-            raise UsageError(f"{text}: the query takes study=UID and series=UID, once each")
+            raise UsageError(f"{shown(text)}: the query takes study=UID and series=UID, once each")
         query[key] = check_uid(values[0], key)
     called = check_ae_title(_unquote(parts.username), "called AE title")
     return PacsAddress(called, parts.hostname, port, parts.scheme == "dicom+tls", query)

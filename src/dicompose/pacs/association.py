@@ -81,6 +81,11 @@ def _reachable(address: PacsAddress, timeout: float, tls: ssl.SSLContext | None)
                         secured.recv(1)
             return ""
     except ssl.SSLCertVerificationError as exc:
+        if "mismatch" in str(exc.verify_message):
+            return (
+                f"the TLS handshake with {address.host}:{address.port} failed: the PACS's certificate does not "
+                f"name {address.host} ({exc.verify_message.rstrip('.')}); connect by a name it carries"
+            )
         return (
             f"the TLS handshake with {address.host}:{address.port} failed: the PACS's certificate is not trusted "
             f"({exc.verify_message}; check --tls-ca)"
@@ -126,14 +131,17 @@ def associated(
     pause = settings.pause
     for attempt in range(1, settings.attempts + 1):
         refusal.clear()
-        assoc = ae.associate(
-            address.host,
-            address.port,
-            ae_title=address.called_aet,
-            ext_neg=list(roles) or None,
-            evt_handlers=every,
-            tls_args=(tls, address.host) if tls is not None else None,
-        )
+        try:
+            assoc = ae.associate(
+                address.host,
+                address.port,
+                ae_title=address.called_aet,
+                ext_neg=list(roles) or None,
+                evt_handlers=every,
+                tls_args=(tls, address.host) if tls is not None else None,
+            )
+        except OSError as exc:  # a host name that does not resolve, and the like
+            raise PacsError(f"{address}: cannot connect to {address.host}:{address.port} ({_why(exc)})") from None
         if assoc.is_established:
             break
         if assoc.is_rejected:
@@ -142,7 +150,9 @@ def associated(
                 f"{address}: the PACS refused the association of {settings.aet} ({reason}); check --aet and the "
                 "PACS's AE title, and that the PACS knows ours"
             )
-        why = _reachable(address, settings.timeout, tls) or "the association was aborted or timed out"
+        why = _reachable(address, settings.timeout, tls) or "the association was aborted or timed out" + (
+            "" if address.tls else " (a port that speaks only TLS? then dicom+tls://)"
+        )
         if why.startswith("the TLS handshake"):  # a certificate problem does not go away by asking again
             raise PacsError(f"{address}: {why}")
         if attempt == settings.attempts:

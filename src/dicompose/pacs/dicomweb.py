@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from dicompose.errors import PacsError, UsageError
-from dicompose.pacs.address import check_uid
+from dicompose.pacs.address import check_uid, shown
 from dicompose.pacs.association import NetworkSettings
 from dicompose.pacs.retrieve import PARTIAL, PullReport, _as_is, instance_path
 from dicompose.pacs.store import NOT_DICOM, PRESENT, STORED, PushReport, read_instance
@@ -41,17 +41,19 @@ class WebAddress:
 def parse_web_url(text: str) -> WebAddress:
     parts = urlsplit(text)
     if parts.scheme not in SCHEMES or not parts.hostname:
-        raise UsageError(f"{text}: not a DICOMweb URL (expected dicomweb+https://HOST[:PORT]/PREFIX)")
+        raise UsageError(f"{shown(text)}: not a DICOMweb URL (expected dicomweb+https://HOST[:PORT]/PREFIX)")
     if parts.username or parts.password:
-        raise UsageError(f"{text}: no credentials in the URL: give them with --auth-file or DICOMPOSE_DICOMWEB_AUTH")
+        raise UsageError(
+            f"{shown(text)}: no credentials in the URL: give them with --auth-file or DICOMPOSE_DICOMWEB_AUTH"
+        )
     try:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
-        raise UsageError(f"{text}: the port must be a number from 1 to 65535") from None
+        raise UsageError(f"{shown(text)}: the port must be a number from 1 to 65535") from None
     query: dict[str, str] = {}
     for key, values in parse_qs(parts.query, keep_blank_values=True).items():
         if key not in ("study", "series") or len(values) != 1:
-            raise UsageError(f"{text}: the query takes study=UID and series=UID, once each")
+            raise UsageError(f"{shown(text)}: the query takes study=UID and series=UID, once each")
         query[key] = check_uid(values[0], key)
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     base = f"{parts.scheme.removeprefix('dicomweb+')}://{host}{port}{parts.path.rstrip('/')}"
@@ -64,7 +66,9 @@ def credentials(auth_file: Path | None) -> tuple[str, str] | str | None:
         try:
             text = auth_file.read_text().strip()
         except OSError as exc:
-            raise UsageError(f"--auth-file {auth_file}: cannot read it ({exc.strerror or exc})") from None
+            raise UsageError(f"auth file {auth_file}: cannot read it ({exc.strerror or exc})") from None
+        if not text:
+            raise UsageError(f"auth file {auth_file}: empty (expected USER:PASSWORD or Bearer TOKEN)")
     else:
         text = os.environ.get("DICOMPOSE_DICOMWEB_AUTH", "").strip()
     if not text:
@@ -163,24 +167,10 @@ def pull(
         raise PacsError(f"{address}: no such study{' and series' if series else ''} on the PACS")
     (out / PARTIAL).mkdir(parents=True, exist_ok=True)
     try:
-        for item in found:
-            serie, sop = _value(item, "0020000E"), _value(item, "00080018")
-            target = instance_path(out, study, serie, sop, name)
-            if target.exists():
-                report.present += 1
-                continue
-            dataset = _call(address, "a WADO-RS retrieve", partial_call(client.retrieve_instance, study, serie, sop))
-            partial = out / PARTIAL / f"{uuid.uuid4().hex}.dcm"
-            try:
-                dataset.save_as(partial, enforce_file_format=True)
-                with partial.open("rb+") as fh:
-                    os.fsync(fh.fileno())
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial.replace(target)
-            finally:
-                partial.unlink(missing_ok=True)
-            report.received += 1
-            report.studies[study] = report.studies.get(study, 0) + 1
+        _fetch(client, address, study, found, out, name, report)
+    except BaseException as exc:  # what arrived before the end is still reported and audited
+        exc.partial = report  # type: ignore[attr-defined]
+        raise
     finally:
         for leftover in (out / PARTIAL).glob("*"):
             leftover.unlink(missing_ok=True)
@@ -189,11 +179,58 @@ def pull(
     return report
 
 
+def _fetch(
+    client: Any,
+    address: WebAddress,
+    study: str,
+    found: list[dict[str, Any]],
+    out: Path,
+    name: Callable[[str], str],
+    report: PullReport,
+) -> None:
+    for item in found:
+        serie, sop = _value(item, "0020000E"), _value(item, "00080018")
+        target = instance_path(out, study, serie, sop, name)
+        if target.exists():
+            report.present += 1
+            continue
+        dataset = _call(address, "a WADO-RS retrieve", partial_call(client.retrieve_instance, study, serie, sop))
+        partial = out / PARTIAL / f"{uuid.uuid4().hex}.dcm"
+        try:
+            dataset.save_as(partial, enforce_file_format=True)
+            with partial.open("rb+") as fh:
+                os.fsync(fh.fileno())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        report.received += 1
+        report.studies[study] = report.studies.get(study, 0) + 1
+
+
+def _store_one(client: Any, address: WebAddress, instance: Any, report: PushReport) -> None:
+    from pydicom import dcmread
+
+    try:
+        response = _call(
+            address, "a STOW-RS store", partial_call(client.store_instances, datasets=[dcmread(instance.path)])
+        )
+    except (PacsError, ValueError, TypeError, AttributeError) as exc:
+        if isinstance(exc, PacsError) and "HTTP 4" not in str(exc):
+            raise
+        report.results.append((instance.path, f"refused: {str(exc).split(': ', 1)[-1]}"))
+        return
+    if response is not None and response.get("FailedSOPSequence"):
+        report.results.append((instance.path, "refused: the service lists it failed"))
+    else:
+        report.results.append((instance.path, STORED))
+        report.studies[instance.study] = report.studies.get(instance.study, 0) + 1
+
+
 def push(
     files: list[Path], address: WebAddress, settings: NetworkSettings, auth: tuple[str, str] | str | None
 ) -> PushReport:
     """STOW-RS every DICOM file; what the service holds (QIDO-RS per series) is not sent again."""
-    from pydicom import dcmread
 
     client = _client(address, settings, auth)
     report = PushReport(str(address))
@@ -223,18 +260,36 @@ def push(
             report.results.append((instance.path, PRESENT))
         else:
             to_send.append(instance)
-    for start in range(0, len(to_send), BATCH):
-        batch = to_send[start : start + BATCH]
+    try:
+        for first in range(0, len(to_send), BATCH):
+            _store_batch(client, address, to_send[first : first + BATCH], report)
+    except BaseException as exc:  # what was stored before the end is still reported and audited
+        setattr(exc, "partial", report)  # noqa: B010 - any exception, Ctrl-C included
+        raise
+    return report
+
+
+def _store_batch(client: Any, address: WebAddress, batch: list[Any], report: PushReport) -> None:
+    """One STOW-RS request; a batch the service refuses (HTTP 4xx) is sent again file by file, so only the
+    files it refuses are reported refused."""
+    from pydicom import dcmread
+
+    try:
         datasets = [dcmread(i.path) for i in batch]
         response = _call(address, "a STOW-RS store", partial_call(client.store_instances, datasets=datasets))
-        failed = {
-            str(item.get("ReferencedSOPInstanceUID", "")): int(item.get("FailureReason", 0) or 0)
-            for item in (response.get("FailedSOPSequence", []) if response is not None else [])
-        }
-        for instance in batch:
-            if instance.sop_instance in failed:
-                report.results.append((instance.path, f"refused: failure reason 0x{failed[instance.sop_instance]:04X}"))
-            else:
-                report.results.append((instance.path, STORED))
-                report.studies[instance.study] = report.studies.get(instance.study, 0) + 1
-    return report
+    except (PacsError, ValueError, TypeError, AttributeError) as exc:
+        if isinstance(exc, PacsError) and "HTTP 4" not in str(exc):
+            raise  # the service, not a file
+        for one in batch:
+            _store_one(client, address, one, report)
+        return
+    failed = {
+        str(item.get("ReferencedSOPInstanceUID", "")): int(item.get("FailureReason", 0) or 0)
+        for item in (response.get("FailedSOPSequence", []) if response is not None else [])
+    }
+    for instance in batch:
+        if instance.sop_instance in failed:
+            report.results.append((instance.path, f"refused: failure reason 0x{failed[instance.sop_instance]:04X}"))
+        else:
+            report.results.append((instance.path, STORED))
+            report.studies[instance.study] = report.studies.get(instance.study, 0) + 1

@@ -150,8 +150,9 @@ def _check(status: Any, assoc: Any, address: PacsAddress, report: PullReport, wh
     code = int(status.Status)
     if code in _PENDING:
         return True
-    report.failed += int(status.get("NumberOfFailedSuboperations", 0) or 0)
-    if code in (_SUCCESS, 0xB000):  # 0xB000: some sub-operations failed (counted above)
+    failed = int(status.get("NumberOfFailedSuboperations", 0) or 0)
+    report.failed += failed
+    if code in (_SUCCESS, 0xB000) or failed:  # some sub-operations failed (counted): the rest is still good
         return False
     raise PacsError(f"{address}: the PACS refused {what} (status 0x{code:04X})")
 
@@ -186,15 +187,31 @@ def pull(
         return report
     receiver = Receiver(out, report, name)
     try:
-        if move_dest is None:
-            refused = _get(address, settings, study, wanted, receiver, report, progress)
-            if refused is None:
-                return report
-            raise PacsError(f"{address}: {refused}; give --move-dest AET:PORT to receive by C-MOVE instead")
-        _move(address, settings, study, wanted, receiver, report, move_dest, progress)
-        return report
+        return _retrieve(address, settings, study, wanted, receiver, report, move_dest, progress)
+    except BaseException as exc:  # what arrived before the end is still reported and audited
+        exc.partial = report  # type: ignore[attr-defined]
+        raise
     finally:
         receiver.close()
+
+
+def _retrieve(
+    address: PacsAddress,
+    settings: NetworkSettings,
+    study: str,
+    wanted: list[str],
+    receiver: Receiver,
+    report: PullReport,
+    move_dest: str | None,
+    progress: Callable[[str, int], None] | None,
+) -> PullReport:
+    if move_dest is None:
+        refused = _get(address, settings, study, wanted, receiver, report, progress)
+        if refused is None:
+            return report
+        raise PacsError(f"{address}: {refused}; give --move-dest AET:PORT to receive by C-MOVE instead")
+    _move(address, settings, study, wanted, receiver, report, move_dest, progress)
+    return report
 
 
 def _get(
@@ -217,7 +234,8 @@ def _get(
             return "the PACS does not accept C-GET"
         for serie in wanted:
             for status, _identifier in assoc.send_c_get(_retrieve_identifier(study, serie), GET):
-                if status and int(status.Status) in (0xA701, 0xA702, 0xC000) and report.received == 0:
+                refusal = status and int(status.Status) in (0xA701, 0xA702, 0xC000)
+                if refusal and report.received == 0 and not status.get("NumberOfFailedSuboperations"):
                     return f"the PACS refused C-GET (status 0x{int(status.Status):04X})"
                 if not status and assoc.is_established and report.received == 0:  # DCMTK-based PACS refusing
                     return "the PACS refused C-GET (no response: it may not allow C-GET for our AE title)"

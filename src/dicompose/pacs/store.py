@@ -17,6 +17,7 @@ from dicompose.pacs.address import PacsAddress
 from dicompose.pacs.association import FIND, PLAIN, NetworkSettings, associated, dropped
 
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR: an index of a medium, not an instance to store
 STORED, PRESENT, REFUSED, NOT_DICOM = "stored", "already present", "refused", "skipped (not a DICOM instance)"
 
 
@@ -53,15 +54,21 @@ def read_instance(path: Path) -> Instance | None:
     try:
         ds = dcmread(path, stop_before_pixels=True, specific_tags=None)
         meta = ds.file_meta
+        sop_class = str(meta.get("MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", ""))
+        sop_instance = str(meta.get("MediaStorageSOPInstanceUID", "") or ds.get("SOPInstanceUID", ""))
+        if not sop_class or not sop_instance or not ds.get("SOPClassUID") or not ds.get("SOPInstanceUID"):
+            return None  # a DICOMDIR (no SOP Instance of its own to store) or a file missing its identity
+        if sop_class == MEDIA_DIRECTORY:
+            return None
         return Instance(
             path,
-            str(meta.MediaStorageSOPClassUID),
-            str(meta.MediaStorageSOPInstanceUID),
+            sop_class,
+            sop_instance,
             str(meta.TransferSyntaxUID),
             str(ds.get("StudyInstanceUID", "")),
             str(ds.get("SeriesInstanceUID", "")),
         )
-    except (InvalidDicomError, AttributeError, OSError, ValueError, KeyError):
+    except (InvalidDicomError, AttributeError, OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -109,7 +116,6 @@ def push(
     """Send ``files`` to the PACS; every file gets an outcome (stored, already present, refused: STATUS, or
     skipped when it is no DICOM instance). A PACS that drops the association mid-way raises a PacsError after
     what was stored."""
-    from pydicom import dcmread
 
     report = PushReport(str(address))
 
@@ -130,21 +136,52 @@ def push(
         if instance.sop_instance in held:
             outcome(instance.path, PRESENT)
     to_send = [i for i in instances if i.sop_instance not in held]
-    for batch in context_batches(to_send):
-        contexts = sorted({(i.sop_class, (i.transfer_syntax,)) for i in batch})
+    try:
+        for batch in context_batches(to_send):
+            _store_batch(address, settings, batch, report, outcome)
+    except BaseException as exc:  # what was stored before the end is still reported and audited
+        exc.partial = report  # type: ignore[attr-defined]
+        raise
+    return report
+
+
+def _store_batch(
+    address: PacsAddress,
+    settings: NetworkSettings,
+    batch: list[Instance],
+    report: PushReport,
+    outcome: Callable[[Path, str], None],
+) -> None:
+    """C-STORE a batch; a file the PACS drops the association on is reported refused and the rest go on over a
+    new association (twice in a row: the PACS is gone, and that is an error)."""
+    from pydicom import dcmread
+
+    contexts = sorted({(i.sop_class, (i.transfer_syntax,)) for i in batch})
+    left = list(batch)
+    drops = 0
+    while left:
         with associated(address, settings, contexts) as assoc:
             accepted = {(c.abstract_syntax, c.transfer_syntax[0]) for c in assoc.accepted_contexts}
-            for instance in batch:
+            while left:
+                instance = left.pop(0)
                 if (instance.sop_class, instance.transfer_syntax) not in accepted:
                     outcome(instance.path, f"{REFUSED}: the PACS accepts no {instance.sop_class} in this encoding")
                     continue
-                status = assoc.send_c_store(dcmread(instance.path))
-                if not status:  # an empty status: the association went away under the request
-                    raise dropped(assoc, address, "a store") or PacsError(f"{address}: no answer to a store")
+                try:
+                    status = assoc.send_c_store(dcmread(instance.path))
+                except (AttributeError, ValueError, TypeError, KeyError, OSError) as exc:
+                    outcome(instance.path, f"{REFUSED}: cannot be sent as it is ({type(exc).__name__})")
+                    continue
+                if not status:  # the association went away under this file
+                    drops += 1
+                    outcome(instance.path, f"{REFUSED}: the PACS dropped the association on it")
+                    if drops >= 3:  # three files in a row: the PACS, not the files
+                        raise dropped(assoc, address, "a store") or PacsError(f"{address}: no answer to a store")
+                    break
+                drops = 0
                 code = int(status.Status)
                 if code == 0x0000 or code in (0xB000, 0xB007, 0xB006):  # success, or success with a warning
                     outcome(instance.path, STORED)
                     report.studies[instance.study] = report.studies.get(instance.study, 0) + 1
                 else:
                     outcome(instance.path, f"{REFUSED}: status 0x{code:04X}")
-    return report

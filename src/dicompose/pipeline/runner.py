@@ -124,7 +124,7 @@ def run_pipeline(
                 else f"{path}: no such file or folder"
             )
     check_output_folder(request.inputs.values(), request.out_dir)
-    workspace_root = request.workspace or request.pipeline.parent / ".dicompose"
+    workspace_root = request.workspace or default_workspace(request.pipeline)
     check_not_a_file(workspace_root, "workspace")
     workspace = open_workspace(workspace_root)  # created private (0700)
     check_writable_folder(workspace.root, "workspace")
@@ -151,6 +151,15 @@ def run_pipeline(
         finally:
             with contextlib.suppress(sqlite3.Error):
                 index.close()
+
+
+def default_workspace(pipeline: Path) -> Path:
+    """``.dicompose`` beside the pipeline, or in the current folder for one that ships with dicompose (the
+    demo's): a run never writes into the installed package."""
+    package = Path(__file__).resolve().parents[1]
+    if pipeline.resolve().is_relative_to(package):
+        return Path(".dicompose")
+    return pipeline.parent / ".dicompose"
 
 
 def resolve_images(

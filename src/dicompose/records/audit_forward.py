@@ -29,7 +29,13 @@ def forward_target() -> str | None:
     from dicompose.config import configured
 
     given = os.environ.get("DICOMPOSE_AUDIT_FORWARD") or configured("audit", "forward", None, None)
-    return str(given) if given else None
+    if not given:
+        return None
+    try:
+        check_target(str(given))
+    except UsageError as exc:  # said before anything is done, not as a late warning
+        raise UsageError(f"DICOMPOSE_AUDIT_FORWARD or [audit] forward: {exc}") from None
+    return str(given)
 
 
 def check_target(target: str) -> tuple[str, Any]:
@@ -40,7 +46,7 @@ def check_target(target: str) -> tuple[str, Any]:
     if parts.scheme in ("udp", "tcp"):
         try:
             port = parts.port
-        except ValueError:
+        except ValueError:  # out of range
             port = None
         if parts.hostname and port:
             return parts.scheme, (parts.hostname, port)
