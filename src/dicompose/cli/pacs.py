@@ -61,10 +61,8 @@ def _settings(
     attempts: int | None,
     tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
 ) -> NetworkSettings:
-    from dicompose.config import configured
     from dicompose.errors import UsageError
-    from dicompose.pacs.address import check_ae_title
-    from dicompose.pacs.association import DEFAULT_AET, NetworkSettings
+    from dicompose.pacs.association import configured_settings
     from dicompose.pacs.endpoints import name_of
 
     address = name_of(url)  # checks the URL, whichever kind
@@ -72,18 +70,7 @@ def _settings(
         raise UsageError(
             f"--tls-ca, --tls-cert and --tls-key are for dicom+tls:// or dicomweb+https:// URLs, not {address}"
         )
-    files = [
-        configured("pacs", key, given, None) for key, given in zip(("tls_ca", "tls_cert", "tls_key"), tls, strict=True)
-    ]
-    ca, cert, key = (Path(f).expanduser() if f is not None else None for f in files)
-    return NetworkSettings(
-        aet=check_ae_title(str(configured("pacs", "aet", aet, DEFAULT_AET)), "--aet" if aet else "[pacs] aet"),
-        timeout=float(configured("pacs", "timeout", timeout, 30)),
-        attempts=int(configured("pacs", "attempts", attempts, 3)),
-        tls_ca=ca,
-        tls_cert=cert,
-        tls_key=key,
-    )
+    return configured_settings(aet, timeout, attempts, tls)
 
 
 def _auth(given: Path | None) -> Path | None:

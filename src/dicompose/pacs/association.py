@@ -42,6 +42,30 @@ class NetworkSettings:
     tls_key: Path | None = None  # its private key (default: in the certificate file)
 
 
+def configured_settings(
+    aet: str | None = None,
+    timeout: float | None = None,
+    attempts: int | None = None,
+    tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
+) -> NetworkSettings:
+    """Our side of every association: each value given (the command line's) over the configuration's
+    ``[pacs]`` table over the defaults. Shared by ``dicompose pacs`` and runs that start or end at a PACS."""
+    from dicompose.config import configured
+    from dicompose.pacs.address import check_ae_title
+
+    keys = ("tls_ca", "tls_cert", "tls_key")
+    files = [configured("pacs", key, given, None) for key, given in zip(keys, tls, strict=True)]
+    ca, cert, key = (Path(str(f)).expanduser() if f is not None else None for f in files)
+    return NetworkSettings(
+        aet=check_ae_title(str(configured("pacs", "aet", aet, DEFAULT_AET)), "--aet" if aet else "[pacs] aet"),
+        timeout=float(configured("pacs", "timeout", timeout, 30)),
+        attempts=int(configured("pacs", "attempts", attempts, 3)),
+        tls_ca=ca,
+        tls_cert=cert,
+        tls_key=key,
+    )
+
+
 def tls_context(settings: NetworkSettings) -> ssl.SSLContext:
     """A client TLS context: the PACS's certificate verified (against ``tls_ca``, else the system's CAs) and its
     name checked; our certificate presented when given. Files that cannot be read are a UsageError."""

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from dicompose.config import configured
 from dicompose.errors import UsageError
-from dicompose.pacs.address import check_ae_title
-from dicompose.pacs.association import DEFAULT_AET, NetworkSettings
+from dicompose.pacs.association import NetworkSettings, configured_settings
 from dicompose.records.audit import Item
 
 PACS_FOLDER = "pacs"
@@ -26,16 +25,7 @@ PACS_FOLDER = "pacs"
 
 def network_settings() -> NetworkSettings:
     """Our side of a run's associations, from the configuration's ``[pacs]`` table (docs/pacs.md)."""
-    files = [configured("pacs", key, None, None) for key in ("tls_ca", "tls_cert", "tls_key")]
-    ca, cert, key = (Path(str(f)).expanduser() if f is not None else None for f in files)
-    return NetworkSettings(
-        aet=check_ae_title(str(configured("pacs", "aet", None, DEFAULT_AET)), "[pacs] aet"),
-        timeout=float(configured("pacs", "timeout", None, 30)),
-        attempts=int(configured("pacs", "attempts", None, 3)),
-        tls_ca=ca,
-        tls_cert=cert,
-        tls_key=key,
-    )
+    return configured_settings()
 
 
 def auth_file() -> Path | None:
