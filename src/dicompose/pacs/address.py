@@ -34,6 +34,11 @@ class PacsAddress:
         return f"{'dicom+tls' if self.tls else 'dicom'}://{self.called_aet}@{host}:{self.port}"
 
 
+def as_is(uid: str) -> str:
+    """A UID named by itself in paths (where paths reach no record, ``dicompose pacs pull --out``)."""
+    return uid
+
+
 def is_pacs_url(text: str) -> bool:
     """A PACS by DICOM networking (dicom://, dicom+tls://) or DICOMweb (dicomweb+http(s)://)."""
     return "://" in text and text.split("://", 1)[0] in (*SCHEMES, "dicomweb+http", "dicomweb+https")

@@ -20,9 +20,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from dicompose.errors import PacsError, UsageError
-from dicompose.pacs.address import check_uid, shown
+from dicompose.pacs.address import as_is, check_uid, shown
 from dicompose.pacs.association import NetworkSettings
-from dicompose.pacs.retrieve import PARTIAL, PullReport, _as_is, instance_path
+from dicompose.pacs.retrieve import PARTIAL, PullReport, instance_path
 from dicompose.pacs.store import NOT_DICOM, PRESENT, STORED, PushReport, read_instance
 
 SCHEMES = ("dicomweb+http", "dicomweb+https")
@@ -151,7 +151,7 @@ def pull(
     out: Path,
     *,
     series: str | None = None,
-    name: Callable[[str], str] = _as_is,
+    name: Callable[[str], str] = as_is,
 ) -> PullReport:
     """The study (or series) into ``out``, instance by instance (WADO-RS), what is here already skipped."""
     client = _client(address, settings, auth)

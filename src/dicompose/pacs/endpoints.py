@@ -7,14 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dicompose.pacs.address import as_is
+
 if TYPE_CHECKING:  # the network stack (ssl, pynetdicom) is imported only when a PACS is used
     from dicompose.pacs.association import NetworkSettings
     from dicompose.pacs.retrieve import PullReport
     from dicompose.pacs.store import PushReport
-
-
-def _as_is(uid: str) -> str:
-    return uid
 
 
 def is_web(url: str) -> bool:
@@ -66,7 +64,7 @@ def pull(
     series: str | None = None,
     move_dest: str | None = None,
     auth_file: Path | None = None,
-    name: Callable[[str], str] = _as_is,
+    name: Callable[[str], str] = as_is,
 ) -> PullReport:
     if is_web(url):
         from dicompose.errors import UsageError

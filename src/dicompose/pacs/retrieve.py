@@ -13,13 +13,13 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dicompose.errors import PacsError, UsageError
-from dicompose.pacs.address import PacsAddress, check_ae_title
+from dicompose.pacs.address import PacsAddress, as_is, check_ae_title
 from dicompose.pacs.association import FIND, GET, MOVE, PLAIN, NetworkSettings, associated, dropped
 
 PARTIAL = ".dicompose-partial"
@@ -32,15 +32,10 @@ class PullReport:
     received: int = 0
     present: int = 0  # already here: not transferred (whole series) or not rewritten
     failed: int = 0  # sub-operations the PACS reported failed
-    series: list[str] = field(default_factory=list)
     studies: dict[str, int] = field(default_factory=dict)  # study UID → instances received
 
 
-def _as_is(uid: str) -> str:
-    return uid
-
-
-def instance_path(out: Path, study: str, series: str, sop: str, name: Callable[[str], str] = _as_is) -> Path:
+def instance_path(out: Path, study: str, series: str, sop: str, name: Callable[[str], str] = as_is) -> Path:
     """Where an instance lands: ``OUT/<study>/<series>/<instance>.dcm``, each UID through ``name`` (as it is, or
     a keyed pseudonym where paths end up in records and logs)."""
     for uid in (study, series, sop):
@@ -52,11 +47,10 @@ def instance_path(out: Path, study: str, series: str, sop: str, name: Callable[[
 class Receiver:
     """The storage side of a retrieve: each instance written whole, or not at all (thread-safe)."""
 
-    def __init__(self, out: Path, report: PullReport, name: Callable[[str], str] = _as_is) -> None:
+    def __init__(self, out: Path, report: PullReport, name: Callable[[str], str] = as_is) -> None:
         self.out, self.report, self.name = out, report, name
         self.lock = threading.Lock()
         self.sealer = ThreadPoolExecutor(2, thread_name_prefix="dicompose-receive")
-        self.pending: list[Future[None]] = []
         (out / PARTIAL).mkdir(parents=True, exist_ok=True)
 
     def on_store(self, event: Any) -> int:
@@ -80,7 +74,7 @@ class Receiver:
             partial.unlink(missing_ok=True)
             return 0xA700  # out of resources: the PACS counts it failed, the pull says so
         # synced and renamed on another thread while the next instance arrives: in place only once on disk
-        self.pending.append(self.sealer.submit(self._seal, partial, target, str(ds.StudyInstanceUID)))
+        self.sealer.submit(self._seal, partial, target, str(ds.StudyInstanceUID))
         return _SUCCESS
 
     def _seal(self, partial: Path, target: Path, study: str) -> None:
@@ -165,8 +159,7 @@ def pull(
     *,
     series: str | None = None,
     move_dest: str | None = None,
-    progress: Callable[[str, int], None] | None = None,
-    name: Callable[[str], str] = _as_is,
+    name: Callable[[str], str] = as_is,
 ) -> PullReport:
     """Retrieve the study (or series) into ``out`` by C-GET, or by C-MOVE to ``move_dest`` (AET:PORT) when given
     or when the PACS refuses C-GET. ``name`` turns each UID into its path component (default: the UID)."""
@@ -182,12 +175,11 @@ def pull(
             report.present += len(sops)
         else:
             wanted.append(serie)
-    report.series = wanted
     if not wanted:
         return report
     receiver = Receiver(out, report, name)
     try:
-        return _retrieve(address, settings, study, wanted, receiver, report, move_dest, progress)
+        return _retrieve(address, settings, study, wanted, receiver, report, move_dest)
     except BaseException as exc:  # what arrived before the end is still reported and audited
         exc.partial = report  # type: ignore[attr-defined]
         raise
@@ -203,14 +195,13 @@ def _retrieve(
     receiver: Receiver,
     report: PullReport,
     move_dest: str | None,
-    progress: Callable[[str, int], None] | None,
 ) -> PullReport:
     if move_dest is None:
-        refused = _get(address, settings, study, wanted, receiver, report, progress)
+        refused = _get(address, settings, study, wanted, receiver, report)
         if refused is None:
             return report
         raise PacsError(f"{address}: {refused}; give --move-dest AET:PORT to receive by C-MOVE instead")
-    _move(address, settings, study, wanted, receiver, report, move_dest, progress)
+    _move(address, settings, study, wanted, receiver, report, move_dest)
     return report
 
 
@@ -221,7 +212,6 @@ def _get(
     wanted: list[str],
     receiver: Receiver,
     report: PullReport,
-    progress: Callable[[str, int], None] | None,
 ) -> str | None:
     """C-GET each wanted series; None when done, or why the PACS will not serve C-GET."""
     from pynetdicom import build_role, evt
@@ -241,8 +231,6 @@ def _get(
                     return "the PACS refused C-GET (no response: it may not allow C-GET for our AE title)"
                 if not _check(status, assoc, address, report, "a C-GET"):
                     break
-            if progress is not None:
-                progress(serie, report.received)
     return None
 
 
@@ -254,7 +242,6 @@ def _move(
     receiver: Receiver,
     report: PullReport,
     move_dest: str,
-    progress: Callable[[str, int], None] | None,
 ) -> None:
     """C-MOVE each wanted series to our own storage SCP, listening at ``move_dest`` (AET:PORT) for the run."""
     from pynetdicom import AE, evt
@@ -279,8 +266,6 @@ def _move(
                 for status, _identifier in assoc.send_c_move(_retrieve_identifier(study, serie), aet, MOVE):
                     if not _check(status, assoc, address, report, f"a C-MOVE to {aet}"):
                         break
-                if progress is not None:
-                    progress(serie, report.received)
     finally:
         if server is not None:
             server.shutdown()

@@ -111,7 +111,6 @@ def push(
     files: list[Path],
     address: PacsAddress,
     settings: NetworkSettings,
-    progress: Callable[[Path, str], None] | None = None,
 ) -> PushReport:
     """Send ``files`` to the PACS; every file gets an outcome (stored, already present, refused: STATUS, or
     skipped when it is no DICOM instance). A PACS that drops the association mid-way raises a PacsError after
@@ -121,8 +120,6 @@ def push(
 
     def outcome(path: Path, what: str) -> None:
         report.results.append((path, what))
-        if progress is not None:
-            progress(path, what)
 
     instances = []
     for path in files:
