@@ -19,6 +19,7 @@ from dicompose.cli import help_style
 from dicompose.cli import images as images_cli
 from dicompose.cli import pipeline as pipeline_cli
 from dicompose.cli import records as records_cli
+from dicompose.cli import report as report_cli
 from dicompose.cli import rerun as rerun_cli
 from dicompose.cli.audit import app as audit_app
 from dicompose.cli.console import ENGINE_HELP, ImageDirOption, batch_and_report, fail, parse_number, stdout
@@ -274,6 +275,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(pacs_app, name="pacs")
 app.command("show")(records_cli.show)
 app.command("logs")(records_cli.logs)
+app.command("report")(report_cli.report)
 app.command("gc")(records_cli.gc)
 app.command("build")(images_cli.build)
 app.command("base-image")(images_cli.base_image)

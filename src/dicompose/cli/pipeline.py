@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from dicompose.cli.console import ImageDirOption, fail, plural, stderr, stdout
 from dicompose.cli.run_report import document, print_plan, summary
-from dicompose.errors import EXIT_FAILED, EXIT_OK, ProblemsError, UnpinnedImageError, UsageError
+from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError, ProblemsError, UnpinnedImageError, UsageError
 
 if TYPE_CHECKING:
     from dicompose.pipeline.graph import PipelineGraph
@@ -154,8 +154,32 @@ def check(
             )
 
 
-def execute_request(request: PipelineRequest, graph: PipelineGraph, out: Path, *, as_json: bool, tool: bool) -> None:
-    """Run (or plan) a request, print progress and the outcome, and exit with the run's code."""
+#: Where ``dicompose run --report`` writes the QC report, below --out (beside the outputs' folders).
+REPORT_FOLDER = "report"
+
+
+def report_folder(out: Path) -> Path:
+    return out / REPORT_FOLDER
+
+
+def execute_request(
+    request: PipelineRequest,
+    graph: PipelineGraph,
+    out: Path,
+    *,
+    as_json: bool,
+    tool: bool,
+    report_to: Path | None = None,
+) -> None:
+    """Run (or plan) a request, print progress and the outcome, write its QC report when asked, and exit with
+    the run's code (a report that cannot be written fails the command, after the run's own summary)."""
+    if report_to is not None and REPORT_FOLDER in graph.spec.outputs and not request.dry_run:
+        fail(
+            UsageError(
+                f"--report writes {report_to}, which is where this pipeline's output {REPORT_FOLDER!r} goes: "
+                f"run without --report and use dicompose report RUN --out DIR"
+            )
+        )
     from dicompose.config import default_workers, load_settings
     from dicompose.pipeline.runner import run_pipeline
 
@@ -182,12 +206,38 @@ def execute_request(request: PipelineRequest, graph: PipelineGraph, out: Path, *
         else:
             print_plan(report, graph)
         raise typer.Exit(EXIT_OK)
-    if as_json:
-        print(json.dumps(document(report, graph, tool), indent=2))
-    else:
+    doc = document(report, graph, tool) if as_json else {}
+    if not as_json:
         summary(report, graph, out)
+    reported = _write_report(report.run_id, report.workspace, report_to, doc, as_json) if report_to else True
+    if as_json:
+        print(json.dumps(doc, indent=2))
     delivered = not report.push_problem and not any(t.refused for t in report.transfers)
-    raise typer.Exit(EXIT_OK if report.ok and delivered else EXIT_FAILED)
+    raise typer.Exit(EXIT_OK if report.ok and delivered and reported else EXIT_FAILED)
+
+
+def _write_report(run_id: str, workspace: Path, folder: Path, doc: dict[str, Any], as_json: bool) -> bool:
+    """The QC report of the run just ended, into ``folder``; False (said in one line) when it cannot be."""
+    from dicompose.cli.records import _index
+    from dicompose.cli.report import say_written, summary_document
+    from dicompose.report.build import write_report
+
+    try:
+        index = _index(workspace)
+        run = index.run(run_id)
+        if run is None:
+            raise UsageError(f"no run {run_id!r} in {workspace}")
+        written = write_report(index, run, workspace, folder)
+    except DicomposeError as exc:
+        stderr.print(f"[red]error:[/] the report of run {run_id} could not be written: {escape(str(exc))}")
+        if as_json:
+            doc["report"] = {"error": str(exc)}
+        return False
+    if as_json:
+        doc["report"] = summary_document(written)
+    else:
+        say_written(written)
+    return True
 
 
 def run_pipeline_command(
@@ -208,6 +258,7 @@ def run_pipeline_command(
     engine_why: str | None = None,
     slurm: tuple[str, ...] = (),
     push_to: tuple[tuple[str | None, str], ...] = (),
+    report: bool = False,
 ) -> None:
     from dicompose.pipeline.graph import build_graph
     from dicompose.pipeline.preflight import resource_problems
@@ -241,7 +292,7 @@ def run_pipeline_command(
         pacs_inputs=urls,
         push_to=push_to,
     )
-    execute_request(request, graph, out, as_json=as_json, tool=False)
+    execute_request(request, graph, out, as_json=as_json, tool=False, report_to=report_folder(out) if report else None)
 
 
 class _Progress:

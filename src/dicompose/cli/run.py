@@ -64,6 +64,10 @@ def run(
             "(repeatable).",
         ),
     ] = None,
+    report: Annotated[
+        bool,
+        typer.Option("--report", help="Also write the run's QC report into --out/report/ (index.html) once it ended."),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan: tasks, which are cached, each launch's command.")
     ] = False,
@@ -104,7 +108,7 @@ def run(
     scheduler = configured("run", "scheduler", scheduler, "local")
     check_scheduler(scheduler, slurm or [])
     sources = sources or []
-    from dicompose.cli.pipeline import parse_push_to
+    from dicompose.cli.pipeline import parse_push_to, report_folder
 
     pushes = parse_push_to(push_to or [])
     if target.endswith((".yaml", ".yml")):
@@ -126,6 +130,7 @@ def run(
             prune=prune,
             slurm=tuple(slurm or ()),
             push_to=pushes,
+            report=report,
         )
         return
     from dicompose.descriptors.descriptor import load_descriptor
@@ -164,4 +169,4 @@ def run(
         pacs_inputs={INPUT_NAME: sources[0]} if from_pacs else {},
         push_to=pushes,
     )
-    execute_request(request, graph, out, as_json=as_json, tool=True)
+    execute_request(request, graph, out, as_json=as_json, tool=True, report_to=report_folder(out) if report else None)

@@ -19,9 +19,9 @@ from dicompose.errors import InputError, UnsupportedInputError
 _GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 
 
-def check_header(ds: Dataset, path: Path) -> None:
+def check_header(ds: Dataset, path: Path, *, pixels: bool = True) -> None:
     """Refuse a dataset whose elements cannot all be decoded or whose pixel data is damaged, with one line
-    naming the file, the element and the cause."""
+    naming the file, the element and the cause (``pixels=False``: a header read without its pixel data)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _scan(getattr(ds, "file_meta", Dataset()), path)  # a damaged file meta misleads all parsing after it
@@ -31,8 +31,9 @@ def check_header(ds: Dataset, path: Path) -> None:
         raise InputError(path, f"corrupt DICOM file: unknown transfer syntax {str(syntax)[:64]!r}")
     if syntax is None and "PixelData" in ds and ds["PixelData"].is_undefined_length:
         raise InputError(path, "corrupt DICOM file: compressed pixel data but no Transfer Syntax UID (0002,0010)")
-    _check_pixel_data(ds, path)
-    _check_image_has_pixels(ds, path)
+    if pixels:
+        _check_pixel_data(ds, path)
+        _check_image_has_pixels(ds, path)
 
 
 def _check_image_has_pixels(ds: Dataset, path: Path) -> None:

@@ -81,7 +81,7 @@ def read_dataset(path: Path, *, stop_before_pixels: bool = False) -> FileDataset
     """
     with _read_errors(path):
         ds = _parse(path, path, stop_before_pixels=stop_before_pixels)
-    check_header(ds, path)
+    check_header(ds, path, pixels=not stop_before_pixels)
     return ds
 
 

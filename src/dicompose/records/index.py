@@ -187,6 +187,13 @@ class Index:
         rows = self.db.execute("SELECT path, sha256, size, mtime_ns FROM published WHERE scope = ?", (scope,))
         return {path: (sha, size, mtime) for path, sha, size, mtime in rows}
 
+    def published_by_content(self) -> dict[str, list[tuple[str, int | None]]]:
+        """sha256 → (path, size) of every published copy (where a gc'd task's outputs still live)."""
+        found: dict[str, list[tuple[str, int | None]]] = {}
+        for sha, path, size in self.db.execute("SELECT sha256, path, size FROM published"):
+            found.setdefault(sha, []).append((path, size))
+        return found
+
     def published_elsewhere(self, scope: str, paths: Iterable[str]) -> set[str]:
         """Which of ``paths`` another scope has published too (theirs as well: never ours to move)."""
         found: set[str] = set()

@@ -1,0 +1,1 @@
+"""Visual QC reports of recorded runs (``dicompose report``): pages people look at rather than read."""
