@@ -108,7 +108,9 @@ def collect(
     secrets: set[str] = path_words(input_paths, roots)
     for facts in files.facts.values():
         secrets |= facts.secrets
-    scrub = Scrubber(secrets)
+    # with --show-identifiers the user asked to see them: messages are quoted as the tools wrote them
+    named = {str(name): str(path) for name, path in (details.get("inputs") or {}).items()}
+    scrub = Scrubber(() if show_identifiers else secrets, None if show_identifiers else named)
 
     builder = _RowBuilder(pseudonym, show_identifiers, files, scrub)
     for step in order:
@@ -172,8 +174,8 @@ class _RowBuilder:
 
     def row(self, key: str, facts: FileFacts | None) -> SeriesRow:
         if key not in self.rows:
-            task = key.startswith("task:")
-            label = "t-" + key[5:15] if task else (self._pseudonym("series:" + key) or "p-")[:12]
+            # a series is named by the audit log's pseudonym of its UID, shortened (so the two can be matched)
+            label = "t-" + key[5:15] if key.startswith("task:") else (self._pseudonym(key) or "p-")[:12]
             row = self.rows[key] = SeriesRow(key, label, f"series/{label}.html")
             if facts is not None:
                 row.modality = facts.modality

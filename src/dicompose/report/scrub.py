@@ -17,7 +17,13 @@ _PLAIN = frozenset({"dcm", "dicom", "out", "in", "tmp", "data", "work", "series"
 
 
 class Scrubber:
-    def __init__(self, values: Iterable[str]) -> None:
+    """``values`` blanked where they stand as words; each of ``roots`` (an input folder, absolute, by the
+    input's name) replaced by ``NAME:`` first, so a quoted path shows neither the host's folders nor the
+    patient's names: ``scans:/[redacted]/[redacted]``."""
+
+    def __init__(self, values: Iterable[str], roots: dict[str, str] | None = None) -> None:
+        given = ((root.rstrip("/"), f"{name}:") for name, root in (roots or {}).items() if root.rstrip("/"))
+        self._roots = sorted(given, key=lambda pair: len(pair[0]), reverse=True)
         words = {v.strip() for v in values}
         kept = sorted(
             (w for w in words if len(w) >= _SHORTEST and w.lower() not in _PLAIN and not _number(w)),
@@ -31,9 +37,11 @@ class Scrubber:
         )
 
     def __call__(self, text: str) -> str:
-        if not text or self._pattern is None:
+        if not text:
             return text
-        return self._pattern.sub(REDACTED, text)
+        for root, name in self._roots:  # longest first: a root inside another one wins
+            text = text.replace(root + "/", name + "/").replace(root, name)
+        return self._pattern.sub(REDACTED, text) if self._pattern is not None else text
 
 
 def _number(word: str) -> bool:
