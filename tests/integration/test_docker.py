@@ -500,3 +500,23 @@ def test_the_demo_says_why_it_falls_back_when_docker_images_are_not_pinned(tmp_p
     assert "docker answers but image dicompose/" in said and "is not pinned by digest" in said
     assert "dicompose build" in said and "--allow-unpinned" not in proc.stdout + proc.stderr
     assert len(list((tmp_path / "demo" / "results" / "masks").glob("*.dcm"))) == 5
+
+
+def test_the_report_of_a_docker_run_names_the_image_digests(tmp_path: Path, image_id: str):
+    """Issue 13.5: a docker run's QC report says exactly which image ran each step (its digest), and draws
+    the figures from files the containers wrote."""
+    from dicompose.tools.samples import demo_pipeline
+
+    source = tmp_path / "scans"
+    source.mkdir()
+    for name in ("ct_01.dcm", "ct_02.dcm", "mr_01.dcm", "mr_02.dcm"):
+        (source / name).write_bytes((SAMPLES / name).read_bytes())
+    argv = [str(BIN / "dicompose"), "run", str(demo_pipeline()), "--in", f"scans={source}"]
+    argv += ["--out", str(tmp_path / "out"), "--workspace", str(tmp_path / "ws"), "--engine", "docker"]
+    proc = subprocess.run([*argv, "--report", "--json"], capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)["report"]
+    assert summary["series"] == 2 and summary["failed_series"] == 0 and summary["figures"] >= 10
+    index = (tmp_path / "out" / "report" / "index.html").read_text()
+    assert image_id.removeprefix("sha256:") in index
+    assert index.count("<td>docker</td>") == 2  # both steps, each in its own container

@@ -179,3 +179,20 @@ def test_a_cached_rerun_reports_cache_hits(ran: dict) -> None:
     cells = re.findall(r'<td class="num">(\d+)</td><td class="num">(\d+)</td>', index)
     assert ("2", "2") in cells  # 2 tasks, 2 cache hits
     assert "reused from an earlier run" in "".join(p.read_text() for p in (ran["out"] / "report" / "series").glob("*"))
+
+
+def test_run_report_refuses_a_pipeline_whose_output_is_called_report(tmp_path: Path) -> None:
+    """--report writes OUT/report/: a pipeline output of that name would share the folder, so the run is refused
+    before anything is launched, in one line that says what to do instead."""
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        "version: 1\nname: clash\ninputs:\n  scans: dicom\nsteps:\n  n:\n    tool: normalize\n"
+        "    with: {input: inputs.scans}\noutputs:\n  report: steps.n.output\n"
+    )
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    planted_scans(tmp_path / "in")
+    argv = ["run", str(pipeline), "--in", f"scans={tmp_path / 'in'}", "--out", str(tmp_path / "out"), "--report"]
+    proc = dicompose(*argv, "--workspace", str(tmp_path / "ws"), "--engine", "local", env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "dicompose report RUN --out DIR" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "ws").exists()

@@ -124,3 +124,9 @@ def test_input_roots_are_named_by_their_input() -> None:
     assert scrub("/srv/pacs-export/DOE/1.dcm and /srv/pacs-export/masks/x.dcm") == (
         f"scans:/{REDACTED}/1.dcm and masks:/x.dcm"
     )
+
+
+def test_an_input_named_like_its_folder_keeps_its_name() -> None:
+    roots = {"scans": "/data/scans"}
+    scrub = Scrubber(path_words(["/data/scans/DOE/1.dcm"], roots.values()), roots)
+    assert scrub("/data/scans/DOE/1.dcm: truncated") == f"scans:/{REDACTED}/{REDACTED}: truncated"

@@ -209,15 +209,16 @@ def execute_request(
     doc = document(report, graph, tool) if as_json else {}
     if not as_json:
         summary(report, graph, out)
-    reported = _write_report(report.run_id, report.workspace, report_to, doc, as_json) if report_to else True
+    reported = _write_report(report, report_to, workers, doc, as_json) if report_to else True
     if as_json:
         print(json.dumps(doc, indent=2))
     delivered = not report.push_problem and not any(t.refused for t in report.transfers)
     raise typer.Exit(EXIT_OK if report.ok and delivered and reported else EXIT_FAILED)
 
 
-def _write_report(run_id: str, workspace: Path, folder: Path, doc: dict[str, Any], as_json: bool) -> bool:
+def _write_report(ended: PipelineReport, folder: Path, workers: int, doc: dict[str, Any], as_json: bool) -> bool:
     """The QC report of the run just ended, into ``folder``; False (said in one line) when it cannot be."""
+    run_id, workspace = ended.run_id, ended.workspace
     from dicompose.cli.records import _index
     from dicompose.cli.report import say_written, summary_document
     from dicompose.report.build import write_report
@@ -227,7 +228,7 @@ def _write_report(run_id: str, workspace: Path, folder: Path, doc: dict[str, Any
         run = index.run(run_id)
         if run is None:
             raise UsageError(f"no run {run_id!r} in {workspace}")
-        written = write_report(index, run, workspace, folder)
+        written = write_report(index, run, workspace, folder, workers=workers)
     except DicomposeError as exc:
         stderr.print(f"[red]error:[/] the report of run {run_id} could not be written: {escape(str(exc))}")
         if as_json:

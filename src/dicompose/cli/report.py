@@ -35,12 +35,18 @@ def report(
             help="Also show patient name and id, study date, descriptions, UIDs and input paths (default: pseudonyms).",
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", "-j", min=1, max=256, help="Series drawn at once (default: all cores, or the configuration's)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
 ) -> None:
     """A run's visual QC report: before/after slices, masks, histograms, header changes, timings, failures."""
     index = _index(workspace)
     run = _run_or_fail(index, run_id, workspace)
-    written = make_report(index, run, workspace, out, embed=embed, show_identifiers=show_identifiers)
+    written = make_report(index, run, workspace, out, embed=embed, show_identifiers=show_identifiers, workers=workers)
     if as_json:
         emit_json(REPORT_SCHEMA, summary_document(written))
         return
@@ -48,12 +54,28 @@ def report(
 
 
 def make_report(
-    index: Index, run: dict[str, Any], workspace: Path, out: Path, *, embed: bool, show_identifiers: bool
+    index: Index,
+    run: dict[str, Any],
+    workspace: Path,
+    out: Path,
+    *,
+    embed: bool,
+    show_identifiers: bool,
+    workers: int | None = None,
 ) -> Written:
+    from dicompose.config import load_settings
     from dicompose.report.build import write_report
 
     try:
-        return write_report(index, run, workspace, out, embed=embed, show_identifiers=show_identifiers)
+        return write_report(
+            index,
+            run,
+            workspace,
+            out,
+            embed=embed,
+            show_identifiers=show_identifiers,
+            workers=workers or load_settings().workers,
+        )
     except DicomposeError as exc:
         fail(exc)
 

@@ -21,7 +21,7 @@ from dicompose.errors import StorageError, UsageError, storage_error
 from dicompose.records.audit import AuditLog, Item, load_keys
 from dicompose.records.index import Index
 from dicompose.report.collect import RunFiles, collect
-from dicompose.report.figures import FrameCache, draw_row
+from dicompose.report.figures import draw_rows
 from dicompose.report.model import Report
 from dicompose.report.render import GENERATOR, render_embedded, render_folder
 
@@ -47,6 +47,7 @@ def write_report(
     *,
     embed: bool = False,
     show_identifiers: bool = False,
+    workers: int = 1,
 ) -> Written:
     from dicompose import __version__
     from dicompose.dicom.deidentify import action_table
@@ -55,7 +56,7 @@ def write_report(
     target = _target(out, embed)
     keys = load_keys()
     attempts = index.attempts(run["id"])
-    files = RunFiles(index.published_by_content, frozenset(action_table()))
+    files = RunFiles(index.published_by_content, frozenset(action_table()), workers)
     report, _ = collect(
         run,
         attempts,
@@ -73,10 +74,8 @@ def write_report(
     try:
         figures = staging / "figures"
         figures.mkdir()
-        cache = FrameCache()
         steps = {step.name: position for position, step in enumerate(report.steps, 1)}
-        for row in report.rows:
-            draw_row(row, figures, cache, steps)
+        report.rows = draw_rows(report.rows, figures, steps, workers)
         figure_count = sum(1 for _ in figures.iterdir())
         if embed:
             size = sum(p.stat().st_size for p in figures.iterdir()) * 4 // 3

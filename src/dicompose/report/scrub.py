@@ -24,7 +24,7 @@ class Scrubber:
     def __init__(self, values: Iterable[str], roots: dict[str, str] | None = None) -> None:
         given = ((root.rstrip("/"), f"{name}:") for name, root in (roots or {}).items() if root.rstrip("/"))
         self._roots = sorted(given, key=lambda pair: len(pair[0]), reverse=True)
-        words = {v.strip() for v in values}
+        words = {v.strip() for v in values} - set(roots or {})  # "scans:" names a pipeline's input, not a patient
         kept = sorted(
             (w for w in words if len(w) >= _SHORTEST and w.lower() not in _PLAIN and not _number(w)),
             key=len,
