@@ -43,6 +43,11 @@ KEYS: dict[str, dict[str, tuple[type, str]]] = {
         "tls_ca": (str, "dicom+tls: the CA certificate that signed the PACS's; as --tls-ca"),
         "tls_cert": (str, "dicom+tls: our client certificate; as --tls-cert"),
         "tls_key": (str, "dicom+tls: its private key; as --tls-key"),
+        "move_dest": (
+            str,
+            "AET:PORT: where we receive by C-MOVE when a PACS refuses C-GET (an AE title the PACS knows, a port it "
+            "reaches); --move-dest uses C-MOVE at once",
+        ),
         "dicomweb_auth_file": (str, "DICOMweb: a file holding USER:PASSWORD or 'Bearer TOKEN'; as --auth-file"),
     },
     "slurm": {

@@ -165,10 +165,21 @@ def test_a_pacs_that_refuses_c_get_is_asked_by_c_move(tmp_path: Path):
         study = study_of(sample_data_folder() / "mr_01.dcm")
         argv = ["pacs", "pull", pacs.url, "--study", study, "--out", str(tmp_path / "out")]
         code, _out, err = dicompose(pacs, tmp_path / "home", *argv)
-        assert code == 1 and "refused C-GET" in err and "--move-dest AET:PORT" in err, err
+        assert code == 1 and "refused C-GET" in err and "--move-dest AET:PORT" in err and "[pacs] move_dest" in err, err
         assert not list((tmp_path / "out").rglob("*.dcm"))
         code, out, err = dicompose(pacs, tmp_path / "home", *argv, "--move-dest", "MOVER:11113")
         assert code == 0 and "2 received" in out, err
+        # a site that configures its C-MOVE destination is served by C-MOVE when C-GET is refused, pipelines too
+        home = tmp_path / "configured"
+        home.mkdir()
+        (home / "config.toml").write_text('[pacs]\nmove_dest = "MOVER:11113"\n')
+        argv[-1] = str(tmp_path / "again")
+        code, out, err = dicompose(pacs, home, *argv)
+        assert code == 0 and "2 received" in out and "C-MOVE to MOVER:11113 ([pacs] move_dest)" in one_line(err), err
+        run = ["run", "normalize", "--in", f"{pacs.url}?study={study}", "--out", str(tmp_path / "normalized")]
+        code, out, err = dicompose(pacs, home, *run, "--workspace", str(tmp_path / "ws"), "--engine", "local")
+        assert code == 0, err
+        assert len(list((tmp_path / "normalized").rglob("*.dcm"))) == 2
     finally:
         pacs.stop()
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from dicompose.cli.console import emit_json, stdout
+from dicompose.cli.console import emit_json, stderr, stdout
 
 if TYPE_CHECKING:
     from dicompose.pacs.association import NetworkSettings
@@ -159,6 +159,8 @@ def pull_command(
     with _audited("receive", name_of(url)):
         report = pull(url, settings, study, out, series=series, move_dest=move_dest, auth_file=_auth(auth_file))
     _audit("receive", report.pacs, report.studies)
+    if report.fell_back:
+        stderr.print(f"note: {escape(report.fell_back)}", highlight=False)
     if as_json:
         payload = {"pacs": report.pacs, "received": report.received, "already_present": report.present}
         emit_json("dicompose.pacs-pull/1", {**payload, "failed": report.failed, "out": str(out)})

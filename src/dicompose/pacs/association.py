@@ -40,6 +40,7 @@ class NetworkSettings:
     tls_ca: Path | None = None  # dicom+tls://: the CA that signed the PACS's certificate (else the system's)
     tls_cert: Path | None = None  # our client certificate, for a PACS that requires one
     tls_key: Path | None = None  # its private key (default: in the certificate file)
+    move_dest: str | None = None  # [pacs] move_dest: AET:PORT for C-MOVE when a PACS refuses C-GET
 
 
 def configured_settings(
@@ -63,6 +64,7 @@ def configured_settings(
         tls_ca=ca,
         tls_cert=cert,
         tls_key=key,
+        move_dest=configured("pacs", "move_dest", None, None),
     )
 
 

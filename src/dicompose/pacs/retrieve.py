@@ -33,6 +33,7 @@ class PullReport:
     present: int = 0  # already here: not transferred (whole series) or not rewritten
     failed: int = 0  # sub-operations the PACS reported failed
     studies: dict[str, int] = field(default_factory=dict)  # study UID → instances received
+    fell_back: str = ""  # why C-MOVE was used instead of C-GET (the PACS refused it, [pacs] move_dest set)
 
 
 def instance_path(out: Path, study: str, series: str, sop: str, name: Callable[[str], str] = as_is) -> Path:
@@ -200,8 +201,15 @@ def _retrieve(
         refused = _get(address, settings, study, wanted, receiver, report)
         if refused is None:
             return report
-        raise PacsError(f"{address}: {refused}; give --move-dest AET:PORT to receive by C-MOVE instead")
-    _move(address, settings, study, wanted, receiver, report, move_dest)
+        if settings.move_dest is None:
+            raise PacsError(
+                f"{address}: {refused}; give --move-dest AET:PORT (or set [pacs] move_dest) to receive by C-MOVE"
+            )
+        report.fell_back = f"{refused}: received by C-MOVE to {settings.move_dest} ([pacs] move_dest)"
+        move_dest, source = settings.move_dest, "[pacs] move_dest"
+    else:
+        source = "--move-dest"
+    _move(address, settings, study, wanted, receiver, report, move_dest, source)
     return report
 
 
@@ -242,14 +250,15 @@ def _move(
     receiver: Receiver,
     report: PullReport,
     move_dest: str,
+    source: str,
 ) -> None:
     """C-MOVE each wanted series to our own storage SCP, listening at ``move_dest`` (AET:PORT) for the run."""
     from pynetdicom import AE, evt
 
     aet, sep, port_text = move_dest.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise UsageError(f"--move-dest {move_dest!r}: expected AET:PORT, e.g. DICOMPOSE:11112")
-    aet = check_ae_title(aet, "--move-dest AE title")
+        raise UsageError(f"{source} {move_dest!r}: expected AET:PORT, e.g. DICOMPOSE:11112")
+    aet = check_ae_title(aet, f"{source} AE title")
     scp = AE(ae_title=aet)
     scp.network_timeout = scp.acse_timeout = scp.dimse_timeout = settings.timeout
     for sop, syntaxes in _storage_contexts():
