@@ -99,6 +99,7 @@ class Orthanc:
             "Plugins": [DICOMWEB_PLUGIN] if Path(DICOMWEB_PLUGIN).exists() else [],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
             "OverwriteInstances": False,
+            "UnknownSopClassAccepted": True,  # a SOP class newer than the PACS's toolkit is stored all the same
             "SaveJobs": False,
             "StableAge": 1,
         }

@@ -104,29 +104,88 @@ class Receiver:
         partial.rmdir() if partial.is_dir() and not any(partial.iterdir()) else None
 
 
-def list_series(address: PacsAddress, settings: NetworkSettings, study: str, series: str | None) -> dict[str, set[str]]:
-    """Series UID → SOP Instance UIDs the PACS holds for the study (or that one series)."""
+@dataclass
+class Holding:
+    """What the PACS holds of a study: series UID → SOP Instance UIDs, and the SOP classes among them (empty
+    when the PACS does not say: then the common storage classes are proposed)."""
+
+    series: dict[str, set[str]] = field(default_factory=dict)
+    classes: set[str] = field(default_factory=set)
+
+
+def list_series(address: PacsAddress, settings: NetworkSettings, study: str, series: str | None) -> Holding:
+    """What the PACS holds for the study (or that one series), by a C-FIND at IMAGE level."""
     from pydicom.dataset import Dataset
 
-    held: dict[str, set[str]] = {}
+    held = Holding()
     with associated(address, settings, [(FIND, PLAIN)]) as assoc:
         query = Dataset()
         query.QueryRetrieveLevel = "IMAGE"
         query.StudyInstanceUID, query.SeriesInstanceUID, query.SOPInstanceUID = study, series or "", ""
+        query.SOPClassUID = ""  # which storage contexts a C-GET must offer (any class, even one we never heard of)
         for status, identifier in assoc.send_c_find(query, FIND):
             if not status:  # None or an empty dataset: the association went away under the request
                 raise dropped(assoc, address, "a query") or PacsError(f"{address}: no answer to a query")
             if status.Status in _PENDING and identifier is not None:
-                held.setdefault(str(identifier.SeriesInstanceUID), set()).add(str(identifier.SOPInstanceUID))
+                held.series.setdefault(str(identifier.SeriesInstanceUID), set()).add(str(identifier.SOPInstanceUID))
+                sop_class = str(identifier.get("SOPClassUID", "") or "").strip()
+                if sop_class:
+                    held.classes.add(sop_class)
             elif status.Status != _SUCCESS:
                 raise PacsError(f"{address}: the query failed (status 0x{int(status.Status):04X})")
     return held
 
 
-def _storage_contexts() -> list[tuple[str, list[str]]]:
+#: Transfer syntaxes in the order they are given their own context when not all fit: the uncompressed ones, then
+#: the compressions PACS archives hold most (JPEG baseline and lossless, JPEG-LS, JPEG 2000, RLE), then the rest.
+COMMON_SYNTAXES = [
+    "1.2.840.10008.1.2",  # implicit VR little endian
+    "1.2.840.10008.1.2.1",  # explicit VR little endian
+    "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
+    "1.2.840.10008.1.2.4.50",  # JPEG baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG extended
+    "1.2.840.10008.1.2.4.57",  # JPEG lossless
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.5",  # RLE lossless
+    "1.2.840.10008.1.2.1.99",  # deflated explicit VR little endian
+    "1.2.840.10008.1.2.2",  # explicit VR big endian (retired, still in archives)
+]
+
+#: Presentation contexts one association may propose (PS3.8: odd context ids 1-255); one is the C-GET's own.
+MAX_CONTEXTS = 128
+
+
+def get_contexts(classes: set[str], budget: int = MAX_CONTEXTS - 1) -> list[tuple[str, list[str]]]:
+    """The storage contexts a C-GET proposes so the PACS can send every instance *as it holds it*.
+
+    One context per SOP class with every transfer syntax (so each class is offered whatever happens), then, while
+    the budget lasts, one context per (class, transfer syntax): a PACS picks a single syntax per context at
+    negotiation, and an instance held in another one would have to be transcoded, which many PACS cannot do
+    for every encoding (the sub-operation then fails). With the classes unknown, the common storage classes."""
     from pynetdicom import ALL_TRANSFER_SYNTAXES, StoragePresentationContexts
 
-    return [(str(cx.abstract_syntax), list(ALL_TRANSFER_SYNTAXES)) for cx in StoragePresentationContexts]
+    syntaxes = sorted(ALL_TRANSFER_SYNTAXES, key=lambda s: [*COMMON_SYNTAXES, s].index(s))
+    if not classes:
+        return [(str(cx.abstract_syntax), syntaxes) for cx in StoragePresentationContexts][:budget]
+    ordered = sorted(classes)[:budget]
+    contexts = [(sop, syntaxes) for sop in ordered]
+    for syntax in syntaxes:
+        for sop in ordered:
+            if len(contexts) >= budget:
+                return contexts
+            contexts.append((sop, [syntax]))
+    return contexts
+
+
+def _storage_contexts(classes: set[str] | None = None) -> list[tuple[str, list[str]]]:
+    """What our own storage SCP accepts for C-MOVE (no limit on an acceptor): every class, every syntax."""
+    from pynetdicom import ALL_TRANSFER_SYNTAXES, StoragePresentationContexts
+
+    known = [str(cx.abstract_syntax) for cx in StoragePresentationContexts]
+    return [(sop, list(ALL_TRANSFER_SYNTAXES)) for sop in [*known, *sorted(set(classes or ()) - set(known))]]
 
 
 def _retrieve_identifier(study: str, series: str) -> Any:
@@ -166,10 +225,10 @@ def pull(
     or when the PACS refuses C-GET. ``name`` turns each UID into its path component (default: the UID)."""
     report = PullReport(str(address))
     held = list_series(address, settings, study, series)
-    if not held:
+    if not held.series:
         raise PacsError(f"{address}: no such study{' and series' if series else ''} on the PACS")
     wanted = []
-    for serie, sops in sorted(held.items()):
+    for serie, sops in sorted(held.series.items()):
         folder = out / name(study) / name(serie)
         here = {p.stem for p in folder.glob("*.dcm")} if folder.is_dir() else set()
         if {name(sop) for sop in sops} <= here:
@@ -180,7 +239,7 @@ def pull(
         return report
     receiver = Receiver(out, report, name)
     try:
-        return _retrieve(address, settings, study, wanted, receiver, report, move_dest)
+        return _retrieve(address, settings, study, wanted, receiver, report, move_dest, held.classes)
     except BaseException as exc:  # what arrived before the end is still reported and audited
         exc.partial = report  # type: ignore[attr-defined]
         raise
@@ -196,9 +255,10 @@ def _retrieve(
     receiver: Receiver,
     report: PullReport,
     move_dest: str | None,
+    classes: set[str],
 ) -> PullReport:
     if move_dest is None:
-        refused = _get(address, settings, study, wanted, receiver, report)
+        refused = _get(address, settings, study, wanted, receiver, report, classes)
         if refused is None:
             return report
         if settings.move_dest is None:
@@ -209,7 +269,7 @@ def _retrieve(
         move_dest, source = settings.move_dest, "[pacs] move_dest"
     else:
         source = "--move-dest"
-    _move(address, settings, study, wanted, receiver, report, move_dest, source)
+    _move(address, settings, study, wanted, receiver, report, move_dest, source, classes)
     return report
 
 
@@ -220,13 +280,14 @@ def _get(
     wanted: list[str],
     receiver: Receiver,
     report: PullReport,
+    classes: set[str],
 ) -> str | None:
     """C-GET each wanted series; None when done, or why the PACS will not serve C-GET."""
     from pynetdicom import build_role, evt
 
-    storage = _storage_contexts()[:127]  # one context is the C-GET's own
+    storage = get_contexts(classes)
     contexts = [(GET, PLAIN), *storage]
-    roles = [build_role(sop, scp_role=True) for sop, _ in storage]
+    roles = [build_role(sop, scp_role=True) for sop in dict.fromkeys(sop for sop, _ in storage)]
     with associated(address, settings, contexts, roles=roles, handlers=[(evt.EVT_C_STORE, receiver.on_store)]) as assoc:
         if not any(cx.abstract_syntax == GET for cx in assoc.accepted_contexts):
             return "the PACS does not accept C-GET"
@@ -251,6 +312,7 @@ def _move(
     report: PullReport,
     move_dest: str,
     source: str,
+    classes: set[str],
 ) -> None:
     """C-MOVE each wanted series to our own storage SCP, listening at ``move_dest`` (AET:PORT) for the run."""
     from pynetdicom import AE, evt
@@ -261,7 +323,7 @@ def _move(
     aet = check_ae_title(aet, f"{source} AE title")
     scp = AE(ae_title=aet)
     scp.network_timeout = scp.acse_timeout = scp.dimse_timeout = settings.timeout
-    for sop, syntaxes in _storage_contexts():
+    for sop, syntaxes in _storage_contexts(classes):
         scp.add_supported_context(sop, syntaxes)
     try:
         server = scp.start_server(
