@@ -98,6 +98,13 @@ def test_push_pull_round_trip_is_idempotent_whole_and_audited(pacs: Orthanc, tmp
     )
     assert code == 0 and "0 received, 3 already present" in one_line(out)
     assert {p: p.stat().st_mtime_ns for p in files} == stamps  # nothing rewritten
+    damaged = files[0]
+    damaged.write_bytes(damaged.read_bytes()[:-1000])  # a copy cut short (a full disk, a hand-made copy)
+    code, out, _err = dicompose(
+        pacs, tmp_path / "home", "pacs", "pull", pacs.url, "--study", study, "--out", str(pulled)
+    )
+    assert code == 0 and "1 received, 2 already present" in one_line(out), out
+    assert pydicom.dcmread(damaged).pixel_array.shape == (128, 128)  # whole again
     moved = tmp_path / "moved"
     code, out, err = dicompose(
         pacs,
@@ -119,7 +126,7 @@ def test_push_pull_round_trip_is_idempotent_whole_and_audited(pacs: Orthanc, tmp
     sent = [e for e in entries if e["action"] == "send"]
     received = [e for e in entries if e["action"] == "receive"]
     assert sorted(e["object"]["instances"] for e in sent) == [2, 3]  # two studies, once (the re-push sent none)
-    assert [e["object"]["instances"] for e in received] == [3, 3] and received[0]["object"]["pacs"] == pacs.url
+    assert [e["object"]["instances"] for e in received] == [3, 1, 3] and received[0]["object"]["pacs"] == pacs.url
     assert study not in log and received[0]["object"]["study"] in {e["object"]["study"] for e in sent}  # pseudonyms
 
 

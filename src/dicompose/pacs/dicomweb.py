@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from dicompose.errors import PacsError, UsageError
 from dicompose.pacs.address import as_is, check_uid, shown
 from dicompose.pacs.association import NetworkSettings
+from dicompose.pacs.local_copies import whole_instance
 from dicompose.pacs.retrieve import PARTIAL, PullReport, instance_path
 from dicompose.pacs.store import NOT_DICOM, PRESENT, STORED, PushReport, read_instance
 
@@ -192,8 +193,10 @@ def _fetch(
         serie, sop = _value(item, "0020000E"), _value(item, "00080018")
         target = instance_path(out, study, serie, sop, name)
         if target.exists():
-            report.present += 1
-            continue
+            if whole_instance(target, sop, name):
+                report.present += 1
+                continue
+            target.unlink(missing_ok=True)  # cut short: fetched again
         dataset = _call(address, "a WADO-RS retrieve", partial_call(client.retrieve_instance, study, serie, sop))
         partial = out / PARTIAL / f"{uuid.uuid4().hex}.dcm"
         try:

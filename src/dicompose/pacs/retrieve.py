@@ -21,6 +21,7 @@ from typing import Any
 from dicompose.errors import PacsError, UsageError
 from dicompose.pacs.address import PacsAddress, as_is, check_ae_title
 from dicompose.pacs.association import FIND, GET, MOVE, PLAIN, NetworkSettings, associated, dropped
+from dicompose.pacs.local_copies import present_instances
 
 PARTIAL = ".dicompose-partial"
 _SUCCESS, _PENDING = 0x0000, (0xFF00, 0xFF01)
@@ -230,8 +231,7 @@ def pull(
     wanted = []
     for serie, sops in sorted(held.series.items()):
         folder = out / name(study) / name(serie)
-        here = {p.stem for p in folder.glob("*.dcm")} if folder.is_dir() else set()
-        if {name(sop) for sop in sops} <= here:
+        if present_instances(folder, {sop: name(sop) for sop in sops}, name) == sops:
             report.present += len(sops)
         else:
             wanted.append(serie)
