@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -157,6 +158,39 @@ def test_a_pacs_killed_mid_transfer_leaves_whole_files_and_the_next_pull_finishe
         code, _out, err = dicompose(pacs, tmp_path / "home", *argv[1:])
         assert code == 0, err
         assert len(list((tmp_path / "out").rglob("*.dcm"))) == 240
+    finally:
+        pacs.stop()
+
+
+def test_ctrl_c_mid_pull_stops_at_once_and_keeps_whole_files(tmp_path: Path):
+    """Ctrl-C during a C-GET aborts the association (no orderly release to wait for while the PACS is still
+    sending: that waited the whole timeout), says so in one line, keeps what arrived whole and audits it."""
+    need("orthanc", *orthanc_available())
+    pacs = Orthanc(tmp_path / "orthanc").start()
+    try:
+        synthetic.write_ct_series(tmp_path / "big", "interrupted-pull", 240, 256, 256)
+        code, _out, err = dicompose(pacs, tmp_path / "home", "pacs", "push", str(tmp_path / "big"), "--to", pacs.url)
+        assert code == 0, err
+        study = study_of(next((tmp_path / "big").rglob("*.dcm")))
+        env = {"PATH": os.environ["PATH"], "DICOMPOSE_HOME": str(tmp_path / "home")}
+        argv = [str(BIN / "dicompose"), "pacs", "pull", pacs.url, "--study", study, "--out", str(tmp_path / "out")]
+        run = pacs.popen(argv, env=env)  # the default 30 s timeout
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(list((tmp_path / "out").rglob("*.dcm"))) < 5:
+            time.sleep(0.01)
+        run.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        _out, err = run.communicate(timeout=60)
+        took = time.monotonic() - interrupted
+        got = list((tmp_path / "out").rglob("*.dcm"))
+        assert run.returncode != 0 and "Traceback" not in err and err.strip().count("\n") == 0, err
+        assert took < 10, f"Ctrl-C took {took:.1f} s"
+        assert 5 <= len(got) < 240 and not list((tmp_path / "out").rglob(".dicompose-partial/*"))
+        for path in got:
+            assert pydicom.dcmread(path).pixel_array.shape == (256, 256)
+        log = (tmp_path / "home" / "audit" / "audit.jsonl").read_text().splitlines()
+        received = [json.loads(line) for line in log if '"receive"' in line]
+        assert received and received[-1]["object"]["instances"] == len(got)
     finally:
         pacs.stop()
 

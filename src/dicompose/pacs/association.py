@@ -188,11 +188,14 @@ def associated(
         pause *= 2
     try:
         yield assoc
-    finally:
-        if assoc.is_established:
-            assoc.release()
-        elif not assoc.is_aborted:
+    except BaseException:  # Ctrl-C or an error mid-transfer: abort, never wait for an orderly release
+        if not assoc.is_aborted:
             assoc.abort()
+        raise
+    if assoc.is_established:
+        assoc.release()
+    elif not assoc.is_aborted:
+        assoc.abort()
 
 
 def dropped(assoc: Any, address: PacsAddress, what: str) -> PacsError | None:
