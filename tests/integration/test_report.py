@@ -196,3 +196,77 @@ def test_run_report_refuses_a_pipeline_whose_output_is_called_report(tmp_path: P
     assert proc.returncode == 2, proc.stderr
     assert "dicompose report RUN --out DIR" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() and not (tmp_path / "ws").exists()
+
+
+def test_quoted_text_is_scrubbed_of_parts_of_values_and_parameters(tmp_path: Path) -> None:
+    """A tool's stderr quoting one word of an identifying value (the institution's, not only a name part) and
+    a parameter that names the patient are both blanked; with --show-identifiers a person name is shown
+    whole (not split into characters), and the report's folder is readable as the umask allows."""
+    import stat
+
+    from tests.support.descriptors import snippet_tool
+
+    planted_scans(tmp_path / "in")
+    code = "import sys; sys.stderr.write('seen at ELSEWHERE for ' + sys.argv[1] + chr(10)); raise SystemExit(3)"
+    tool = snippet_tool(tmp_path / "leaky.json", "leaky", code, "out.txt", "fails, quoting")
+    tool.write_text(tool.read_text().replace('"python3 -c [CODE] [INPUT]"', '"python3 -c [CODE] [NOTE] [INPUT]"'))
+    doc = json.loads(tool.read_text())
+    doc["inputs"].append({"id": "note", "name": "note", "type": "String", "value-key": "[NOTE]"})
+    tool.write_text(json.dumps(doc))
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    argv = ["run", str(tool), "--in", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--engine", "local"]
+    argv += ["-p", "note=JOHNATHAN MRN12345", "--workspace", str(tmp_path / "ws"), "--report", "--allow-unpinned"]
+    proc = dicompose(*argv, env=env)
+    assert proc.returncode == 1, proc.stderr
+    folder = tmp_path / "out" / "report"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~_umask()
+    text = "".join(p.read_text() for p in [folder / "index.html", *(folder / "series").glob("*.html")])
+    assert "seen at [redacted] for [redacted] [redacted]" in text and not leaks(text.encode()), leaks(text.encode())
+    assert "note=[redacted] [redacted]" in text
+    run_id = json.loads(dicompose("runs", "--workspace", str(tmp_path / "ws"), "--json", env=env).stdout)[-1]["id"]
+    named = tmp_path / "named"
+    proc = dicompose(
+        "report", run_id, "--workspace", str(tmp_path / "ws"), "--out", str(named), "--show-identifiers", env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    pages = "".join(p.read_text() for p in (named / "series").glob("*.html"))
+    assert "DOE^JOHNATHAN" in pages and "D\\O\\E" not in pages
+    proc = dicompose("report", run_id, "--workspace", str(tmp_path / "ws"), "--out", str(named), "--embed", env=env)
+    assert proc.returncode == 2 and "holds a folder report" in proc.stderr  # one page never overwrites a folder
+    assert (named / "series").is_dir()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_skipped_series_and_files_left_out_are_said(tmp_path: Path) -> None:
+    """A series the tool does not handle (colour) is "skipped" with the tool's reason, not "failed"; files the
+    run never processed (not DICOM) are listed, their names blanked; a thin image stays a visible band."""
+    from pydicom.data import get_testdata_file
+
+    from dicompose.dicom import synthetic
+
+    scans = tmp_path / "in"
+    synthetic.write_ct_series(scans / "ct", "skipped-ct", 3, 64, 64)
+    synthetic.write_ct_series(scans / "thin", "skipped-thin", 2, 7, 300)
+    (scans / "c3").mkdir()
+    (scans / "c3" / "s1.dcm").write_bytes(Path(get_testdata_file("SC_rgb.dcm")).read_bytes())
+    (scans / "MRN12345 notes.txt").write_text("not a scan")
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    argv = ["run", str(DEMO), "--in", f"scans={scans}", "--out", str(tmp_path / "out"), "--engine", "local"]
+    proc = dicompose(*argv, "--workspace", str(tmp_path / "ws"), "--report", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    folder = tmp_path / "out" / "report"
+    index = (folder / "index.html").read_text()
+    assert "3: 1 skipped, 2 ok" in index and "1 not DICOM" in index and "MRN12345" not in index
+    skipped = [
+        p.read_text() for p in (folder / "series").glob("*.html") if "<strong>Skipped:</strong>" in p.read_text()
+    ]
+    assert len(skipped) == 1 and "colour images are not supported" in skipped[0]
+    from matplotlib.image import imread
+
+    for path in folder.glob("figures/*.png"):
+        assert min(imread(path).shape[:2]) >= 32, path.name  # a 7x300 slice is a band, not a line

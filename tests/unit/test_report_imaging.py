@@ -82,12 +82,20 @@ def test_overlay_tints_the_mask_and_leaves_the_rest_grey() -> None:
 
 
 def test_mosaic_grid_and_strip() -> None:
-    tiles = [np.full((10, 20), i * 20, np.uint8) for i in range(5)]
+    tiles = [np.full((40, 60), i * 20, np.uint8) for i in range(5)]
     grid = imaging.mosaic(tiles, gap=2)
-    assert grid.shape == (2 * 10 + 2, 3 * 20 + 4, 3)  # 5 tiles: 3 columns, 2 rows
+    assert grid.shape == (2 * 40 + 2, 3 * 60 + 4, 3)  # 5 tiles: 3 columns, 2 rows
     strip = imaging.mosaic(tiles[:3], gap=3, columns=3)
-    assert strip.shape == (10, 3 * 20 + 6, 3)
-    assert strip[0, 20:23].max() == 0  # the gap is black
+    assert strip.shape == (40, 3 * 60 + 6, 3)
+    assert strip[0, 60:63].max() == 0  # the gap is black
+
+
+def test_a_thin_picture_is_centred_on_a_band_not_stretched() -> None:
+    thin = np.full((4, 160), 200, np.uint8)
+    band = imaging.padded(thin)
+    assert band.shape == (32, 160) and band.sum() == thin.sum()
+    assert band[14:18].min() == 200 and band[:14].max() == 0
+    assert imaging.padded(np.zeros((40, 40), np.uint8)).shape == (40, 40)
 
 
 @pytest.mark.parametrize(

@@ -209,11 +209,28 @@ def execute_request(
     doc = document(report, graph, tool) if as_json else {}
     if not as_json:
         summary(report, graph, out)
+        if report_to is None:
+            _say_if_report_is_older(out, report.run_id)
     reported = _write_report(report, report_to, workers, doc, as_json) if report_to else True
     if as_json:
         print(json.dumps(doc, indent=2))
     delivered = not report.push_problem and not any(t.refused for t in report.transfers)
     raise typer.Exit(EXIT_OK if report.ok and delivered and reported else EXIT_FAILED)
+
+
+def _say_if_report_is_older(out: Path, run_id: str) -> None:
+    """``--out/report`` made by an earlier run's ``--report`` no longer shows this one: say so, once."""
+    from dicompose.report import MARKER
+
+    try:
+        marker = (report_folder(out) / MARKER).read_text()
+    except OSError:
+        return
+    if run_id not in marker:
+        stderr.print(
+            f"note: {report_folder(out)} is the QC report of an earlier run; refresh it with --report",
+            highlight=False,
+        )
 
 
 def _write_report(ended: PipelineReport, folder: Path, workers: int, doc: dict[str, Any], as_json: bool) -> bool:
@@ -229,6 +246,10 @@ def _write_report(ended: PipelineReport, folder: Path, workers: int, doc: dict[s
         if run is None:
             raise UsageError(f"no run {run_id!r} in {workspace}")
         written = write_report(index, run, workspace, folder, workers=workers)
+    except KeyboardInterrupt:
+        from dicompose.cli.report import interrupted
+
+        interrupted(run_id, workspace)
     except DicomposeError as exc:
         stderr.print(f"[red]error:[/] the report of run {run_id} could not be written: {escape(str(exc))}")
         if as_json:

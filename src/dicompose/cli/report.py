@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from dicompose.cli.console import emit_json, fail, plural, stdout
+from dicompose.cli.console import emit_json, fail, plural, stderr, stdout
 from dicompose.cli.records import WorkspaceOption, _index, _run_or_fail
 from dicompose.errors import DicomposeError
 
@@ -78,6 +78,18 @@ def make_report(
         )
     except DicomposeError as exc:
         fail(exc)
+    except KeyboardInterrupt:
+        interrupted(run["id"], None)
+
+
+def interrupted(run_id: str, workspace: Path | None) -> NoReturn:
+    """Ctrl-C while a report is made: one line, exit 130; nothing of the report is left (it was staged)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping already: a second Ctrl-C must not cut this short
+    again = f"; make it with: dicompose report {run_id}" + (f" --workspace {workspace}" if workspace else "")
+    stderr.print(f"interrupted: no report of run {run_id} was written{again if workspace else ''}", highlight=False)
+    raise typer.Exit(130)
 
 
 def summary_document(written: Written) -> dict[str, Any]:

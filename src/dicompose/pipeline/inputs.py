@@ -50,6 +50,7 @@ class Listing(NamedTuple):
     refused: list[str]
     names: list[str]
     ignored: list[str]  # one line each: links not followed, entries that are not regular files
+    left_out: list[str]  # the paths of the files skipped, refused or not followed (their names, to redact)
 
 
 NOT_DICOM = Memo("", None)  # the memo's entry for a file examined and found not to be DICOM
@@ -182,7 +183,8 @@ def group_input(
     refusals = [refused[name] for name in sorted(refused)]
     # a link's target is named in the mounts of a container launch: a name to redact as well
     names = [*candidates, *(i.target for i in listed if i.target != i.path), *(i.path for i in ignored)]
-    return Listing(groups, skipped, refusals, names, [f"{i.path}: {i.reason}" for i in ignored])
+    left_out = [*map(str, skipped), *sorted(refused), *(str(i.path) for i in ignored)]
+    return Listing(groups, skipped, refusals, names, [f"{i.path}: {i.reason}" for i in ignored], left_out)
 
 
 def _series_tag(series: str) -> str:

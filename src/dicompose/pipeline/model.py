@@ -78,6 +78,7 @@ class PipelineReport:
     refused: list[str] = field(default_factory=list)  # input files refused before any task (one line each)
     input_names: list[str] = field(default_factory=list)  # every input file found (absolute)
     ignored: list[str] = field(default_factory=list)  # links not followed and the like, one line each
+    left_out: list[str] = field(default_factory=list)  # the paths of the input files skipped, refused, ignored
     input_roots: list[str] = field(default_factory=list)  # the folders (or files' folders) given as inputs
     private: bool = False  # a step de-identifies: reports must not name the inputs (pipeline.privacy)
     stale: list[str] = field(default_factory=list)  # outputs of earlier runs no longer produced, moved aside

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dicompose.config import load_settings
 from dicompose.engines.base import Engine, ImageRef
@@ -186,6 +186,7 @@ def _groups(
         report.refused.extend(listing.refused)
         report.input_names.extend(listing.names)
         report.ignored.extend(listing.ignored)
+        report.left_out.extend(listing.left_out)
         report.input_roots.append(str((path if path.is_dir() else path.parent).absolute()))
         if not groups[name] and not listing.refused:  # all refused: the run reports them and fails
             given = str(path) if request.kind == "tool" else f"{name}={path}"
@@ -209,8 +210,27 @@ def _run_start(request: PipelineRequest, graph: PipelineGraph, report: PipelineR
             "pipeline": graph.spec.name,
             "budget": report.budget,
             "private": report.private,
+            "not_processed": _not_processed(report),
         },
     )
+
+
+#: Lines kept per kind of input file the run did not process (all are counted).
+NOT_PROCESSED_LINES = 200
+
+
+def _not_processed(report: PipelineReport) -> dict[str, dict[str, Any]]:
+    """Input files the run left out, for its records and its QC report: not DICOM, refused before any task
+    (damaged, duplicate), links not followed. A reviewer must see that a cohort is incomplete."""
+    kinds = (("not DICOM", report.skipped), ("refused", report.refused), ("not followed", report.ignored))
+    found: dict[str, dict[str, Any]] = {
+        kind: {"count": len(lines), "lines": [str(line) for line in lines[:NOT_PROCESSED_LINES]]}
+        for kind, lines in kinds
+        if lines
+    }
+    if found:  # the files those lines name, so that a report can blank their folder and file names
+        found["paths"] = {"count": len(report.left_out), "lines": report.left_out[: 3 * NOT_PROCESSED_LINES]}
+    return found
 
 
 def _finish(request: PipelineRequest, run: Execution, report: PipelineReport) -> None:

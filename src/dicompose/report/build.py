@@ -20,6 +20,7 @@ from typing import Any
 from dicompose.errors import StorageError, UsageError, storage_error
 from dicompose.records.audit import AuditLog, Item, load_keys
 from dicompose.records.index import Index
+from dicompose.report import MARKER
 from dicompose.report.collect import RunFiles, collect
 from dicompose.report.figures import draw_rows
 from dicompose.report.model import Report
@@ -27,7 +28,6 @@ from dicompose.report.render import GENERATOR, render_embedded, render_folder
 
 #: An embedded report past this size is refused (a browser and a mail server both choke on such a page).
 EMBED_LIMIT = 25 * 1024 * 1024
-MARKER = ".dicompose-report"
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ def write_report(
     }
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
+        staging.chmod(_folder_mode())  # mkdtemp's 0700 would keep the report from a web server or a colleague
         figures = staging / "figures"
         figures.mkdir()
         steps = {step.name: position for position, step in enumerate(report.steps, 1)}
@@ -105,15 +106,28 @@ def write_report(
     return Written(page_path, report, figure_count, total, time.perf_counter() - started)
 
 
+def _folder_mode() -> int:
+    """Folders as the user's umask makes them (0755 under the usual 022)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
 def _target(out: Path, embed: bool) -> Path:
     """Where the report goes, refused up front if something that is not a report is there."""
-    out = out.expanduser()
+    out = Path(os.path.normpath(out.expanduser().absolute()))  # ~/x/../y never creates ~/x
     target = out
     if embed and target.suffix.lower() not in (".html", ".htm"):
+        if (out / MARKER).is_file():
+            raise UsageError(
+                f"{out}: holds a folder report; --embed writes one page: give --out FILE.html or another folder"
+            )
         target = out / "index.html"
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"{parent}: a file is in the way of the report's folder") from None
     except OSError as exc:
         raise UsageError(f"{parent}: cannot create the report's folder ({exc.strerror or exc})") from None
     if not os.access(parent, os.W_OK):

@@ -10,6 +10,7 @@ left them (the task folder) or, after ``dicompose gc``, where it published them,
 from __future__ import annotations
 
 import functools
+import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable
@@ -62,10 +63,16 @@ class RunFiles:
             found: Iterable[FileFacts] = map(read, wanted)
             self.facts.update(zip(wanted, found, strict=True))
             return
+        from dicompose.report.figures import ignore_ctrl_c
+
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(self._workers, mp_context=context) as pool:
-            found = pool.map(read, wanted, chunksize=max(1, len(wanted) // (self._workers * 4)))
-            self.facts.update(zip(wanted, found, strict=True))
+        with ProcessPoolExecutor(self._workers, mp_context=context, initializer=ignore_ctrl_c) as pool:
+            try:
+                found = pool.map(read, wanted, chunksize=max(1, len(wanted) // (self._workers * 4)))
+                self.facts.update(zip(wanted, found, strict=True))
+            except KeyboardInterrupt:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
 
 
 #: Headers read in parallel from this many files on.
@@ -126,14 +133,21 @@ def collect(
     files.read([*input_paths, *output_paths])
 
     roots = [str(v) for v in (details.get("inputs") or {}).values()]
-    secrets: set[str] = path_words(input_paths, roots)
-    for facts in files.facts.values():
-        secrets |= facts.secrets
+    not_processed = dict(details.get("not_processed") or {})
+    left_out = [str(p) for p in not_processed.pop("paths", {}).get("lines", [])]
+    secrets: set[str] = path_words([*input_paths, *left_out], roots)
+    made = {str(out.get("sha256")) for a in finals.values() for out in a.get("outputs") or []}
+    for attempt in finals.values():  # the run's own inputs: what its tools wrote adds no identifier, only words
+        for item in attempt.get("inputs") or []:
+            facts = files.facts.get(str(item.get("path") or ""))
+            if facts is not None and str(item.get("sha256")) not in made:
+                secrets |= facts.secrets
     # with --show-identifiers the user asked to see them: messages are quoted as the tools wrote them
     named = {str(name): str(path) for name, path in (details.get("inputs") or {}).items()}
     scrub = Scrubber(() if show_identifiers else secrets, None if show_identifiers else named)
 
-    builder = _RowBuilder(pseudonym, show_identifiers, files, scrub)
+    spans = {str(launch["id"]): _launch_span(launch) for launch in launches}
+    builder = _RowBuilder(pseudonym, show_identifiers, files, scrub, run["status"], spans)
     for step in order:
         for (name, task_key), attempt in finals.items():
             if name == step:
@@ -172,7 +186,11 @@ def collect(
             (name, path if show_identifiers else (pseudonym("folder:" + path) or "p-")[:14])
             for name, path in (details.get("inputs") or {}).items()
         ],
-        steps=step_summaries(run, order, finals, attempts, launches),
+        steps=step_summaries(run, order, finals, attempts, launches, scrub),
+        not_processed=[
+            (kind, int(item.get("count", 0)), [scrub(str(line)) for line in item.get("lines", [])[:50]])
+            for kind, item in not_processed.items()
+        ],
         rows=sorted(rows.values(), key=lambda r: (r.key.startswith("task:"), r.modality, r.label)),
     )
     return report, scrub
@@ -183,9 +201,17 @@ class _RowBuilder:
     a file some earlier task wrote joins the row of what it was written from."""
 
     def __init__(
-        self, pseudonym: Callable[[str], str | None], show_identifiers: bool, files: RunFiles, scrub: Scrubber
+        self,
+        pseudonym: Callable[[str], str | None],
+        show_identifiers: bool,
+        files: RunFiles,
+        scrub: Scrubber,
+        run_status: str,
+        spans: dict[str, tuple[float | None, int]],
     ) -> None:
         self.rows: dict[str, SeriesRow] = {}
+        self._run_status = run_status
+        self._spans = spans  # launch id -> (its duration, how many tasks it carried)
         self._pseudonym = pseudonym
         self._show_identifiers = show_identifiers
         self._files = files
@@ -213,16 +239,18 @@ class _RowBuilder:
         tries: int,
         outputs: list[tuple[dict[str, Any], str | None]],
     ) -> None:
-        status = "cached" if attempt["cached"] else ("ok" if attempt["status"] == "ok" else "failed")
-        seconds = attempt["ended"] - attempt["started"] if attempt.get("started") and attempt.get("ended") else None
+        status = task_outcome(attempt, self._run_status)
+        seconds, carried = self._spans.get(str(attempt.get("launch_id") or ""), (None, 0))
         panels: dict[str, Panel] = {}
 
         def panel_of(row: SeriesRow) -> Panel:
             if row.key not in panels:
-                panel = Panel(step, status, seconds, tries)
-                if status == "failed":
+                panel = Panel(step, status, None if status == "cached" else seconds, tries, launch_tasks=carried)
+                if status in ("failed", "partial", "interrupted"):
                     panel.message = self._scrub(str(attempt.get("message") or "the tool failed"))
                     panel.log_tail = self._scrub(_log_tail(attempt))
+                elif status == "skipped":
+                    panel.message = self._scrub("; ".join(_skipped(attempt)) or "the tool handles none of its files")
                 row.panels[step] = panels[row.key] = panel
             return panels[row.key]
 
@@ -260,8 +288,39 @@ class _RowBuilder:
                 if facts.instance:
                     self._row_of_instance.setdefault(facts.instance, key)
                 panel.outputs.append(facts)
+            elif where is None:
+                panel.missing_outputs += 1  # neither in its task folder nor where it was published
             else:
                 panel.other_outputs += 1
+
+
+def task_outcome(attempt: dict[str, Any], run_status: str) -> str:
+    """What became of a task, as the report says it: a cache hit, ok, skipped (the tool handles none of its
+    files), partial, interrupted (its launch was stopped with the run) or failed."""
+    if attempt["cached"]:
+        return "cached"
+    status = str(attempt["status"])
+    if status in ("ok", "skipped", "partial"):
+        return status
+    stopped = "before this task finished" in str(attempt.get("message") or "") or (attempt.get("exit_code") or 0) < 0
+    return "interrupted" if run_status == "interrupted" and stopped else "failed"
+
+
+def _launch_span(launch: dict[str, Any]) -> tuple[float | None, int]:
+    started, ended = launch.get("started"), launch.get("ended")
+    return (ended - started if started and ended else None), len(launch.get("tasks") or [])
+
+
+def _skipped(attempt: dict[str, Any]) -> list[str]:
+    """Why the tool skipped a task's files, as its launch recorded them (``task.json``)."""
+    folder = attempt.get("log_dir")
+    if not folder:
+        return []
+    try:
+        record = json.loads(Path(folder, "task.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(line) for line in record.get("skipped", [])][:20] if isinstance(record, dict) else []
 
 
 def step_summaries(
@@ -270,6 +329,7 @@ def step_summaries(
     finals: dict[tuple[str, str], dict[str, Any]],
     attempts: list[dict[str, Any]],
     launches: list[dict[str, Any]],
+    scrub: Callable[[str], str],
 ) -> list[StepSummary]:
     snapshot = ((run.get("details") or {}).get("snapshot") or {}).get("steps") or []
     described = {str(s.get("name")): s for s in snapshot}
@@ -285,17 +345,20 @@ def step_summaries(
             tool_version=str(descriptor.get("tool-version") or ""),
             image=str(image if isinstance(image, str) else image.get("reference", "")),
             digests=sorted({str(a["image_digest"]) for a in mine if a.get("image_digest")}),
-            params={k: v for k, v in (spec.get("params") or {}).items()},
+            params={str(k): scrub(str(v)) for k, v in (spec.get("params") or {}).items()},
             engine=", ".join(sorted({str(a["engine"]) for a in mine if a.get("engine")})) or run.get("engine") or "",
             tasks=len(mine),
             cached=sum(1 for a in mine if a["cached"]),
-            failed=sum(1 for a in mine if not a["cached"] and a["status"] != "ok"),
+            failed=sum(1 for a in mine if task_outcome(a, run["status"]) in ("failed", "partial", "interrupted")),
+            skipped=sum(1 for a in mine if not a["cached"] and a["status"] == "skipped"),
             launches=sum(1 for launch in launches if launch["step"] == step)
             or sum(1 for a in attempts if a["step"] == step and not a["cached"]),
             attempts=sum(1 for a in attempts if a["step"] == step and not a["cached"]),
         )
-        summary.task_seconds = [
-            a["ended"] - a["started"] for a in mine if not a["cached"] and a.get("started") and a.get("ended")
+        summary.launch_seconds = [
+            seconds
+            for launch in launches
+            if launch["step"] == step and (seconds := _launch_span(launch)[0]) is not None
         ]
         summaries.append(summary)
     return summaries
@@ -323,7 +386,7 @@ def header_changes(panel: Panel, scrub: Callable[[str], str], *, show_identifier
             continue
         verdict = (
             "same"
-            if old == new
+            if old == new or _same_numbers(old, new)
             else "changed"
             if old is not None and new is not None
             else ("added" if new is not None else "removed")
@@ -337,6 +400,16 @@ def header_changes(panel: Panel, scrub: Callable[[str], str], *, show_identifier
     if removed:
         changes.append(Change("other attributes removed", ", ".join(removed), "-", "removed"))
     return changes
+
+
+def _same_numbers(old: str | None, new: str | None) -> bool:
+    """``1.0`` and ``1`` (a DS written anew), ``40\\400`` and ``40.0\\400.0``: the same values."""
+    if old is None or new is None:
+        return False
+    try:
+        return [float(v) for v in old.split("\\")] == [float(v) for v in new.split("\\")]
+    except ValueError:
+        return False
 
 
 def _log_tail(attempt: dict[str, Any]) -> str:

@@ -5,7 +5,8 @@ text the report quotes -- a tool's error, a log line -- can be scrubbed of them)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,21 +103,59 @@ def read_facts(path: Path, identifying: frozenset[Any]) -> FileFacts:
 
 
 def _identifying_values(ds: Any, identifying: frozenset[Any]) -> set[str]:
-    """Text values of the attributes PS3.15 says identify (and of private elements), nested ones included."""
+    """Text values of the attributes PS3.15 says identify (and of private elements), nested ones included:
+    each whole value and each of its words (a name printed alone, "998877" of "MRN-998877"), so that a tool's
+    message quoting any part of one is scrubbed. The report's own compared attributes (a derivation
+    description a tool wrote) are shown scrubbed instead of being secrets themselves."""
     found: set[str] = set()
     for element in ds.iterall():
         if element.VR not in _TEXT_VRS and element.VR != "SQ":
             continue
         if element.VR == "SQ" or not (element.tag in identifying or element.tag.is_private):
             continue
+        if element.keyword in COMPARED:
+            continue
         values = element.value if element.VM > 1 else [element.value]
         for value in values:
             text = str(value or "").strip()
-            if element.VR == "PN":
-                found.update(part.strip() for part in text.replace("=", "^").split("^") if part.strip())
             if text:
                 found.add(text)
+                if element.VR in _SPLIT_VRS:  # names, ids, places: a part may be printed alone
+                    found.update(
+                        word
+                        for word in _WORDS.findall(text)
+                        if len(word) >= _SHORTEST_WORD and word.lower() not in common_words()
+                    )
     return found
+
+
+#: Values split into words as well: names and short texts (an id, an institution, a private name field). Long
+#: texts (comments, reports) and UIDs (their parts are everyone's numbers: 1.2.840...) are blanked whole only.
+_SPLIT_VRS = frozenset({"PN", "LO", "SH", "AE", "DA", "DT", "TM", "AS"})
+
+#: Words no name is made of often enough to blank them in every message: English's commonest.
+_ENGLISH_WORDS = """the and for not was are with from this that have has had but all any can does did done each into its
+may more most must none one only other our out over per than then them they too two use used via were what when
+where which who will yes you required found given cannot"""
+_ENGLISH = frozenset(_ENGLISH_WORDS.split())
+
+
+@functools.cache
+def common_words() -> frozenset[str]:
+    """DICOM's own vocabulary (every attribute and UID name, split into words) and English's commonest words:
+    a word of an identifying value that is one of these is not blanked on its own (its whole value still is),
+    or a tool's message ("Transfer Syntax not supported") would lose every word."""
+    from pydicom._dicom_dict import DicomDictionary
+    from pydicom._uid_dict import UID_dictionary
+
+    words = {w.lower() for entry in DicomDictionary.values() for w in re.findall(r"[A-Za-z]+", entry[2])}
+    words |= {w.lower() for entry in UID_dictionary.values() for w in re.findall(r"[A-Za-z]+", entry[0])}
+    return frozenset(words | _ENGLISH)
+
+
+#: Words of an identifying value: runs of letters or of digits (unicode letters included: Müller, Jürgen).
+_WORDS = re.compile(r"[^\W\d_]+|\d+")
+_SHORTEST_WORD = 3
 
 
 def _text(value: object) -> str | None:
@@ -132,7 +171,9 @@ def _int(value: object, default: int) -> int:
 
 
 def _shown(value: object) -> str:
-    if isinstance(value, Iterable) and not isinstance(value, str | bytes):  # a list, tuple or pydicom MultiValue
+    from pydicom.multival import MultiValue
+
+    if isinstance(value, list | tuple | MultiValue):  # not a PersonName: iterable too, by character
         return "\\".join(str(v) for v in value)
     return str(value)
 

@@ -64,9 +64,20 @@ def draw_rows(rows: list[SeriesRow], folder: Path, index_of: dict[str, int], wor
     import matplotlib.figure  # noqa: F401  (imported once, before the fork, not in every worker)
 
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(workers, len(rows)), mp_context=context) as pool:
+    with ProcessPoolExecutor(min(workers, len(rows)), mp_context=context, initializer=ignore_ctrl_c) as pool:
         jobs = [(row, folder, index_of) for row in rows]
-        return list(pool.map(_draw_one, jobs, chunksize=max(1, len(rows) // (8 * workers))))
+        try:
+            return list(pool.map(_draw_one, jobs, chunksize=max(1, len(rows) // (8 * workers))))
+        except KeyboardInterrupt:  # the workers ignore it: they finish their series and stop, nothing is left
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def ignore_ctrl_c() -> None:
+    """In a report's worker processes: Ctrl-C is for the parent, which stops the pool and says so once."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _draw_one(job: tuple[SeriesRow, Path, dict[str, int]]) -> SeriesRow:
@@ -143,8 +154,8 @@ def _draw_after(
     if ranges:
         values = np.concatenate(ranges)
         panel.after_range = (float(values.min()), float(values.max()))
-    masks = all(f.kind == "binary" or (f.kind == "grey" and imaging.is_mask(f.sample)) for f in shown)
-    if not masks:
+    before = [f for f in cache.get(pick(panel.inputs)) if f is not None]
+    if not _made_a_mask(before, shown):
         pictures, window = _pictures(shown, modality, _stored_window(units))
         if window is not None:
             panel.notes.append(f"outputs: window {window.low:g} to {window.high:g} ({window.why})")
@@ -153,7 +164,7 @@ def _draw_after(
     by_instance = {f.instance: f for f in panel.inputs if f.instance}
     sources = [(by_instance.get(facts.source_instance or ""), frame) for facts, frame in units]
     under = cache.get([(s, frame) for s, frame in sources if s is not None]) if all(s for s, _ in sources) else []
-    covered = [float(np.count_nonzero(f.thumbnail)) / max(1, f.thumbnail.size) for f in shown]
+    covered = [f.nonzero for f in shown]  # at full resolution: a shrunk mask's blocks would overstate it
     panel.notes.append(f"mask covers {100 * sum(covered) / len(covered):.1f} % of the slices shown, in red")
     if under and all(u is not None and u.kind == "grey" for u in under):
         window = before_window or imaging.choose_window(
@@ -166,6 +177,16 @@ def _draw_after(
         ]
     panel.notes.append("the slices the mask was made from could not be matched: the mask is shown alone")
     return [imaging.overlay(np.zeros(m.thumbnail.shape[:2], np.uint8), _as_mask(m.thumbnail)) for m in shown]
+
+
+def _made_a_mask(before: list[Frame], after: list[Frame]) -> bool:
+    """Did the step turn images into masks? Its outputs are 1-bit, or hold 0 and at most one other value, while
+    its inputs did not (a normalize of an image that was two-valued already, or flat, is not a mask)."""
+    if not after or not all(f.kind == "binary" or (f.kind == "grey" and imaging.is_mask(f.sample)) for f in after):
+        return False
+    if all(f.kind == "binary" for f in after):
+        return True
+    return not any(f.kind == "binary" or (f.kind == "grey" and np.unique(f.sample).size <= 2) for f in before)
 
 
 def _as_mask(thumbnail: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
@@ -198,6 +219,7 @@ def _strip_tile(pictures: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.uint8]:
 
 
 def _save_picture(path: Path, picture: npt.NDArray[np.uint8]) -> None:
+    picture = imaging.padded(picture)
     from PIL import Image  # matplotlib's own PNG writer, without its RGBA round trip: 40 % faster
 
     Image.fromarray(picture).save(path, format="png")  # no text chunk: PIL writes none unless asked

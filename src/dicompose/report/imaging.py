@@ -110,7 +110,7 @@ def mosaic(pictures: list[npt.NDArray[np.uint8]], gap: int = 2, columns: int | N
     wide (one row for a before-and-after strip)."""
     if not pictures:
         return np.zeros((THUMBNAIL // 4, THUMBNAIL // 4, 3), dtype=np.uint8)
-    tiles = [as_rgb(p) for p in pictures]
+    tiles = [padded(as_rgb(p)) for p in pictures]
     columns = max(1, columns or math.ceil(math.sqrt(len(tiles))))
     rows = math.ceil(len(tiles) / columns)
     cell_h = max(t.shape[0] for t in tiles)
@@ -121,6 +121,22 @@ def mosaic(pictures: list[npt.NDArray[np.uint8]], gap: int = 2, columns: int | N
         top = row * (cell_h + gap) + (cell_h - tile.shape[0]) // 2
         left = column * (cell_w + gap) + (cell_w - tile.shape[1]) // 2
         canvas[top : top + tile.shape[0], left : left + tile.shape[1]] = tile
+    return canvas
+
+
+#: No side of a saved picture is shorter than this: a 7x300 image shrunk to 4x160 is centred on a black band
+#: this high, so it neither vanishes nor stretches a page (a browser scales pictures to a fixed height).
+SHORTEST_SIDE = 32
+
+
+def padded(picture: npt.NDArray[np.uint8], shortest: int = SHORTEST_SIDE) -> npt.NDArray[np.uint8]:
+    """``picture`` centred on black so that neither side is shorter than ``shortest`` (unchanged if none is)."""
+    rows, columns = picture.shape[:2]
+    if rows >= shortest and columns >= shortest:
+        return picture
+    canvas = np.zeros((max(rows, shortest), max(columns, shortest), *picture.shape[2:]), dtype=picture.dtype)
+    top, left = (canvas.shape[0] - rows) // 2, (canvas.shape[1] - columns) // 2
+    canvas[top : top + rows, left : left + columns] = picture
     return canvas
 
 

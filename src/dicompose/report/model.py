@@ -28,12 +28,14 @@ class Panel:
     """One series through one step: what went in and out, how it went, and the pictures of it."""
 
     step: str
-    status: str  # ok | cached | failed | not run
-    seconds: float | None = None
+    status: str  # ok | cached | skipped | partial | failed | interrupted | not run
+    seconds: float | None = None  # the launch that ran it (a launch may carry many tasks: launch_tasks)
     attempts: int = 0
+    launch_tasks: int = 0
     inputs: list[FileFacts] = field(default_factory=list)
     outputs: list[FileFacts] = field(default_factory=list)
     other_outputs: int = 0  # outputs that are not DICOM images (reports, tables): counted, not shown
+    missing_outputs: int = 0  # recorded outputs no longer found (deleted since, and collected by gc)
     message: str = ""  # why it failed (scrubbed)
     log_tail: str = ""  # the end of the tool's stderr (scrubbed)
     figures: dict[str, str] = field(default_factory=dict)  # before | after | histogram -> file name
@@ -60,8 +62,13 @@ class SeriesRow:
 
     @property
     def status(self) -> str:
+        """The worst of its panels: failed, interrupted, partial, skipped (a step the tool skipped: the steps
+        after it do not run), not run, else ok."""
         statuses = {panel.status for panel in self.panels.values()}
-        return "failed" if "failed" in statuses else "not run" if "not run" in statuses else "ok"
+        for worst in ("failed", "interrupted", "partial", "skipped", "not run"):
+            if worst in statuses:
+                return worst
+        return "ok"
 
 
 @dataclass
@@ -75,19 +82,20 @@ class StepSummary:
     engine: str
     tasks: int = 0
     cached: int = 0
-    failed: int = 0
+    failed: int = 0  # failed, partial or interrupted
+    skipped: int = 0
     launches: int = 0
     attempts: int = 0
-    task_seconds: list[float] = field(default_factory=list)
+    launch_seconds: list[float] = field(default_factory=list)  # each launch of the step in this run
 
     @property
     def median_seconds(self) -> float | None:
-        ordered = sorted(self.task_seconds)
+        ordered = sorted(self.launch_seconds)
         return ordered[len(ordered) // 2] if ordered else None
 
     @property
     def total_seconds(self) -> float:
-        return sum(self.task_seconds)
+        return sum(self.launch_seconds)
 
 
 @dataclass
@@ -108,8 +116,17 @@ class Report:
     steps: list[StepSummary]
     rows: list[SeriesRow]
     problems: list[str] = field(default_factory=list)  # what the report itself could not do (scrubbed)
+    not_processed: list[tuple[str, int, list[str]]] = field(default_factory=list)  # (kind, count, lines)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed_panels(self) -> list[tuple[SeriesRow, Panel]]:
-        return [(row, panel) for row in self.rows for panel in row.panels.values() if panel.status == "failed"]
+        bad = ("failed", "partial", "interrupted")
+        return [(row, panel) for row in self.rows for panel in row.panels.values() if panel.status in bad]
+
+    @property
+    def series_counts(self) -> dict[str, int]:
+        """Series by outcome, worst first (only the outcomes that occur)."""
+        order = ("failed", "interrupted", "partial", "skipped", "not run", "ok")
+        found = [row.status for row in self.rows]
+        return {status: found.count(status) for status in order if status in found}

@@ -32,18 +32,14 @@ def _when(timestamp: float | None) -> str:
 
 
 def _context(report: Report) -> dict[str, object]:
-    statuses = [row.status for row in report.rows]
     duration = f"{report.ended - report.started:.1f} s" if report.ended else ""
+    steps = {step.name: position for position, step in enumerate(report.steps, 1)}
     return {
         "report": report,
         "started": _when(report.started),
         "ended": _when(report.ended),
         "duration": duration,
-        "counts": {
-            "ok": statuses.count("ok"),
-            "failed": statuses.count("failed"),
-            "not_run": statuses.count("not run"),
-        },
+        "step_number": lambda name: steps.get(name, 0),
     }
 
 
@@ -53,7 +49,11 @@ def render_folder(report: Report, folder: Path) -> list[Path]:
     context = _context(report)
     (folder / "series").mkdir(exist_ok=True)
     index = env.get_template("index.html.j2").render(  # type: ignore[attr-defined]
-        **context, embedded=False, figure=lambda name: name, link=lambda row: row.page
+        **context,
+        embedded=False,
+        figure=lambda name: name,
+        link=lambda row: row.page,
+        anchor=lambda row: row.page + "#",
     )
     written = [_write(folder / "index.html", index)]
     series = env.get_template("series.html.j2")  # type: ignore[attr-defined]
@@ -76,7 +76,7 @@ def render_embedded(report: Report, figures: Path) -> str:
     link: Callable[[SeriesRow], str] = lambda row: "#" + row.label  # noqa: E731
     return str(
         env.get_template("index.html.j2").render(  # type: ignore[attr-defined]
-            **_context(report), embedded=True, figure=inline, link=link
+            **_context(report), embedded=True, figure=inline, link=link, anchor=lambda row: "#"
         )
     )
 

@@ -40,7 +40,7 @@ class Scrubber:
         if not text:
             return text
         for root, name in self._roots:  # longest first: a root inside another one wins
-            text = text.replace(root + "/", name + "/").replace(root, name)
+            text = text.replace(root + "/", name + "/").replace(root, name[:-1])  # a file input: "scans"
         return self._pattern.sub(REDACTED, text) if self._pattern is not None else text
 
 
