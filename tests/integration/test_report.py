@@ -270,3 +270,27 @@ def test_skipped_series_and_files_left_out_are_said(tmp_path: Path) -> None:
 
     for path in folder.glob("figures/*.png"):
         assert min(imread(path).shape[:2]) >= 32, path.name  # a 7x300 slice is a band, not a line
+
+
+def test_a_series_keeps_its_label_when_its_input_files_are_gone(tmp_path: Path) -> None:
+    """Labels come from the series UID; once the inputs are deleted, the workspace's memo still knows it."""
+    from dicompose.dicom import synthetic
+
+    scans = tmp_path / "in"
+    for name in ("a", "b"):
+        synthetic.write_ct_series(scans / name, f"kept-label-{name}", 2, 32, 32)
+    env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+    argv = ["run", str(DEMO), "--in", f"scans={scans}", "--out", str(tmp_path / "out"), "--engine", "local"]
+    proc = dicompose(*argv, "--workspace", str(tmp_path / "ws"), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    run_id = json.loads(proc.stdout)["run"]
+
+    def labels(target: Path) -> set[str]:
+        made = dicompose("report", run_id, "--workspace", str(tmp_path / "ws"), "--out", str(target), env=env)
+        assert made.returncode == 0, made.stderr
+        return {p.stem for p in (target / "series").glob("*.html")}
+
+    before = labels(tmp_path / "r1")
+    for path in (scans / "b").iterdir():
+        path.unlink()
+    assert labels(tmp_path / "r2") == before and all(label.startswith("p-") for label in before)

@@ -194,6 +194,17 @@ class Index:
             found.setdefault(sha, []).append((path, size))
         return found
 
+    def series_by_content(self, shas: Iterable[str]) -> dict[str, str]:
+        """sha256 → Series Instance UID, as the file memo saw the files (after they were deleted, too)."""
+        wanted = sorted(set(shas))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):  # below SQLite's limit on parameters
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT sha256, series FROM file_memo2 WHERE series IS NOT NULL AND sha256 IN ({marks})"  # noqa: S608 - placeholders only
+            found.update((str(sha), str(series)) for sha, series in self.db.execute(query, chunk))
+        return found
+
     def published_elsewhere(self, scope: str, paths: Iterable[str]) -> set[str]:
         """Which of ``paths`` another scope has published too (theirs as well: never ours to move)."""
         found: set[str] = set()

@@ -56,7 +56,7 @@ def write_report(
     target = _target(out, embed)
     keys = load_keys()
     attempts = index.attempts(run["id"])
-    files = RunFiles(index.published_by_content, frozenset(action_table()), workers)
+    files = RunFiles(index.published_by_content, frozenset(action_table()), workers, index.series_by_content)
     report, _ = collect(
         run,
         attempts,

@@ -34,8 +34,10 @@ class RunFiles:
         published: Callable[[], dict[str, list[tuple[str, int | None]]]],
         identifying: frozenset[Any],
         workers: int = 1,
+        remembered: Callable[[list[str]], dict[str, str]] | None = None,
     ):
         self._published = published
+        self.remembered = remembered or (lambda shas: {})  # sha256 -> series UID of files since deleted
         self._workers = workers
         self._by_content: dict[str, list[tuple[str, int | None]]] | None = None
         self._identifying = identifying
@@ -147,7 +149,13 @@ def collect(
     scrub = Scrubber(() if show_identifiers else secrets, None if show_identifiers else named)
 
     spans = {str(launch["id"]): _launch_span(launch) for launch in launches}
-    builder = _RowBuilder(pseudonym, show_identifiers, files, scrub, run["status"], spans)
+    gone = [
+        str(i.get("sha256"))
+        for a in finals.values()
+        for i in a.get("inputs") or []
+        if not (facts := files.facts.get(str(i.get("path") or ""))) or not facts.readable
+    ]
+    builder = _RowBuilder(pseudonym, show_identifiers, files, scrub, run["status"], spans, files.remembered(gone))
     for step in order:
         for (name, task_key), attempt in finals.items():
             if name == step:
@@ -208,8 +216,10 @@ class _RowBuilder:
         scrub: Scrubber,
         run_status: str,
         spans: dict[str, tuple[float | None, int]],
+        remembered: dict[str, str],
     ) -> None:
         self.rows: dict[str, SeriesRow] = {}
+        self._remembered = remembered  # sha256 -> series UID of inputs that cannot be read now (deleted)
         self._run_status = run_status
         self._spans = spans  # launch id -> (its duration, how many tasks it carried)
         self._pseudonym = pseudonym
@@ -262,6 +272,8 @@ class _RowBuilder:
                 key = self._row_of_content[sha]
             elif facts is not None and facts.readable and facts.series:
                 key = facts.series
+            elif sha in self._remembered:  # deleted since: the series it was, as the workspace remembers it
+                key = self._remembered[sha]
             else:
                 key = "task:" + task_key
             task_rows.add(key)
