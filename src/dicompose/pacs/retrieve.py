@@ -189,12 +189,15 @@ def _storage_contexts(classes: set[str] | None = None) -> list[tuple[str, list[s
     return [(sop, list(ALL_TRANSFER_SYNTAXES)) for sop in [*known, *sorted(set(classes or ()) - set(known))]]
 
 
-def _retrieve_identifier(study: str, series: str) -> Any:
+def _retrieve_identifier(study: str, series: str | None) -> Any:
+    """What to retrieve: one series, or (``None``) the whole study."""
     from pydicom.dataset import Dataset
 
     identifier = Dataset()
-    identifier.QueryRetrieveLevel = "SERIES"
-    identifier.StudyInstanceUID, identifier.SeriesInstanceUID = study, series
+    identifier.QueryRetrieveLevel = "SERIES" if series else "STUDY"
+    identifier.StudyInstanceUID = study
+    if series:
+        identifier.SeriesInstanceUID = series
     return identifier
 
 
@@ -225,10 +228,15 @@ def pull(
     """Retrieve the study (or series) into ``out`` by C-GET, or by C-MOVE to ``move_dest`` (AET:PORT) when given
     or when the PACS refuses C-GET. ``name`` turns each UID into its path component (default: the UID)."""
     report = PullReport(str(address))
-    held = list_series(address, settings, study, series)
-    if not held.series:
-        raise PacsError(f"{address}: no such study{' and series' if series else ''} on the PACS")
-    wanted = []
+    if series is None and not _anything_in(out / name(study)):  # a first pull: the whole study, in one request
+        classes = study_classes(address, settings, study)
+        wanted: list[str | None] = [None]
+        held = Holding(classes=classes)
+    else:
+        held = list_series(address, settings, study, series)
+        if not held.series:
+            raise PacsError(f"{address}: no such study{' and series' if series else ''} on the PACS")
+        wanted = []
     for serie, sops in sorted(held.series.items()):
         folder = out / name(study) / name(serie)
         if present_instances(folder, {sop: name(sop) for sop in sops}, name) == sops:
@@ -247,11 +255,46 @@ def pull(
         receiver.close()
 
 
+def _anything_in(folder: Path) -> bool:
+    try:
+        return any(folder.iterdir())
+    except OSError:  # not there (or not a folder: the receiver will say)
+        return False
+
+
+def study_classes(address: PacsAddress, settings: NetworkSettings, study: str) -> set[str]:
+    """The SOP classes of a study by one STUDY-level C-FIND (SOP Classes in Study), or a PacsError when the
+    PACS does not hold it. Empty when the PACS does not say: the common storage classes are proposed then."""
+    from pydicom.dataset import Dataset
+
+    classes: set[str] = set()
+    found = False
+    with associated(address, settings, [(FIND, PLAIN)]) as assoc:
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = study
+        query.SOPClassesInStudy = ""
+        query.NumberOfStudyRelatedInstances = ""
+        for status, identifier in assoc.send_c_find(query, FIND):
+            if not status:
+                raise dropped(assoc, address, "a query") or PacsError(f"{address}: no answer to a query")
+            if status.Status in _PENDING and identifier is not None:
+                found = found or str(identifier.get("StudyInstanceUID", "")) == study
+                value = identifier.get("SOPClassesInStudy")
+                values = value if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue" else [value]
+                classes.update(str(v).strip() for v in values if v and str(v).strip())
+            elif status.Status != _SUCCESS:
+                raise PacsError(f"{address}: the query failed (status 0x{int(status.Status):04X})")
+    if not found:
+        raise PacsError(f"{address}: no such study on the PACS")
+    return classes
+
+
 def _retrieve(
     address: PacsAddress,
     settings: NetworkSettings,
     study: str,
-    wanted: list[str],
+    wanted: list[str | None],
     receiver: Receiver,
     report: PullReport,
     move_dest: str | None,
@@ -277,7 +320,7 @@ def _get(
     address: PacsAddress,
     settings: NetworkSettings,
     study: str,
-    wanted: list[str],
+    wanted: list[str | None],
     receiver: Receiver,
     report: PullReport,
     classes: set[str],
@@ -307,7 +350,7 @@ def _move(
     address: PacsAddress,
     settings: NetworkSettings,
     study: str,
-    wanted: list[str],
+    wanted: list[str | None],
     receiver: Receiver,
     report: PullReport,
     move_dest: str,
