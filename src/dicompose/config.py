@@ -43,6 +43,15 @@ KEYS: dict[str, dict[str, tuple[type, str]]] = {
         "tls_ca": (str, "dicom+tls: the CA certificate that signed the PACS's; as --tls-ca"),
         "tls_cert": (str, "dicom+tls: our client certificate; as --tls-cert"),
         "tls_key": (str, "dicom+tls: its private key; as --tls-key"),
+        "max_pdu": (
+            int,
+            "the largest PDU we accept, in bytes (0: no limit; default 16382, pynetdicom's); as --max-pdu",
+        ),
+        "per_association": (
+            int,
+            "push: instances sent per association at most, a new one after (0: no limit, the default); as "
+            "--per-association",
+        ),
         "move_dest": (
             str,
             "AET:PORT: where we receive by C-MOVE when a PACS refuses C-GET (an AE title the PACS knows, a port it "
@@ -85,6 +94,9 @@ def _matches(pattern: re.Pattern[str], example: str) -> Callable[[Any], str | No
     return lambda value: None if pattern.match(str(value)) else f"expected {example}, not {value!r}"
 
 
+#: Whole-number keys where 0 means "no limit" (every other one must be 1 or more).
+ZERO_MEANS_NO_LIMIT = frozenset({("pacs", "max_pdu"), ("pacs", "per_association")})
+
 #: (table, key) → a check of the value beyond its type (None: fine; else what is wrong). Shared by the files
 #: and the command line (``--slurm KEY=VALUE``), so both say the same.
 VALUE_CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
@@ -113,8 +125,9 @@ def value_problem(table: str, key: str, value: Any) -> str | None:
         return f"must be {_kind(kind)}, not {_toml(value)}"
     if isinstance(value, list) and not all(isinstance(item, str) for item in value):
         return "must be a list of strings"
-    if isinstance(value, int) and value < 1:
-        return f"must be 1 or more, not {value}"
+    if isinstance(value, int) and value < (0 if (table, key) in ZERO_MEANS_NO_LIMIT else 1):
+        least = "0 (no limit)" if (table, key) in ZERO_MEANS_NO_LIMIT else "1"
+        return f"must be {least} or more, not {value}"
     check = VALUE_CHECKS.get((table, key))
     return check(value) if check else None
 

@@ -131,6 +131,33 @@ def test_push_pull_round_trip_is_idempotent_whole_and_audited(pacs: Orthanc, tmp
     assert study not in log and received[0]["object"]["study"] in {e["object"]["study"] for e in sent}  # pseudonyms
 
 
+def test_association_limits_are_options(pacs: Orthanc, tmp_path: Path):
+    """--per-association splits a push over several associations, --max-pdu is what we
+    accept (0: no limit), both also from the configuration file."""
+    from pydicom.uid import generate_uid
+
+    study = generate_uid()
+    folder = tmp_path / "study"
+    for path in synthetic.write_ct_series(folder, "limits", 5, 64, 64):
+        ds = pydicom.dcmread(path)
+        ds.StudyInstanceUID = study
+        ds.save_as(path, enforce_file_format=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text("[pacs]\nmax_pdu = 0\n")
+    push = ["pacs", "push", str(folder), "--to", pacs.url, "--per-association", "2", "--json"]
+    code, out, err = dicompose(pacs, home, *push)
+    assert code == 0 and [f["outcome"] for f in json.loads(out)["files"]] == ["stored"] * 5, err
+    pull = ["pacs", "pull", pacs.url, "--study", study, "--out", str(tmp_path / "out"), "--max-pdu", "4096"]
+    code, out, err = dicompose(pacs, home, *pull)
+    assert code == 0 and "5 received" in one_line(out), err
+    code, _out, err = dicompose(pacs, home, *pull[:-2], "--max-pdu", "-1")
+    assert code == 2 and "Traceback" not in err
+    (home / "config.toml").write_text("[pacs]\nper_association = -3\n")
+    code, _out, err = dicompose(pacs, home, *push[:-3])
+    assert code == 2 and "per_association" in err and "Traceback" not in err
+
+
 def test_a_pacs_killed_mid_transfer_leaves_whole_files_and_the_next_pull_finishes(tmp_path: Path):
     need("orthanc", *orthanc_available())
     pacs = Orthanc(tmp_path / "orthanc").start()

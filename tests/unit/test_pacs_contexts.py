@@ -30,3 +30,18 @@ def test_unknown_classes_fall_back_to_the_common_storage_classes() -> None:
     assert [sop for sop, _ in contexts] == [str(cx.abstract_syntax) for cx in StoragePresentationContexts][:127]
     huge = get_contexts({f"1.2.3.{n}" for n in range(300)})
     assert len(huge) == 127 and all(len(syntaxes) == len(ALL_TRANSFER_SYNTAXES) for _, syntaxes in huge)
+
+
+def test_push_batches_respect_the_context_limit_and_the_instances_per_association() -> None:
+    from pathlib import Path
+
+    from dicompose.pacs.store import Instance, context_batches
+
+    def instance(number: int, sop: str = CT, syntax: str = "1.2.840.10008.1.2.1") -> Instance:
+        return Instance(Path(f"{number:04d}.dcm"), sop, f"1.2.3.{number}", syntax, "1.2", "1.2.1")
+
+    many = [instance(n) for n in range(10)]
+    assert [len(b) for b in context_batches(many)] == [10]
+    assert [len(b) for b in context_batches(many, per_association=4)] == [4, 4, 2]
+    syntaxes = [instance(n, f"1.2.840.10008.5.1.4.1.1.{n}", "1.2.840.10008.1.2") for n in range(130)]
+    assert [len(b) for b in context_batches(syntaxes)] == [128, 2]

@@ -54,12 +54,20 @@ AttemptsOption = Annotated[
 ]
 
 
+MaxPduOption = Annotated[
+    int | None,
+    typer.Option("--max-pdu", min=0, help="Largest PDU we accept, bytes (0: no limit; default 16382)."),
+]
+
+
 def _settings(
     url: str,
     aet: str | None,
     timeout: int | None,
     attempts: int | None,
     tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
+    max_pdu: int | None = None,
+    per_association: int | None = None,
 ) -> NetworkSettings:
     from dicompose.errors import UsageError
     from dicompose.pacs.association import configured_settings
@@ -70,7 +78,7 @@ def _settings(
         raise UsageError(
             f"--tls-ca, --tls-cert and --tls-key are for dicom+tls:// or dicomweb+https:// URLs, not {address}"
         )
-    return configured_settings(aet, timeout, attempts, tls)
+    return configured_settings(aet, timeout, attempts, tls, max_pdu, per_association)
 
 
 def _auth(given: Path | None) -> Path | None:
@@ -143,13 +151,14 @@ def pull_command(
     tls_cert: CertOption = None,
     tls_key: KeyOption = None,
     auth_file: AuthOption = None,
+    max_pdu: MaxPduOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
 ) -> None:
     """Retrieve a study (or one series) by C-GET, or by C-MOVE; whole files only, idempotent."""
     from dicompose.pacs.address import check_uid
     from dicompose.pacs.endpoints import name_of, pull
 
-    settings = _settings(url, aet, timeout, attempts, (tls_ca, tls_cert, tls_key))
+    settings = _settings(url, aet, timeout, attempts, (tls_ca, tls_cert, tls_key), max_pdu)
     check_uid(study, "--study")
     if series is not None:
         check_uid(series, "--series")
@@ -190,6 +199,11 @@ def push_command(
     tls_cert: CertOption = None,
     tls_key: KeyOption = None,
     auth_file: AuthOption = None,
+    max_pdu: MaxPduOption = None,
+    per_association: Annotated[
+        int | None,
+        typer.Option("--per-association", min=0, help="Instances per association at most (0: no limit, default)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report, one entry per file.")] = False,
 ) -> None:
     """C-STORE every DICOM file; each instance stored, already present, or refused (with the PACS's status)."""
@@ -198,7 +212,7 @@ def push_command(
     from dicompose.pacs.store import NOT_DICOM, PRESENT, STORED
     from dicompose.walk import walk
 
-    settings = _settings(to, aet, timeout, attempts, (tls_ca, tls_cert, tls_key))
+    settings = _settings(to, aet, timeout, attempts, (tls_ca, tls_cert, tls_key), max_pdu, per_association)
     if folder.is_file():
         files = [folder]
     elif folder.is_dir():

@@ -29,6 +29,10 @@ GET = "1.2.840.10008.5.1.4.1.2.2.3"
 PLAIN = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")  # explicit and implicit VR little endian
 
 
+#: pynetdicom's default largest PDU (bytes) we accept: what PACS are tested against most.
+DEFAULT_MAX_PDU = 16382
+
+
 @dataclass(frozen=True)
 class NetworkSettings:
     """Our side of every association: the calling AE title, timeouts (seconds) and attempts."""
@@ -41,6 +45,8 @@ class NetworkSettings:
     tls_cert: Path | None = None  # our client certificate, for a PACS that requires one
     tls_key: Path | None = None  # its private key (default: in the certificate file)
     move_dest: str | None = None  # [pacs] move_dest: AET:PORT for C-MOVE when a PACS refuses C-GET
+    max_pdu: int = DEFAULT_MAX_PDU  # the largest PDU we accept (0: no limit)
+    per_association: int = 0  # push: instances per association at most (0: no limit), for PACS that cap them
 
 
 def configured_settings(
@@ -48,6 +54,8 @@ def configured_settings(
     timeout: float | None = None,
     attempts: int | None = None,
     tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
+    max_pdu: int | None = None,
+    per_association: int | None = None,
 ) -> NetworkSettings:
     """Our side of every association: each value given (the command line's) over the configuration's
     ``[pacs]`` table over the defaults. Shared by ``dicompose pacs`` and runs that start or end at a PACS."""
@@ -65,6 +73,8 @@ def configured_settings(
         tls_cert=cert,
         tls_key=key,
         move_dest=configured("pacs", "move_dest", None, None),
+        max_pdu=int(configured("pacs", "max_pdu", max_pdu, DEFAULT_MAX_PDU)),
+        per_association=int(configured("pacs", "per_association", per_association, 0)),
     )
 
 
@@ -143,6 +153,7 @@ def associated(
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = settings.timeout
     ae.connection_timeout = settings.timeout
     ae.maximum_associations = 1
+    ae.maximum_pdu_size = settings.max_pdu
     for sop_class, syntaxes in contexts:
         ae.add_requested_context(sop_class, list(syntaxes))
     refusal: dict[str, str] = {}

@@ -72,13 +72,15 @@ def read_instance(path: Path) -> Instance | None:
         return None
 
 
-def context_batches(instances: list[Instance]) -> list[list[Instance]]:
-    """Instances in groups whose (SOP class, transfer syntax) pairs fit one association each (pure)."""
+def context_batches(instances: list[Instance], per_association: int = 0) -> list[list[Instance]]:
+    """Instances in groups whose (SOP class, transfer syntax) pairs fit one association each, and (when
+    ``per_association`` is set) no more than that many instances per group (pure)."""
     batches: list[list[Instance]] = []
     pairs: list[set[tuple[str, str]]] = []
     for instance in sorted(instances, key=lambda i: (i.sop_class, i.transfer_syntax, str(i.path))):
         pair = (instance.sop_class, instance.transfer_syntax)
-        if not batches or (pair not in pairs[-1] and len(pairs[-1]) >= MAX_CONTEXTS):
+        full = per_association > 0 and bool(batches) and len(batches[-1]) >= per_association
+        if not batches or full or (pair not in pairs[-1] and len(pairs[-1]) >= MAX_CONTEXTS):
             batches.append([])
             pairs.append(set())
         batches[-1].append(instance)
@@ -134,7 +136,7 @@ def push(
             outcome(instance.path, PRESENT)
     to_send = [i for i in instances if i.sop_instance not in held]
     try:
-        for batch in context_batches(to_send):
+        for batch in context_batches(to_send, settings.per_association):
             _store_batch(address, settings, batch, report, outcome)
     except BaseException as exc:  # what was stored before the end is still reported and audited
         exc.partial = report  # type: ignore[attr-defined]
