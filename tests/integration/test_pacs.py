@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -158,20 +159,26 @@ def test_association_limits_are_options(pacs: Orthanc, tmp_path: Path):
     assert code == 2 and "per_association" in err and "Traceback" not in err
 
 
+def _pull_under_way(pacs: Orthanc, tmp_path: Path, series: str, *options: str) -> tuple[Any, list[str]]:
+    """A 240-instance study pushed, then a pull of it started and seen to have written 5 instances."""
+    synthetic.write_ct_series(tmp_path / "big", series, 240, 256, 256)
+    code, _out, err = dicompose(pacs, tmp_path / "home", "pacs", "push", str(tmp_path / "big"), "--to", pacs.url)
+    assert code == 0, err
+    study = study_of(next((tmp_path / "big").rglob("*.dcm")))
+    env = {"PATH": os.environ["PATH"], "DICOMPOSE_HOME": str(tmp_path / "home")}
+    argv = [str(BIN / "dicompose"), "pacs", "pull", pacs.url, "--study", study, "--out", str(tmp_path / "out")]
+    run = pacs.popen([*argv, *options], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((tmp_path / "out").rglob("*.dcm"))) < 5:
+        time.sleep(0.01)
+    return run, argv
+
+
 def test_a_pacs_killed_mid_transfer_leaves_whole_files_and_the_next_pull_finishes(tmp_path: Path):
     need("orthanc", *orthanc_available())
     pacs = Orthanc(tmp_path / "orthanc").start()
     try:
-        synthetic.write_ct_series(tmp_path / "big", "killed-mid-transfer", 240, 256, 256)
-        code, _out, err = dicompose(pacs, tmp_path / "home", "pacs", "push", str(tmp_path / "big"), "--to", pacs.url)
-        assert code == 0, err
-        study = study_of(next((tmp_path / "big").rglob("*.dcm")))
-        env = {"PATH": os.environ["PATH"], "DICOMPOSE_HOME": str(tmp_path / "home")}
-        argv = [str(BIN / "dicompose"), "pacs", "pull", pacs.url, "--study", study, "--out", str(tmp_path / "out")]
-        run = pacs.popen([*argv, "--attempts", "1", "--timeout", "5"], env=env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(list((tmp_path / "out").rglob("*.dcm"))) < 5:
-            time.sleep(0.01)
+        run, argv = _pull_under_way(pacs, tmp_path, "killed-mid-transfer", "--attempts", "1", "--timeout", "5")
         pacs.kill()
         _out, err = run.communicate(timeout=120)
         got = list((tmp_path / "out").rglob("*.dcm"))
@@ -195,16 +202,7 @@ def test_ctrl_c_mid_pull_stops_at_once_and_keeps_whole_files(tmp_path: Path):
     need("orthanc", *orthanc_available())
     pacs = Orthanc(tmp_path / "orthanc").start()
     try:
-        synthetic.write_ct_series(tmp_path / "big", "interrupted-pull", 240, 256, 256)
-        code, _out, err = dicompose(pacs, tmp_path / "home", "pacs", "push", str(tmp_path / "big"), "--to", pacs.url)
-        assert code == 0, err
-        study = study_of(next((tmp_path / "big").rglob("*.dcm")))
-        env = {"PATH": os.environ["PATH"], "DICOMPOSE_HOME": str(tmp_path / "home")}
-        argv = [str(BIN / "dicompose"), "pacs", "pull", pacs.url, "--study", study, "--out", str(tmp_path / "out")]
-        run = pacs.popen(argv, env=env)  # the default 30 s timeout
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(list((tmp_path / "out").rglob("*.dcm"))) < 5:
-            time.sleep(0.01)
+        run, _argv = _pull_under_way(pacs, tmp_path, "interrupted-pull")  # the default 30 s timeout
         run.send_signal(signal.SIGINT)
         interrupted = time.monotonic()
         _out, err = run.communicate(timeout=60)
