@@ -251,3 +251,18 @@ def test_a_rerun_s_recorded_image_must_still_be_there_and_intact(tmp_path: Path,
     (folder / "etc" / "os-release").write_text("edited\n")
     with pytest.raises(UsageError, match="differs from its export"):
         engine.has_image(ImageRef("dicompose/normalize:0.1.0", DIGEST))
+
+
+def test_a_file_made_executable_after_export_is_a_changed_image(tmp_path: Path):
+    """Bytes unchanged, but a file now executable (or set-uid) by its users: refused like an edit. Manifests
+    written before modes were recorded are still checked by content."""
+    from dicompose.engines.charliecloud import verify_image
+
+    folder = _export(tmp_path / "images", "dicompose/normalize:0.1.0", DIGEST)
+    assert verify_image(folder) == []
+    (folder / "etc" / "os-release").chmod(0o755)
+    assert verify_image(folder) == [f"{folder}/etc/os-release: mode changed since export (0o444 -> 0o555)"]
+    old = json.loads((folder / MANIFEST).read_text())
+    del old["modes"]
+    (folder / MANIFEST).write_text(json.dumps(old))
+    assert verify_image(folder) == []

@@ -49,8 +49,11 @@ def mount_points() -> list[str]:
 
 
 def manifest_of(root: Path) -> dict[str, Any]:
-    """sha256 of every regular file, the target of every link, and every folder, relative to ``root``."""
+    """sha256 and mode of every regular file, the target of every link, and every folder, relative to
+    ``root``. Modes are recorded as export leaves them (read-only for all, execute and set-id bits kept): a file
+    made executable, or set-uid, after export is a changed image even if its bytes are the same."""
     files: dict[str, str] = {}
+    modes: dict[str, str] = {}
     links: dict[str, str] = {}
     folders: list[str] = []
     for folder, dirnames, filenames in os.walk(root):
@@ -71,7 +74,8 @@ def manifest_of(root: Path) -> dict[str, Any]:
                 links[relative] = str(path.readlink())
             elif stat.S_ISREG(mode):
                 files[relative] = sha256_file(path)
-    return {"files": files, "links": links, "folders": sorted(folders)}
+                modes[relative] = oct(stat.S_IMODE(_sealed(mode)))
+    return {"files": files, "modes": modes, "links": links, "folders": sorted(folders)}
 
 
 def verify_image(folder: Path) -> list[str]:
@@ -85,13 +89,20 @@ def verify_image(folder: Path) -> list[str]:
     except OSError as exc:
         return [f"{exc.filename or folder}: cannot be read ({exc.strerror}); an image folder must be readable by all"]
     problems = []
-    for kind in ("files", "links"):
+    for kind in ("files", "links", "modes"):  # manifests written before modes were recorded have none
+        if kind not in recorded:
+            continue
         want, have = recorded.get(kind, {}), found[kind]
+        changed = "mode changed since export" if kind == "modes" else "changed since export"
         problems += [
-            f"{folder}/{name}: changed since export"
+            f"{folder}/{name}: {changed} ({want[name]} -> {have[name]})"
+            if kind == "modes"
+            else f"{folder}/{name}: {changed}"
             for name in sorted(want)
             if name in have and have[name] != want[name]
         ]
+        if kind == "modes":
+            continue  # a missing or added file is said once, under "files"
         problems += [f"{folder}/{name}: missing" for name in sorted(set(want) - set(have))]
         problems += [f"{folder}/{name}: added since export" for name in sorted(set(have) - set(want))]
     return problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
@@ -151,6 +162,10 @@ def _read_only_for_all(root: Path) -> None:
 
 
 def _seal(path: Path) -> None:
-    mode = path.stat().st_mode
+    path.chmod(_sealed(path.stat().st_mode))
+
+
+def _sealed(mode: int) -> int:
+    """A path's mode once exported: no write bit, readable by all (and executable by all if by anyone)."""
     readable = 0o555 if stat.S_ISDIR(mode) or mode & 0o111 else 0o444
-    path.chmod((stat.S_IMODE(mode) & ~0o222) | readable)
+    return (stat.S_IMODE(mode) & ~0o222) | readable
