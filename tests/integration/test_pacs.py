@@ -390,14 +390,24 @@ def test_odd_files_in_a_pushed_folder_never_stop_the_others_and_every_transfer_i
         anonymous = pydicom.dcmread(sample_data_folder() / "ct_01.dcm")
         del anonymous.SOPClassUID
         anonymous.save_as(folder / "no-identity.dcm")
+        cut = pydicom.dcmread(sample_data_folder() / "mr_01.dcm")
+        cut.SOPInstanceUID = cut.file_meta.MediaStorageSOPInstanceUID = cut.SOPInstanceUID + ".7"
+        cut.save_as(folder / "cut.dcm", enforce_file_format=True)
+        (folder / "cut.dcm").write_bytes((folder / "cut.dcm").read_bytes()[:-3000])  # a copy cut short
+        rle = pydicom.dcmread(get_testdata_file("MR_small_RLE.dcm"))
+        rle.SOPInstanceUID = rle.file_meta.MediaStorageSOPInstanceUID = rle.SOPInstanceUID + ".8"
+        rle.save_as(folder / "head-only.dcm", enforce_file_format=True)
+        (folder / "head-only.dcm").write_bytes((folder / "head-only.dcm").read_bytes()[:2000])
         code, out, err = dicompose(
             pacs, tmp_path / "home", "pacs", "push", str(folder), "--to", pacs.url, "--json", "--timeout", "5"
         )
         assert "Traceback" not in err, err
         outcomes = {Path(f["file"]).name: f["outcome"] for f in json.loads(out)["files"]}
         assert sorted(outcomes) == sorted(
-            [*odd, "no-identity.dcm", *(p.name for p in sample_data_folder().glob("*.dcm"))]
+            [*odd, "no-identity.dcm", "cut.dcm", "head-only.dcm", *(p.name for p in sample_data_folder().glob("*.dcm"))]
         )
+        for damaged in ("cut.dcm", "head-only.dcm"):  # never stored cut short on the PACS
+            assert outcomes[damaged].startswith("refused: damaged"), outcomes[damaged]
         assert all(outcomes[p.name] == "stored" for p in sample_data_folder().glob("*.dcm")), outcomes
         assert outcomes["DICOMDIR"].startswith("skipped") and outcomes["no-identity.dcm"].startswith("skipped")
         assert code == (1 if any(o.startswith("refused") for o in outcomes.values()) else 0)

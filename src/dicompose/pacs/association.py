@@ -173,6 +173,7 @@ def associated(
                 address.host,
                 address.port,
                 ae_title=address.called_aet,
+                max_pdu=settings.max_pdu,  # what we accept from the PACS (ae.maximum_pdu_size is for our SCPs)
                 ext_neg=list(roles) or None,
                 evt_handlers=every,
                 tls_args=(tls, address.host) if tls is not None else None,

@@ -24,7 +24,7 @@ from dicompose.pacs.address import as_is, check_uid, shown
 from dicompose.pacs.association import NetworkSettings
 from dicompose.pacs.local_copies import whole_instance
 from dicompose.pacs.retrieve import PARTIAL, PullReport, instance_path
-from dicompose.pacs.store import NOT_DICOM, PRESENT, STORED, PushReport, read_instance
+from dicompose.pacs.store import PRESENT, STORED, PushReport, sendable
 
 SCHEMES = ("dicomweb+http", "dicomweb+https")
 BATCH = 16  # instances per STOW-RS request
@@ -237,13 +237,8 @@ def push(
 
     client = _client(address, settings, auth)
     report = PushReport(str(address))
-    instances = []
-    for path in files:
-        instance = read_instance(path)
-        if instance is None:
-            report.results.append((path, NOT_DICOM))
-        else:
-            instances.append(instance)
+    instances, unsent = sendable(files)
+    report.results.extend(unsent)
     held: set[str] = set()
     for study, serie in sorted({(i.study, i.series) for i in instances if i.study and i.series}):
         found = _call(

@@ -18,8 +18,12 @@ _DEFER = 4096
 
 def whole_instance(path: Path, sop_instance: str, name: Callable[[str], str]) -> bool:
     """True when ``path`` is a complete DICOM file of the instance ``sop_instance`` (named by ``name``)."""
-    if name(sop_instance) != path.stem:
-        return False
+    return name(sop_instance) == path.stem and complete_file(path, sop_instance)
+
+
+def complete_file(path: Path, sop_instance: str) -> bool:
+    """True when ``path`` parses to its last element, every value ends within it, it holds ``sop_instance``
+    and, if an image, its pixel data (what a pull checks of a copy, and a push of what it is about to send)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

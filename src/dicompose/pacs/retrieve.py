@@ -365,6 +365,7 @@ def _move(
         raise UsageError(f"{source} {move_dest!r}: expected AET:PORT, e.g. DICOMPOSE:11112")
     aet = check_ae_title(aet, f"{source} AE title")
     scp = AE(ae_title=aet)
+    scp.maximum_pdu_size = settings.max_pdu
     scp.network_timeout = scp.acse_timeout = scp.dimse_timeout = settings.timeout
     for sop, syntaxes in _storage_contexts(classes):
         scp.add_supported_context(sop, syntaxes)

@@ -19,6 +19,7 @@ from dicompose.pacs.association import FIND, PLAIN, NetworkSettings, associated,
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
 MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR: an index of a medium, not an instance to store
 STORED, PRESENT, REFUSED, NOT_DICOM = "stored", "already present", "refused", "skipped (not a DICOM instance)"
+DAMAGED = "refused: damaged (it ends before its last element, or an image has no pixel data): not sent"
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,24 @@ def read_instance(path: Path) -> Instance | None:
         return None
 
 
+def sendable(files: list[Path]) -> tuple[list[Instance], list[tuple[Path, str]]]:
+    """The instances a push may send, and an outcome for each file it may not: not DICOM (skipped), or
+    damaged (refused: a PACS would store it cut short, as Orthanc does)."""
+    from dicompose.pacs.local_copies import complete_file
+
+    instances: list[Instance] = []
+    unsent: list[tuple[Path, str]] = []
+    for path in files:
+        instance = read_instance(path)
+        if instance is None:
+            unsent.append((path, NOT_DICOM))
+        elif not complete_file(path, instance.sop_instance):
+            unsent.append((path, DAMAGED))
+        else:
+            instances.append(instance)
+    return instances, unsent
+
+
 def context_batches(instances: list[Instance], per_association: int = 0) -> list[list[Instance]]:
     """Instances in groups whose (SOP class, transfer syntax) pairs fit one association each, and (when
     ``per_association`` is set) no more than that many instances per group (pure)."""
@@ -123,13 +142,8 @@ def push(
     def outcome(path: Path, what: str) -> None:
         report.results.append((path, what))
 
-    instances = []
-    for path in files:
-        instance = read_instance(path)
-        if instance is None:
-            outcome(path, NOT_DICOM)
-        else:
-            instances.append(instance)
+    instances, unsent = sendable(files)
+    report.results.extend(unsent)
     held = present_on(address, settings, instances)
     for instance in instances:
         if instance.sop_instance in held:
@@ -168,7 +182,7 @@ def _store_batch(
                     continue
                 try:
                     status = assoc.send_c_store(dcmread(instance.path))
-                except (AttributeError, ValueError, TypeError, KeyError, OSError) as exc:
+                except Exception as exc:  # one file pynetdicom cannot encode never stops the others
                     outcome(instance.path, f"{REFUSED}: cannot be sent as it is ({type(exc).__name__})")
                     continue
                 if not status:  # the association went away under this file
