@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from dicompose.cli.console import emit_json, stderr, stdout
+from dicompose.cli.console import emit_json, plural, stderr, stdout
+from dicompose.errors import PacsError
 
 if TYPE_CHECKING:
     from dicompose.pacs.association import NetworkSettings
@@ -89,14 +90,30 @@ def _auth(given: Path | None) -> Path | None:
 
 
 @contextlib.contextmanager
-def _audited(action: str, pacs: str) -> Iterator[None]:
-    """A transfer that ends in an error or Ctrl-C is audited too, for what it moved before the end."""
+def _audited(action: str, pacs: str, made: Path | None = None) -> Iterator[None]:
+    """A transfer that ends in an error or Ctrl-C is audited too, for what it moved before the end, and says
+    so: how many instances were moved, and that running the same command again finishes it (only what is
+    missing moves). A pull that received nothing leaves no ``--out`` folder it made (``made``)."""
     try:
         yield
     except BaseException as exc:
         partial = getattr(exc, "partial", None)
+        moved = sum(partial.studies.values()) if partial is not None else 0
         if partial is not None:
             _audit(action, pacs, partial.studies, outcome="interrupted")
+        if made is not None:
+            with contextlib.suppress(OSError):
+                made.rmdir()  # only if empty
+        verb = "received" if action == "receive" else "stored"
+        done = f"{moved} {plural(moved, 'instance')} {verb} (whole files only)" if moved else f"nothing {verb}"
+        if isinstance(exc, KeyboardInterrupt):
+            import signal
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            stderr.print(f"interrupted: {done}; run the same command again to finish", highlight=False)
+            raise typer.Exit(130) from None
+        if isinstance(exc, PacsError) and moved:
+            raise PacsError(f"{exc}; {done} before it: run the same command again to finish") from None
         raise
 
 
@@ -164,8 +181,9 @@ def pull_command(
         check_uid(series, "--series")
     from dicompose.fileio import check_writable_folder
 
+    fresh = not out.exists()
     check_writable_folder(out, "--out")
-    with _audited("receive", name_of(url)):
+    with _audited("receive", name_of(url), out if fresh else None):
         report = pull(url, settings, study, out, series=series, move_dest=move_dest, auth_file=_auth(auth_file))
     _audit("receive", report.pacs, report.studies)
     if report.fell_back:

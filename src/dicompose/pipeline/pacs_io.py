@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dicompose.config import configured
 from dicompose.errors import UsageError
@@ -81,10 +82,26 @@ def fetch_inputs(pacs_inputs: dict[str, str], workspace: Path) -> tuple[dict[str
         query = pacs_address(name, url)
         study, series = query["study"], query.get("series")
         where = workspace / PACS_FOLDER / hashlib.sha256(name_of(url).encode()).hexdigest()[:16]
-        report = pull(url, settings, study, where, series=series, auth_file=auth_file(), name=keyed)
+        try:
+            report = pull(url, settings, study, where, series=series, auth_file=auth_file(), name=keyed)
+        except BaseException as exc:  # Ctrl-C, a PACS gone: what arrived is patient data received, audited now
+            partial = getattr(exc, "partial", None)
+            if partial is not None and partial.studies:
+                _audit_interrupted(workspace, keys, Transfer("receive", partial.pacs, partial.studies))
+            raise
         folders[name] = where / keyed(study) / keyed(series) if series else where / keyed(study)
         transfers.append(Transfer("receive", report.pacs, report.studies, report.received, report.present))
     return folders, transfers
+
+
+def _audit_interrupted(workspace: Path, keys: Any, transfer: Transfer) -> None:
+    """A pull that ended early, in the workspace's audit log (no run was recorded yet)."""
+    from dicompose.records.audit import AuditLog
+
+    items: list[Item] = [
+        (action, obj, tool, image, None, "interrupted") for action, obj, tool, image, _, _ in transfer.audit_items("")
+    ]
+    AuditLog(workspace / "audit", keys).append_many(items)
 
 
 def push_outputs(push_to: tuple[tuple[str | None, str], ...], out_dir: Path, outputs: list[str]) -> list[Transfer]:

@@ -176,6 +176,13 @@ def collect(
             panel.inputs.sort(key=lambda f: f.order)
             panel.outputs.sort(key=lambda f: f.order)
             panel.changes = header_changes(panel, scrub, show_identifiers=show_identifiers)
+            unread = [f for f in panel.inputs if not f.readable]
+            if unread:
+                why = scrub(unread[0].problem)
+                panel.notes.append(
+                    f"{len(unread)} of {len(panel.inputs)} input files cannot be read now ({why}): deleted or changed "
+                    "since the run?" + ("" if panel.changes else " No header comparison.")
+                )
 
     report = Report(
         run_id=run["id"],
@@ -272,7 +279,7 @@ class _RowBuilder:
                 key = self._row_of_content[sha]
             elif facts is not None and facts.readable and facts.series:
                 key = facts.series
-            elif sha in self._remembered:  # deleted since: the series it was, as the workspace remembers it
+            elif self._remembered.get(sha):  # deleted since: the series it was, as the workspace remembers it
                 key = self._remembered[sha]
             else:
                 key = "task:" + task_key
@@ -379,10 +386,13 @@ def step_summaries(
 def header_changes(panel: Panel, scrub: Callable[[str], str], *, show_identifiers: bool) -> list[Change]:
     """The first output against the input it was made from (or the first input): identities new or kept,
     the compared attributes as values, and the names of any other attribute the step added or removed."""
-    if not panel.outputs or not panel.inputs:
+    readable_inputs = [f for f in panel.inputs if f.readable]
+    if not panel.outputs or not readable_inputs:  # inputs gone or unreadable: nothing to compare with
         return []
     after = panel.outputs[0]
-    before = next((f for f in panel.inputs if f.instance and f.instance == after.source_instance), panel.inputs[0])
+    before = next(
+        (f for f in readable_inputs if f.instance and f.instance == after.source_instance), readable_inputs[0]
+    )
     changes: list[Change] = []
     for keyword in IDENTITIES:
         old, new = before.identities.get(keyword), after.identities.get(keyword)

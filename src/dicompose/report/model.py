@@ -68,7 +68,7 @@ class SeriesRow:
         for worst in ("failed", "interrupted", "partial", "skipped", "not run"):
             if worst in statuses:
                 return worst
-        return "ok"
+        return "cached" if statuses == {"cached"} else "ok"
 
 
 @dataclass
@@ -127,6 +127,6 @@ class Report:
     @property
     def series_counts(self) -> dict[str, int]:
         """Series by outcome, worst first (only the outcomes that occur)."""
-        order = ("failed", "interrupted", "partial", "skipped", "not run", "ok")
+        order = ("failed", "interrupted", "partial", "skipped", "not run", "cached", "ok")
         found = [row.status for row in self.rows]
         return {status: found.count(status) for status in order if status in found}
