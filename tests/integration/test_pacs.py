@@ -325,6 +325,33 @@ def test_a_pipeline_starts_and_ends_at_the_pacs(pacs: Orthanc, tmp_path: Path):
     assert code == 2 and "?study=UID" in err
 
 
+def test_a_pipeline_over_a_whole_study_never_reads_back_its_own_results(pacs: Orthanc, tmp_path: Path):
+    """Masks pushed into the study the pipeline reads are remembered by the workspace: the next run of the same
+    command pulls nothing new and pushes nothing new (no masks of masks), by DICOM networking as by DICOMweb."""
+    from pydicom.uid import generate_uid
+
+    from dicompose.tools.samples import demo_pipeline
+
+    study = generate_uid()
+    folder = tmp_path / "study"
+    for path in synthetic.write_ct_series(folder, "whole-study", 3, 32, 32):
+        ds = pydicom.dcmread(path)
+        ds.StudyInstanceUID = study
+        ds.save_as(path, enforce_file_format=True)
+    code, _out, err = dicompose(pacs, tmp_path / "home", "pacs", "push", str(folder), "--to", pacs.url)
+    assert code == 0, err
+    argv = ["run", str(demo_pipeline()), "--in", f"{pacs.url}?study={study}", "--out", str(tmp_path / "out")]
+    argv += ["--workspace", str(tmp_path / "ws"), "--engine", "local", "--push-to", f"masks={pacs.url}"]
+    code, out, err = dicompose(pacs, tmp_path / "home", *argv)
+    assert code == 0 and "3 stored" in one_line(out), err
+    count = len(pacs.rest("/instances"))
+    code, out, err = dicompose(pacs, tmp_path / "home", *argv)
+    said = one_line(out)
+    assert code == 0 and "0 received, 3 already here" in said and "0 stored, 3 already present" in said, said
+    assert "normalize 1 cached" in said and "mask 1 cached" in said
+    assert len(pacs.rest("/instances")) == count
+
+
 def test_dicomweb_push_pull_echo_with_credentials_from_a_file_or_the_environment(pacs: Orthanc, tmp_path: Path):
     """QIDO-RS, WADO-RS and STOW-RS against Orthanc's DICOMweb plugin (Debian's orthanc-dicomweb), HTTP basic
     authentication from a file or the environment; the secret never printed."""

@@ -153,6 +153,7 @@ def pull(
     *,
     series: str | None = None,
     name: Callable[[str], str] = as_is,
+    skip_series: Callable[[str], bool] | None = None,
 ) -> PullReport:
     """The study (or series) into ``out``, instance by instance (WADO-RS), what is here already skipped."""
     client = _client(address, settings, auth)
@@ -166,6 +167,9 @@ def pull(
     report = PullReport(str(address))
     if not found:
         raise PacsError(f"{address}: no such study{' and series' if series else ''} on the PACS")
+    if skip_series is not None:
+        kept = [item for item in found if not skip_series(_value(item, "0020000E"))]
+        report.skipped, found = len(found) - len(kept), kept
     (out / PARTIAL).mkdir(parents=True, exist_ok=True)
     try:
         _fetch(client, address, study, found, out, name, report)

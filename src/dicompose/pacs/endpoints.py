@@ -65,19 +65,23 @@ def pull(
     move_dest: str | None = None,
     auth_file: Path | None = None,
     name: Callable[[str], str] = as_is,
+    skip_series: Callable[[str], bool] | None = None,
 ) -> PullReport:
+    """``skip_series``: series not to pull (a pipeline's own results, pushed to the study it reads)."""
     if is_web(url):
         from dicompose.errors import UsageError
         from dicompose.pacs import dicomweb
 
         if move_dest is not None:
             raise UsageError("--move-dest is for DICOM networking (C-MOVE), not DICOMweb")
-        address = dicomweb.parse_web_url(url)
-        return dicomweb.pull(address, settings, dicomweb.credentials(auth_file), study, out, series=series, name=name)
+        web = dicomweb.parse_web_url(url)
+        credentials = dicomweb.credentials(auth_file)
+        return dicomweb.pull(web, settings, credentials, study, out, series=series, name=name, skip_series=skip_series)
     from dicompose.pacs.address import parse_pacs_url
     from dicompose.pacs.retrieve import pull as c_get
 
-    return c_get(parse_pacs_url(url), settings, study, out, series=series, move_dest=move_dest, name=name)
+    address = parse_pacs_url(url)
+    return c_get(address, settings, study, out, series=series, move_dest=move_dest, name=name, skip_series=skip_series)
 
 
 def push(url: str, files: list[Path], settings: NetworkSettings, auth_file: Path | None = None) -> PushReport:

@@ -35,6 +35,7 @@ class PullReport:
     failed: int = 0  # sub-operations the PACS reported failed
     studies: dict[str, int] = field(default_factory=dict)  # study UID → instances received
     fell_back: str = ""  # why C-MOVE was used instead of C-GET (the PACS refused it, [pacs] move_dest set)
+    skipped: int = 0  # instances of series not pulled (``skip_series``: a pipeline's own pushed results)
 
 
 def instance_path(out: Path, study: str, series: str, sop: str, name: Callable[[str], str] = as_is) -> Path:
@@ -224,11 +225,13 @@ def pull(
     series: str | None = None,
     move_dest: str | None = None,
     name: Callable[[str], str] = as_is,
+    skip_series: Callable[[str], bool] | None = None,
 ) -> PullReport:
     """Retrieve the study (or series) into ``out`` by C-GET, or by C-MOVE to ``move_dest`` (AET:PORT) when given
     or when the PACS refuses C-GET. ``name`` turns each UID into its path component (default: the UID)."""
     report = PullReport(str(address))
-    if series is None and not _anything_in(out / name(study)):  # a first pull: the whole study, in one request
+    first = series is None and skip_series is None and not _anything_in(out / name(study))
+    if first:  # a first pull: the whole study, in one request
         classes = study_classes(address, settings, study)
         wanted: list[str | None] = [None]
         held = Holding(classes=classes)
@@ -238,6 +241,9 @@ def pull(
             raise PacsError(f"{address}: no such study{' and series' if series else ''} on the PACS")
         wanted = []
     for serie, sops in sorted(held.series.items()):
+        if skip_series is not None and skip_series(serie):
+            report.skipped += len(sops)
+            continue
         folder = out / name(study) / name(serie)
         if present_instances(folder, {sop: name(sop) for sop in sops}, name) == sops:
             report.present += len(sops)

@@ -12,6 +12,7 @@ sends nothing it holds. Each transfer is in the run's audit log (PACS, study as 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,12 +79,26 @@ def fetch_inputs(pacs_inputs: dict[str, str], workspace: Path) -> tuple[dict[str
 
     folders: dict[str, Path] = {}
     transfers: list[Transfer] = []
+    ours = pushed_series(workspace)  # this workspace's own results, pushed back: never read again as inputs
+
+    def skip(serie: str) -> bool:
+        return keyed(serie) in ours
+
     for name, url in sorted(pacs_inputs.items()):
         query = pacs_address(name, url)
         study, series = query["study"], query.get("series")
         where = workspace / PACS_FOLDER / hashlib.sha256(name_of(url).encode()).hexdigest()[:16]
         try:
-            report = pull(url, settings, study, where, series=series, auth_file=auth_file(), name=keyed)
+            report = pull(
+                url,
+                settings,
+                study,
+                where,
+                series=series,
+                auth_file=auth_file(),
+                name=keyed,
+                skip_series=skip if ours else None,
+            )
         except BaseException as exc:  # Ctrl-C, a PACS gone: what arrived is patient data received, audited now
             partial = getattr(exc, "partial", None)
             if partial is not None and partial.studies:
@@ -104,8 +119,36 @@ def _audit_interrupted(workspace: Path, keys: Any, transfer: Transfer) -> None:
     AuditLog(workspace / "audit", keys).append_many(items)
 
 
-def push_outputs(push_to: tuple[tuple[str | None, str], ...], out_dir: Path, outputs: list[str]) -> list[Transfer]:
-    """Send the published DICOM outputs (all, or the named output's) to each PACS; what it holds is skipped."""
+#: The series (keyed pseudonyms) this workspace pushed to a PACS: a pipeline that reads a study and pushes its
+#: results into the same study would otherwise read them as inputs on its next run (masks of masks).
+PUSHED = "pushed-series.json"
+
+
+def pushed_series(workspace: Path) -> set[str]:
+    try:
+        return set(json.loads((workspace / PACS_FOLDER / PUSHED).read_text()))
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def _remember_pushed(workspace: Path, files: list[Path]) -> None:
+    from dicompose.fileio import atomic_write_bytes
+    from dicompose.pacs.store import read_instance
+    from dicompose.records.audit import load_keys
+
+    keys = load_keys()
+    series = {str(keys.pseudonym(i.series)) for i in map(read_instance, files) if i is not None and i.series}
+    known = pushed_series(workspace)
+    if series - known:
+        (workspace / PACS_FOLDER).mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(workspace / PACS_FOLDER / PUSHED, json.dumps(sorted(known | series)).encode())
+
+
+def push_outputs(
+    push_to: tuple[tuple[str | None, str], ...], out_dir: Path, outputs: list[str], workspace: Path
+) -> list[Transfer]:
+    """Send the published DICOM outputs (all, or the named output's) to each PACS; what it holds is skipped.
+    The series sent (or found there) are remembered, so a run reading that study never reads them back."""
     from dicompose.pacs.endpoints import name_of, push
     from dicompose.pacs.store import PRESENT, STORED
     from dicompose.walk import Found, walk
@@ -119,6 +162,7 @@ def push_outputs(push_to: tuple[tuple[str | None, str], ...], out_dir: Path, out
         folder = out_dir / output if output is not None else out_dir
         files = [Path(i.path) for i in walk(folder, [folder]) if isinstance(i, Found)] if folder.is_dir() else []
         report = push(url, files, settings, auth_file())
+        _remember_pushed(workspace, [path for path, said in report.results if said in (STORED, PRESENT)])
         refused = [f"{path}: {said}" for path, said in report.not_stored]
         transfers.append(
             Transfer("send", report.pacs, report.studies, report.count(STORED), report.count(PRESENT), refused)

@@ -343,7 +343,7 @@ def _run_locked(
 
             outputs = [] if graph.flat_outputs else list(graph.outputs)
             try:
-                pushed = push_outputs(request.push_to, request.out_dir, outputs)
+                pushed = push_outputs(request.push_to, request.out_dir, outputs, workspace.root)
             except PacsError as exc:  # the run did its work: it stays ok, the delivery is what failed
                 report.push_problem = str(exc)
             else:
