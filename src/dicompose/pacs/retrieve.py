@@ -385,8 +385,15 @@ def _move(
         with associated(address, settings, [(MOVE, PLAIN)]) as assoc:
             for serie in wanted:
                 for status, _identifier in assoc.send_c_move(_retrieve_identifier(study, serie), aet, MOVE):
-                    if not _check(status, assoc, address, report, f"a C-MOVE to {aet}"):
-                        break
+                    try:
+                        if not _check(status, assoc, address, report, f"a C-MOVE to {aet}"):
+                            break
+                    except PacsError as exc:
+                        if "refused" not in str(exc):
+                            raise
+                        raise PacsError(  # the usual cause: the PACS has no such AE title, or another port for it
+                            f"{exc}; does the PACS know {aet} as this host, port {port_text}?"
+                        ) from None
     finally:
         if server is not None:
             server.shutdown()
