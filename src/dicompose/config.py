@@ -90,6 +90,9 @@ def _one_of(choices: tuple[str, ...], tcp: bool = False) -> Callable[[Any], str 
     return check
 
 
+_MOVE_DEST = re.compile(r"^[\x20-\x7e]{1,16}:([1-9][0-9]{0,4})$")
+
+
 def _matches(pattern: re.Pattern[str], example: str) -> Callable[[Any], str | None]:
     return lambda value: None if pattern.match(str(value)) else f"expected {example}, not {value!r}"
 
@@ -114,6 +117,7 @@ VALUE_CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
         else f"expected udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH, not {v!r}"
     ),
     ("pacs", "timeout"): lambda v: None if v <= 86400 else f"must be at most 86400 (a day), not {v}",
+    ("pacs", "move_dest"): _matches(_MOVE_DEST, "AET:PORT, e.g. DICOMPOSE:11112"),
     ("run", "image_dir"): lambda v: None if str(v).strip() else "must name a folder, not an empty string",
 }
 

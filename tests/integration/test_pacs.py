@@ -426,14 +426,23 @@ def test_odd_files_in_a_pushed_folder_never_stop_the_others_and_every_transfer_i
         rle.SOPInstanceUID = rle.file_meta.MediaStorageSOPInstanceUID = rle.SOPInstanceUID + ".8"
         rle.save_as(folder / "head-only.dcm", enforce_file_format=True)
         (folder / "head-only.dcm").write_bytes((folder / "head-only.dcm").read_bytes()[:2000])
+        (folder / "elsewhere.dcm").symlink_to(sample_data_folder() / "ct_01.dcm")  # leads out of the folder
         code, out, err = dicompose(
             pacs, tmp_path / "home", "pacs", "push", str(folder), "--to", pacs.url, "--json", "--timeout", "5"
         )
         assert "Traceback" not in err, err
         outcomes = {Path(f["file"]).name: f["outcome"] for f in json.loads(out)["files"]}
         assert sorted(outcomes) == sorted(
-            [*odd, "no-identity.dcm", "cut.dcm", "head-only.dcm", *(p.name for p in sample_data_folder().glob("*.dcm"))]
+            [
+                *odd,
+                "no-identity.dcm",
+                "cut.dcm",
+                "head-only.dcm",
+                "elsewhere.dcm",
+                *(p.name for p in sample_data_folder().glob("*.dcm")),
+            ]
         )
+        assert outcomes["elsewhere.dcm"].startswith("skipped (")  # said, not silently dropped
         for damaged in ("cut.dcm", "head-only.dcm"):  # never stored cut short on the PACS
             assert outcomes[damaged].startswith("refused: damaged"), outcomes[damaged]
         assert all(outcomes[p.name] == "stored" for p in sample_data_folder().glob("*.dcm")), outcomes

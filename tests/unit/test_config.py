@@ -57,6 +57,8 @@ def test_project_over_home_environment_over_both_command_line_over_all(home: Pat
         ("[run]\nimage_dir = ''\n", "[run] image_dir: must name a folder, not an empty string"),
         ("[slurm]\nmemory = 'lots'\n", "[slurm] memory: expected a size such as 8GB, not 'lots'"),
         ("[run]\nworkers = 0\n", "[run] workers: must be 1 or more, not 0"),
+        ("[pacs]\nmove_dest = 'NOPORT'\n", "[pacs] move_dest: expected AET:PORT, e.g. DICOMPOSE:11112, not 'NOPORT'"),
+        ("[pacs]\nmax_pdu = -1\n", "[pacs] max_pdu: must be 0 (no limit) or more, not -1"),
         ("[run]\nworker = 2\n", "[run] worker: unknown key (keys: workers, engine, image_dir, scheduler)"),
         ("[runn]\nworkers = 2\n", "[runn] is not a table dicompose reads"),
         ("workers = 2\n", "workers: a key outside any table (put it under [run])"),

@@ -231,16 +231,20 @@ def push_command(
     from dicompose.walk import walk
 
     settings = _settings(to, aet, timeout, attempts, (tls_ca, tls_cert, tls_key), max_pdu, per_association)
+    ignored: list[tuple[Path, str]] = []  # links leading out of the folder, and the like: said, never sent
     if folder.is_file():
         files = [folder]
     elif folder.is_dir():
         from dicompose.walk import Found
 
-        files = [Path(item.path) for item in walk(folder, [folder]) if isinstance(item, Found)]
+        listed = list(walk(folder, [folder]))
+        files = [Path(item.path) for item in listed if isinstance(item, Found)]
+        ignored = [(Path(item.path), f"skipped ({item.reason})") for item in listed if not isinstance(item, Found)]
     else:
         raise UsageError(f"{folder}: no such file or folder")
     with _audited("send", name_of(to)):
         report = push(to, files, settings, _auth(auth_file))
+    report.results.extend(ignored)
     _audit("send", report.pacs, report.studies)
     failed = report.not_stored
     if as_json:
@@ -252,6 +256,10 @@ def push_command(
         summary = f"{report.count(STORED)} stored, {report.count(PRESENT)} already present"
         if skipped := report.count(NOT_DICOM):
             summary += f", {skipped} skipped (not DICOM)"
+        for path, said in ignored:
+            stdout.print(f"{escape(str(path))}: {escape(said)}")
+        if ignored:
+            summary += f", {len(ignored)} skipped (not read)"
         stdout.print(f"{escape(report.pacs)}: {summary}" + (f", {len(failed)} not stored" if failed else ""))
     if failed:
         raise typer.Exit(1)

@@ -44,7 +44,11 @@ class PushReport:
 
     @property
     def not_stored(self) -> list[tuple[Path, str]]:
-        return [(path, said) for path, said in self.results if said not in (STORED, PRESENT, NOT_DICOM)]
+        return [
+            (path, said)
+            for path, said in self.results
+            if said not in (STORED, PRESENT) and not said.startswith("skipped")
+        ]
 
 
 def read_instance(path: Path) -> Instance | None:
