@@ -260,6 +260,7 @@ def demo(
         chunk=500,
         as_json=False,
         engine_why=why,
+        report_to=out / "report",  # what a person looks at first: the QC report of the demo run
     )
 
 

@@ -280,7 +280,7 @@ def run_pipeline_command(
     engine_why: str | None = None,
     slurm: tuple[str, ...] = (),
     push_to: tuple[tuple[str | None, str], ...] = (),
-    report: bool = False,
+    report_to: Path | None = None,
 ) -> None:
     from dicompose.pipeline.graph import build_graph
     from dicompose.pipeline.preflight import resource_problems
@@ -314,7 +314,7 @@ def run_pipeline_command(
         pacs_inputs=urls,
         push_to=push_to,
     )
-    execute_request(request, graph, out, as_json=as_json, tool=False, report_to=report_folder(out) if report else None)
+    execute_request(request, graph, out, as_json=as_json, tool=False, report_to=report_to)
 
 
 class _Progress:

@@ -130,7 +130,7 @@ def run(
             prune=prune,
             slurm=tuple(slurm or ()),
             push_to=pushes,
-            report=report,
+            report_to=report_folder(out) if report else None,
         )
         return
     from dicompose.descriptors.descriptor import load_descriptor
