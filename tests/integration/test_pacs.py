@@ -132,17 +132,23 @@ def test_push_pull_round_trip_is_idempotent_whole_and_audited(pacs: Orthanc, tmp
     assert study not in log and received[0]["object"]["study"] in {e["object"]["study"] for e in sent}  # pseudonyms
 
 
-def test_association_limits_are_options(pacs: Orthanc, tmp_path: Path):
-    """--per-association splits a push over several associations, --max-pdu is what we
-    accept (0: no limit), both also from the configuration file."""
+def _new_study(folder: Path, series: str, count: int, size: int) -> str:
+    """A CT series of ``count`` slices in a study of its own (a fresh Study Instance UID, returned)."""
     from pydicom.uid import generate_uid
 
     study = generate_uid()
-    folder = tmp_path / "study"
-    for path in synthetic.write_ct_series(folder, "limits", 5, 64, 64):
+    for path in synthetic.write_ct_series(folder, series, count, size, size):
         ds = pydicom.dcmread(path)
         ds.StudyInstanceUID = study
         ds.save_as(path, enforce_file_format=True)
+    return study
+
+
+def test_association_limits_are_options(pacs: Orthanc, tmp_path: Path):
+    """--per-association splits a push over several associations, --max-pdu is what we
+    accept (0: no limit), both also from the configuration file."""
+    folder = tmp_path / "study"
+    study = _new_study(folder, "limits", 5, 64)
     home = tmp_path / "home"
     home.mkdir()
     (home / "config.toml").write_text("[pacs]\nmax_pdu = 0\n")
@@ -327,17 +333,11 @@ def test_a_pipeline_starts_and_ends_at_the_pacs(pacs: Orthanc, tmp_path: Path):
 
 def test_a_pipeline_over_a_whole_study_never_reads_back_its_own_results(pacs: Orthanc, tmp_path: Path):
     """Masks pushed into the study the pipeline reads are remembered by the workspace: the next run of the same
-    command pulls nothing new and pushes nothing new (no masks of masks), by DICOM networking as by DICOMweb."""
-    from pydicom.uid import generate_uid
-
+    command pulls nothing new and pushes nothing new (no masks of masks)."""
     from dicompose.tools.samples import demo_pipeline
 
-    study = generate_uid()
     folder = tmp_path / "study"
-    for path in synthetic.write_ct_series(folder, "whole-study", 3, 32, 32):
-        ds = pydicom.dcmread(path)
-        ds.StudyInstanceUID = study
-        ds.save_as(path, enforce_file_format=True)
+    study = _new_study(folder, "whole-study", 3, 32)
     code, _out, err = dicompose(pacs, tmp_path / "home", "pacs", "push", str(folder), "--to", pacs.url)
     assert code == 0, err
     argv = ["run", str(demo_pipeline()), "--in", f"{pacs.url}?study={study}", "--out", str(tmp_path / "out")]
