@@ -130,6 +130,8 @@ def test_push_pull_round_trip_is_idempotent_whole_and_audited(pacs: Orthanc, tmp
     assert sorted(e["object"]["instances"] for e in sent) == [2, 3]  # two studies, once (the re-push sent none)
     assert [e["object"]["instances"] for e in received] == [3, 1, 3] and received[0]["object"]["pacs"] == pacs.url
     assert study not in log and received[0]["object"]["study"] in {e["object"]["study"] for e in sent}  # pseudonyms
+    code, out, err = dicompose(pacs, tmp_path / "home", "audit", "show", "--workspace", str(tmp_path / "home"))
+    assert code == 0 and f"{pacs.url} (3 instances, study p-" in one_line(out), err  # the text view says it too
 
 
 def _new_study(folder: Path, series: str, count: int, size: int) -> str:

@@ -80,6 +80,16 @@ def _is_iso_time(text: str) -> bool:
     return True
 
 
+def _what(obj: dict[str, Any]) -> str:
+    """The entry's object in a few words: a file's path, a task's step, or a transfer's PACS and count."""
+    if obj.get("pacs"):
+        count = obj.get("instances")
+        return f"{obj['pacs']}" + (
+            f" ({count} instances, study {obj.get('study') or '-'})" if count is not None else ""
+        )
+    return str(obj.get("path") or obj.get("step") or "-")
+
+
 # Over 60 lines: a Typer command whose options (filters) and two layouts (80 and 120 columns) read as one.
 @app.command("show")
 def show_command(
@@ -126,7 +136,7 @@ def show_command(
             when = e["time"][5:19].replace("T", " ")
             patient = obj.get("patient") or "-"
             stdout.print(f"{e['seq']:>6}  {when}  {e['action']:<8} {patient}  {e['outcome']}", highlight=False)
-            stdout.print(f"        {escape(str(obj.get('path') or obj.get('step') or '-'))}", highlight=False)
+            stdout.print(f"        {escape(_what(obj))}", highlight=False)
         return
     table = Table(
         Column("seq", justify="right", no_wrap=True),
@@ -148,7 +158,7 @@ def show_command(
             e["actor"]["user"],
             e["action"],
             obj.get("patient") or "-",
-            escape(str(obj.get("path") or obj.get("step") or "-")),
+            escape(_what(obj)),
             e.get("tool") or "-",
             e["outcome"],
         )
