@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import functools
 import json
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -59,22 +57,12 @@ class RunFiles:
     def read(self, paths: Iterable[str]) -> None:
         """Read the headers of ``paths`` not read yet: parsing is CPU-bound, so in forked processes when there
         are enough of them to pay for the start (a few ms each)."""
+        from dicompose.tools.pool import pool_map
+
         wanted = sorted({p for p in paths if p not in self.facts})
         read = functools.partial(_read_facts_at, identifying=self._identifying)
-        if self._workers <= 1 or len(wanted) < _PARALLEL_FROM:
-            found: Iterable[FileFacts] = map(read, wanted)
-            self.facts.update(zip(wanted, found, strict=True))
-            return
-        from dicompose.report.figures import ignore_ctrl_c
-
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(self._workers, mp_context=context, initializer=ignore_ctrl_c) as pool:
-            try:
-                found = pool.map(read, wanted, chunksize=max(1, len(wanted) // (self._workers * 4)))
-                self.facts.update(zip(wanted, found, strict=True))
-            except KeyboardInterrupt:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        workers = self._workers if len(wanted) >= _PARALLEL_FROM else 1
+        self.facts.update(zip(wanted, pool_map(read, wanted, workers), strict=True))
 
 
 #: Headers read in parallel from this many files on.

@@ -53,31 +53,11 @@ class FrameCache:
 def draw_rows(rows: list[SeriesRow], folder: Path, index_of: dict[str, int], workers: int) -> list[SeriesRow]:
     """Every row's figures, ``workers`` series at a time in forked processes (rows share no slices: each
     series' files are its own), the rows returned with their figure names and notes filled in, in order."""
-    if workers <= 1 or len(rows) < 2:
-        cache = FrameCache()
-        for row in rows:
-            draw_row(row, folder, cache, index_of)
-        return rows
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from dicompose.tools.pool import pool_map
 
-    import matplotlib.figure  # noqa: F401  (imported once, before the fork, not in every worker)
-
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(workers, len(rows)), mp_context=context, initializer=ignore_ctrl_c) as pool:
-        jobs = [(row, folder, index_of) for row in rows]
-        try:
-            return list(pool.map(_draw_one, jobs, chunksize=max(1, len(rows) // (8 * workers))))
-        except KeyboardInterrupt:  # the workers ignore it: they finish their series and stop, nothing is left
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-
-def ignore_ctrl_c() -> None:
-    """In a report's worker processes: Ctrl-C is for the parent, which stops the pool and says so once."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if workers > 1:
+        import matplotlib.figure  # noqa: F401  (imported once, before the fork, not in every worker)
+    return pool_map(_draw_one, [(row, folder, index_of) for row in rows], workers)
 
 
 def _draw_one(job: tuple[SeriesRow, Path, dict[str, int]]) -> SeriesRow:

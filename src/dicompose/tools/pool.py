@@ -139,3 +139,19 @@ def _until_stop(fn: Callable[[T], R], chunk: Sequence[T]) -> list[R]:
         if getattr(outcome, "stop", False) is True:  # a FileResult whose folder is full or read-only
             break
     return results
+
+
+def pool_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """``fn`` over ``items`` in order, in a pool of ``workers`` forked processes (:func:`process_pool`: they
+    die with this process and leave Ctrl-C to it), or in this process for one worker or one item. After a
+    Ctrl-C the workers finish the item they hold, nothing more is started, and the interrupt goes on."""
+    if workers <= 1 or len(items) < 2:
+        return [fn(item) for item in items]
+    pool = process_pool(min(workers, len(items)))
+    try:
+        return list(pool.map(fn, items, chunksize=max(1, len(items) // (4 * workers))))
+    except KeyboardInterrupt:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
