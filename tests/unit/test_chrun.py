@@ -192,6 +192,56 @@ def test_root_is_refused_and_auto_prefers_docker_then_apptainer_then_charlieclou
     assert engine_named("local").name == "local"
 
 
+def test_auto_passes_over_an_engine_without_the_images_down_to_local_and_says_why(monkeypatch):
+    """A cluster node with ch-run but nothing exported (or a workstation whose images are not built): ``auto``
+    tries the next engine instead of refusing the run; an engine asked for by name still refuses."""
+    from dicompose.engines import resolve
+    from dicompose.engines.base import EngineInfo
+    from dicompose.errors import UnpinnedImageError, UsageError
+    from dicompose.pipeline.images import choose_engine
+
+    class Probed:
+        isolates = True
+
+        def __init__(self, name: str, available: bool) -> None:
+            self.name, self.available = name, available
+
+        def info(self) -> EngineInfo:
+            return EngineInfo(self.name, self.available, f"{self.name} 1.0", "" if self.available else "absent")
+
+        def not_enforced(self) -> tuple[str, ...]:
+            return ()
+
+    engines = {name: Probed(name, name != "apptainer") for name in ("docker", "apptainer", "charliecloud", "local")}
+    monkeypatch.setattr(resolve, "engine_named", engines.__getitem__)
+    asked: list[str] = []
+
+    def images_of(engine: Probed) -> dict[str, tuple[None, bool]]:
+        asked.append(engine.name)
+        if engine.name == "docker":
+            raise UnpinnedImageError("dicompose/normalize:0.1.0", "no pin recorded")
+        if engine.name == "charliecloud":
+            raise UsageError("image folder /shared/images: no such folder")
+        return {"normalize": (None, False)}
+
+    resolution, images = choose_engine("auto", images_of)
+    assert resolution.engine is engines["local"] and images == {"normalize": (None, False)}
+    assert asked == ["docker", "charliecloud", "local"]  # each resolved once, apptainer never asked
+    why = resolution.why
+    assert why.startswith("no container engine with the images (docker answers but image dicompose/normalize")
+    assert "apptainer: absent" in why and "charliecloud answers but image folder /shared/images" in why
+    assert why.endswith("running locally")
+
+    asked.clear()
+    engines["charliecloud"].name = "ready"  # an engine that has them is chosen, its images resolved once
+    resolution, _ = choose_engine("auto", images_of)
+    assert resolution.engine is engines["charliecloud"] and asked == ["docker", "ready"]
+    assert "docker answers but image dicompose/normalize:0.1.0 is not pinned" in resolution.why
+    engines["charliecloud"].name = "charliecloud"
+    with pytest.raises(UsageError, match="image folder /shared/images"):
+        choose_engine("charliecloud", images_of)
+
+
 def test_an_image_folder_s_pins_choose_among_its_exports(tmp_path: Path, monkeypatch):
     """On a cluster without pins of its own, the export that export-charliecloud last pinned in the image folder
     runs (the site's choice, made where the images were built); the user's own pins still come first."""

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from dicompose.cli.console import ImageDirOption, fail, plural, stderr, stdout
 from dicompose.cli.run_report import document, print_plan, summary
-from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError, ProblemsError, UnpinnedImageError, UsageError
+from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError, ProblemsError, UsageError
 
 if TYPE_CHECKING:
     from dicompose.pipeline.graph import PipelineGraph
@@ -121,6 +121,7 @@ def check(
         fail(exc)
     from dicompose.engines.resolve import resolve_engine
     from dicompose.pipeline.graph import build_graph
+    from dicompose.pipeline.images import missing_image, resolve_step_image
     from dicompose.pipeline.preflight import image_problems, resource_problems, scheduler_problems
 
     problems: list[str] = []
@@ -131,7 +132,12 @@ def check(
     problems += scheduler_problems(scheduler)
     problems += resource_problems(graph, scheduler, slurm or ())
     try:
-        resolution = resolve_engine(engine)
+        resolution = resolve_engine(
+            engine,
+            lambda engine: missing_image(
+                lambda: [resolve_step_image(n.descriptor, engine, allow_unpinned) for n in graph.steps]
+            ),
+        )
     except UsageError as exc:
         problems.append(str(exc))
     else:
@@ -367,25 +373,16 @@ class _Progress:
 
 
 def demo_engine(requested: str) -> tuple[str, str]:
-    """For the demo: ``auto`` means docker only if its images are built, else the local engine (and why)."""
+    """For the demo: ``auto`` means a container engine only if it has the demo's images, else the local
+    engine (and why), as for any run."""
     if requested != "auto":
         return requested, f"{requested} engine requested"
-    from dicompose.engines.resolve import resolve_engine
     from dicompose.pipeline.graph import build_graph
-    from dicompose.pipeline.images import resolve_step_image
+    from dicompose.pipeline.images import choose_engine, resolve_step_image
     from dicompose.tools.samples import demo_pipeline
 
-    resolution = resolve_engine("auto")
-    if resolution.engine.name == "local":
-        return "local", resolution.why
-    try:
-        for node in build_graph(demo_pipeline()).steps:
-            resolve_step_image(node.descriptor, resolution.engine, allow_unpinned=False)
-    except UnpinnedImageError as exc:  # the demo takes no --allow-unpinned: building the images pins them
-        return (
-            "local",
-            f"{resolution.engine.name} answers but image {exc.image} is not pinned by digest ({exc.how_pinned})",
-        )
-    except UsageError as exc:
-        return "local", f"{resolution.engine.name} answers but {exc}"
+    steps = build_graph(demo_pipeline()).steps
+    resolution, _images = choose_engine(
+        "auto", lambda engine: {n.name: resolve_step_image(n.descriptor, engine, False) for n in steps}
+    )
     return resolution.engine.name, resolution.why

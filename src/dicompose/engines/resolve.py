@@ -1,8 +1,10 @@
 """Choosing the engine: an explicit choice, or ``auto`` = the first of docker, apptainer, charliecloud that is
-usable here, else local. The sentence saying why also names what the chosen engine does not enforce."""
+usable here (and, when the caller can tell, has the images the work needs), else local. The sentence saying
+why also names what the chosen engine does not enforce."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dicompose.engines.base import Engine
@@ -21,8 +23,15 @@ class Resolution:
     why: str
 
 
-def resolve_engine(choice: str) -> Resolution:
-    """The engine to use and a sentence saying why (printed and recorded with the run)."""
+#: Why an engine that answers cannot run the work (its images are missing or unpinned), or None if it can.
+CanRun = Callable[[Engine], "str | None"]
+
+
+def resolve_engine(choice: str, can_run: CanRun | None = None) -> Resolution:
+    """The engine to use and a sentence saying why (printed and recorded with the run).
+
+    ``can_run`` (for ``auto`` only) passes over an engine that answers but lacks what the work needs: a cluster
+    node with ``ch-run`` but no exported images falls through to the next engine, not into a refusal."""
     if choice == "fake":
         return Resolution(engine_named("fake"), "fake engine requested (tests only: runs no tool)")
     if choice not in ENGINES:
@@ -33,6 +42,10 @@ def resolve_engine(choice: str) -> Resolution:
     for name in CONTAINER_ENGINES if choice == "auto" else (choice,):
         engine = engine_named(name)
         info = engine.info()
+        lacks = can_run(engine) if info.available and can_run is not None and choice == "auto" else None
+        if lacks is not None:
+            reasons.append(f"{name} answers but {lacks}")
+            continue
         if info.available:
             why = f"{info.version} " + ("requested" if choice == name else "answers" if name == "docker" else "found")
             if reasons:
@@ -41,7 +54,9 @@ def resolve_engine(choice: str) -> Resolution:
         if choice == name:
             raise UsageError(f"--engine {name}: {info.why}")
         reasons.append(f"{name}: {info.why}")
-    return Resolution(engine_named("local"), f"no container engine ({'; '.join(reasons)}): running locally")
+    lacking = any(" answers but " in reason for reason in reasons)
+    none = "no container engine with the images" if lacking else "no container engine"
+    return Resolution(engine_named("local"), f"{none} ({'; '.join(reasons)}): running locally")
 
 
 def _not_enforced(engine: Engine) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dicompose import __version__
 from dicompose.descriptors.descriptor import BUILTIN_TOOLS, Descriptor
 from dicompose.engines.base import Engine, ImageRef
-from dicompose.errors import UsageError
+from dicompose.engines.resolve import Resolution, resolve_engine
+from dicompose.errors import UnpinnedImageError, UsageError
 from dicompose.images.pins import pinned
 from dicompose.images.wheelhouse import runtime_lock, sha256_file
 
@@ -26,6 +29,36 @@ def resolve_step_image(descriptor: Descriptor, engine: Engine, allow_unpinned: b
     hint = f"run: dicompose build {descriptor.name}" if descriptor.name in BUILTIN_TOOLS else "build or load it"
     image, is_pinned = engine.resolve_image(str(name), pin, allow_unpinned=allow_unpinned, hint=hint)
     return image, is_pinned
+
+
+Images = dict[str, tuple[ImageRef | None, bool]]
+
+
+def choose_engine(choice: str, images_of: Callable[[Engine], Images]) -> tuple[Resolution, Images]:
+    """The engine for some work and the image of each of its steps, ``images_of`` resolving them (refusing
+    with a :class:`UsageError`). ``auto`` passes over an engine that answers but lacks an image (not built, not
+    exported, unpinned): it says so and tries the next, down to the local engine; an engine asked for by name
+    is refused as before."""
+    found: dict[str, Images] = {}
+
+    def can_run(engine: Engine) -> str | None:
+        return missing_image(lambda: found.setdefault(engine.name, images_of(engine)))
+
+    resolution = resolve_engine(choice, can_run)
+    engine = resolution.engine
+    return resolution, found[engine.name] if engine.name in found else images_of(engine)
+
+
+def missing_image(resolve: Callable[[], object]) -> str | None:
+    """Why ``resolve`` (of a step's or a pipeline's images) failed, in words that follow "docker answers but",
+    or None when it did not."""
+    try:
+        resolve()
+    except UnpinnedImageError as exc:
+        return f"image {exc.image} is not pinned by digest ({exc.how_pinned})"
+    except UsageError as exc:
+        return str(exc)
+    return None
 
 
 def image_key(engine: Engine, image: ImageRef | None) -> str:

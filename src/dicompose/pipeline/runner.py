@@ -16,17 +16,17 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicompose.config import load_settings
 from dicompose.engines.base import Engine, ImageRef
-from dicompose.engines.resolve import resolve_engine
 from dicompose.errors import PacsError, RunInterruptedError, StorageError, UsageError, storage_error
 from dicompose.fileio import check_not_a_file, check_output_folder, check_writable_folder
 from dicompose.pipeline.execution import Execution
 from dicompose.pipeline.graph import PipelineGraph, bind_files, build_graph
-from dicompose.pipeline.images import resolve_step_image
+from dicompose.pipeline.images import Images, choose_engine, resolve_step_image
 from dicompose.pipeline.inputs import Group, group_input
 from dicompose.pipeline.model import FINISHED, Events, LaunchInfo, NoEvents, PipelineReport, PipelineRequest
 from dicompose.pipeline.preflight import resource_problems
@@ -162,9 +162,7 @@ def default_workspace(pipeline: Path) -> Path:
     return pipeline.parent / ".dicompose"
 
 
-def resolve_images(
-    request: PipelineRequest, graph: PipelineGraph, engine: Engine
-) -> dict[str, tuple[ImageRef | None, bool]]:
+def resolve_images(request: PipelineRequest, graph: PipelineGraph, engine: Engine) -> Images:
     if request.recorded is not None:
         _graph, recorded = graph_from_snapshot(request.recorded, request.pipeline)
         return recorded_images(graph, recorded, engine, request.allow_unpinned)
@@ -292,11 +290,10 @@ def _run_locked(
 ) -> PipelineReport:
     if problems := resource_problems(graph, request.scheduler, request.slurm):  # before anything runs, as check says
         raise UsageError(f"{graph.path}: " + "; ".join(problems))
-    resolution = resolve_engine(request.engine)
+    resolution, images = choose_engine(request.engine, partial(resolve_images, request, graph))
     resolution = replace(resolution, why=request.engine_why) if request.engine_why else resolution
     engine = resolution.engine
     engine.cleanup()  # containers that killed runs on this host left behind
-    images = resolve_images(request, graph, engine)
     budget = request.workers or load_settings().workers
     transfers: list[Transfer] = []
     if request.pacs_inputs:  # pulled into the workspace first (a plan needs the files too): then plain folders

@@ -13,10 +13,8 @@ from dicompose.descriptors.descriptor import Descriptor
 from dicompose.engines.base import Engine, ImageRef
 from dicompose.errors import UsageError
 from dicompose.pipeline.graph import PipelineGraph, Source, StepNode
-from dicompose.pipeline.images import resolve_step_image
+from dicompose.pipeline.images import Images, resolve_step_image
 from dicompose.pipeline.spec import PipelineSpec, Step
-
-Images = dict[str, tuple[ImageRef | None, bool]]
 
 
 def snapshot(graph: PipelineGraph, images: Images) -> dict[str, Any]:
