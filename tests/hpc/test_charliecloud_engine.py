@@ -18,43 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from dicompose.engines.charliecloud import MANIFEST, image_dir, manifest_of
-from dicompose.engines.chrun import exported
+from dicompose.engines.charliecloud import MANIFEST, manifest_of
 from dicompose.tools.samples import demo_pipeline, sample_data_folder
 from tests.support.cli import BIN
-from tests.support.components import need
+from tests.support.components import need, slurm_up
+from tests.support.hpc import dicompose, outputs
 from tests.support.links import link_farm
 from tests.support.probe import probe_descriptor
 
 pytestmark = pytest.mark.charliecloud
-IMAGES = ("dicompose/normalize:0.1.0", "dicompose/threshold:0.1.0", "dicompose/deidentify:0.1.0")
-
-
-@pytest.fixture(scope="session")
-def images() -> Path:
-    need("charliecloud", shutil.which("ch-run") is not None, "ch-run not on PATH (Debian: charliecloud-runtime)")
-    need(
-        "unprivileged",
-        os.getuid() != 0,
-        "the charliecloud engine runs as an ordinary user (scripts/user-tests.sh runs these tests as one)",
-    )
-    folder = image_dir()
-    missing = [name for name in IMAGES if not exported(folder, name)]
-    need("charliecloud", not missing, f"{folder} has no export of {', '.join(missing)} (see scripts/user-tests.sh)")
-    return folder
-
-
-def dicompose(tmp_path: Path, *argv: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home"), **env}
-    return subprocess.run(
-        [str(BIN / "dicompose"), *argv],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=tmp_path,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def scans(folder: Path, names: tuple[str, ...] = ("ct_01.dcm", "ct_02.dcm")) -> Path:
@@ -62,10 +34,6 @@ def scans(folder: Path, names: tuple[str, ...] = ("ct_01.dcm", "ct_02.dcm")) -> 
     for name in names:
         shutil.copyfile(sample_data_folder() / name, folder / name)
     return folder
-
-
-def outputs(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.dcm"))}
 
 
 def run_id_of(text: str) -> str:
@@ -225,15 +193,8 @@ def test_an_edited_or_missing_image_is_refused_in_one_line(images: Path, tmp_pat
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def _slurm_up() -> tuple[bool, str]:
-    if shutil.which("sbatch") is None:
-        return False, "sbatch not on PATH (run scripts/slurm-up.sh as root)"
-    proc = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, check=False)
-    return proc.returncode == 0 and bool(proc.stdout.strip()), proc.stderr.strip() or "no SLURM node answers"
-
-
 def test_the_demo_on_slurm_and_charliecloud_gives_the_local_bytes(images: Path, tmp_path: Path):
-    need("slurm", *_slurm_up())
+    need("slurm", *slurm_up())
     common = ["run", str(demo_pipeline()), "--in", str(sample_data_folder())]
     local = dicompose(tmp_path, *common, "--out", "local", "--engine", "local", "--workspace", "ws-local")
     assert local.returncode == 0, local.stderr
@@ -258,7 +219,7 @@ def _queue(run_id: str) -> list[tuple[str, str]]:
 def test_a_worker_job_killed_under_charliecloud_steps_loses_no_finished_work(images: Path, tmp_path: Path):
     """scancel of one of two worker jobs while both run a ch-run step: no partial output is published, the
     next run finishes what was lost, and none of the run's jobs or steps is left behind."""
-    need("slurm", *_slurm_up())
+    need("slurm", *slurm_up())
     from dicompose.dicom import synthetic
 
     for series in range(4):

@@ -1,4 +1,4 @@
-"""Pipelines end to end on the local engine: cache, resume, failures, retries, locks — on both schedulers.
+"""Pipelines end to end on the local engine: cache, resume, failures, retries, locks — on every scheduler.
 
 The step tool (tests/data/tools/steptool.py) logs every launch, so tests count launches exactly.
 """
@@ -21,12 +21,18 @@ from dicompose.errors import UsageError
 from dicompose.records.index import Index
 from dicompose.records.workspace import Workspace
 from tests.support.cli import BIN
+from tests.support.components import need, slurm_up
 from tests.support.pipelines import cli_run_argv, launches, outputs, pipeline_file, run, write_scans
 
 
-@pytest.fixture(params=["local", pytest.param("dask", marks=pytest.mark.dask)])
+@pytest.fixture(
+    params=["local", pytest.param("dask", marks=pytest.mark.dask), pytest.param("slurm", marks=pytest.mark.slurm)]
+)
 def scheduler(request: pytest.FixtureRequest) -> str:
-    """Every pipeline test runs on both schedulers: the in-process thread pool and a Dask LocalCluster."""
+    """Every pipeline test runs on every scheduler: the in-process thread pool, a Dask LocalCluster, and SLURM
+    worker jobs (dask-jobqueue, a real single-node SLURM; skipped without one unless DICOMPOSE_REQUIRE=slurm)."""
+    if request.param == "slurm":
+        need("slurm", *slurm_up())
     return str(request.param)
 
 

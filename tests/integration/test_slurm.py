@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -18,22 +17,13 @@ import pytest
 
 from dicompose.tools.samples import demo_pipeline, sample_data_folder
 from tests.support.cli import BIN
-from tests.support.components import need
+from tests.support.components import need, slurm_up
 from tests.support.descriptors import snippet_tool
-
-
-def _slurm_up() -> tuple[bool, str]:
-    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
-        return False, "sbatch/squeue not on PATH (run scripts/slurm-up.sh as root)"
-    proc = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, check=False)
-    if proc.returncode != 0 or ("idle" not in proc.stdout and "mix" not in proc.stdout and "alloc" not in proc.stdout):
-        return False, f"no SLURM node answers (sinfo: {proc.stdout.strip() or proc.stderr.strip()})"
-    return True, ""
 
 
 @pytest.fixture(autouse=True)
 def slurm() -> None:
-    need("slurm", *_slurm_up())
+    need("slurm", *slurm_up())
 
 
 def ours(run_id: str) -> list[str]:

@@ -51,6 +51,8 @@ def launches(tmp_path: Path) -> list[str]:
 
 
 def run(tmp_path: Path, pipeline: Path, scheduler: str = "local", **kwargs: object) -> PipelineReport:
+    if scheduler == "slurm":  # one worker job of two cores: several tests share this node's two
+        kwargs.setdefault("slurm", ("jobs=1", "cores=2", "walltime=00:10:00"))
     request = PipelineRequest(
         pipeline,
         {"scans": tmp_path / "scans"},
