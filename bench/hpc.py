@@ -126,7 +126,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--launches", type=int, default=7, help="one-file launches per engine")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "hpc.json")
+    parser.add_argument("--variants", help=f"comma-separated subset of {', '.join(VARIANTS)} (default: all)")
     args = parser.parse_args(argv)
+    chosen = args.variants.split(",") if args.variants else list(VARIANTS)
+    if unknown := set(chosen) - set(VARIANTS):
+        raise SystemExit(f"unknown variants: {', '.join(sorted(unknown))}")
     if os.getuid() != 0:
         raise SystemExit("run as root: docker and slurm as root, charliecloud as the ordinary user (runuser)")
     report: dict[str, Any] = {
@@ -139,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         "launch_s": {},
     }
     names = []
-    for name in VARIANTS:
+    for name in chosen:
         why = available(name)
         if why:
             report["skipped"][name] = why
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  round {number + 1}: {variant:<18} {result['seconds']:.1f} s", flush=True)
                 rounds[variant].append(result)
         scan = next(p for p in sorted(scans.rglob("*.dcm")))
-        for variant in [n for n in ("local", "docker", "charliecloud") if n in names]:
+        for variant in [n for n in ("local", "docker", "charliecloud") if n in names and args.launches]:
             work = root / f"launches-{variant}"
             work.mkdir()
             if VARIANTS[variant][2]:

@@ -54,6 +54,10 @@ def test_options_become_sbatch_directives_and_worker_resources(tmp_path: Path):
     assert kwargs["worker_extra_args"] == ["--resources", "cores=2,memory=4000000000,gpus=1", "--no-dashboard"]
     assert kwargs["python"] == "/venv/bin/python" and kwargs["log_directory"] == str(tmp_path)
     assert "queue" not in cluster_kwargs(SlurmOptions(), tmp_path)  # the cluster's default partition
+    # Dask's own settings for the jobs come first, the site's prologue after them (it may override them)
+    prologue = cluster_kwargs(options_from(["prologue=module load python"], {}), tmp_path)["job_script_prologue"]
+    assert prologue[-1] == "module load python"
+    assert "export DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD=fork" in prologue[:-1]
 
 
 def test_no_launch_asks_more_cores_than_a_worker_job_has():
