@@ -15,7 +15,7 @@ from dicompose.errors import UsageError
 Scope = Literal["file", "series"]
 #: Bumped whenever the output of the same input and parameters changes; part of every derived UID.
 NORMALIZE_RECIPE_VERSION = 1
-THRESHOLD_RECIPE_VERSION = 1
+THRESHOLD_RECIPE_VERSION = 2  # 2: an ASCII derivation description (was "[50, ?)")
 
 
 def format_ds(value: float) -> str:
@@ -92,5 +92,7 @@ class ThresholdParams:
         )
 
     def describe(self) -> str:
-        upper = f", {format_ds(self.upper)}]" if self.upper is not None else ", ∞)"
-        return f"Binary mask of values in [{format_ds(self.level)}{upper} by dicompose {__version__} threshold"
+        """Plain ASCII: a header's default character set has no "∞" (it was written as "?")."""
+        level = format_ds(self.level)
+        values = f"in [{level}, {format_ds(self.upper)}]" if self.upper is not None else f">= {level}"
+        return f"Binary mask of values {values} by dicompose {__version__} threshold"

@@ -37,6 +37,18 @@ def test_monochrome1_input_gives_a_monochrome2_mask(tmp_path: Path):
     assert result.PhotometricInterpretation == "MONOCHROME2" and np.all(result.pixel_array == 1)
 
 
+@pytest.mark.parametrize(
+    ("params", "said"), [(ThresholdParams(50), ">= 50"), (ThresholdParams(-1.5, 100), "in [-1.5, 100]")]
+)
+def test_a_mask_says_in_plain_ascii_which_values_it_marks(tmp_path: Path, params: ThresholdParams, said: str):
+    """The header's default character set has no "∞": the open range used to reach readers as "[50, ?)"."""
+    source = synthetic.save(synthetic.ct_slice("said", 0, 8, 8), tmp_path / "ct.dcm")
+    raw = threshold_file(source, tmp_path / "ct-mask.dcm", params).read_bytes()
+    description = str(pydicom.dcmread(tmp_path / "ct-mask.dcm").DerivationDescription)
+    assert description.startswith(f"Binary mask of values {said} by dicompose") and description.isascii()
+    assert description.encode("ascii") in raw and "?" not in description
+
+
 def test_upper_below_level_is_refused():
     with pytest.raises(UsageError, match="must not be below"):
         ThresholdParams(10, 5).check()
