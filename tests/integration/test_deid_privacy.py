@@ -179,3 +179,25 @@ def test_the_crate_of_a_deidentifying_run_passes_the_validator(tmp_path: Path, e
     report = validate(crate)
     assert report["passed"] is True, report.get("issues")
     shutil.rmtree(crate)
+
+
+def test_a_new_site_key_is_said_once_where_it_was_made(tmp_path: Path, env: dict[str, str]):
+    """A run under a fresh DICOMPOSE_HOME (another account, another node) makes a key of its own, and its
+    pseudonyms differ from every earlier run's: the command that made the key says so, and where; later runs
+    with it say nothing."""
+    scans = planted_scans(tmp_path / "in")
+    key = tmp_path / "home" / "deid-keys" / "deid.key"
+    run = ["run", str(pipeline(tmp_path)), "--in", f"scans={scans}", "--engine", "local"]
+    run += ["--workspace", str(tmp_path / "ws")]
+    first = dicompose(*run, "--out", str(tmp_path / "out"), env=env)
+    assert first.returncode == 0, first.stderr
+    notes = [line for line in first.stderr.splitlines() if "de-identification key" in line]
+    assert len(notes) == 1 and f"created the site's de-identification key {key};" in notes[0], first.stderr
+    assert key.stat().st_mode & 0o777 == 0o600
+    again = dicompose(*run, "--out", str(tmp_path / "out2"), env=env)
+    tool = dicompose("deidentify", str(scans), "--out", str(tmp_path / "out3"), env=env)
+    assert again.returncode == 0 and tool.returncode == 0
+    assert "de-identification key" not in again.stderr + tool.stderr
+    elsewhere = {**env, "DICOMPOSE_HOME": str(tmp_path / "home2")}
+    fresh = dicompose("deidentify", str(scans), "--out", str(tmp_path / "out4"), env=elsewhere)
+    assert fresh.returncode == 0 and f"key {tmp_path / 'home2' / 'deid-keys' / 'deid.key'};" in fresh.stderr

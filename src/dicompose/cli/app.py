@@ -22,7 +22,15 @@ from dicompose.cli import records as records_cli
 from dicompose.cli import report as report_cli
 from dicompose.cli import rerun as rerun_cli
 from dicompose.cli.audit import app as audit_app
-from dicompose.cli.console import ENGINE_HELP, ImageDirOption, batch_and_report, fail, parse_number, stdout
+from dicompose.cli.console import (
+    ENGINE_HELP,
+    ImageDirOption,
+    batch_and_report,
+    fail,
+    new_site_key_noted,
+    parse_number,
+    stdout,
+)
 from dicompose.cli.pacs import app as pacs_app
 from dicompose.cli.run import run as run_command
 from dicompose.cli.tool import app as tool_app
@@ -221,7 +229,8 @@ def deidentify(
         tags = frozenset(Tag(int(t, 16)) for t in (retain_private or []))
     except ValueError:
         fail(UsageError("--retain-private takes tags as 8 hex digits, e.g. 00091001"))
-    params = DeidParams(load_key(key_file), retain_dates, tags)
+    with new_site_key_noted():
+        params = DeidParams(load_key(key_file), retain_dates, tags)
     parameters = {"retain_dates": retain_dates, "retain_private": sorted(str(t) for t in tags)}
     operation = partial(deidentify_operation, params)
     _run_tool(operation, parameters, inputs, out, workers, as_json, False, follow_links, manifest)

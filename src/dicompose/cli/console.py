@@ -201,3 +201,24 @@ def print_summary(summary: Summary, out_dir: Path | None) -> None:
             f"[bold red]stopped:[/] {escape(summary.stopped)}; {summary.not_attempted} files not attempted; "
             "the outputs written are complete; free space (or fix the folder) and run the same command"
         )
+
+
+@contextmanager
+def new_site_key_noted() -> Iterator[None]:
+    """Say once, when the command just made the site's de-identification key: a run under another
+    ``DICOMPOSE_HOME`` (another account, a cluster node) would otherwise map the same patients to other
+    pseudonyms without a word."""
+    from dicompose.tools.site_keys import site_key_file
+
+    key = site_key_file()
+    existed = key.exists()
+    try:
+        yield
+    finally:
+        if not existed and key.exists():
+            stderr.print(
+                f"note: created the site's de-identification key {escape(str(key))}; pseudonyms, new UIDs and "
+                "date shifts follow it: back it up, and give the same key (--key-file, or the same "
+                "DICOMPOSE_HOME) to every run that must map patients alike",
+                highlight=False,
+            )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from dicompose.cli.console import ImageDirOption, fail, plural, stderr, stdout
+from dicompose.cli.console import ImageDirOption, fail, new_site_key_noted, plural, stderr, stdout
 from dicompose.cli.run_report import document, print_plan, summary
 from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError, ProblemsError, UsageError
 
@@ -204,7 +204,7 @@ def execute_request(
             "not faster)"
         )
     progress = _Progress(enabled=not as_json and not request.dry_run)
-    with progress:
+    with progress, new_site_key_noted():
         report = run_pipeline(request, events=progress)
     if request.dry_run:
         if as_json:

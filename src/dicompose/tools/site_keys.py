@@ -11,9 +11,14 @@ from dicompose.config import data_home
 from dicompose.errors import UsageError
 
 
+def site_key_file() -> Path:
+    """Where the site's de-identification key is (``$DICOMPOSE_HOME/deid-keys/deid.key``), made or not."""
+    return data_home() / "deid-keys" / "deid.key"
+
+
 def site_key_path() -> Path:
-    """The site's de-identification key (``$DICOMPOSE_HOME/deid-keys/deid.key``), created 0600 if missing."""
-    path = data_home() / "deid-keys" / "deid.key"
+    """The site's de-identification key (:func:`site_key_file`), created 0600 if missing."""
+    path = site_key_file()
     if not path.exists():
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
