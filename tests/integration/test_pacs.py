@@ -255,6 +255,7 @@ def test_a_pacs_that_refuses_c_get_is_asked_by_c_move(tmp_path: Path):
         code, out, err = dicompose(pacs, home, *run, "--workspace", str(tmp_path / "ws"), "--engine", "local")
         assert code == 0, err
         assert len(list((tmp_path / "normalized").rglob("*.dcm"))) == 2
+        assert "note:" in err and "C-MOVE to MOVER:11113 ([pacs] move_dest)" in one_line(err), err  # a run says it too
     finally:
         pacs.stop()
 

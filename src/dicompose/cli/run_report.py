@@ -109,6 +109,8 @@ def _transfers(report: PipelineReport) -> None:
         if transfer.action == "receive":
             said = f"{transfer.received} received, {transfer.present} already here"
             stdout.print(f"pulled from {escape(transfer.pacs)}: {said}")
+            if transfer.fell_back:
+                stderr.print(f"note: {escape(transfer.fell_back)}", highlight=False)
         else:
             said = f"{transfer.received} stored, {transfer.present} already present"
             stdout.print(f"pushed to {escape(transfer.pacs)}: {said}")
@@ -173,6 +175,7 @@ def document(report: PipelineReport, graph: PipelineGraph, tool: bool) -> dict[s
                 "instances": t.received,
                 "already_present": t.present,
                 "refused": t.refused or [],
+                "fell_back": t.fell_back or None,
             }
             for t in report.transfers
         ],

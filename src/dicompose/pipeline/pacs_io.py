@@ -46,6 +46,7 @@ class Transfer:
     received: int = 0  # pulled now, or stored now
     present: int = 0  # already here (pull) or already on the PACS (push)
     refused: list[str] | None = None  # push: "file: why", one each
+    fell_back: str = ""  # pull: why C-MOVE to [pacs] move_dest was used instead of C-GET (said, never silent)
 
     def audit_items(self, run_id: str) -> list[Item]:
         return [
@@ -105,7 +106,11 @@ def fetch_inputs(pacs_inputs: dict[str, str], workspace: Path) -> tuple[dict[str
                 _audit_interrupted(workspace, keys, Transfer("receive", partial.pacs, partial.studies))
             raise
         folders[name] = where / keyed(study) / keyed(series) if series else where / keyed(study)
-        transfers.append(Transfer("receive", report.pacs, report.studies, report.received, report.present))
+        transfers.append(
+            Transfer(
+                "receive", report.pacs, report.studies, report.received, report.present, fell_back=report.fell_back
+            )
+        )
     return folders, transfers
 
 
