@@ -76,6 +76,13 @@ class StorageError(DicomposeError):
         super().__init__(f"{path}: {problem}" if path is not None else problem)
 
 
+class ClusterError(DicomposeError):
+    """The cluster the run's launches go to cannot run them (its worker jobs all ended before one joined): said
+    in one line, with where its logs are, instead of waiting for workers that never come."""
+
+    exit_code = EXIT_FAILED
+
+
 class PacsError(DicomposeError):
     """A PACS could not be reached, refused the association or the request, or dropped a transfer: one line
     naming the PACS (its URL, never a patient) and the cause; what was received whole is kept."""

@@ -237,3 +237,22 @@ def test_worker_jobs_sbatch_refuses_are_one_line_before_anything_runs(tmp_path: 
     assert proc.returncode == 2 and "sbatch refuses the worker jobs" in proc.stderr and said in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_workspace_with_a_space_holds_the_jobs_logs_and_jobs_that_die_at_start_are_one_line(tmp_path: Path):
+    """The job script's log paths are quoted ("proj A/ws" was refused by sbatch); worker jobs that all end before
+    one joins (a failing prologue, no venv on the node) end the run in one line naming their logs, where Dask
+    would wait for them for ever."""
+    common = ["run", str(demo_pipeline()), "--in", str(sample_data_folder()), "--engine", "local"]
+    common += ["--scheduler", "slurm", "--slurm", "jobs=2"]
+    proc = dicompose(tmp_path, *common, "--out", "proj A/out", "--workspace", "proj A/ws", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "proj A" / "ws" / "slurm-logs").rglob("*.err"))) == 2
+    started = time.monotonic()
+    dead = dicompose(tmp_path, *common, "--out", "o2", "--workspace", "ws2", "--slurm", "prologue=exit 3", timeout=120)
+    lines = dead.stderr.strip().splitlines()
+    assert dead.returncode == 1 and len(lines) == 1 and "Traceback" not in dead.stderr, dead.stderr
+    assert (
+        "every worker job ended before joining the run" in lines[0] and str(tmp_path / "ws2" / "slurm-logs") in lines[0]
+    )
+    assert time.monotonic() - started < 60 and ours(run_id_of(lines[0])) == []

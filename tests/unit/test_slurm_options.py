@@ -48,11 +48,12 @@ def test_options_become_sbatch_directives_and_worker_resources(tmp_path: Path):
     )
     kwargs = cluster_kwargs(options, tmp_path, python="/venv/bin/python")
     assert kwargs["queue"] == "gpu" and kwargs["account"] == "radiology"
-    assert kwargs["job_extra_directives"] == ["--gres=gpu:1", "--qos=high", "--exclusive"]
+    logs = [f'-e "{tmp_path}/dicompose-%J.err"', f'-o "{tmp_path}/dicompose-%J.out"']  # quoted: spaces in paths
+    assert kwargs["job_extra_directives"] == ["--gres=gpu:1", "--qos=high", "--exclusive", *logs]
     assert kwargs["cores"] == 2 and kwargs["processes"] == 1 and kwargs["memory"] == "4GB"
     # a launch asks for its processes, its step's memory and GPUs: each job advertises what it has
     assert kwargs["worker_extra_args"] == ["--resources", "cores=2,memory=4000000000,gpus=1", "--no-dashboard"]
-    assert kwargs["python"] == "/venv/bin/python" and kwargs["log_directory"] == str(tmp_path)
+    assert kwargs["python"] == "/venv/bin/python" and "log_directory" not in kwargs
     assert "queue" not in cluster_kwargs(SlurmOptions(), tmp_path)  # the cluster's default partition
     # Dask's own settings for the jobs come first, the site's prologue after them (it may override them)
     prologue = cluster_kwargs(options_from(["prologue=module load python"], {}), tmp_path)["job_script_prologue"]

@@ -17,6 +17,7 @@ without SLURM).
 
 from __future__ import annotations
 
+import shlex
 import sys
 import warnings
 from collections.abc import Mapping
@@ -140,6 +141,8 @@ def cluster_kwargs(
     the sbatch count)."""
     directives = [f"--gres={options.gres}"] if options.gres else []
     directives += [line if line.startswith("-") else f"--{line}" for line in options.extra]
+    # the logs' paths quoted (dask-jobqueue writes its log_directory bare: a workspace in "proj A/" was refused)
+    directives += [f'-e "{log_directory}/{job_name}-%J.err"', f'-o "{log_directory}/{job_name}-%J.out"']
     kwargs: dict[str, Any] = {
         "cores": options.cores,
         "processes": 1,
@@ -154,8 +157,7 @@ def cluster_kwargs(
             ",".join(f"{k}={v}" for k, v in options.resources().items()),
             "--no-dashboard",
         ],
-        "python": python,
-        "log_directory": str(log_directory),
+        "python": shlex.quote(python),  # a venv under a folder with a space in its name
         "job_name": job_name,  # squeue -n NAME: this run's worker jobs
         "scheduler_options": {"dashboard_address": None},
     }
@@ -194,6 +196,11 @@ class SlurmScheduler:
 
         from dicompose.schedulers.dask import DaskScheduler
 
+        if '"' in str(log_directory) or "\n" in str(log_directory):
+            raise UsageError(
+                f"--scheduler slurm: a workspace path with a double quote or a newline cannot hold the "
+                f"worker jobs' logs ({log_directory}); choose another --workspace"
+            )
         log_directory.mkdir(parents=True, exist_ok=True)
         try:
             with warnings.catch_warnings():  # "port 8787 is in use": Dask takes another; not the user's news
@@ -224,9 +231,34 @@ class SlurmScheduler:
         self, fn: Any, arg: Any, done: Any, cores: int = 1, memory_bytes: int | None = None, gpus: int = 0
     ) -> None:
         if not self._workers_up:  # the first launch waits for the jobs SLURM starts together, not just the first
-            self._dask.wait_for_workers(self._expected, grace_s=WORKER_GRACE_S)
+            self._dask.wait_for_workers(self._expected, grace_s=WORKER_GRACE_S, gone=self._all_jobs_ended)
             self._workers_up = True
         self._dask.submit(fn, arg, done, cores, memory_bytes, gpus)
+
+    def _all_jobs_ended(self) -> str | None:
+        """Why no worker job will ever join, or None: jobs started (each leaves its log) and none is in the
+        queue any more (a prologue that fails, no venv or ch-run on the node, a node that dies). Dask itself
+        would wait for them for ever."""
+        import shutil
+        import subprocess
+
+        started = sorted(self.log_directory.glob("*.err"), key=lambda p: p.stat().st_mtime)
+        if not started:
+            return None  # none has started yet (pending, or an adaptive cluster with nothing asked of it)
+        queue = subprocess.run(
+            [shutil.which("squeue") or "squeue", "-h", "-n", self.job_name, "-o", "%i"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if queue.returncode != 0 or queue.stdout.strip():
+            return None
+        lines = [line.strip() for line in started[-1].read_text(errors="replace").splitlines() if line.strip()]
+        said = f": {lines[-1][:200]}" if lines else " without a word"
+        return (
+            f"--scheduler slurm: every worker job ended before joining the run (the last{said}); "
+            f"their logs are in {self.log_directory}"
+        )
 
     def cancel_all(self) -> None:
         self._dask.cancel_all()
