@@ -56,7 +56,7 @@ def test_the_demo_on_slurm_gives_the_local_outputs_with_two_worker_jobs(tmp_path
     )
     assert proc.returncode == 0, proc.stderr
     run_id = run_id_of(proc.stdout)
-    assert "scheduler: slurm (2 worker jobs × 1 cores)" in " ".join((proc.stdout + proc.stderr).split())
+    assert "scheduler: slurm (2 worker jobs × 1 core)" in " ".join((proc.stdout + proc.stderr).split())
     mine = sorted(p.relative_to(tmp_path / "slurm") for p in (tmp_path / "slurm").rglob("*.dcm"))
     theirs = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.dcm"))
     assert mine == theirs and len(mine) == 10

@@ -222,7 +222,8 @@ class SlurmScheduler:
         self.cores_per_worker: int | None = options.cores
         self.cores: int | None = options.cores_at_most
         jobs = f"{options.min_jobs or 0}-{options.most_jobs}" if options.adaptive else str(options.jobs or 1)
-        self.name = f"slurm ({jobs} worker jobs × {options.cores} cores)"
+        plural = "" if jobs == "1" else "s"
+        self.name = f"slurm ({jobs} worker job{plural} × {options.cores} core{'' if options.cores == 1 else 's'})"
         self.log_directory, self.job_name = log_directory, job_name
         self._expected = options.jobs or options.min_jobs or 1
         self._workers_up = False
