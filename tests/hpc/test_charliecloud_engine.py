@@ -96,6 +96,7 @@ def test_a_step_is_confined_as_the_policy_says_and_the_record_names_what_is_not_
 
 
 def test_local_charliecloud_and_verify_agree_byte_for_byte_on_hostile_folder_names(images: Path, tmp_path: Path):
+    """Hostile names in the inputs' folders, and a colon in the workspace's (ch-run -b splits at colons)."""
     source = scans(tmp_path / "scans: one\nthree ü -x", ("ct_01.dcm", "ct_02.dcm", "ct_03.dcm"))
     results = {}
     for engine in ("local", "charliecloud"):
@@ -106,6 +107,10 @@ def test_local_charliecloud_and_verify_agree_byte_for_byte_on_hostile_folder_nam
         )
         assert proc.returncode == 0, proc.stderr
         results[engine] = outputs(tmp_path / engine)
+    colon = ("run", "normalize", "--in", str(source), "--out", "colon", "--engine", "charliecloud", "-p", "max=1000")
+    proc = dicompose(tmp_path, *colon, "--workspace", "wsb:1")
+    assert proc.returncode == 0, proc.stderr
+    assert outputs(tmp_path / "colon") == results["charliecloud"]
     assert len(results["local"]) == 3 and results["local"] == results["charliecloud"]
     runs = json.loads(dicompose(tmp_path, "runs", "--workspace", "ws", "--json").stdout)
     (local_run,) = [r["id"] for r in runs if r["engine"] == "local"]

@@ -96,6 +96,21 @@ def test_a_source_with_a_colon_is_bound_through_a_link(tmp_path: Path):
     assert str(hostile) in plan.read_only  # the real folder is what becomes read-only
 
 
+def test_a_workspace_with_a_colon_keeps_every_bind_whole(tmp_path: Path):
+    """The skeleton lives in the launch's scratch folder in the workspace; a workspace path with a colon
+    ("wsb:1") made every ``-b SRC:DST`` split in three: the skeleton then goes to the temp folder, and the
+    launch's own folder (in the workspace too) is bound through a link."""
+    workspace = tmp_path / "wsb:1"
+    the_spec = spec(tmp_path, workdir=workspace / "launch", scratch=workspace / "scratch")
+    engine = chrun.CharliecloudEngine()
+    skeleton = engine._skeleton(the_spec)
+    assert ":" not in str(skeleton)
+    argv = chrun_argv(the_spec, tmp_path / "image", skeleton)
+    binds = [argv[i + 1] for i, a in enumerate(argv) if a == "-b"]
+    assert binds and all(bind.count(":") == 1 for bind in binds)
+    assert engine._skeleton(spec(tmp_path, scratch=tmp_path / "scratch")) == tmp_path / "scratch" / "charliecloud"
+
+
 def test_binds_outside_the_image_areas_are_refused(tmp_path: Path):
     with pytest.raises(UsageError, match="cannot bind at /etc/x"):
         layout(spec(tmp_path, mounts=(Mount(tmp_path, "/etc/x"),)), tmp_path / "skel")

@@ -303,7 +303,9 @@ class CharliecloudEngine:
         return Path(image.location) if image.location else image_folder(image_dir(), image.digest)
 
     def _skeleton(self, spec: TaskSpec) -> Path:
-        if spec.scratch is not None:
+        """Where the launch's skeleton goes: its scratch folder in the workspace, unless that path has a colon
+        (``ch-run -b`` would split it, and every bind comes from the skeleton): then the temp folder."""
+        if spec.scratch is not None and ":" not in str(spec.scratch):
             return spec.scratch / "charliecloud"
         launch = spec.labels.get(f"{LABEL_PREFIX}.task", "launch")
         return Path(tempfile.gettempdir()) / f"dicompose-ch-{os.getpid()}-{launch}"

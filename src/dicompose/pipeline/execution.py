@@ -265,13 +265,20 @@ class Execution:
 
     def wind_down(self, seconds: float = 15.0) -> None:
         """After an interrupt (the engine has stopped the run's steps): take in the launches that end now, so
-        the tasks that finished are sealed, published and audited; launch nothing more."""
+        the tasks that finished are sealed, published and audited; launch nothing more. With a scheduler that
+        forgets cancelled launches (Dask, SLURM) only what has already come back is taken in: nothing more
+        will (what those launches finished is recovered by the next run)."""
         self.stopping = True
+        if not self.scheduler.reports_cancelled:
+            seconds = 0.0
         deadline = time.monotonic() + seconds
-        while self.running and time.monotonic() < deadline:
+        while self.running:
+            left = deadline - time.monotonic()
             try:
-                request, result, error = self.done.get(timeout=0.2)
+                request, result, error = self.done.get(timeout=min(0.2, left)) if left > 0 else self.done.get_nowait()
             except queue.Empty:
+                if left <= 0:
+                    break
                 continue
             self.running.pop(request.launch_id, None)
             self.finish_launch(request, result, error)

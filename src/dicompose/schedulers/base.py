@@ -14,6 +14,9 @@ class Scheduler(Protocol):
     cores_per_worker: int | None
     #: All the cores the scheduler can use at once, or None (the run's budget decides).
     cores: int | None
+    #: Whether calls running when :meth:`cancel_all` is called still report (a thread pool's do, once the engine
+    #: has stopped their steps); a Dask cluster forgets cancelled calls, so nobody waits for them.
+    reports_cancelled: bool
 
     def submit(
         self,

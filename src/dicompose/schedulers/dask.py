@@ -19,6 +19,7 @@ from dicompose.schedulers.base import Done
 class DaskScheduler:
     cores_per_worker: int | None = None
     cores: int | None = None
+    reports_cancelled = False  # cancelled futures are forgotten: their callbacks return without a word
 
     def __init__(self, address: str | None, workers: int, cluster: Any = None) -> None:
         """A LocalCluster (``address`` None), an existing cluster at ``address``, or ``cluster`` (one made by

@@ -13,6 +13,7 @@ class ThreadScheduler:
     name = "local"
     cores_per_worker: int | None = None
     cores: int | None = None
+    reports_cancelled = True  # a running launch returns once the engine has stopped its step
 
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
