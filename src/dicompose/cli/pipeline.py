@@ -121,7 +121,7 @@ def check(
         fail(exc)
     from dicompose.engines.resolve import resolve_engine
     from dicompose.pipeline.graph import build_graph
-    from dicompose.pipeline.images import missing_image, resolve_step_image
+    from dicompose.pipeline.images import missing_image, step_images
     from dicompose.pipeline.preflight import image_problems, resource_problems, scheduler_problems
 
     problems: list[str] = []
@@ -133,10 +133,7 @@ def check(
     problems += resource_problems(graph, scheduler, slurm or ())
     try:
         resolution = resolve_engine(
-            engine,
-            lambda engine: missing_image(
-                lambda: [resolve_step_image(n.descriptor, engine, allow_unpinned) for n in graph.steps]
-            ),
+            engine, lambda engine: missing_image(lambda: step_images(graph.steps, engine, allow_unpinned))
         )
     except UsageError as exc:
         problems.append(str(exc))
@@ -378,11 +375,9 @@ def demo_engine(requested: str) -> tuple[str, str]:
     if requested != "auto":
         return requested, f"{requested} engine requested"
     from dicompose.pipeline.graph import build_graph
-    from dicompose.pipeline.images import choose_engine, resolve_step_image
+    from dicompose.pipeline.images import choose_engine, step_images
     from dicompose.tools.samples import demo_pipeline
 
     steps = build_graph(demo_pipeline()).steps
-    resolution, _images = choose_engine(
-        "auto", lambda engine: {n.name: resolve_step_image(n.descriptor, engine, False) for n in steps}
-    )
+    resolution, _images = choose_engine("auto", lambda engine: step_images(steps, engine, False))
     return resolution.engine.name, resolution.why

@@ -39,12 +39,14 @@ def resolve_engine(choice: str, can_run: CanRun | None = None) -> Resolution:
     if choice == "local":
         return Resolution(engine_named("local"), "local engine requested")
     reasons: list[str] = []
+    lacking = False  # an engine answered but lacked the images
     for name in CONTAINER_ENGINES if choice == "auto" else (choice,):
         engine = engine_named(name)
         info = engine.info()
         lacks = can_run(engine) if info.available and can_run is not None and choice == "auto" else None
         if lacks is not None:
             reasons.append(f"{name} answers but {lacks}")
+            lacking = True
             continue
         if info.available:
             why = f"{info.version} " + ("requested" if choice == name else "answers" if name == "docker" else "found")
@@ -54,7 +56,6 @@ def resolve_engine(choice: str, can_run: CanRun | None = None) -> Resolution:
         if choice == name:
             raise UsageError(f"--engine {name}: {info.why}")
         reasons.append(f"{name}: {info.why}")
-    lacking = any(" answers but " in reason for reason in reasons)
     none = "no container engine with the images" if lacking else "no container engine"
     return Resolution(engine_named("local"), f"{none} ({'; '.join(reasons)}): running locally")
 

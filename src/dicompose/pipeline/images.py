@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from dicompose import __version__
 from dicompose.descriptors.descriptor import BUILTIN_TOOLS, Descriptor
@@ -11,6 +12,9 @@ from dicompose.engines.resolve import Resolution, resolve_engine
 from dicompose.errors import UnpinnedImageError, UsageError
 from dicompose.images.pins import pinned
 from dicompose.images.wheelhouse import runtime_lock, sha256_file
+
+if TYPE_CHECKING:
+    from dicompose.pipeline.graph import StepNode
 
 
 def resolve_step_image(descriptor: Descriptor, engine: Engine, allow_unpinned: bool) -> tuple[ImageRef | None, bool]:
@@ -32,6 +36,11 @@ def resolve_step_image(descriptor: Descriptor, engine: Engine, allow_unpinned: b
 
 
 Images = dict[str, tuple[ImageRef | None, bool]]
+
+
+def step_images(steps: Iterable[StepNode], engine: Engine, allow_unpinned: bool) -> Images:
+    """Each step's image on ``engine`` (refused with a :class:`UsageError` where one is missing or unpinned)."""
+    return {node.name: resolve_step_image(node.descriptor, engine, allow_unpinned) for node in steps}
 
 
 def choose_engine(choice: str, images_of: Callable[[Engine], Images]) -> tuple[Resolution, Images]:

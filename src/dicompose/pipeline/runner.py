@@ -26,7 +26,7 @@ from dicompose.errors import PacsError, RunInterruptedError, StorageError, Usage
 from dicompose.fileio import check_not_a_file, check_output_folder, check_writable_folder
 from dicompose.pipeline.execution import Execution
 from dicompose.pipeline.graph import PipelineGraph, bind_files, build_graph
-from dicompose.pipeline.images import Images, choose_engine, resolve_step_image
+from dicompose.pipeline.images import Images, choose_engine, step_images
 from dicompose.pipeline.inputs import Group, group_input
 from dicompose.pipeline.model import FINISHED, Events, LaunchInfo, NoEvents, PipelineReport, PipelineRequest
 from dicompose.pipeline.preflight import resource_problems
@@ -166,7 +166,7 @@ def resolve_images(request: PipelineRequest, graph: PipelineGraph, engine: Engin
     if request.recorded is not None:
         _graph, recorded = graph_from_snapshot(request.recorded, request.pipeline)
         return recorded_images(graph, recorded, engine, request.allow_unpinned)
-    return {n.name: resolve_step_image(n.descriptor, engine, request.allow_unpinned) for n in graph.steps}
+    return step_images(graph.steps, engine, request.allow_unpinned)
 
 
 def _groups(

@@ -18,6 +18,8 @@ without SLURM).
 from __future__ import annotations
 
 import shlex
+import shutil
+import subprocess
 import sys
 import warnings
 from collections.abc import Mapping
@@ -172,8 +174,6 @@ def _test_submit(cluster: Any) -> None:
     """``sbatch --test-only`` on the worker job script: a partition that does not exist, an option sbatch does
     not know or resources no node has are refused here, in one line, instead of by a submission Dask makes in
     the background (which logs a traceback and leaves the run waiting for workers that never come)."""
-    import shutil
-    import subprocess
 
     sbatch = shutil.which("sbatch") or "sbatch"
     proc = subprocess.run([sbatch, "--test-only"], input=cluster.job_script(), capture_output=True, text=True)
@@ -190,7 +190,6 @@ class SlurmScheduler:
     reports_cancelled = False  # as Dask's: and cancel_all ends the jobs that ran them
 
     def __init__(self, options: SlurmOptions, log_directory: Path, job_name: str = "dicompose") -> None:
-        import shutil
 
         if shutil.which("sbatch") is None:
             raise UsageError("--scheduler slurm: sbatch is not on PATH (run on a SLURM login or compute node)")
@@ -242,8 +241,6 @@ class SlurmScheduler:
         """Why no worker job will ever join, or None: jobs started (each leaves its log) and none is in the
         queue any more (a prologue that fails, no venv or ch-run on the node, a node that dies). Dask itself
         would wait for them for ever."""
-        import shutil
-        import subprocess
 
         started = sorted(self.log_directory.glob("*.err"), key=lambda p: p.stat().st_mtime)
         if not started:
@@ -268,8 +265,6 @@ class SlurmScheduler:
         (its launches went on for 14 s after a Ctrl-C): SLURM signals every process of the jobs, their steps
         included (a local step dies with its worker: PR_SET_PDEATHSIG). A task that finished inside a
         cancelled launch is recovered by the next run (``seal.recover_task``)."""
-        import shutil
-        import subprocess
 
         self._dask.cancel_all()
         subprocess.run(
