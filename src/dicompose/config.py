@@ -1,9 +1,11 @@
 """Settings, in one place: the command line over the environment over the configuration files over defaults.
 
 Configuration files (TOML) are ``./dicompose.toml`` (the project's, in the folder dicompose runs from) over
-``$DICOMPOSE_HOME/config.toml`` (the user's or the site's); a key in the first replaces the same key in the
-second, table by table. Every table and key is checked (a typo is an error naming the file, never ignored):
-see :data:`KEYS` and docs/configuration.md. Values are read when asked for, never cached globally.
+``$DICOMPOSE_HOME/config.toml`` (the user's) over ``/etc/dicompose/config.toml`` (the site's, set by its
+staff: the image folder, the SLURM partition and prologue; ``DICOMPOSE_SITE_CONFIG`` names another); a key in
+an upper file replaces the same key in a lower one, table by table. Every table and key is checked (a typo is
+an error naming the file, never ignored): see :data:`KEYS` and docs/configuration.md.
+Values are read when asked for, never cached globally.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dicompose.errors import UsageError
 
 PROJECT_CONFIG = "dicompose.toml"
 HOME_CONFIG = "config.toml"
+SITE_CONFIG = "/etc/dicompose/config.toml"
 #: table → key → (the type a value must have, what it means). The documentation is generated from nothing:
 #: keep docs/configuration.md in step (tests/unit/test_config.py checks that every key is documented).
 KEYS: dict[str, dict[str, tuple[type, str]]] = {
@@ -182,7 +185,8 @@ def config_files(cwd: Path | None = None) -> list[Path]:
         here = cwd or Path.cwd()
     except FileNotFoundError:
         raise UsageError("the current folder no longer exists: cd into one that does") from None
-    candidates = [data_home() / HOME_CONFIG, here / PROJECT_CONFIG]
+    site = Path(os.environ.get("DICOMPOSE_SITE_CONFIG") or SITE_CONFIG)
+    candidates = [site, data_home() / HOME_CONFIG, here / PROJECT_CONFIG]
     for path in candidates:
         if path.exists() and not path.is_file():
             raise UsageError(f"{path}: not a file (a configuration file is a TOML file)")
@@ -192,7 +196,8 @@ def config_files(cwd: Path | None = None) -> list[Path]:
 
 
 def load_config(cwd: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Every table of the configuration files, merged key by key (the project's over the home's), checked."""
+    """Every table of the configuration files, merged key by key (the project's over the user's over the
+    site's), checked."""
     merged: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
     for path in config_files(cwd):

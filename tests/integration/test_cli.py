@@ -754,3 +754,19 @@ def test_scheduler_choices_are_checked_before_anything_runs(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert "scheduler: dask" in " ".join((proc.stdout + proc.stderr).split())
     assert "already in use" not in proc.stderr  # Dask's port notices are not the user's news
+
+
+def test_progress_without_a_terminal_counts_failed_and_blocked_tasks_as_the_summary_does(tmp_path: Path):
+    """A line per launch when stderr is not a terminal: N of M finished, then failed and blocked apart (a task
+    behind a failed one never ran: counting it as failed said "2 failed" where the summary said 1)."""
+    from tests.support.pipelines import cli_run_argv, pipeline_file, write_scans
+
+    write_scans(tmp_path / "scans", groups=1)
+    marker = tmp_path / "broken"
+    marker.touch()
+    pipeline = pipeline_file(tmp_path, a=f', fail_if: "{marker}"')
+    proc = subprocess.run(cli_run_argv(tmp_path, pipeline), capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    progress = [line for line in proc.stderr.splitlines() if "finished" in line and "launch" in line]
+    assert progress and progress[-1].endswith("0 of 2 tasks finished, 1 failed, 1 blocked"), proc.stderr
+    assert "1 failed" in proc.stdout and "1 blocked" in proc.stdout, proc.stdout

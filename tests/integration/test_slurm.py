@@ -65,6 +65,41 @@ def test_the_demo_on_slurm_gives_the_local_outputs_with_two_worker_jobs(tmp_path
     jobs = list((tmp_path / "ws" / "slurm-logs" / run_id).glob("*.err"))
     assert 1 <= len(jobs) <= 2  # pilot jobs: never one sbatch per task (4 tasks here)
     assert ours(run_id) == []  # the worker jobs were cancelled when the run ended
+    shown = dicompose(tmp_path, "show", run_id, "--workspace", "ws")
+    ids = sorted(log.stem.rsplit("-", 1)[-1] for log in jobs)
+    said = " ".join(shown.stdout.split())
+    assert f"slurm worker jobs: {', '.join(ids)}; their logs: {tmp_path / 'ws' / 'slurm-logs' / run_id}" in said
+    assert json.loads(dicompose(tmp_path, "show", run_id, "--workspace", "ws", "--json").stdout)["slurm"]["jobs"] == ids
+
+
+def test_a_plan_and_a_rerun_with_nothing_to_do_submit_no_worker_job(tmp_path: Path):
+    """--dry-run names the scheduler and has sbatch --test-only judge the worker jobs (a partition that does not
+    exist is refused in one line), submitting none; a rerun whose tasks are all cached submits none either."""
+    common = ["run", str(demo_pipeline()), "--in", str(sample_data_folder()), "--engine", "local", "--out", "out"]
+    common += ["--workspace", "ws", "--scheduler", "slurm"]
+    plan = dicompose(tmp_path, *common, "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "scheduler: slurm (1 worker job × 1 core); 1 core" in " ".join(plan.stdout.split())
+    assert not (tmp_path / "ws" / "slurm-logs").exists()
+    refused = dicompose(tmp_path, *common, "--dry-run", "--slurm", "partition=nosuch")
+    assert refused.returncode == 2 and "sbatch refuses the worker jobs" in refused.stderr, refused.stderr
+    assert "invalid partition" in refused.stderr and refused.stderr.count("\n") == 1
+    first = dicompose(tmp_path, *common)
+    assert first.returncode == 0, first.stderr
+    again = dicompose(tmp_path, *common)
+    assert again.returncode == 0, again.stderr
+    rerun = run_id_of(again.stdout)
+    assert again.stdout.count(" cached; 0 launches") == 2, again.stdout  # both steps
+    assert not (tmp_path / "ws" / "slurm-logs" / rerun).exists()  # no worker job was submitted for it
+    argv = [str(BIN / "dicompose"), "check", str(demo_pipeline()), "--engine", "local", "--scheduler", "slurm"]
+    check = subprocess.run(
+        [*argv, "--slurm", "partition=nosuch"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")},
+    )
+    assert check.returncode != 0 and "sbatch refuses the worker jobs (invalid partition" in check.stdout + check.stderr
 
 
 def test_ctrl_c_cancels_the_worker_jobs(tmp_path: Path):
@@ -251,10 +286,37 @@ def test_a_workspace_with_a_space_holds_the_jobs_logs_and_jobs_that_die_at_start
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "proj A" / "ws" / "slurm-logs").rglob("*.err"))) == 2
     started = time.monotonic()
-    dead = dicompose(tmp_path, *common, "--out", "o2", "--workspace", "ws2", "--slurm", "prologue=exit 3", timeout=120)
+    prologue = ["--slurm", "prologue=module load nosuch-module", "--slurm", "prologue=echo never"]
+    dead = dicompose(tmp_path, *common, "--out", "o2", "--workspace", "ws2", *prologue, timeout=120)
     lines = dead.stderr.strip().splitlines()
     assert dead.returncode == 1 and len(lines) == 1 and "Traceback" not in dead.stderr, dead.stderr
     assert (
         "every worker job ended before joining the run" in lines[0] and str(tmp_path / "ws2" / "slurm-logs") in lines[0]
     )
+    assert "the worker job prologue failed (exit 127): module load nosuch-module" in lines[0]
     assert time.monotonic() - started < 60 and ours(run_id_of(lines[0])) == []
+
+
+def test_worker_jobs_that_reach_their_walltime_before_a_launch_ends_stop_the_run_in_one_line(tmp_path: Path):
+    """A launch that needs longer than a worker job lives would be handed from job to job for ever (Dask
+    reschedules it, the runner retries it): after two walltime deaths per job slot with no task finished, the
+    run stops in one line saying what to change, publishes nothing partial and leaves nothing in the queue."""
+    from dicompose.dicom import synthetic
+
+    synthetic.write_ct_series(tmp_path / "scans" / "s0", "walltime-0", 1, 8, 8)
+    code = (
+        "import pathlib, sys, time; time.sleep(300); "
+        "[pathlib.Path(pathlib.Path(f).stem + '.out').write_text('x') for f in sys.argv[1:]]"
+    )
+    tool = snippet_tool(tmp_path / "long.json", "longer", code, "*.out", "long")
+    argv = ["run", str(tool), "--in", str(tmp_path / "scans"), "--out", "out", "--engine", "local"]
+    argv += ["--scheduler", "slurm", "--slurm", "jobs=1", "--slurm", "walltime=00:01:00", "--workspace", "ws"]
+    started = time.monotonic()
+    proc = dicompose(tmp_path, *argv, timeout=420)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "2 worker jobs reached their walltime (00:01:00) and no task finished" in lines[0]
+    assert "raise --slurm walltime=" in lines[0] and str(tmp_path / "ws" / "slurm-logs") in lines[0]
+    assert time.monotonic() - started < 400
+    assert not list((tmp_path / "out").rglob("*.out"))
+    assert ours(run_id_of(lines[0])) == []

@@ -144,14 +144,38 @@ def test_images_are_found_by_pin_or_by_their_one_export_and_verified(tmp_path: P
         engine.resolve_image("dicompose/normalize:0.1.0", None, allow_unpinned=False, hint="h")
     assert engine.resolve_image("dicompose/normalize:0.1.0", None, allow_unpinned=True, hint="h") == (image, False)
     assert exported(tmp_path / "images", "dicompose/threshold:0.1.0") == []
-    with pytest.raises(UsageError, match="not in the image folder"):
-        engine.resolve_image("dicompose/normalize:0.1.0", "sha256:" + "ee" * 32, allow_unpinned=False, hint="h")
+    with pytest.raises(UsageError, match="not in the image folder") as missing:
+        engine.resolve_image(
+            "dicompose/normalize:0.1.0", "sha256:" + "ee" * 32, allow_unpinned=False, hint="h", tool="normalize"
+        )
+    # a cluster has no Docker: the advice says where an export is made, and that it may be copied here
+    said = str(missing.value)
+    assert f"where Docker has the image, dicompose export-charliecloud normalize --out {tmp_path / 'images'}" in said
+    assert "copied there" in said
     _export(tmp_path / "images", "dicompose/normalize:0.1.0", "sha256:" + "ee" * 32)
     with pytest.raises(UsageError, match=r"holds 2 exports .* and none is pinned"):
         engine.resolve_image("dicompose/normalize:0.1.0", None, allow_unpinned=False, hint="h")
     (folder / "etc" / "os-release").write_text("edited\n")
     with pytest.raises(UsageError, match=r"differs from its export.*etc/os-release: changed since export"):
         engine.resolve_image("dicompose/normalize:0.1.0", DIGEST, allow_unpinned=False, hint="h")
+
+
+def test_a_missing_image_folder_says_where_its_path_came_from(tmp_path: Path, monkeypatch):
+    """Given (--image-dir, the environment, the configuration): check it; the default: name the site's folder.
+    Never "give --image-dir" to a user who gave it."""
+    monkeypatch.setenv("DICOMPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DICOMPOSE_IMAGE_DIR", str(tmp_path / "typo"))
+    engine = chrun.CharliecloudEngine()
+    with pytest.raises(UsageError) as given:
+        engine.resolve_image("dicompose/normalize:0.1.0", DIGEST, allow_unpinned=False, hint="h", tool="normalize")
+    assert f"image folder {tmp_path / 'typo'} (named by --image-dir, DICOMPOSE_IMAGE_DIR" in str(given.value)
+    assert "no such folder" in str(given.value) and "give --image-dir" not in str(given.value)
+    monkeypatch.delenv("DICOMPOSE_IMAGE_DIR")
+    with pytest.raises(UsageError) as default:
+        engine.resolve_image("dicompose/normalize:0.1.0", DIGEST, allow_unpinned=False, hint="h", tool="normalize")
+    assert f"image folder {tmp_path / 'home' / 'charliecloud'} (the default; name the site's with --image-dir" in str(
+        default.value
+    )
 
 
 def test_a_verified_image_is_hashed_again_only_when_something_in_it_changed(tmp_path: Path, monkeypatch):
@@ -245,7 +269,7 @@ def test_auto_passes_over_an_engine_without_the_images_down_to_local_and_says_wh
     why = resolution.why
     assert why.startswith("no container engine with the images (docker answers but image dicompose/normalize")
     assert "apptainer: absent" in why and "charliecloud answers but image folder /shared/images" in why
-    assert why.endswith("running locally")
+    assert why.endswith("running locally; no container, no isolation")
 
     asked.clear()
     engines["charliecloud"].name = "ready"  # an engine that has them is chosen, its images resolved once

@@ -20,6 +20,7 @@ DOCS = Path(__file__).parents[2] / "docs" / "configuration.md"
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DICOMPOSE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DICOMPOSE_WORKERS", raising=False)
+    monkeypatch.setenv("DICOMPOSE_SITE_CONFIG", str(tmp_path / "site.toml"))  # not this machine's /etc
     (tmp_path / "home").mkdir()
     (tmp_path / "project").mkdir()
     return tmp_path
@@ -39,6 +40,22 @@ def test_project_over_home_environment_over_both_command_line_over_all(home: Pat
     assert configured("run", "scheduler", None, "local", project) == "dask"  # from the home file
     assert configured("run", "timeout", None, 60, project) == 60  # nobody set it: the default
     assert load_config(home) == {"run": {"workers": 3, "engine": "docker", "scheduler": "dask"}}
+
+
+def test_the_site_file_is_under_the_user_s_and_the_project_s(home: Path):
+    """A cluster's administrators set the image folder and the partition once, in /etc/dicompose/config.toml
+    (here: DICOMPOSE_SITE_CONFIG); users and projects override them key by key; its mistakes name it."""
+    site = home / "site.toml"
+    site.write_text('[run]\nimage_dir = "/shared/images"\nengine = "charliecloud"\n[slurm]\npartition = "short"\n')
+    (home / "home" / "config.toml").write_text('[slurm]\naccount = "imaging"\n')
+    (home / "project" / "dicompose.toml").write_text('[run]\nengine = "local"\n')
+    assert load_config(home / "project") == {
+        "run": {"image_dir": "/shared/images", "engine": "local"},
+        "slurm": {"partition": "short", "account": "imaging"},
+    }
+    site.write_text("[slurm]\npartiton = 'short'\n")
+    with pytest.raises(UsageError, match=f"{site}: \\[slurm\\] partiton: unknown key"):
+        load_config(home / "project")
 
 
 @pytest.mark.parametrize(
@@ -87,7 +104,8 @@ def test_the_cli_takes_the_engine_from_the_project_file(home: Path):
     argv = [str(BIN / "dicompose"), "check", str(Path(__file__).parents[2] / "src/dicompose/pipelines/demo.yaml")]
     (project / "dicompose.toml").write_text('[run]\nengine = "local"\n')
     proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0 and "engine: local (local engine requested)" in proc.stdout, proc.stderr
+    said = "engine: local (local engine requested; no container, no isolation)"
+    assert proc.returncode == 0 and said in proc.stdout, proc.stderr
     proc = subprocess.run([*argv, "--engine", "auto"], cwd=project, env=env, capture_output=True, text=True)
     assert "local engine requested" not in proc.stdout  # the command line wins
     for text, said in (

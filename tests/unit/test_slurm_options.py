@@ -57,8 +57,32 @@ def test_options_become_sbatch_directives_and_worker_resources(tmp_path: Path):
     assert "queue" not in cluster_kwargs(SlurmOptions(), tmp_path)  # the cluster's default partition
     # Dask's own settings for the jobs come first, the site's prologue after them (it may override them)
     prologue = cluster_kwargs(options_from(["prologue=module load python"], {}), tmp_path)["job_script_prologue"]
-    assert prologue[-1] == "module load python"
-    assert "export DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD=fork" in prologue[:-1]
+    assert prologue[-2] == "module load python"
+    dask_settings = prologue.index("export DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD=fork")
+    assert dask_settings < prologue.index("module load python")
+
+
+@pytest.mark.parametrize(
+    ("lines", "failed"),
+    [
+        (["export A=1", "no-such-command-here --x", "echo late"], "(exit 127): no-such-command-here --x"),
+        (["if true; then", "  false", "fi"], "(exit 1): false"),
+        (["export A=1", "if false; then", "  exit 9", "fi"], None),  # a condition that fails is not a failure
+    ],
+)
+def test_a_prologue_line_that_fails_ends_the_job_naming_it(tmp_path: Path, lines: list[str], failed: str | None):
+    """The job script's prologue, run by bash as SLURM would: a failing line ends the job (exit 3) with a line
+    the run quotes, before the worker starts without what the prologue was for; whole if … fi blocks work."""
+    import subprocess
+
+    options = options_from([f"prologue={line}" for line in lines], {})
+    script = "\n".join([*cluster_kwargs(options, tmp_path)["job_script_prologue"], 'echo "worker starts $A"'])
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    if failed is None:
+        assert proc.returncode == 0 and proc.stdout == "worker starts 1\n", proc.stderr
+    else:
+        assert proc.returncode == 3 and "worker starts" not in proc.stdout
+        assert proc.stderr.strip().splitlines()[-1] == f"dicompose: the worker job prologue failed {failed}"
 
 
 def test_no_launch_asks_more_cores_than_a_worker_job_has():

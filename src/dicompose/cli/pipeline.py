@@ -129,7 +129,7 @@ def check(
         graph = build_graph(pipeline, collect=problems)
     except ProblemsError as exc:  # the file's structure: nothing more can be checked
         refuse(pipeline, exc.problems)
-    problems += scheduler_problems(scheduler)
+    problems += scheduler_problems(scheduler, slurm or ())
     problems += resource_problems(graph, scheduler, slurm or ())
     try:
         resolution = resolve_engine(
@@ -351,15 +351,17 @@ class _Progress:
     def launch(self, launch: LaunchInfo, report: PipelineReport) -> None:
         if not self.enabled:
             return
-        done, total = report.finished(), max(report.expected, len(report.tasks))
+        total = max(report.expected, len(report.tasks))
         if self.bar is not None:
-            self.bar.update(self.row, total=total, completed=done)
+            self.bar.update(self.row, total=total, completed=report.finished())
             return
         from dicompose.pipeline.model import FINISHED
 
         verdict = {0: "ok", None: "did not finish"}.get(launch.exit_code, f"exit {launch.exit_code}")
         good = sum(1 for t in report.tasks if t.status in FINISHED)  # as the run's summary counts them
-        bad = f", {done - good} failed" if done > good else ""
+        failed = sum(1 for t in report.tasks if t.status == "failed")
+        blocked = sum(1 for t in report.tasks if t.status == "blocked")  # behind a failed task: never ran
+        bad = (f", {failed} failed" if failed else "") + (f", {blocked} blocked" if blocked else "")
         stderr.print(
             f"[{time.monotonic() - self.started:6.1f} s] {launch.step}: launch {launch.id.rsplit('-', 1)[-1]} "
             f"({len(launch.tasks)} {plural(len(launch.tasks), 'task')}, {launch.processes} proc, "
@@ -371,9 +373,9 @@ class _Progress:
 
 def demo_engine(requested: str) -> tuple[str, str]:
     """For the demo: ``auto`` means a container engine only if it has the demo's images, else the local
-    engine (and why), as for any run."""
-    if requested != "auto":
-        return requested, f"{requested} engine requested"
+    engine (and why), as for any run. Another choice is the run's to resolve (why: "")."""
+    if requested != "auto":  # resolved by the run, whose sentence names what the engine does not enforce
+        return requested, ""
     from dicompose.pipeline.graph import build_graph
     from dicompose.pipeline.images import choose_engine, step_images
     from dicompose.tools.samples import demo_pipeline

@@ -108,8 +108,11 @@ def show(
     index = _index(workspace)
     run = _run_or_fail(index, run_id, workspace)
     attempts = index.attempts(run["id"])
+    jobs = _worker_jobs(workspace, run)
     if as_json:
         doc = {**run, "attempts": attempts, "launches": index.launches(run["id"])}
+        if jobs is not None:
+            doc["slurm"] = {"jobs": jobs[1], "logs": str(jobs[0])}
         redactor = _redactor(run, attempts)
         emit_json("dicompose.show/1", redactor.value(doc) if redactor else doc)
         return
@@ -117,7 +120,11 @@ def show(
     if collected := (run.get("details") or {}).get("collected"):
         duration += f"; its task folders and logs were removed by dicompose gc on {_when(collected)}"
     stdout.print(f"run {run['id']}: {run['status']} ({run['kind']} {escape(run['target'])}), {duration}")
-    stdout.print(f"engine: {run['engine']} ({escape(run['engine_why'] or '')}); scheduler: {run['scheduler']}")
+    stdout.print(f"engine: {run['engine']} ({escape(run['engine_why'] or '')})")
+    stdout.print(f"scheduler: {run['scheduler']}", highlight=False)
+    if jobs is not None:
+        ids = ", ".join(jobs[1]) or "none started"
+        stdout.print(f"slurm worker jobs: {ids}; their logs: {escape(str(jobs[0]))}", highlight=False)
     launches = index.launches(run["id"])
     if launches:
         per_step: dict[str, list[int]] = {}
@@ -145,6 +152,16 @@ def show(
         if a["message"]:
             said = redactor.value(a["message"]) if redactor else a["message"]
             stdout.print(f"{a['step']} {escape('[' + a['task_label'] + ']')} {a['status']}: {escape(said)}")
+
+
+def _worker_jobs(workspace: Path, run: dict[str, Any]) -> tuple[Path, list[str]] | None:
+    """A SLURM run's worker jobs (their ids, from their logs' names) and the folder of their logs; None for
+    another scheduler's run."""
+    if not str(run.get("scheduler") or "").startswith("slurm"):
+        return None
+    folder = (workspace / "slurm-logs" / run["id"]).absolute()
+    ids = {log.stem.rsplit("-", 1)[-1] for log in folder.glob("*.err")} if folder.is_dir() else set()
+    return folder, sorted(ids, key=lambda job: (len(job), job))
 
 
 def logs(

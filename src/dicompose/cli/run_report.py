@@ -27,7 +27,8 @@ def print_plan(report: PipelineReport, graph: PipelineGraph) -> None:
     """``--dry-run``: the tasks (cached or planned), and the exact command of each launch."""
     redactor = _report_redactor(report)
     stdout.print(
-        f"engine: {report.engine} ({escape(report.engine_why)}); {report.budget} {plural(report.budget, 'core')}"
+        f"engine: {report.engine} ({escape(report.engine_why)}); scheduler: {report.scheduler}; "
+        f"{report.budget} {plural(report.budget, 'core')}"
     )
     for node in graph.steps:
         tasks = [t for t in report.tasks if t.step == node.name]

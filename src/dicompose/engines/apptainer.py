@@ -88,7 +88,9 @@ class ApptainerEngine:
                 )
         return self._info
 
-    def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
+    def resolve_image(
+        self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str, tool: str = "TOOL"
+    ) -> tuple[ImageRef, bool]:
         """Apptainer runs what it is given (a .sif path or a docker-daemon:/oras: reference) by that name."""
         if not pin and not allow_unpinned:
             raise UnpinnedImageError(name, "a descriptor container-hash or dicompose build pins it")

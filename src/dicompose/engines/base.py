@@ -104,8 +104,12 @@ class Engine(Protocol):
     def run(self, spec: TaskSpec) -> RunResult:
         """Run a launch; a failing tool is a result, an engine that refuses raises :class:`EngineError`."""
 
-    def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
-        """(the image to run, pinned?) for ``name``; a pin that does not match is a UsageError."""
+    def resolve_image(
+        self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str, tool: str = "TOOL"
+    ) -> tuple[ImageRef, bool]:
+        """(the image to run, pinned?) for ``name``; a pin that does not match is a UsageError. ``hint`` says how
+        to get a missing image where it is built; ``tool`` is the tool's name, for an engine whose images come
+        from elsewhere (an image folder) to phrase its own advice."""
 
     def has_image(self, image: ImageRef) -> bool:
         """Is this exact image (by digest) still available to run?"""

@@ -238,15 +238,25 @@ class CharliecloudEngine:
         """ch-run's own environment (the step's is set from the image): it needs $USER."""
         return {"USER": os.environ.get("USER") or getpass.getuser(), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
-    def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
+    def resolve_image(
+        self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str, tool: str = "TOOL"
+    ) -> tuple[ImageRef, bool]:
         """The exported image of ``pin`` (or the image folder's pin of ``name``, or its one export), verified.
 
         An export found by name alone, with no pin anywhere, is unpinned (as a Docker tag is): refused unless
         ``allow_unpinned``."""
         images = image_dir()
-        export = f"export it there with dicompose export-charliecloud TOOL --out {images}"
+        export = (
+            f"export it where Docker has the image, dicompose export-charliecloud {tool} --out {images} (or into a "
+            "folder copied there: docs/hpc.md)"
+        )
         if not images.is_dir():
-            raise UsageError(f"image folder {images}: no such folder ({export}, or give --image-dir)")
+            named = (
+                "named by --image-dir, DICOMPOSE_IMAGE_DIR or the configuration's image_dir"
+                if os.environ.get("DICOMPOSE_IMAGE_DIR")
+                else "the default; name the site's with --image-dir or image_dir in dicompose.toml"
+            )
+            raise UsageError(f"image folder {images} ({named}): no such folder; {export}")
         if not os.access(images, os.R_OK | os.X_OK):
             raise UsageError(f"image folder {images}: not readable by {getpass.getuser()}")
         is_pinned = True

@@ -180,7 +180,9 @@ class DockerEngine:
         except docker.errors.APIError as exc:
             raise EngineError(f"the Docker engine did not answer ({short(exc)})") from None
 
-    def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
+    def resolve_image(
+        self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str, tool: str = "TOOL"
+    ) -> tuple[ImageRef, bool]:
         image_id, is_pinned = resolve_image(self._inspect, name, pin, allow_unpinned=allow_unpinned, hint=hint)
         return ImageRef(name, image_id), is_pinned
 

@@ -54,7 +54,9 @@ class FakeEngine:
     def command(self, spec: TaskSpec) -> list[str]:
         return ["fake-engine", *spec.argv]
 
-    def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
+    def resolve_image(
+        self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str, tool: str = "TOOL"
+    ) -> tuple[ImageRef, bool]:
         return ImageRef(name, pin or f"sha256:fake-{name}"), True
 
     def has_image(self, image: ImageRef) -> bool:

@@ -22,7 +22,9 @@ class LocalEngine:
     def info(self) -> EngineInfo:
         return EngineInfo(self.name, True, f"dicompose {__version__} / Python {sys.version.split()[0]}")
 
-    def resolve_image(self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str) -> tuple[ImageRef, bool]:
+    def resolve_image(
+        self, name: str, pin: str | None, *, allow_unpinned: bool, hint: str, tool: str = "TOOL"
+    ) -> tuple[ImageRef, bool]:
         raise UsageError(f"the local engine runs no image ({name})")
 
     def has_image(self, image: ImageRef) -> bool:

@@ -11,6 +11,8 @@ from dicompose.engines.base import Engine
 from dicompose.engines.registry import engine_named
 from dicompose.errors import UsageError
 
+#: What the local engine does not enforce, said where the engine is named (no container: no policy at all).
+NO_CONTAINER = "no container, no isolation"
 #: What users choose from (``fake`` also resolves, for tests, but is not offered).
 ENGINES = ("auto", "docker", "apptainer", "charliecloud", "local")
 #: ``auto``'s order: the strongest isolation first (a daemon's), then the unprivileged HPC runtimes.
@@ -37,7 +39,7 @@ def resolve_engine(choice: str, can_run: CanRun | None = None) -> Resolution:
     if choice not in ENGINES:
         raise UsageError(f"unknown engine {choice!r} (choose from {', '.join(ENGINES)})")
     if choice == "local":
-        return Resolution(engine_named("local"), "local engine requested")
+        return Resolution(engine_named("local"), f"local engine requested; {NO_CONTAINER}")
     reasons: list[str] = []
     lacking = False  # an engine answered but lacked the images
     for name in CONTAINER_ENGINES if choice == "auto" else (choice,):
@@ -57,7 +59,7 @@ def resolve_engine(choice: str, can_run: CanRun | None = None) -> Resolution:
             raise UsageError(f"--engine {name}: {info.why}")
         reasons.append(f"{name}: {info.why}")
     none = "no container engine with the images" if lacking else "no container engine"
-    return Resolution(engine_named("local"), f"{none} ({'; '.join(reasons)}): running locally")
+    return Resolution(engine_named("local"), f"{none} ({'; '.join(reasons)}): running locally; {NO_CONTAINER}")
 
 
 def _not_enforced(engine: Engine) -> str:

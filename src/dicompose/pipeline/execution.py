@@ -64,6 +64,7 @@ class Execution:
         self.followers: dict[str, list[Task]] = {}
         self.running: dict[str, int] = {}  # launch id → cores it holds
         self.launch_numbers = 0
+        self.progressed_at = time.time()  # when a task last succeeded (or the run started): see check_health
         self.unpublished: list[Task] = []  # settled, outputs not yet in --out (see flush)
         self.unaudited: list[Item] = []
         self.stopping = False  # interrupted: launch nothing more
@@ -225,8 +226,9 @@ class Execution:
             delay_s=delay,
         )
 
-    def plan_only(self) -> None:
-        """``--dry-run``: pack every ready task as the first dispatch would, with the exact commands; run nothing."""
+    def plan_only(self, per_launch: int | None = None) -> None:
+        """``--dry-run``: pack every ready task as the first dispatch would (``per_launch``: the most cores one
+        launch may use where it runs, a SLURM worker job's), with the exact commands; run nothing."""
         from dicompose.pipeline.launch import launch_spec
 
         budget = self.report.budget
@@ -240,6 +242,7 @@ class Execution:
                     packable=node.descriptor.manifest_flag is not None,
                     cpus=node.spec.resources.cpus,
                     max_tasks=node.spec.pack,
+                    per_launch=per_launch,
                 )
                 for plan in plans:
                     request = self.launch_request(node, [ready[i] for i in plan.tasks], plan.processes)
@@ -257,6 +260,7 @@ class Execution:
             try:
                 request, result, error = self.done.get(timeout=0.2)
             except queue.Empty:
+                self.scheduler.check_health(self.progressed_at)  # worker jobs that never finish a launch end it
                 self.dispatch()  # retries whose backoff has passed
                 continue
             self.running.pop(request.launch_id, None)
@@ -325,6 +329,8 @@ class Execution:
         even when the step asks for no retries: it says nothing about the task.
         """
         task.result = result
+        if result.status != "failed":
+            self.progressed_at = time.time()
         image = self.images[task.step][0]
         try:
             self._record(node, task, result, image)

@@ -31,7 +31,9 @@ def resolve_step_image(descriptor: Descriptor, engine: Engine, allow_unpinned: b
         or engine.site_pin(descriptor.name, descriptor.digest)  # an image folder's, on a cluster without pins
     )
     hint = f"run: dicompose build {descriptor.name}" if descriptor.name in BUILTIN_TOOLS else "build or load it"
-    image, is_pinned = engine.resolve_image(str(name), pin, allow_unpinned=allow_unpinned, hint=hint)
+    image, is_pinned = engine.resolve_image(
+        str(name), pin, allow_unpinned=allow_unpinned, hint=hint, tool=descriptor.name
+    )
     return image, is_pinned
 
 

@@ -93,15 +93,24 @@ def check_scheduler(name: str, slurm: list[str]) -> None:
         options_from(slurm, load_config().get("slurm", {}))
 
 
-def scheduler_problems(name: str) -> list[str]:
-    """What ``check`` says of a scheduler: unknown, or SLURM where ``sbatch`` is not (or its options)."""
+def scheduler_problems(name: str, slurm: Sequence[str] = ()) -> list[str]:
+    """What ``check`` says of a scheduler: unknown, or SLURM where ``sbatch`` is not, or refuses the worker
+    jobs ``--slurm`` over ``[slurm]`` describe (``sbatch --test-only``: a partition, account or resources this
+    cluster does not have; nothing is submitted)."""
     try:
-        check_scheduler(name, [])
+        check_scheduler(name, list(slurm))
     except UsageError as exc:
         return [str(exc)]
     if name == "slurm":
         import shutil
+        from pathlib import Path
+
+        from dicompose.config import load_config
+        from dicompose.schedulers.slurm import job_script, options_from, sbatch_refusal
 
         if shutil.which("sbatch") is None:
             return ["--scheduler slurm: sbatch is not on PATH (run on a SLURM login or compute node)"]
+        options = options_from(list(slurm), load_config().get("slurm", {}))
+        refusal = sbatch_refusal(job_script(options, Path(".dicompose") / "slurm-logs" / "check", "dicompose-check"))
+        return [refusal] if refusal else []
     return []

@@ -270,13 +270,15 @@ def _plan(
     why: str,
     images: dict[str, tuple[ImageRef | None, bool]],
     budget: int,
+    scheduler: Scheduler | None = None,
 ) -> PipelineReport:
-    report = PipelineReport("dry-run", workspace.root, engine.name, why, request.scheduler, budget, images)
+    name = scheduler.name if scheduler is not None else request.scheduler
+    report = PipelineReport("dry-run", workspace.root, engine.name, why, name, budget, images)
     report.private = graph.deidentifying
     audit = AuditRecorder(workspace.root, index)  # its keys name private groups; a plan records nothing
     run = Execution(request, graph, workspace, index, engine, None, report, NoEvents(), audit, Recorder())  # type: ignore[arg-type]
     run.start(_groups(request, graph, index, report))
-    run.plan_only()
+    run.plan_only(scheduler.cores_per_worker if scheduler is not None else None)
     return report
 
 
@@ -302,7 +304,11 @@ def _run_locked(
         folders, transfers = fetch_inputs(request.pacs_inputs, workspace.root)
         request = replace(request, inputs={**request.inputs, **folders})
     if request.dry_run:
-        plan = _plan(request, graph, workspace, index, engine, resolution.why, images, budget)
+        planner = None
+        if request.scheduler == "slurm":  # its name, its cores, and sbatch --test-only's verdict (no job submitted)
+            planner = make_scheduler(request.scheduler, budget, request, workspace.root, "dry-run")
+            budget = planner.cores if planner.cores is not None and not request.workers else budget
+        plan = _plan(request, graph, workspace, index, engine, resolution.why, images, budget, planner)
         plan.transfers = transfers
         return plan
     report = PipelineReport(
@@ -310,7 +316,8 @@ def _run_locked(
     )
     report.private = graph.deidentifying
     report.transfers = transfers
-    # made first: a cluster's workers (SLURM jobs: 1.8 s to be scheduled and start here) come up while we plan
+    # made first: a Dask cluster's workers come up while we plan (SLURM's worker jobs wait for the first launch:
+    # a rerun with nothing to do submits none)
     scheduler = make_scheduler(request.scheduler, budget, request, workspace.root, report.run_id)
     try:
         with paused_gc():

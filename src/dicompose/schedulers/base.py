@@ -30,6 +30,11 @@ class Scheduler(Protocol):
         """Run ``fn(arg)`` somewhere with ``cores`` cores (and ``memory_bytes``, ``gpus`` where the scheduler
         places work by them); call ``done(result, error)`` when it ends (from any thread)."""
 
+    def check_health(self, progressed_at: float) -> None:
+        """Raise :class:`~dicompose.errors.ClusterError` when the work can no longer finish here (worker jobs
+        that die at their walltime while no task succeeds: ``progressed_at``, the time one last did); asked
+        while the run waits (cheap: rate-limited)."""
+
     def cancel_all(self) -> None:
         """Cancel everything not yet started (running tasks are stopped by the engine cleanup)."""
 

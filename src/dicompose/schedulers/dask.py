@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import warnings
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from typing import Any
 
 from dicompose.errors import ClusterError, UsageError
@@ -25,6 +27,10 @@ class DaskScheduler:
         """A LocalCluster (``address`` None), an existing cluster at ``address``, or ``cluster`` (one made by
         the caller, e.g. dask-jobqueue's: closed with this scheduler)."""
         from distributed import Client, LocalCluster
+
+        # Dask's own log lines (a worker job lost at its walltime, a result it took with it) are events the run
+        # handles and reports in its own words: not tracebacks on the user's terminal
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
         self._cluster = cluster
         self._resources = cluster is not None  # its workers advertise their cores (schedulers.slurm)
@@ -65,8 +71,14 @@ class DaskScheduler:
         def callback(f: Any) -> None:
             if f.status == "cancelled":
                 return
-            error = f.exception() if f.status == "error" else None
-            done(None if error else f.result(), error)
+            try:
+                result = f.result()
+            except CancelledError:  # cancelled while its result was fetched (a run winding down): forgotten
+                return
+            except Exception as exc:  # the launch raised, or its worker (job) was lost with its result
+                done(None, exc)
+            else:
+                done(result, None)
 
         future.add_done_callback(callback)
         self._futures.append(future)
@@ -85,6 +97,9 @@ class DaskScheduler:
                     raise ClusterError(why) from None
         with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
             self._client.wait_for_workers(count, timeout=grace_s)
+
+    def check_health(self, progressed_at: float) -> None:
+        """Nothing to watch: a launch that fails comes back as a failed attempt."""
 
     def cancel_all(self) -> None:
         with contextlib.suppress(Exception):

@@ -40,6 +40,9 @@ class ThreadScheduler:
         future.add_done_callback(callback)
         self._futures.append(future)
 
+    def check_health(self, progressed_at: float) -> None:
+        """Nothing to watch: a launch that fails comes back as a failed attempt."""
+
     def cancel_all(self) -> None:
         for future in self._futures:
             future.cancel()

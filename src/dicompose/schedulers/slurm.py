@@ -17,22 +17,28 @@ without SLURM).
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from dicompose.config import KEYS, value_problem
-from dicompose.errors import UsageError
+from dicompose.errors import ClusterError, UsageError
 
 #: After the first worker job is up, how long the first launch waits for the others (jobs SLURM starts together
 #: arrive within a fraction of a second; one left pending in a busy queue delays the run by this at most).
 WORKER_GRACE_S = 2.0
+#: How often a run looks for worker jobs that SLURM ended at their walltime, and how it knows them (slurmstepd's
+#: line in the job's log).
+HEALTH_INTERVAL_S = 5.0
+TIME_LIMIT = "DUE TO TIME LIMIT"
 #: Dask settings of the worker jobs. The nanny forks its worker instead of spawning a Python that imports Dask
 #: again (0.7 s of every job's start here); the worker's system and memory monitors look every 2 s, not 10
 #: times a second: a worker job's cores are the launches' (Dask's own sampling took 15 % of a core per idle
@@ -135,6 +141,20 @@ def options_from(given: list[str], configured: Mapping[str, Any]) -> SlurmOption
     return SlurmOptions(**values)
 
 
+#: Bash's ERR trap around the job prologue: a line that fails (``module load`` of a module the node lacks) ends
+#: the job saying which, in its log (the run then says every job ended, with that line), instead of a worker
+#: that starts without what the prologue was for. Multi-line constructs (if … fi) stay whole.
+PROLOGUE_FAILED = (
+    'trap \'rc=$?; printf "dicompose: the worker job prologue failed (exit %s): %s\\n" "$rc" "$BASH_COMMAND" >&2; '
+    "exit 3' ERR"
+)
+
+
+def guarded(prologue: tuple[str, ...]) -> list[str]:
+    """The prologue's lines between :data:`PROLOGUE_FAILED` and the trap's removal (none: nothing)."""
+    return [PROLOGUE_FAILED, *prologue, "trap - ERR"] if prologue else []
+
+
 def cluster_kwargs(
     options: SlurmOptions, log_directory: Path, python: str = sys.executable, job_name: str = "dicompose"
 ) -> dict[str, Any]:
@@ -151,7 +171,7 @@ def cluster_kwargs(
         "memory": options.memory or f"{2 * options.cores}GB",
         "walltime": options.walltime,
         "job_extra_directives": directives,
-        "job_script_prologue": [*WORKER_ENVIRONMENT, *options.prologue],
+        "job_script_prologue": [*WORKER_ENVIRONMENT, *guarded(options.prologue)],
         # no worker dashboard (its start-up is for nobody). The nanny stays: without it a worker closed by the
         # scheduler hung in asyncio's shutdown and outlived its job (seen here, with proctrack/linuxproc)
         "worker_extra_args": [
@@ -170,18 +190,51 @@ def cluster_kwargs(
     return kwargs
 
 
-def _test_submit(cluster: Any) -> None:
-    """``sbatch --test-only`` on the worker job script: a partition that does not exist, an option sbatch does
-    not know or resources no node has are refused here, in one line, instead of by a submission Dask makes in
-    the background (which logs a traceback and leaves the run waiting for workers that never come)."""
+def _tail(log: Path, size: int = 16384) -> str:
+    """The end of a worker job's log (slurmstepd writes its verdict after the worker's lines)."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(max(0, log.stat().st_size - size))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def job_script(options: SlurmOptions, log_directory: Path, job_name: str = "dicompose") -> str:
+    """The worker job script ``SLURMCluster`` submits for ``options`` (made without starting a cluster: what
+    ``--dry-run`` and ``check`` hand to ``sbatch --test-only``)."""
+    from dask_jobqueue.slurm import SLURMJob
+
+    kwargs = cluster_kwargs(options, log_directory, job_name=job_name)
+    kwargs.pop("scheduler_options")
+    job: Any = cast(Any, SLURMJob)(scheduler="tcp://127.0.0.1:8786", **kwargs)
+    return str(job.job_script())
+
+
+def sbatch_refusal(script: str) -> str | None:
+    """Why ``sbatch --test-only`` refuses the worker job script, or None: a partition that does not exist, an
+    option sbatch does not know or resources no node has are said here, in one line, instead of by a submission
+    Dask makes in the background (which logs a traceback and leaves the run waiting for workers that never
+    come). Nothing is submitted."""
 
     sbatch = shutil.which("sbatch") or "sbatch"
-    proc = subprocess.run([sbatch, "--test-only"], input=cluster.job_script(), capture_output=True, text=True)
-    if proc.returncode != 0:
-        said = [line.strip() for line in proc.stderr.splitlines() if line.strip()] or [f"exit {proc.returncode}"]
-        reason = next((line for line in said if "error" in line.lower()), said[0])
-        reason = reason.removeprefix("sbatch: ").removeprefix("error: ")
-        raise UsageError(f"--scheduler slurm: sbatch refuses the worker jobs ({reason})")
+    try:
+        proc = subprocess.run([sbatch, "--test-only"], input=script, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"--scheduler slurm: sbatch --test-only did not answer ({exc})"
+    if proc.returncode == 0:
+        return None
+    said = [line.strip() for line in proc.stderr.splitlines() if line.strip()] or [f"exit {proc.returncode}"]
+    reason = next((line for line in said if "error" in line.lower()), said[0])
+    reason = reason.removeprefix("sbatch: ").removeprefix("error: ")
+    return f"--scheduler slurm: sbatch refuses the worker jobs ({reason})"
+
+
+def describe(options: SlurmOptions) -> str:
+    """The scheduler as runs, plans and records name it: ``slurm (2 worker jobs × 4 cores)``."""
+    jobs = f"{options.min_jobs or 0}-{options.most_jobs}" if options.adaptive else str(options.jobs or 1)
+    plural = "" if jobs == "1" else "s"
+    return f"slurm ({jobs} worker job{plural} × {options.cores} core{'' if options.cores == 1 else 's'})"
 
 
 class SlurmScheduler:
@@ -190,52 +243,85 @@ class SlurmScheduler:
     reports_cancelled = False  # as Dask's: and cancel_all ends the jobs that ran them
 
     def __init__(self, options: SlurmOptions, log_directory: Path, job_name: str = "dicompose") -> None:
-
+        """Checks the worker jobs with ``sbatch --test-only``; submits nothing until the first launch (a rerun
+        with nothing to do, or a plan, asks SLURM for no job)."""
         if shutil.which("sbatch") is None:
             raise UsageError("--scheduler slurm: sbatch is not on PATH (run on a SLURM login or compute node)")
-        from dask_jobqueue.slurm import SLURMCluster
-
-        from dicompose.schedulers.dask import DaskScheduler
-
         if '"' in str(log_directory) or "\n" in str(log_directory):
             raise UsageError(
                 f"--scheduler slurm: a workspace path with a double quote or a newline cannot hold the "
                 f"worker jobs' logs ({log_directory}); choose another --workspace"
             )
-        log_directory.mkdir(parents=True, exist_ok=True)
+        if (refusal := sbatch_refusal(job_script(options, log_directory, job_name))) is not None:
+            raise UsageError(refusal)
+        self.options = options
+        self.cores_per_worker: int | None = options.cores
+        self.cores: int | None = options.cores_at_most
+        self.name = describe(options)
+        self.log_directory, self.job_name = log_directory, job_name
+        self._expected = options.jobs or options.min_jobs or 1
+        self._dask: Any = None  # the cluster, started by the first launch
+        self._workers_up = False
+        self._out_of_time: dict[Path, float] = {}  # a worker job's log → when SLURM ended it at its walltime
+        self._next_look = 0.0
+
+    def _start(self) -> Any:
+        """The Dask cluster of worker jobs, submitted now."""
+        from dask_jobqueue.slurm import SLURMCluster
+
+        from dicompose.schedulers.dask import DaskScheduler
+
+        options = self.options
+        cluster: Any = None
+        self.log_directory.mkdir(parents=True, exist_ok=True)
         try:
             with warnings.catch_warnings():  # "port 8787 is in use": Dask takes another; not the user's news
                 warnings.filterwarnings("ignore", message=".*already in use", category=UserWarning)
-                cluster: Any = SLURMCluster(**cluster_kwargs(options, log_directory, job_name=job_name))
-            _test_submit(cluster)
+                cluster = SLURMCluster(**cluster_kwargs(options, self.log_directory, job_name=self.job_name))
             # a fixed number of jobs is kept by adapting between it and itself: a job SLURM ends (walltime,
             # scancel, a lost node) is replaced, and what ran in it runs again there (scale() would not replace it)
             low = options.min_jobs or 0 if options.adaptive else options.jobs or 1
             if low:  # submitted now: adapt's first look comes a second later (its interval), all of it waited
                 cluster.scale(jobs=low)
             cluster.adapt(minimum_jobs=low, maximum_jobs=options.most_jobs)
-        except UsageError:
-            cluster.close()
-            raise
         except Exception as exc:  # dask-jobqueue's own checks, sbatch refusals: one line
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    cluster.close()
             raise UsageError(f"--scheduler slurm: cannot start the worker jobs ({exc})") from None
-        self._dask = DaskScheduler(None, 0, cluster=cluster)
-        self.cores_per_worker: int | None = options.cores
-        self.cores: int | None = options.cores_at_most
-        jobs = f"{options.min_jobs or 0}-{options.most_jobs}" if options.adaptive else str(options.jobs or 1)
-        plural = "" if jobs == "1" else "s"
-        self.name = f"slurm ({jobs} worker job{plural} × {options.cores} core{'' if options.cores == 1 else 's'})"
-        self.log_directory, self.job_name = log_directory, job_name
-        self._expected = options.jobs or options.min_jobs or 1
-        self._workers_up = False
+        return DaskScheduler(None, 0, cluster=cluster)
 
     def submit(
         self, fn: Any, arg: Any, done: Any, cores: int = 1, memory_bytes: int | None = None, gpus: int = 0
     ) -> None:
+        if self._dask is None:
+            self._dask = self._start()
         if not self._workers_up:  # the first launch waits for the jobs SLURM starts together, not just the first
             self._dask.wait_for_workers(self._expected, grace_s=WORKER_GRACE_S, gone=self._all_jobs_ended)
             self._workers_up = True
+
         self._dask.submit(fn, arg, done, cores, memory_bytes, gpus)
+
+    def check_health(self, progressed_at: float) -> None:
+        """Worker jobs that reach their walltime while no task succeeds: a launch takes longer than a job
+        lives, and it would be handed to the next job, and the next, for ever (Dask reschedules what a job
+        closing on SIGTERM ran; the runner retries what the signal made fail). After two such deaths per job
+        slot the run stops, saying what to change (finished work is kept, as always)."""
+        now = time.monotonic()
+        if self._dask is None or now < self._next_look:
+            return
+        self._next_look = now + HEALTH_INTERVAL_S
+        for log in self.log_directory.glob("*.err"):
+            if log not in self._out_of_time and TIME_LIMIT in _tail(log):
+                self._out_of_time[log] = log.stat().st_mtime
+        since = sum(1 for ended in self._out_of_time.values() if ended > progressed_at)
+        if since >= 2 * self.options.most_jobs:
+            raise ClusterError(
+                f"--scheduler slurm: {since} worker jobs reached their walltime ({self.options.walltime}) and no "
+                f"task finished meanwhile: a launch needs longer than a job lives; raise --slurm walltime= or "
+                f"give the step fewer tasks per launch (pack: in the pipeline); finished work is kept (logs: "
+                f"{self.log_directory})"
+            )
 
     def _all_jobs_ended(self) -> str | None:
         """Why no worker job will ever join, or None: jobs started (each leaves its log) and none is in the
@@ -266,6 +352,8 @@ class SlurmScheduler:
         included (a local step dies with its worker: PR_SET_PDEATHSIG). A task that finished inside a
         cancelled launch is recovered by the next run (``seal.recover_task``)."""
 
+        if self._dask is None:
+            return  # nothing was submitted
         self._dask.cancel_all()
         subprocess.run(
             [shutil.which("scancel") or "scancel", "--name", self.job_name], capture_output=True, check=False
@@ -273,4 +361,5 @@ class SlurmScheduler:
 
     def close(self) -> None:
         """Cancel the worker jobs (``SLURMCluster.close`` runs scancel): SLURM stops what runs in them."""
-        self._dask.close()
+        if self._dask is not None:
+            self._dask.close()
