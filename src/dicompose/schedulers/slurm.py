@@ -261,6 +261,7 @@ class SlurmScheduler:
         self.log_directory, self.job_name = log_directory, job_name
         self._expected = options.jobs or options.min_jobs or 1
         self._dask: Any = None  # the cluster, started by the first launch
+        self._submitting = False  # set once the first launch starts the cluster: jobs may exist from then on
         self._workers_up = False
         self._out_of_time: dict[Path, float] = {}  # a worker job's log → when SLURM ended it at its walltime
         self._next_look = 0.0
@@ -273,6 +274,7 @@ class SlurmScheduler:
 
         options = self.options
         cluster: Any = None
+        self._submitting = True
         self.log_directory.mkdir(parents=True, exist_ok=True)
         try:
             with warnings.catch_warnings():  # "port 8787 is in use": Dask takes another; not the user's news
@@ -352,9 +354,13 @@ class SlurmScheduler:
         included (a local step dies with its worker: PR_SET_PDEATHSIG). A task that finished inside a
         cancelled launch is recovered by the next run (``seal.recover_task``)."""
 
-        if self._dask is None:
+        if not self._submitting:
             return  # nothing was submitted
-        self._dask.cancel_all()
+        if self._dask is not None:
+            self._dask.cancel_all()
+        self._scancel()
+
+    def _scancel(self) -> None:
         subprocess.run(
             [shutil.which("scancel") or "scancel", "--name", self.job_name], capture_output=True, check=False
         )
@@ -363,3 +369,5 @@ class SlurmScheduler:
         """Cancel the worker jobs (``SLURMCluster.close`` runs scancel): SLURM stops what runs in them."""
         if self._dask is not None:
             self._dask.close()
+        elif self._submitting:  # interrupted while the cluster started: its jobs, if any, go by name
+            self._scancel()
