@@ -190,7 +190,7 @@ def test_a_verified_image_is_hashed_again_only_when_something_in_it_changed(tmp_
     stamp = target.stat()
     target.write_text("debiaN\n")  # same size, mtime put back: the ctime still moved
     os.utime(target, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
-    assert verify_cached(folder) == [f"{folder}/etc/os-release: changed since export"]
+    assert verify_cached(folder) == ["etc/os-release: changed since export"]
 
 
 def test_root_is_refused_and_auto_prefers_docker_then_apptainer_then_charliecloud(monkeypatch):
@@ -342,6 +342,26 @@ def test_a_rerun_s_recorded_image_must_still_be_there_and_intact(tmp_path: Path,
         engine.has_image(ImageRef("dicompose/normalize:0.1.0", DIGEST))
 
 
+def test_an_image_copied_by_an_ordinary_user_loses_only_set_id_bits_and_still_verifies(tmp_path: Path):
+    """cp -a, tar or rsync without root drop set-uid, set-gid and sticky bits: fewer privileges, which ch-run
+    ignores anyway. Such a copy is the export; any other mode change is not."""
+    from dicompose.engines.charliecloud import verify_image
+
+    folder = tmp_path / "images" / DIGEST.replace(":", "-")
+    (folder / "usr" / "bin").mkdir(parents=True)
+    (folder / "usr" / "bin" / "chfn").write_bytes(b"\x7fELF")
+    (folder / "usr" / "bin" / "chfn").chmod(0o4555)
+    (folder / "usr" / "bin" / "chage").write_bytes(b"\x7fELF")
+    (folder / "usr" / "bin" / "chage").chmod(0o2555)
+    (folder / MANIFEST).write_text(json.dumps({"image": "x:1", "digest": DIGEST, **manifest_of(folder)}))
+    assert json.loads((folder / MANIFEST).read_text())["modes"]["usr/bin/chfn"] == "0o4555"
+    for name in ("chfn", "chage"):
+        (folder / "usr" / "bin" / name).chmod(0o555)  # as a copy by an ordinary user leaves them
+    assert verify_image(folder) == []
+    (folder / "usr" / "bin" / "chfn").chmod(0o444)  # no longer executable: not what was exported
+    assert verify_image(folder) == ["usr/bin/chfn: mode changed since export (0o4555 -> 0o444)"]
+
+
 def test_a_file_made_executable_after_export_is_a_changed_image(tmp_path: Path):
     """Bytes unchanged, but a file now executable (or set-uid) by its users: refused like an edit. Manifests
     written before modes were recorded are still checked by content."""
@@ -350,7 +370,9 @@ def test_a_file_made_executable_after_export_is_a_changed_image(tmp_path: Path):
     folder = _export(tmp_path / "images", "dicompose/normalize:0.1.0", DIGEST)
     assert verify_image(folder) == []
     (folder / "etc" / "os-release").chmod(0o755)
-    assert verify_image(folder) == [f"{folder}/etc/os-release: mode changed since export (0o444 -> 0o555)"]
+    assert verify_image(folder) == ["etc/os-release: mode changed since export (0o444 -> 0o555)"]
+    (folder / "etc" / "os-release").chmod(0o4444)  # set-uid gained: a change too
+    assert verify_image(folder) == ["etc/os-release: mode changed since export (0o444 -> 0o4444)"]
     old = json.loads((folder / MANIFEST).read_text())
     del old["modes"]
     (folder / MANIFEST).write_text(json.dumps(old))

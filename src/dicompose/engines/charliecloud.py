@@ -78,8 +78,20 @@ def manifest_of(root: Path) -> dict[str, Any]:
     return {"files": files, "modes": modes, "links": links, "folders": sorted(folders)}
 
 
+#: Mode bits a copy by an ordinary user drops (``cp -a``, ``tar x``, ``rsync -a`` without root): losing them
+#: takes privileges away (and ``ch-run`` ignores them anyway: its user namespace mounts nothing set-id).
+_SET_ID_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
+
+
+def _same_or_safer(want: str, have: str) -> bool:
+    """A file's mode as exported, or the same without its set-id bits."""
+    exported, found = int(want, 8), int(have, 8)
+    return found in (exported, exported & ~_SET_ID_BITS)
+
+
 def verify_image(folder: Path) -> list[str]:
-    """What differs from the manifest written at export (nothing: []), at most a few lines."""
+    """What differs from the manifest written at export (nothing: []), at most a few lines, each naming a path
+    inside the image (the caller names the image folder once)."""
     try:
         recorded = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -93,18 +105,18 @@ def verify_image(folder: Path) -> list[str]:
         if kind not in recorded:
             continue
         want, have = recorded.get(kind, {}), found[kind]
-        changed = "mode changed since export" if kind == "modes" else "changed since export"
-        problems += [
-            f"{folder}/{name}: {changed} ({want[name]} -> {have[name]})"
-            if kind == "modes"
-            else f"{folder}/{name}: {changed}"
-            for name in sorted(want)
-            if name in have and have[name] != want[name]
-        ]
         if kind == "modes":
+            problems += [
+                f"{name}: mode changed since export ({want[name]} -> {have[name]})"
+                for name in sorted(want)
+                if name in have and not _same_or_safer(want[name], have[name])
+            ]
             continue  # a missing or added file is said once, under "files"
-        problems += [f"{folder}/{name}: missing" for name in sorted(set(want) - set(have))]
-        problems += [f"{folder}/{name}: added since export" for name in sorted(set(have) - set(want))]
+        problems += [
+            f"{name}: changed since export" for name in sorted(want) if name in have and have[name] != want[name]
+        ]
+        problems += [f"{name}: missing" for name in sorted(set(want) - set(have))]
+        problems += [f"{name}: added since export" for name in sorted(set(have) - set(want))]
     return problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
 
 
