@@ -185,7 +185,10 @@ def config_files(cwd: Path | None = None) -> list[Path]:
         here = cwd or Path.cwd()
     except FileNotFoundError:
         raise UsageError("the current folder no longer exists: cd into one that does") from None
-    site = Path(os.environ.get("DICOMPOSE_SITE_CONFIG") or SITE_CONFIG)
+    named = os.environ.get("DICOMPOSE_SITE_CONFIG")
+    if named and not Path(named).is_file():  # set on purpose: a typo must not drop the site's settings
+        raise UsageError(f"DICOMPOSE_SITE_CONFIG={named}: no such file (the site's configuration file)")
+    site = Path(named or SITE_CONFIG)
     candidates = [site, data_home() / HOME_CONFIG, here / PROJECT_CONFIG]
     for path in candidates:
         if path.exists() and not path.is_file():

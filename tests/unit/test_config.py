@@ -20,6 +20,7 @@ DOCS = Path(__file__).parents[2] / "docs" / "configuration.md"
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DICOMPOSE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DICOMPOSE_WORKERS", raising=False)
+    (tmp_path / "site.toml").write_text("")
     monkeypatch.setenv("DICOMPOSE_SITE_CONFIG", str(tmp_path / "site.toml"))  # not this machine's /etc
     (tmp_path / "home").mkdir()
     (tmp_path / "project").mkdir()
@@ -55,6 +56,9 @@ def test_the_site_file_is_under_the_user_s_and_the_project_s(home: Path):
     }
     site.write_text("[slurm]\npartiton = 'short'\n")
     with pytest.raises(UsageError, match=f"{site}: \\[slurm\\] partiton: unknown key"):
+        load_config(home / "project")
+    site.unlink()  # named on purpose, not there: an error, not a silent loss of the site's settings
+    with pytest.raises(UsageError, match=f"DICOMPOSE_SITE_CONFIG={site}: no such file"):
         load_config(home / "project")
 
 

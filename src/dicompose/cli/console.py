@@ -204,6 +204,28 @@ def print_summary(summary: Summary, out_dir: Path | None) -> None:
 
 
 @contextmanager
+def notes_shown(enabled: bool = True) -> Iterator[None]:
+    """While a command runs, what ``dicompose.notes`` says (a long wait's reason) goes to stderr as ``note:``."""
+    import logging
+
+    from dicompose.notes import NOTES
+
+    class ToStderr(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            stderr.print(f"note: {escape(record.getMessage())}", highlight=False)
+
+    handler = ToStderr()
+    if enabled:
+        NOTES.addHandler(handler)
+        NOTES.setLevel(logging.INFO)
+        NOTES.propagate = False
+    try:
+        yield
+    finally:
+        NOTES.removeHandler(handler)
+
+
+@contextmanager
 def new_site_key_noted() -> Iterator[None]:
     """Say once, when the command just made the site's de-identification key: a run under another
     ``DICOMPOSE_HOME`` (another account, a cluster node) would otherwise map the same patients to other

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 
-from dicompose.cli.console import ImageDirOption, fail, new_site_key_noted, plural, stderr, stdout
-from dicompose.cli.run_report import document, print_plan, summary
+from dicompose.cli.console import ImageDirOption, fail, new_site_key_noted, notes_shown, plural, stderr, stdout
+from dicompose.cli.run_report import document, header, print_plan, summary
 from dicompose.errors import EXIT_FAILED, EXIT_OK, DicomposeError, ProblemsError, UsageError
 
 if TYPE_CHECKING:
@@ -130,11 +130,18 @@ def check(
     except ProblemsError as exc:  # the file's structure: nothing more can be checked
         refuse(pipeline, exc.problems)
     problems += scheduler_problems(scheduler, slurm or ())
+    if scheduler == "slurm" and not problems:  # sbatch --test-only accepted them: say what they are
+        from dicompose.config import load_config
+        from dicompose.schedulers.slurm import describe, options_from
+
+        jobs = describe(options_from(slurm or [], load_config().get("slurm", {})))
+        stdout.print(f"scheduler: {jobs}; sbatch --test-only accepts its jobs", highlight=False)
     problems += resource_problems(graph, scheduler, slurm or ())
     try:
-        resolution = resolve_engine(
-            engine, lambda engine: missing_image(lambda: step_images(graph.steps, engine, allow_unpinned))
-        )
+        with notes_shown():  # an image verified for the first time takes a while
+            resolution = resolve_engine(
+                engine, lambda engine: missing_image(lambda: step_images(graph.steps, engine, allow_unpinned))
+            )
     except UsageError as exc:
         problems.append(str(exc))
     else:
@@ -201,7 +208,7 @@ def execute_request(
             "not faster)"
         )
     progress = _Progress(enabled=not as_json and not request.dry_run)
-    with progress, new_site_key_noted():
+    with progress, new_site_key_noted(), notes_shown(not as_json):
         report = run_pipeline(request, events=progress)
     if request.dry_run:
         if as_json:
@@ -326,7 +333,7 @@ class _Progress:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.terminal = stderr.is_terminal
-        self.started = time.monotonic()
+        self.began = time.monotonic()
         self.bar: Any = None
         self.row: Any = None
 
@@ -343,6 +350,10 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+    def started(self, report: PipelineReport) -> None:
+        if self.enabled:
+            header(report)
 
     def task(self, task: Task) -> None:
         if self.bar is not None:
@@ -363,7 +374,7 @@ class _Progress:
         blocked = sum(1 for t in report.tasks if t.status == "blocked")  # behind a failed task: never ran
         bad = (f", {failed} failed" if failed else "") + (f", {blocked} blocked" if blocked else "")
         stderr.print(
-            f"[{time.monotonic() - self.started:6.1f} s] {launch.step}: launch {launch.id.rsplit('-', 1)[-1]} "
+            f"[{time.monotonic() - self.began:6.1f} s] {launch.step}: launch {launch.id.rsplit('-', 1)[-1]} "
             f"({len(launch.tasks)} {plural(len(launch.tasks), 'task')}, {launch.processes} proc, "
             f"{launch.seconds:.1f} s, {verdict}); "
             f"{good} of {total} {plural(total, 'task')} finished{bad}",

@@ -122,9 +122,10 @@ def show(
     stdout.print(f"run {run['id']}: {run['status']} ({run['kind']} {escape(run['target'])}), {duration}")
     stdout.print(f"engine: {run['engine']} ({escape(run['engine_why'] or '')})")
     stdout.print(f"scheduler: {run['scheduler']}", highlight=False)
-    if jobs is not None:
-        ids = ", ".join(jobs[1]) or "none started"
-        stdout.print(f"slurm worker jobs: {ids}; their logs: {escape(str(jobs[0]))}", highlight=False)
+    if jobs is not None and jobs[1]:
+        stdout.print(f"slurm worker jobs: {', '.join(jobs[1])}; their logs: {escape(str(jobs[0]))}", highlight=False)
+    elif jobs is not None:
+        stdout.print("slurm worker jobs: none submitted (nothing to launch)")
     launches = index.launches(run["id"])
     if launches:
         per_step: dict[str, list[int]] = {}

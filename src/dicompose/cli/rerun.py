@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from dicompose.cli.compare import document, show
-from dicompose.cli.console import ImageDirOption, emit_json, stdout
+from dicompose.cli.console import ImageDirOption, emit_json, notes_shown, stdout
 from dicompose.errors import EXIT_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ def rerun_command(
     from dicompose.pipeline.rerun import rerun
 
     use_image_dir(image_dir)
-    result = rerun(run_id, workspace, out)
+    with notes_shown(not as_json):
+        result = rerun(run_id, workspace, out)
     _report(result, as_json, "rerun")
     raise typer.Exit(EXIT_OK if result.identical else EXIT_FAILED)
 
@@ -83,7 +84,8 @@ def verify_command(
 
     use_image_dir(image_dir)
     target = out or _unused(Path(f"{run_id}-verify-{engine}"))
-    result = rerun(run_id, workspace, target, engine=engine, tolerance=tolerance)
+    with notes_shown(not as_json):
+        result = rerun(run_id, workspace, target, engine=engine, tolerance=tolerance)
     _report(result, as_json, "verification")
     raise typer.Exit(EXIT_OK if result.comparison.passed else EXIT_FAILED)
 

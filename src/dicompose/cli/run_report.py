@@ -48,11 +48,15 @@ def print_plan(report: PipelineReport, graph: PipelineGraph) -> None:
             stdout.print(f"    {command}", markup=False, highlight=False)
 
 
-def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
+def header(report: PipelineReport) -> None:
+    """What the run runs on, said when it starts (a log under nohup shows it before the first launch ends)."""
     stderr.print(f"engine: {report.engine} ({escape(report.engine_why)}); scheduler: {report.scheduler}")
     for name, (image, pinned) in report.images.items():
         if image is not None:
             stderr.print(f"image: {name}: {image.name} {image.digest} ({'pinned' if pinned else 'UNPINNED'})")
+
+
+def summary(report: PipelineReport, graph: PipelineGraph, out: Path) -> None:
     for path in report.skipped:
         stderr.print(f"[yellow]skipped:[/] {escape(str(path))}: not a DICOM file")
     for line in report.refused:

@@ -36,6 +36,7 @@ from dicompose.engines.hardening import INPUT_ROOT, LABEL_PREFIX, OUTPUT_DIR, TA
 from dicompose.engines.process import Children, run_process
 from dicompose.errors import UnpinnedImageError, UsageError
 from dicompose.images.pins import pinned
+from dicompose.notes import note
 
 CONFINE = Path(__file__).with_name("confine.py")
 #: Parts of the hardening policy this engine leaves to the site (the SLURM job's cgroup, the node's setup).
@@ -185,6 +186,10 @@ def verify_cached(folder: Path) -> list[str]:
             return []
     except (OSError, ValueError):
         pass
+    note(
+        f"verifying image {folder.name[:19]} file by file (its first use by this account, or it changed: up to "
+        "a minute)"
+    )
     problems = verify_image(folder)
     if not problems:
         record.parent.mkdir(parents=True, exist_ok=True)
@@ -256,6 +261,8 @@ class CharliecloudEngine:
                 if os.environ.get("DICOMPOSE_IMAGE_DIR")
                 else "the default; name the site's with --image-dir or image_dir in dicompose.toml"
             )
+            if images.exists():
+                raise UsageError(f"image folder {images} ({named}): not a folder (the folder that holds the exports)")
             raise UsageError(f"image folder {images} ({named}): no such folder; {export}")
         if not os.access(images, os.R_OK | os.X_OK):
             raise UsageError(f"image folder {images}: not readable by {getpass.getuser()}")
@@ -282,7 +289,11 @@ class CharliecloudEngine:
             digest, folder = found[0]
             is_pinned = chosen is not None and chosen["digest"] == digest
             if not is_pinned and not allow_unpinned:
-                raise UnpinnedImageError(name, f"no pin for it in {images / PINS}: export it again to pin it")
+                raise UnpinnedImageError(
+                    name,
+                    f"the image folder has no pin for it in {PINS}: exporting it again pins it, where Docker has "
+                    f"the image (dicompose export-charliecloud {tool} --out {images}; ask whoever keeps the folder)",
+                )
         recorded = _manifest(folder)
         if recorded.get("image") != name or recorded.get("digest") != digest:
             raise UsageError(

@@ -107,6 +107,9 @@ class PipelineReport:
 class Events(Protocol):
     """What the runner tells its caller as it goes (progress displays)."""
 
+    def started(self, report: PipelineReport) -> None:
+        """The run starts: its engine, scheduler and images are known, nothing has been launched."""
+
     def task(self, task: Task) -> None:
         """A task finished (ran, cached, failed, or blocked by a failed dependency)."""
 
@@ -115,6 +118,9 @@ class Events(Protocol):
 
 
 class NoEvents:
+    def started(self, report: PipelineReport) -> None:
+        pass
+
     def task(self, task: Task) -> None:
         pass
 

@@ -111,6 +111,7 @@ def scheduler_problems(name: str, slurm: Sequence[str] = ()) -> list[str]:
         if shutil.which("sbatch") is None:
             return ["--scheduler slurm: sbatch is not on PATH (run on a SLURM login or compute node)"]
         options = options_from(list(slurm), load_config().get("slurm", {}))
-        refusal = sbatch_refusal(job_script(options, Path(".dicompose") / "slurm-logs" / "check", "dicompose-check"))
+        script = job_script(options, Path(".dicompose") / "slurm-logs" / "check", "dicompose-check")
+        refusal = sbatch_refusal(script, options)
         return [refusal] if refusal else []
     return []

@@ -133,14 +133,12 @@ def run_pipeline(
         check_writable_folder(request.out_dir)
     with locked(workspace):
         index = Index(workspace.index_path)
+        succeeded = False
         try:
             index.mark_interrupted()  # we hold the lock: any run still "running" here died
-            return _run_locked(request, graph, workspace, index, events or NoEvents(), recorders)
-        except UsageError:  # refused before any work: leave no empty output folder of ours behind
-            if made_out:
-                with contextlib.suppress(OSError):
-                    request.out_dir.rmdir()
-            raise
+            report = _run_locked(request, graph, workspace, index, events or NoEvents(), recorders)
+            succeeded = report.ok
+            return report
         except (sqlite3.OperationalError, OSError) as exc:  # the workspace filled up (or went read-only) mid-run
             if isinstance(exc, OSError) and storage_error(workspace.root, exc) is None:
                 raise
@@ -149,6 +147,9 @@ def run_pipeline(
                 f"cannot record the run ({exc}); finished work is kept: free space and run the same command",
             ) from None
         finally:
+            if made_out and not succeeded:  # refused, failed or interrupted: no empty output folder of ours left
+                with contextlib.suppress(OSError):
+                    request.out_dir.rmdir()  # only if empty
             with contextlib.suppress(sqlite3.Error):
                 index.close()
 
@@ -333,6 +334,7 @@ def _run_locked(
     record = Recorders(IndexRecorder(index), audit, *recorders)
     record.run_started(_run_start(request, graph, report, resolution.why))
     run = Execution(request, graph, workspace, index, engine, scheduler, report, events, audit, record)
+    events.started(report)
     status = "interrupted"
     try:
         with paused_gc():  # a rerun's cached tasks: planned, recorded and published here

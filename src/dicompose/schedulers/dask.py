@@ -83,16 +83,25 @@ class DaskScheduler:
         future.add_done_callback(callback)
         self._futures.append(future)
 
-    def wait_for_workers(self, count: int, grace_s: float, gone: Callable[[], str | None] | None = None) -> None:
+    def wait_for_workers(
+        self,
+        count: int,
+        grace_s: float,
+        gone: Callable[[], str | None] | None = None,
+        waiting: Callable[[], None] | None = None,
+    ) -> None:
         """Until one worker is up, then up to ``grace_s`` more for ``count`` of them: launches with resource
         needs are placed when submitted (Dask neither queues nor rebalances them well), so submitted while one
         worker is up they would all wait on it while the others idle. ``gone`` (asked every 2 s while none is
-        up) says why none ever will be: then :class:`ClusterError`."""
+        up) says why none ever will be: then :class:`ClusterError`; ``waiting`` is told each time too (to say
+        why)."""
         while True:
             try:
                 self._client.wait_for_workers(1, timeout=2)
                 break
             except TimeoutError:
+                if waiting is not None:
+                    waiting()
                 if gone is not None and (why := gone()) is not None and not self._client.scheduler_info()["workers"]:
                     raise ClusterError(why) from None
         with contextlib.suppress(TimeoutError, asyncio.TimeoutError):

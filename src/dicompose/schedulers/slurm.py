@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from dicompose.config import KEYS, value_problem
 from dicompose.errors import ClusterError, UsageError
+from dicompose.notes import note
 
 #: After the first worker job is up, how long the first launch waits for the others (jobs SLURM starts together
 #: arrive within a fraction of a second; one left pending in a busy queue delays the run by this at most).
@@ -150,6 +151,9 @@ PROLOGUE_FAILED = (
 )
 
 
+PROLOGUE_FAILED_SAYS = "dicompose: the worker job prologue failed"
+
+
 def guarded(prologue: tuple[str, ...]) -> list[str]:
     """The prologue's lines between :data:`PROLOGUE_FAILED` and the trap's removal (none: nothing)."""
     return [PROLOGUE_FAILED, *prologue, "trap - ERR"] if prologue else []
@@ -211,7 +215,25 @@ def job_script(options: SlurmOptions, log_directory: Path, job_name: str = "dico
     return str(job.job_script())
 
 
-def sbatch_refusal(script: str) -> str | None:
+def _node_limits(options: SlurmOptions) -> str:
+    """What the partition's largest node has (``sinfo``), for a refusal that does not say which ask is too big."""
+    argv = [shutil.which("sinfo") or "sinfo", "-h", "-o", "%c %m"]
+    if options.partition:
+        argv[2:2] = ["-p", options.partition]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        nodes = [line.split() for line in proc.stdout.splitlines() if line.strip()]
+        cores = max(int(n[0].rstrip("+")) for n in nodes)
+        memory_mb = max(int(n[1].rstrip("+")) for n in nodes)
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return ""
+    where = f"partition {options.partition}" if options.partition else "the default partition"
+    asked = f"cores={options.cores}, memory={options.memory or f'{2 * options.cores}GB'}"
+    asked += f", gres={options.gres}" if options.gres else ""
+    return f"; asked per job: {asked}; the largest node of {where} has {cores} cores and {memory_mb / 1024:.1f} GB"
+
+
+def sbatch_refusal(script: str, options: SlurmOptions | None = None) -> str | None:
     """Why ``sbatch --test-only`` refuses the worker job script, or None: a partition that does not exist, an
     option sbatch does not know or resources no node has are said here, in one line, instead of by a submission
     Dask makes in the background (which logs a traceback and leaves the run waiting for workers that never
@@ -227,6 +249,8 @@ def sbatch_refusal(script: str) -> str | None:
     said = [line.strip() for line in proc.stderr.splitlines() if line.strip()] or [f"exit {proc.returncode}"]
     reason = next((line for line in said if "error" in line.lower()), said[0])
     reason = reason.removeprefix("sbatch: ").removeprefix("error: ")
+    if options is not None and "configuration is not available" in reason:
+        reason += _node_limits(options)
     return f"--scheduler slurm: sbatch refuses the worker jobs ({reason})"
 
 
@@ -252,7 +276,7 @@ class SlurmScheduler:
                 f"--scheduler slurm: a workspace path with a double quote or a newline cannot hold the "
                 f"worker jobs' logs ({log_directory}); choose another --workspace"
             )
-        if (refusal := sbatch_refusal(job_script(options, log_directory, job_name))) is not None:
+        if (refusal := sbatch_refusal(job_script(options, log_directory, job_name), options)) is not None:
             raise UsageError(refusal)
         self.options = options
         self.cores_per_worker: int | None = options.cores
@@ -265,6 +289,7 @@ class SlurmScheduler:
         self._workers_up = False
         self._out_of_time: dict[Path, float] = {}  # a worker job's log → when SLURM ended it at its walltime
         self._next_look = 0.0
+        self._said = ""  # the last "waiting for worker jobs" note
 
     def _start(self) -> Any:
         """The Dask cluster of worker jobs, submitted now."""
@@ -299,7 +324,9 @@ class SlurmScheduler:
         if self._dask is None:
             self._dask = self._start()
         if not self._workers_up:  # the first launch waits for the jobs SLURM starts together, not just the first
-            self._dask.wait_for_workers(self._expected, grace_s=WORKER_GRACE_S, gone=self._all_jobs_ended)
+            self._dask.wait_for_workers(
+                self._expected, grace_s=WORKER_GRACE_S, gone=self._all_jobs_ended, waiting=self._say_why_waiting
+            )
             self._workers_up = True
 
         self._dask.submit(fn, arg, done, cores, memory_bytes, gpus)
@@ -325,6 +352,28 @@ class SlurmScheduler:
                 f"{self.log_directory})"
             )
 
+    def _say_why_waiting(self) -> None:
+        """No worker has joined yet: say which jobs the run waits for and what SLURM says of them (pending:
+        Resources, Priority...), once each time that changes (a busy queue can hold them for hours)."""
+        queue = subprocess.run(
+            [shutil.which("squeue") or "squeue", "-h", "-n", self.job_name, "-o", "%i %T %r"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        jobs = [line.split(None, 2) for line in queue.stdout.splitlines() if line.strip()]
+        if queue.returncode != 0 or not jobs:
+            return
+        pending = [fields_ for fields_ in jobs if len(fields_) > 1 and fields_[1] == "PENDING"]
+        if not pending:  # started: their workers join within seconds
+            return
+        reasons = sorted({fields_[2] if len(fields_) > 2 else "no reason given" for fields_ in pending})
+        ids = ", ".join(fields_[0] for fields_ in pending)
+        said = f"waiting for worker job{'s' if len(pending) > 1 else ''} {ids} (pending: {'; '.join(reasons)})"
+        if said != self._said:
+            self._said = said
+            note(said)
+
     def _all_jobs_ended(self) -> str | None:
         """Why no worker job will ever join, or None: jobs started (each leaves its log) and none is in the
         queue any more (a prologue that fails, no venv or ch-run on the node, a node that dies). Dask itself
@@ -342,7 +391,10 @@ class SlurmScheduler:
         if queue.returncode != 0 or queue.stdout.strip():
             return None
         lines = [line.strip() for line in started[-1].read_text(errors="replace").splitlines() if line.strip()]
-        said = f": {lines[-1][:200]}" if lines else " without a word"
+        last = lines[-1][:200] if lines else ""
+        if last.startswith(PROLOGUE_FAILED_SAYS) and len(lines) > 1:  # what the failing command said, first
+            last = f"{lines[-2][:200]}; {last}"
+        said = f": {last}" if last else " without a word"
         return (
             f"--scheduler slurm: every worker job ended before joining the run (the last{said}); "
             f"their logs are in {self.log_directory}"
