@@ -213,6 +213,10 @@ def test_the_demo_on_slurm_and_charliecloud_gives_the_local_bytes(images: Path, 
     shown = json.loads(dicompose(tmp_path, "show", run_id, "--workspace", "ws", "--json").stdout)
     assert shown["engine"] == "charliecloud" and shown["scheduler"].startswith("slurm")
     assert all(a["engine"] == "charliecloud" and a["exit_code"] == 0 for a in shown["attempts"])
+    # this account's first use of the two images: each verified file by file, and the run says so while it does
+    assert proc.stderr.count("note: verifying image sha256-") == 2, proc.stderr
+    again = dicompose(tmp_path, *hpc, "--workspace", "ws")
+    assert again.returncode == 0 and "verifying image" not in again.stderr, again.stderr
 
 
 def _queue(run_id: str) -> list[tuple[str, str]]:

@@ -332,3 +332,30 @@ def test_worker_jobs_that_reach_their_walltime_before_a_launch_ends_stop_the_run
     assert time.monotonic() - started < 400
     assert not list((tmp_path / "out").rglob("*.out"))
     assert ours(run_id_of(lines[0])) == []
+
+
+def test_a_run_whose_worker_jobs_wait_in_the_queue_says_why(tmp_path: Path):
+    """A busy queue can hold worker jobs for hours: the run says which jobs it waits for and SLURM's reason,
+    then goes on once they start."""
+    blocker = subprocess.run(
+        ["sbatch", "--parsable", "-c", "2", "-J", "dicompose-test-blocker", "--wrap", "sleep 60"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        argv = [str(BIN / "dicompose"), "run", str(demo_pipeline()), "--in", str(sample_data_folder())]
+        argv += ["--out", "out", "--engine", "local", "--workspace", "ws", "--scheduler", "slurm"]
+        env = {**os.environ, "DICOMPOSE_HOME": str(tmp_path / "home")}
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list((tmp_path / "ws").glob("slurm-logs/*")):
+            time.sleep(0.2)  # the run's worker job is submitted: pending behind the blocker
+        time.sleep(5.0)  # longer than the run waits before it asks squeue why
+        subprocess.run(["scancel", blocker], check=True)
+        _out, err = proc.communicate(timeout=180)
+    finally:
+        subprocess.run(["scancel", blocker], check=False)
+    assert proc.returncode == 0, err
+    waiting = [line for line in err.splitlines() if line.startswith("note: waiting for worker job")]
+    assert len(waiting) == 1 and waiting[0].endswith("(pending: Resources)"), err
