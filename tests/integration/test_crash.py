@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,16 @@ def wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition never became true")
+
+
+def cli_json(tmp_path: Path, *argv: str) -> Any:
+    proc = subprocess.run(
+        [str(BIN / "dicompose"), *argv, "--workspace", str(tmp_path / ".dicompose"), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def finish(tmp_path: Path, pipeline: Path) -> None:
@@ -98,6 +109,15 @@ def test_kill_between_steps(tmp_path: Path, reference: dict[str, bytes]):
     relaunched = len(launches(tmp_path)) - before
     assert relaunched == 6 - finished  # finished tasks were not relaunched
     assert outputs(tmp_path) == reference
+    # the reused tasks name launches on record: the killed run's, recorded when dispatched, marked stopped
+    recorded, named = {}, set()
+    for run in cli_json(tmp_path, "runs"):
+        shown = cli_json(tmp_path, "show", run["id"])
+        recorded.update({launch["id"]: launch for launch in shown["launches"]})
+        named |= {a["launch_id"] for a in shown["attempts"] if a["launch_id"]}
+    assert named and named <= set(recorded), named - set(recorded)
+    killed = [launch for launch in recorded.values() if launch["ended"] is None]
+    assert all("stopped with its run" in launch["message"] for launch in killed)
 
 
 def test_kill_while_publishing(tmp_path: Path, reference: dict[str, bytes]):

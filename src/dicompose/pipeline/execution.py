@@ -186,6 +186,10 @@ class Execution:
             self.pending[node.name].remove(task)
             task.status = "running"
         self.running[request.launch_id] = processes
+        keys = [t.key for t in tasks]
+        self.record.launch_started(
+            Launch(request.launch_id, self.report.run_id, node.name, keys, processes, None, time.time(), None, [])
+        )
         self.scheduler.submit(
             execute_launch,
             request,

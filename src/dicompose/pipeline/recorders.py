@@ -47,6 +47,10 @@ class Recorder:
     def attempt(self, attempt: Attempt) -> None:
         """An attempt of a task ended, or a task was found done already (``attempt.cached``)."""
 
+    def launch_started(self, launch: Launch) -> None:
+        """A launch was dispatched (no exit code, no end yet): recorded at once, so the tasks a launch of an
+        interrupted or killed run sealed (and later runs reuse) always name a launch on record."""
+
     def launch(self, launch: Launch) -> None:
         """A launch ended, with the tasks it carried."""
 
@@ -77,6 +81,9 @@ class IndexRecorder(Recorder):
 
     def attempt(self, attempt: Attempt) -> None:
         self.index.record_attempt(attempt)
+
+    def launch_started(self, launch: Launch) -> None:
+        self.index.record_launch(launch)
 
     def launch(self, launch: Launch) -> None:
         self.index.record_launch(launch)
@@ -152,6 +159,10 @@ class Recorders(Recorder):
     def attempt(self, attempt: Attempt) -> None:
         for recorder in self.recorders:
             recorder.attempt(attempt)
+
+    def launch_started(self, launch: Launch) -> None:
+        for recorder in self.recorders:
+            recorder.launch_started(launch)
 
     def launch(self, launch: Launch) -> None:
         for recorder in self.recorders:

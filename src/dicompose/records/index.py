@@ -123,9 +123,13 @@ class Launch:
     processes: int
     exit_code: int | None
     started: float
-    ended: float
+    ended: float | None
     command: list[str]
     message: str = ""
+
+
+#: A launch recorded when dispatched whose run ended before it did (Ctrl-C, SIGKILL, a failed run).
+STOPPED_WITH_RUN = "stopped with its run; the tasks it had finished were sealed, and later runs reuse them"
 
 
 class Index:
@@ -244,6 +248,13 @@ class Index:
 
     def end_run(self, run_id: str, status: str) -> None:
         self.db.execute("UPDATE runs SET ended = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
+        self._launches_stopped([run_id])
+
+    def _launches_stopped(self, run_ids: list[str]) -> None:
+        self.db.executemany(
+            "UPDATE launches SET message = ? WHERE run_id = ? AND ended IS NULL",
+            [(STOPPED_WITH_RUN, run_id) for run_id in run_ids],
+        )
 
     def record_attempts(self, attempts: Iterable[Attempt]) -> None:
         rows = [  # a shallow copy: asdict's deep copy of every input and output cost 1 s per 10,000 files
@@ -297,6 +308,7 @@ class Index:
                     "UPDATE runs SET status = 'interrupted', ended = COALESCE(ended, ?) WHERE id = ?",
                     [(time.time(), run_id) for run_id in rows],
                 )
+                self._launches_stopped(rows)
             except sqlite3.OperationalError:  # a full (or read-only) disk: reading the records must still work
                 return []
         return rows
