@@ -137,16 +137,16 @@ def check(
         jobs = describe(options_from(slurm or [], load_config().get("slurm", {})))
         stdout.print(f"scheduler: {jobs}; sbatch --test-only accepts its jobs", highlight=False)
     problems += resource_problems(graph, scheduler, slurm or ())
-    try:
-        with notes_shown():  # an image verified for the first time takes a while
+    with notes_shown():  # an image verified for the first time takes a while
+        try:
             resolution = resolve_engine(
                 engine, lambda engine: missing_image(lambda: step_images(graph.steps, engine, allow_unpinned))
             )
-    except UsageError as exc:
-        problems.append(str(exc))
-    else:
-        problems += image_problems(graph, resolution.engine, allow_unpinned=allow_unpinned)
-        stdout.print(f"engine: {resolution.engine.name} ({escape(resolution.why)})")
+        except UsageError as exc:
+            problems.append(str(exc))
+        else:
+            problems += image_problems(graph, resolution.engine, allow_unpinned=allow_unpinned)
+            stdout.print(f"engine: {resolution.engine.name} ({escape(resolution.why)})")
     if problems:
         refuse(pipeline, problems)
     order = " → ".join(node.name for node in graph.steps)
