@@ -269,11 +269,17 @@ def configured(table: str, key: str, given: Any, default: Any, cwd: Path | None 
     return load_config(cwd).get(table, {}).get(key, default)
 
 
+#: Who named the image folder (for a message about a folder that is not there): set with it.
+IMAGE_DIR_FROM = "DICOMPOSE_IMAGE_DIR_FROM"
+
+
 def use_image_dir(given: Path | None, cwd: Path | None = None) -> None:
     """``--image-dir`` over ``DICOMPOSE_IMAGE_DIR`` over the files' ``image_dir``, made the environment's: every
     engine reads it there, and SLURM worker jobs inherit it."""
     if given is None and os.environ.get("DICOMPOSE_IMAGE_DIR"):
+        os.environ.setdefault(IMAGE_DIR_FROM, "DICOMPOSE_IMAGE_DIR")
         return
     value = configured("run", "image_dir", given, None, cwd)
     if value is not None:
         os.environ["DICOMPOSE_IMAGE_DIR"] = str(Path(value).expanduser().absolute())
+        os.environ[IMAGE_DIR_FROM] = "--image-dir" if given is not None else "image_dir in the configuration"

@@ -195,6 +195,7 @@ def test_an_edited_or_missing_image_is_refused_in_one_line(images: Path, tmp_pat
     assert "differs from its export" in proc.stderr and "etc/os-release: changed since export" in proc.stderr
     empty = dicompose(tmp_path, *argv, "--image-dir", str(tmp_path / "nothing"))
     assert empty.returncode == 2 and "no such folder" in empty.stderr and "export-charliecloud" in empty.stderr
+    assert "(named by --image-dir): no such folder" in empty.stderr, empty.stderr
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 

@@ -168,7 +168,11 @@ def test_a_missing_image_folder_says_where_its_path_came_from(tmp_path: Path, mo
     engine = chrun.CharliecloudEngine()
     with pytest.raises(UsageError) as given:
         engine.resolve_image("dicompose/normalize:0.1.0", DIGEST, allow_unpinned=False, hint="h", tool="normalize")
-    assert f"image folder {tmp_path / 'typo'} (named by --image-dir, DICOMPOSE_IMAGE_DIR" in str(given.value)
+    assert f"image folder {tmp_path / 'typo'} (named by DICOMPOSE_IMAGE_DIR)" in str(given.value)
+    monkeypatch.setenv("DICOMPOSE_IMAGE_DIR_FROM", "--image-dir")  # use_image_dir says who named it
+    with pytest.raises(UsageError, match=r"\(named by --image-dir\): no such folder"):
+        engine.resolve_image("dicompose/normalize:0.1.0", DIGEST, allow_unpinned=False, hint="h", tool="normalize")
+    monkeypatch.delenv("DICOMPOSE_IMAGE_DIR_FROM")
     assert "no such folder" in str(given.value) and "give --image-dir" not in str(given.value)
     monkeypatch.delenv("DICOMPOSE_IMAGE_DIR")
     with pytest.raises(UsageError) as default:

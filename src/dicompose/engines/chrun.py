@@ -256,10 +256,12 @@ class CharliecloudEngine:
             "folder copied there: docs/hpc.md)"
         )
         if not images.is_dir():
+            by = os.environ.get("DICOMPOSE_IMAGE_DIR_FROM") or "DICOMPOSE_IMAGE_DIR"
             named = (
-                "named by --image-dir, DICOMPOSE_IMAGE_DIR or the configuration's image_dir"
+                f"named by {by}"
                 if os.environ.get("DICOMPOSE_IMAGE_DIR")
-                else "the default; name the site's with --image-dir or image_dir in dicompose.toml"
+                else "the default; name the site's with --image-dir, DICOMPOSE_IMAGE_DIR or image_dir in a "
+                "configuration file, or ask whoever keeps it"
             )
             if images.exists():
                 raise UsageError(f"image folder {images} ({named}): not a folder (the folder that holds the exports)")
