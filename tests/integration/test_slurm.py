@@ -337,8 +337,9 @@ def test_worker_jobs_that_reach_their_walltime_before_a_launch_ends_stop_the_run
 def test_a_run_whose_worker_jobs_wait_in_the_queue_says_why(tmp_path: Path):
     """A busy queue can hold worker jobs for hours: the run says which jobs it waits for and SLURM's reason,
     then goes on once they start."""
+    sbatch = ["sbatch", "--parsable", "-c", "2", "-J", "dicompose-test-blocker", "-o", str(tmp_path / "blocker.out")]
     blocker = subprocess.run(
-        ["sbatch", "--parsable", "-c", "2", "-J", "dicompose-test-blocker", "--wrap", "sleep 60"],
+        [*sbatch, "--wrap", "sleep 60"],
         capture_output=True,
         text=True,
         check=True,
