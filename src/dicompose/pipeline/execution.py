@@ -4,6 +4,7 @@ finished (retried alone, audited, published) as launches end. Owned by the main 
 from __future__ import annotations
 
 import queue
+import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -181,15 +182,25 @@ class Execution:
                 self.launch(node, [ready[i] for i in plan.tasks], plan.processes)
 
     def launch(self, node: StepNode, tasks: list[Task], processes: int) -> None:
+        if self.stopping:
+            return
         request = self.launch_request(node, tasks, processes)
+        keys = [t.key for t in tasks]
+        try:
+            self.record.launch_started(
+                Launch(request.launch_id, self.report.run_id, node.name, keys, processes, None, time.time(), None, [])
+            )
+        except sqlite3.OperationalError as exc:  # a full workspace: launch nothing more; the run ends saying so
+            self.report.launch_log.pop()
+            for task in tasks:
+                task.launch = ""
+            self.storage_problem = self.storage_problem or f"{self.workspace.root}: cannot record a launch ({exc})"
+            self.stopping = True
+            return
         for task in tasks:
             self.pending[node.name].remove(task)
             task.status = "running"
         self.running[request.launch_id] = processes
-        keys = [t.key for t in tasks]
-        self.record.launch_started(
-            Launch(request.launch_id, self.report.run_id, node.name, keys, processes, None, time.time(), None, [])
-        )
         self.scheduler.submit(
             execute_launch,
             request,
@@ -304,22 +315,27 @@ class Execution:
         info = next(i for i in self.report.launch_log if i.id == request.launch_id)
         info.command, info.exit_code = result.command, result.exit_code
         info.seconds, info.message = result.ended - result.started, result.message
-        self.record.launch(
-            Launch(
-                info.id,
-                self.report.run_id,
-                request.step,
-                info.tasks,
-                request.processes,
-                result.exit_code,
-                result.started,
-                result.ended,
-                result.command,
-                result.message,
-            )
-        )
         node = self.graph.step(request.step)
         tasks = {t.key: t for t in self.report.tasks if t.launch == request.launch_id}
+        try:
+            self.record.launch(
+                Launch(
+                    info.id,
+                    self.report.run_id,
+                    request.step,
+                    info.tasks,
+                    request.processes,
+                    result.exit_code,
+                    result.started,
+                    result.ended,
+                    result.command,
+                    result.message,
+                )
+            )
+        except Exception:  # the index cannot be written (a full disk): the launch's reads stay on record
+            for task_result in result.tasks:
+                self.unaudited += self.audit_items(node, tasks[task_result.key], task_result)
+            raise
         for task_result in result.tasks:
             self.finish_task(node, tasks[task_result.key], task_result)
         self.dispatch()  # dependants start before this launch's outputs are published and audited

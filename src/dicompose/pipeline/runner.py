@@ -62,10 +62,15 @@ def new_run_id() -> str:
 
 
 def make_scheduler(
-    name: str, workers: int, request: PipelineRequest | None = None, workspace: Path | None = None, run_id: str = ""
+    name: str,
+    workers: int,
+    request: PipelineRequest | None = None,
+    workspace: Path | None = None,
+    run_id: str = "",
+    eager: bool = False,
 ) -> Scheduler:
     """The scheduler ``name`` asks for; SLURM worker jobs are named after the run (``squeue -n``) and log into
-    the workspace (one file per job)."""
+    the workspace (one file per job), submitted at once when ``eager``, else at the first launch."""
     from dicompose.schedulers.local import ThreadScheduler
 
     if name == "local":
@@ -76,7 +81,8 @@ def make_scheduler(
 
         options = options_from(list(request.slurm) if request else [], load_config().get("slurm", {}))
         job_name = f"dicompose-{run_id}" if run_id else "dicompose"
-        return SlurmScheduler(options, (workspace or Path(".dicompose")) / "slurm-logs" / (run_id or "run"), job_name)
+        logs = (workspace or Path(".dicompose")) / "slurm-logs" / (run_id or "run")
+        return SlurmScheduler(options, logs, job_name, eager=eager)
     if name == "dask" or name.startswith("tcp://"):
         from dicompose.schedulers.dask import DaskScheduler
 
@@ -241,12 +247,16 @@ def _finish(request: PipelineRequest, run: Execution, report: PipelineReport) ->
             f"{run.storage_problem}; stopped after {done} tasks, finished work is kept: "
             f"free space and run the same command (run {report.run_id})",
         )
-    target = str(request.pipeline.resolve()) if request.kind == "pipeline" else f"tool:{request.pipeline}"
-    scope = publication_scope(request.out_dir, target, request.inputs)
+    scope = publication_scope(request.out_dir, _target(request), request.inputs)
     report.out_dir = str(request.out_dir.absolute())
     report.stale = run.publisher.reconcile(scope, sweep=report.ok, prune=request.prune)
     if report.stale and not request.prune:
         report.stale_to = str(request.out_dir.absolute() / ".stale" / report.run_id)
+
+
+def _target(request: PipelineRequest) -> str:
+    """What the run runs, as publication scopes name it."""
+    return str(request.pipeline.resolve()) if request.kind == "pipeline" else f"tool:{request.pipeline}"
 
 
 def _interrupted(exc: BaseException, request: PipelineRequest, report: PipelineReport) -> RunInterruptedError:
@@ -317,9 +327,10 @@ def _run_locked(
     )
     report.private = graph.deidentifying
     report.transfers = transfers
-    # made first: a Dask cluster's workers come up while we plan (SLURM's worker jobs wait for the first launch:
-    # a rerun with nothing to do submits none)
-    scheduler = make_scheduler(request.scheduler, budget, request, workspace.root, report.run_id)
+    # made first: a cluster's workers come up while we plan. SLURM's worker jobs too on a first run of this
+    # target here; a rerun (which may have nothing to do) submits them at its first launch, if it has one
+    eager = not index.has_run(str(request.pipeline))  # as the run records its target
+    scheduler = make_scheduler(request.scheduler, budget, request, workspace.root, report.run_id, eager)
     try:
         with paused_gc():
             groups = _groups(request, graph, index, report)  # inputs with nothing to do: refused before any record

@@ -322,6 +322,10 @@ class Index:
                 details = {**json.loads(row[0] or "{}"), "collected": when}
                 self.db.execute("UPDATE runs SET details = ? WHERE id = ?", (json.dumps(details), run_id))
 
+    def has_run(self, target: str) -> bool:
+        """Whether this workspace has run ``target`` (as runs record it: the pipeline file or tool given) before."""
+        return self.db.execute("SELECT 1 FROM runs WHERE target = ? LIMIT 1", (target,)).fetchone() is not None
+
     def runs(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT * FROM runs ORDER BY started, rowid").fetchall()
         return [self._run_row(row) for row in rows]

@@ -266,9 +266,12 @@ class SlurmScheduler:
 
     reports_cancelled = False  # as Dask's: and cancel_all ends the jobs that ran them
 
-    def __init__(self, options: SlurmOptions, log_directory: Path, job_name: str = "dicompose") -> None:
-        """Checks the worker jobs with ``sbatch --test-only``; submits nothing until the first launch (a rerun
-        with nothing to do, or a plan, asks SLURM for no job)."""
+    def __init__(
+        self, options: SlurmOptions, log_directory: Path, job_name: str = "dicompose", *, eager: bool = False
+    ) -> None:
+        """Checks the worker jobs with ``sbatch --test-only``. ``eager``: submits them now, so that they start
+        while the run plans (a first run: it will launch); else nothing until the first launch (a rerun, which
+        may have nothing to do, or a plan, asks SLURM for no job)."""
         if shutil.which("sbatch") is None:
             raise UsageError("--scheduler slurm: sbatch is not on PATH (run on a SLURM login or compute node)")
         if '"' in str(log_directory) or "\n" in str(log_directory):
@@ -290,6 +293,8 @@ class SlurmScheduler:
         self._out_of_time: dict[Path, float] = {}  # a worker job's log → when SLURM ended it at its walltime
         self._next_look = 0.0
         self._said = ""  # the last "waiting for worker jobs" note
+        if eager:
+            self._dask = self._start()
 
     def _start(self) -> Any:
         """The Dask cluster of worker jobs, submitted now."""
