@@ -160,7 +160,9 @@ def _worker_jobs(workspace: Path, run: dict[str, Any]) -> tuple[Path, list[str]]
     another scheduler's run."""
     if not str(run.get("scheduler") or "").startswith("slurm"):
         return None
-    folder = (workspace / "slurm-logs" / run["id"]).absolute()
+    from dicompose.schedulers.slurm import log_folder
+
+    folder = log_folder(workspace, run["id"]).absolute()
     ids = {log.stem.rsplit("-", 1)[-1] for log in folder.glob("*.err")} if folder.is_dir() else set()
     return folder, sorted(ids, key=lambda job: (len(job), job))
 

@@ -77,11 +77,11 @@ def make_scheduler(
         return ThreadScheduler(workers)
     if name == "slurm":
         from dicompose.config import load_config
-        from dicompose.schedulers.slurm import SlurmScheduler, options_from
+        from dicompose.schedulers.slurm import SlurmScheduler, log_folder, options_from
 
         options = options_from(list(request.slurm) if request else [], load_config().get("slurm", {}))
         job_name = f"dicompose-{run_id}" if run_id else "dicompose"
-        logs = (workspace or Path(".dicompose")) / "slurm-logs" / (run_id or "run")
+        logs = log_folder(workspace or Path(".dicompose"), run_id or "run")
         return SlurmScheduler(options, logs, job_name, eager=eager)
     if name == "dask" or name.startswith("tcp://"):
         from dicompose.schedulers.dask import DaskScheduler

@@ -81,11 +81,16 @@ class SlurmOptions:
         return self.cores * self.most_jobs
 
     @property
+    def job_memory(self) -> str:
+        """Each worker job's memory as asked of SLURM: ``memory``, else 2 GB per core."""
+        return self.memory or f"{2 * self.cores}GB"
+
+    @property
     def memory_bytes(self) -> int:
-        """Each worker job's memory (``memory``, else 2 GB per core), in bytes."""
+        """:attr:`job_memory` in bytes."""
         from dask.utils import parse_bytes
 
-        return int(parse_bytes(self.memory or f"{2 * self.cores}GB"))
+        return int(parse_bytes(self.job_memory))
 
     @property
     def gpus(self) -> int:
@@ -145,13 +150,10 @@ def options_from(given: list[str], configured: Mapping[str, Any]) -> SlurmOption
 #: Bash's ERR trap around the job prologue: a line that fails (``module load`` of a module the node lacks) ends
 #: the job saying which, in its log (the run then says every job ended, with that line), instead of a worker
 #: that starts without what the prologue was for. Multi-line constructs (if … fi) stay whole.
-PROLOGUE_FAILED = (
-    'trap \'rc=$?; printf "dicompose: the worker job prologue failed (exit %s): %s\\n" "$rc" "$BASH_COMMAND" >&2; '
-    "exit 3' ERR"
-)
-
-
 PROLOGUE_FAILED_SAYS = "dicompose: the worker job prologue failed"
+PROLOGUE_FAILED = (
+    f'trap \'rc=$?; printf "{PROLOGUE_FAILED_SAYS} (exit %s): %s\\n" "$rc" "$BASH_COMMAND" >&2; exit 3\' ERR'
+)
 
 
 def guarded(prologue: tuple[str, ...]) -> list[str]:
@@ -172,7 +174,7 @@ def cluster_kwargs(
     kwargs: dict[str, Any] = {
         "cores": options.cores,
         "processes": 1,
-        "memory": options.memory or f"{2 * options.cores}GB",
+        "memory": options.job_memory,
         "walltime": options.walltime,
         "job_extra_directives": directives,
         "job_script_prologue": [*WORKER_ENVIRONMENT, *guarded(options.prologue)],
@@ -204,6 +206,11 @@ def _tail(log: Path, size: int = 16384) -> str:
         return ""
 
 
+def log_folder(workspace: Path, run_id: str) -> Path:
+    """Where a run's worker jobs log (one ``.err`` and ``.out`` per job, named after its SLURM job id)."""
+    return workspace / "slurm-logs" / run_id
+
+
 def job_script(options: SlurmOptions, log_directory: Path, job_name: str = "dicompose") -> str:
     """The worker job script ``SLURMCluster`` submits for ``options`` (made without starting a cluster: what
     ``--dry-run`` and ``check`` hand to ``sbatch --test-only``)."""
@@ -228,7 +235,7 @@ def _node_limits(options: SlurmOptions) -> str:
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
         return ""
     where = f"partition {options.partition}" if options.partition else "the default partition"
-    asked = f"cores={options.cores}, memory={options.memory or f'{2 * options.cores}GB'}"
+    asked = f"cores={options.cores}, memory={options.job_memory}"
     asked += f", gres={options.gres}" if options.gres else ""
     return f"; asked per job: {asked}; the largest node of {where} has {cores} cores and {memory_mb / 1024:.1f} GB"
 
