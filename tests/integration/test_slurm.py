@@ -70,7 +70,10 @@ def test_the_demo_on_slurm_gives_the_local_outputs_with_two_worker_jobs(tmp_path
         assert (tmp_path / "slurm" / relative).read_bytes() == (tmp_path / "local" / relative).read_bytes()
     jobs = list((tmp_path / "ws" / "slurm-logs" / run_id).glob("*.err"))
     assert 1 <= len(jobs) <= 2  # pilot jobs: never one sbatch per task (4 tasks here)
-    assert ours(run_id) == []  # the worker jobs were cancelled when the run ended
+    assert ours(run_id) == []  # the worker jobs ended with the run
+    for log in jobs:  # each ended by itself when asked, not by a signal: no tracebacks, no CANCELLED line
+        said = log.read_text()
+        assert said.rstrip().endswith("End worker") and "CANCELLED" not in said and "Traceback" not in said, said
     shown = dicompose(tmp_path, "show", run_id, "--workspace", "ws")
     ids = sorted(log.stem.rsplit("-", 1)[-1] for log in jobs)
     said = " ".join(shown.stdout.split())

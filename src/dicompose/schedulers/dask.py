@@ -114,6 +114,25 @@ class DaskScheduler:
         with contextlib.suppress(Exception):
             self._client.cancel(self._futures)
 
+    def close_workers(self) -> None:
+        """A clean end: each worker's nanny is told to stop its worker and end (a worker job's process then
+        exits 0 by itself, its log without a signal or a traceback). The results are fetched already: the
+        futures are dropped. Afterwards only :meth:`close` is of use."""
+        self._futures.clear()
+        with contextlib.suppress(Exception):
+            if self._cluster is not None:  # no new worker (job) while the old ones close
+                with contextlib.suppress(AttributeError):
+                    self._cluster._adaptive.stop()
+            # each nanny stops its worker and ends: told by the scheduler instead, a worker process waits 2 s
+            # for its nanny's word (distributed's stop-queue thread) and logs a closed-stream traceback
+            scheduler: Any = self._client.scheduler  # an rpc to it: None only before the client connects
+            self._client.sync(
+                scheduler.broadcast,
+                msg={"op": "terminate", "reason": "run-ended"},
+                nanny=True,
+                on_error="ignore",
+            )
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._client.close()

@@ -39,6 +39,8 @@ WORKER_GRACE_S = 2.0
 #: How often a run looks for worker jobs that SLURM ended at their walltime, and how it knows them (slurmstepd's
 #: line in the job's log).
 HEALTH_INTERVAL_S = 5.0
+#: how long a run that ends waits for its worker jobs to end by themselves before cancelling them
+JOB_END_WAIT_S = 5.0
 TIME_LIMIT = "DUE TO TIME LIMIT"
 #: Dask settings of the worker jobs. The nanny forks its worker instead of spawning a Python that imports Dask
 #: again (0.7 s of every job's start here); the worker's system and memory monitors look every 2 s, not 10
@@ -300,6 +302,7 @@ class SlurmScheduler:
         self._out_of_time: dict[Path, float] = {}  # a worker job's log → when SLURM ended it at its walltime
         self._next_look = 0.0
         self._said = ""  # the last "waiting for worker jobs" note
+        self._cancelled = False  # cancel_all was called: no clean end to wait for
         if eager:
             self._dask = self._start()
 
@@ -418,11 +421,28 @@ class SlurmScheduler:
         included (a local step dies with its worker: PR_SET_PDEATHSIG). A task that finished inside a
         cancelled launch is recovered by the next run (``seal.recover_task``)."""
 
+        self._cancelled = True
         if not self._submitting:
             return  # nothing was submitted
         if self._dask is not None:
             self._dask.cancel_all()
         self._scancel()
+
+    def _wait_jobs_ended(self, seconds: float) -> None:
+        """Until none of this run's worker jobs is in the queue, or ``seconds`` have passed. Jobs still
+        pending (never started: nothing to end cleanly) are cancelled at once."""
+        squeue = shutil.which("squeue") or "squeue"
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            queue = subprocess.run(
+                [squeue, "-h", "-n", self.job_name, "-o", "%i %T"], capture_output=True, text=True, check=False
+            )
+            jobs = [line.split() for line in queue.stdout.splitlines() if line.strip()]
+            if queue.returncode != 0 or not jobs:
+                return
+            if pending := [fields_[0] for fields_ in jobs if fields_[1:] == ["PENDING"]]:
+                subprocess.run([shutil.which("scancel") or "scancel", *pending], capture_output=True, check=False)
+            time.sleep(0.05)
 
     def _scancel(self) -> None:
         subprocess.run(
@@ -430,8 +450,14 @@ class SlurmScheduler:
         )
 
     def close(self) -> None:
-        """Cancel the worker jobs (``SLURMCluster.close`` runs scancel): SLURM stops what runs in them."""
+        """The run is over: its worker jobs are asked to end (each worker closes, the job exits 0, its log ends
+        cleanly), and after at most :data:`JOB_END_WAIT_S` the rest are cancelled (``SLURMCluster.close`` runs
+        scancel). Cancelled at once, SIGTERM left workers that outlived their job by 8 s (the nanny's patience),
+        holding a core the next job on the node was given, and tracebacks in every job's log."""
         if self._dask is not None:
+            if not self._cancelled:
+                self._dask.close_workers()
+                self._wait_jobs_ended(JOB_END_WAIT_S)
             self._dask.close()
         elif self._submitting:  # interrupted while the cluster started: its jobs, if any, go by name
             self._scancel()
