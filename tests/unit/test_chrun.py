@@ -381,3 +381,29 @@ def test_a_file_made_executable_after_export_is_a_changed_image(tmp_path: Path):
     del old["modes"]
     (folder / MANIFEST).write_text(json.dumps(old))
     assert verify_image(folder) == []
+
+
+def test_a_run_names_every_image_it_lacks_at_once(tmp_path: Path, monkeypatch):
+    """Two steps whose images are not exported: one error naming both (check lists them too), so the user
+    exports them together; an image two steps share is named once."""
+    from types import SimpleNamespace
+
+    from dicompose.descriptors.descriptor import load_descriptor
+    from dicompose.pipeline.images import step_images
+
+    monkeypatch.setenv("DICOMPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DICOMPOSE_IMAGE_DIR", str(tmp_path / "images"))
+    (tmp_path / "images").mkdir()
+    engine = chrun.CharliecloudEngine()
+    steps = [
+        SimpleNamespace(name=n, descriptor=load_descriptor(t)) for n, t in [("a", "normalize"), ("b", "threshold")]
+    ]
+    with pytest.raises(UsageError) as both:
+        step_images(steps, engine, allow_unpinned=False)  # type: ignore[arg-type]
+    said = str(both.value)
+    assert said.startswith("2 images cannot run: ") and "\n" not in said
+    assert "export-charliecloud normalize" in said and "export-charliecloud threshold" in said
+    shared = [SimpleNamespace(name=n, descriptor=load_descriptor("normalize")) for n in ("a", "b")]
+    with pytest.raises(UsageError) as once:
+        step_images(shared, engine, allow_unpinned=False)  # type: ignore[arg-type]
+    assert str(once.value).count("export-charliecloud normalize") == 1 and "images cannot run" not in str(once.value)

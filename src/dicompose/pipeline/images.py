@@ -41,8 +41,21 @@ Images = dict[str, tuple[ImageRef | None, bool]]
 
 
 def step_images(steps: Iterable[StepNode], engine: Engine, allow_unpinned: bool) -> Images:
-    """Each step's image on ``engine`` (refused with a :class:`UsageError` where one is missing or unpinned)."""
-    return {node.name: resolve_step_image(node.descriptor, engine, allow_unpinned) for node in steps}
+    """Each step's image on ``engine``, refused with a :class:`UsageError` where one is missing or unpinned:
+    every step's problem at once (the user exports or builds them all before trying again, as ``check`` lists
+    them), an image two steps share said once."""
+    images: Images = {}
+    problems: dict[str, UsageError] = {}
+    for node in steps:
+        try:
+            images[node.name] = resolve_step_image(node.descriptor, engine, allow_unpinned)
+        except UsageError as exc:
+            problems.setdefault(str(exc), exc)
+    if len(problems) == 1:
+        raise next(iter(problems.values()))
+    if problems:
+        raise UsageError(f"{len(problems)} images cannot run: " + "; ".join(problems))
+    return images
 
 
 def choose_engine(choice: str, images_of: Callable[[Engine], Images]) -> tuple[Resolution, Images]:
