@@ -14,7 +14,9 @@ the command line, each variant in a fresh output folder and workspace:
 Per launch: one file normalized in a fresh workspace, ``--launches`` times per engine; the launch's own duration
 read from the run's records (engine start-up, the tool, teardown; not the CLI's start).
 
-Reported: the median wall time of each variant, slurm ÷ local throughput (goal >= 0.8 on this node),
+Reported: the median wall time of each variant, slurm ÷ local throughput (goal >= 0.8 on this node), SLURM's
+own start-up of a one-line job on this node (sbatch to its first line: the part of a worker job's start that is
+the cluster's),
 charliecloud ÷ docker wall time, the number of ``sbatch`` submissions (worker jobs, counted from their log
 files: never one per task), the time from the command's start to the first launch's start, and the median
 launch time of local, docker and charliecloud.
@@ -121,6 +123,27 @@ def launch_seconds(work: Path, scan: Path, variant: str, count: int) -> list[flo
     return found
 
 
+def slurm_start_latency(work: Path, count: int = 5) -> list[float]:
+    """Seconds from ``sbatch`` of a job that only prints the time to that time, ``count`` times: what SLURM
+    itself takes to start a job on this node (its scheduling tick, slurmd, the batch step), before any of
+    dicompose's or Dask's start-up. A worker job pays it once per run."""
+    found = []
+    for number in range(count):
+        out = work / f"latency-{number}.out"
+        submitted = time.time()
+        subprocess.run(
+            ["sbatch", "-Q", "-J", "dicompose-bench-latency", "-o", str(out), "--wrap", "date +%s.%N"], check=True
+        )
+        deadline = submitted + 30
+        while time.time() < deadline and not (out.exists() and out.read_text().strip()):
+            time.sleep(0.02)
+        if not out.read_text().strip():
+            raise SystemExit(f"a one-line SLURM job did not run within 30 s ({out})")
+        found.append(float(out.read_text().split()[0]) - submitted)
+        time.sleep(0.3 + 0.17 * number)  # the next submission at another point of the scheduler's cycle
+    return found
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -165,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
                 result = run_variant(work, scans, variant)
                 print(f"  round {number + 1}: {variant:<18} {result['seconds']:.1f} s", flush=True)
                 rounds[variant].append(result)
+        if any("slurm" in VARIANTS[name][1] for name in names):
+            report["slurm_start_s"] = slurm_start_latency(root)
+            print(f"  SLURM job start (sbatch to first line): {statistics.median(report['slurm_start_s']):.2f} s")
         scan = next(p for p in sorted(scans.rglob("*.dcm")))
         for variant in [n for n in ("local", "docker", "charliecloud") if n in names and args.launches]:
             work = root / f"launches-{variant}"
@@ -203,6 +229,12 @@ def print_table(report: dict[str, Any]) -> None:
     if "slurm_throughput_over_local" in report:
         ratio, met = report["slurm_throughput_over_local"], report["goal"]["met"]
         print(f"  slurm ÷ local throughput {ratio:.2f}x (goal >= {GOAL}: {'met' if met else 'NOT met'})")
+    if "slurm_start_s" in report:
+        starts = report["slurm_start_s"]
+        print(
+            f"  SLURM's own job start on this node (sbatch of a one-line job to its first line): median "
+            f"{statistics.median(starts):.2f} s, {min(starts):.2f}-{max(starts):.2f} s"
+        )
     if "slurm_charliecloud_throughput_over_local" in report:
         print(f"  slurm+charliecloud ÷ local throughput {report['slurm_charliecloud_throughput_over_local']:.2f}x")
     if "charliecloud_over_docker_wall" in report:
