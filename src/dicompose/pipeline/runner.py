@@ -335,7 +335,8 @@ def _run_locked(
         with paused_gc():
             groups = _groups(request, graph, index, report)  # inputs with nothing to do: refused before any record
     except BaseException:
-        scheduler.close()  # cancels the worker jobs submitted for nothing
+        scheduler.cancel_all()  # the worker jobs submitted for nothing: at once, not asked to end
+        scheduler.close()
         raise
     report.scheduler = scheduler.name
     if scheduler.cores is not None and not request.workers:  # a cluster's worker jobs: their cores in all
