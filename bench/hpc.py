@@ -126,7 +126,8 @@ def launch_seconds(work: Path, scan: Path, variant: str, count: int) -> list[flo
 def slurm_start_latency(work: Path, count: int = 5) -> list[float]:
     """Seconds from ``sbatch`` of a job that only prints the time to that time, ``count`` times: what SLURM
     itself takes to start a job on this node (its scheduling tick, slurmd, the batch step), before any of
-    dicompose's or Dask's start-up. A worker job pays it once per run."""
+    dicompose's or Dask's start-up. A worker job pays it once per run. (The job's clock is this host's: a
+    one-node measure.)"""
     found = []
     for number in range(count):
         out = work / f"latency-{number}.out"
@@ -137,7 +138,8 @@ def slurm_start_latency(work: Path, count: int = 5) -> list[float]:
         deadline = submitted + 30
         while time.time() < deadline and not (out.exists() and out.read_text().strip()):
             time.sleep(0.02)
-        if not out.read_text().strip():
+        if not (out.exists() and out.read_text().strip()):
+            subprocess.run(["scancel", "--name", "dicompose-bench-latency"], check=False)
             raise SystemExit(f"a one-line SLURM job did not run within 30 s ({out})")
         found.append(float(out.read_text().split()[0]) - submitted)
         time.sleep(0.3 + 0.17 * number)  # the next submission at another point of the scheduler's cycle

@@ -47,6 +47,15 @@ class UnpinnedImageError(UsageError):
         self.image, self.how_pinned = image, how_pinned
 
 
+class ImageProblemsError(UsageError):
+    """Several steps' images cannot run (missing, unpinned): one line naming each; ``errors`` keeps them apart
+    (an unpinned one is said differently where ``--allow-unpinned`` is not offered)."""
+
+    def __init__(self, errors: list[UsageError]) -> None:
+        super().__init__(f"{len(errors)} images cannot run: " + "; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
 class ProblemsError(UsageError):
     """Several problems found together (a pipeline file's): commands that list problems say one per line."""
 

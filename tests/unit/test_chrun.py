@@ -407,3 +407,17 @@ def test_a_run_names_every_image_it_lacks_at_once(tmp_path: Path, monkeypatch):
     with pytest.raises(UsageError) as once:
         step_images(shared, engine, allow_unpinned=False)  # type: ignore[arg-type]
     assert str(once.value).count("export-charliecloud normalize") == 1 and "images cannot run" not in str(once.value)
+
+
+def test_an_engine_passed_over_for_several_unpinned_images_is_told_without_the_option_it_may_lack():
+    """``auto`` (the demo too, which takes no --allow-unpinned) says why an engine was passed over: each image
+    in its own words, never "pass --allow-unpinned"."""
+    from dicompose.errors import ImageProblemsError, UnpinnedImageError
+    from dicompose.pipeline.images import missing_image
+
+    def unpinned() -> None:
+        raise ImageProblemsError([UnpinnedImageError(f"dicompose/{t}:0.1.0", "no pin") for t in ("a", "b")])
+
+    said = missing_image(unpinned)
+    assert said is not None and said.startswith("2 images cannot run: image dicompose/a:0.1.0 is not pinned")
+    assert "dicompose/b:0.1.0" in said and "--allow-unpinned" not in said

@@ -9,7 +9,7 @@ from dicompose import __version__
 from dicompose.descriptors.descriptor import BUILTIN_TOOLS, Descriptor
 from dicompose.engines.base import Engine, ImageRef
 from dicompose.engines.resolve import Resolution, resolve_engine
-from dicompose.errors import UnpinnedImageError, UsageError
+from dicompose.errors import ImageProblemsError, UnpinnedImageError, UsageError
 from dicompose.images.pins import pinned
 from dicompose.images.wheelhouse import runtime_lock, sha256_file
 
@@ -54,7 +54,7 @@ def step_images(steps: Iterable[StepNode], engine: Engine, allow_unpinned: bool)
     if len(problems) == 1:
         raise next(iter(problems.values()))
     if problems:
-        raise UsageError(f"{len(problems)} images cannot run: " + "; ".join(problems))
+        raise ImageProblemsError(list(problems.values()))
     return images
 
 
@@ -78,11 +78,17 @@ def missing_image(resolve: Callable[[], object]) -> str | None:
     or None when it did not."""
     try:
         resolve()
-    except UnpinnedImageError as exc:
-        return f"image {exc.image} is not pinned by digest ({exc.how_pinned})"
+    except ImageProblemsError as exc:
+        return f"{len(exc.errors)} images cannot run: " + "; ".join(_why_not(error) for error in exc.errors)
     except UsageError as exc:
-        return str(exc)
+        return _why_not(exc)
     return None
+
+
+def _why_not(error: UsageError) -> str:
+    if isinstance(error, UnpinnedImageError):  # without "pass --allow-unpinned": not every caller offers it
+        return f"image {error.image} is not pinned by digest ({error.how_pinned})"
+    return str(error)
 
 
 def image_key(engine: Engine, image: ImageRef | None) -> str:

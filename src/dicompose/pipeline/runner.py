@@ -381,10 +381,12 @@ def _run_locked(
             run.rescue_audit()
         raise
     finally:
-        scheduler.close()
         try:
-            record.run_ended(report.run_id, status)
-        except (sqlite3.Error, OSError):
-            if status == "ok":  # else the error that ended the run is the one to report
-                raise
+            scheduler.close()
+        finally:  # recorded however the close went: a finished run must not be taken for an interrupted one
+            try:
+                record.run_ended(report.run_id, status)
+            except (sqlite3.Error, OSError):
+                if status == "ok":  # else the error that ended the run is the one to report
+                    raise
     return report

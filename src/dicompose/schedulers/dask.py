@@ -114,24 +114,38 @@ class DaskScheduler:
         with contextlib.suppress(Exception):
             self._client.cancel(self._futures)
 
-    def close_workers(self) -> None:
-        """A clean end: each worker's nanny is told to stop its worker and end (a worker job's process then
-        exits 0 by itself, its log without a signal or a traceback). The results are fetched already: the
+    def close_workers(self, timeout_s: float) -> set[str]:
+        """A clean end of a cluster of our own making (dask-jobqueue's; never a user's ``tcp://`` scheduler):
+        each connected worker's nanny is told to stop its worker and end, so a worker job's process exits 0 by
+        itself, its log without a signal or a traceback. Returns the names of the workers told (those that had
+        joined); a job whose worker had not is the caller's to cancel. The results are fetched already: the
         futures are dropped. Afterwards only :meth:`close` is of use."""
         self._futures.clear()
-        with contextlib.suppress(Exception):
-            if self._cluster is not None:  # no new worker (job) while the old ones close
-                with contextlib.suppress(AttributeError):
-                    self._cluster._adaptive.stop()
-            # each nanny stops its worker and ends: told by the scheduler instead, a worker process waits 2 s
-            # for its nanny's word (distributed's stop-queue thread) and logs a closed-stream traceback
-            scheduler: Any = self._client.scheduler  # an rpc to it: None only before the client connects
-            self._client.sync(
-                scheduler.broadcast,
-                msg={"op": "terminate", "reason": "run-ended"},
-                nanny=True,
-                on_error="ignore",
-            )
+        if not self._resources:
+            return set()
+
+        async def stop_adapting() -> None:  # on the cluster's loop: no job submitted while the others close
+            with contextlib.suppress(AttributeError):
+                self._cluster._adaptive.stop()
+
+        self._cluster.sync(stop_adapting)
+        told = {str(worker["name"]) for worker in self._client.scheduler_info()["workers"].values()}
+        # each nanny stops its worker and ends: told by the scheduler instead, a worker process waits 2 s for its
+        # nanny's word (distributed's stop-queue thread) and logs a closed-stream traceback
+        scheduler: Any = self._client.scheduler  # an rpc to it: None only before the client connects
+        self._client.sync(
+            scheduler.broadcast,
+            msg={"op": "terminate", "reason": "run-ended"},
+            nanny=True,
+            on_error="ignore",
+            callback_timeout=timeout_s,
+        )
+        return told
+
+    def job_ids(self) -> dict[str, str]:
+        """Worker name → SLURM (or other batch system) job id of a dask-jobqueue cluster's jobs."""
+        workers = getattr(self._cluster, "workers", {}) if self._resources else {}
+        return {str(name): str(job.job_id) for name, job in workers.items() if getattr(job, "job_id", None)}
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

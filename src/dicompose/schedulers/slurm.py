@@ -4,9 +4,10 @@ Never one ``sbatch`` per task: ``SLURMCluster`` submits worker jobs (a fixed num
 maximum as the work needs), each a Dask worker with ``cores`` threads that advertises ``cores`` as a Dask
 resource (and its memory, and the GPUs of its ``gres``); a launch asks for as many cores as it runs processes,
 and for its step's memory and GPUs, so no job runs more than it was given (one pool of identical worker jobs:
-a step that needs more than a job has is refused before anything is submitted). Closing the
-scheduler (at the end of a run, on Ctrl-C or SIGTERM) cancels the worker jobs (``scancel``): SLURM stops what
-runs in them. A worker job that SLURM kills (walltime, ``scancel``) loses no finished work: its launches come
+a step that needs more than a job has is refused before anything is submitted). At the end of a run each
+worker is asked to close and its job ends by itself (pending jobs, and any left after a few seconds, are
+cancelled); on Ctrl-C, SIGTERM or a failure the worker jobs are cancelled at once (``scancel``): SLURM stops
+what runs in them. A worker job that SLURM kills (walltime, ``scancel``) loses no finished work: its launches come
 back as failed attempts and are retried (on another worker, or by the next ``dicompose run``), and a task is
 published only once sealed in the workspace (which must be on a filesystem the nodes share).
 
@@ -428,36 +429,64 @@ class SlurmScheduler:
             self._dask.cancel_all()
         self._scancel()
 
-    def _wait_jobs_ended(self, seconds: float) -> None:
-        """Until none of this run's worker jobs is in the queue, or ``seconds`` have passed. Jobs still
-        pending (never started: nothing to end cleanly) are cancelled at once."""
-        squeue = shutil.which("squeue") or "squeue"
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            queue = subprocess.run(
-                [squeue, "-h", "-n", self.job_name, "-o", "%i %T"], capture_output=True, text=True, check=False
-            )
-            jobs = [line.split() for line in queue.stdout.splitlines() if line.strip()]
-            if queue.returncode != 0 or not jobs:
-                return
-            if pending := [fields_[0] for fields_ in jobs if fields_[1:] == ["PENDING"]]:
-                subprocess.run([shutil.which("scancel") or "scancel", *pending], capture_output=True, check=False)
-            time.sleep(0.05)
-
     def _scancel(self) -> None:
-        subprocess.run(
-            [shutil.which("scancel") or "scancel", "--name", self.job_name], capture_output=True, check=False
-        )
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):  # no scancel, a slurmctld that hangs
+            subprocess.run(
+                [shutil.which("scancel") or "scancel", "--name", self.job_name],
+                capture_output=True,
+                check=False,
+                timeout=30,
+            )
 
     def close(self) -> None:
         """The run is over: its worker jobs are asked to end (each worker closes, the job exits 0, its log ends
-        cleanly), and after at most :data:`JOB_END_WAIT_S` the rest are cancelled (``SLURMCluster.close`` runs
-        scancel). Cancelled at once, SIGTERM left workers that outlived their job by 8 s (the nanny's patience),
-        holding a core the next job on the node was given, and tracebacks in every job's log."""
-        if self._dask is not None:
+        cleanly); jobs whose worker had not joined, and any still there after :data:`JOB_END_WAIT_S` in all, are
+        cancelled. Cancelled at once, SIGTERM left workers that outlived their job by 8 s (the nanny's patience),
+        holding a core the next job on the node was given, and tracebacks in every job's log. Anything that goes
+        wrong meanwhile (Ctrl-C, no squeue) cancels the jobs instead; the cluster is closed in every case."""
+        if self._dask is None:
+            if self._submitting:  # interrupted while the cluster started: its jobs, if any, go by name
+                self._scancel()
+            return
+        try:
             if not self._cancelled:
-                self._dask.close_workers()
-                self._wait_jobs_ended(JOB_END_WAIT_S)
-            self._dask.close()
-        elif self._submitting:  # interrupted while the cluster started: its jobs, if any, go by name
+                deadline = time.monotonic() + JOB_END_WAIT_S
+                told = self._dask.close_workers(JOB_END_WAIT_S)
+                joined = {job for name, job in self._dask.job_ids().items() if _joined(name, told)}
+                self._wait_jobs_ended(joined, deadline)
+        except (Exception, KeyboardInterrupt):  # the run's work is done: its jobs are cancelled instead
             self._scancel()
+        except BaseException:  # SIGTERM
+            self._scancel()
+            raise
+        finally:
+            self._dask.close()
+
+    def _wait_jobs_ended(self, joined: set[str], deadline: float) -> None:
+        """Until none of this run's worker jobs is in the queue (or only completing), or ``deadline`` (a
+        monotonic time). Jobs not in ``joined`` (pending, or started without their worker joining: nothing told
+        them to end) are cancelled at once."""
+        squeue, cancelled = shutil.which("squeue") or "squeue", set[str]()
+        while (left := deadline - time.monotonic()) > 0:
+            queue = subprocess.run(
+                [squeue, "-h", "-n", self.job_name, "-o", "%i %T"],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=left,
+            )
+            jobs = dict(line.split(None, 1) for line in queue.stdout.splitlines() if len(line.split()) == 2)
+            if queue.returncode != 0 or all(state == "COMPLETING" for state in jobs.values()):
+                return
+            if stray := sorted(set(jobs) - joined - cancelled):
+                subprocess.run(
+                    [shutil.which("scancel") or "scancel", *stray], capture_output=True, check=False, timeout=left
+                )
+                cancelled.update(stray)
+            time.sleep(0.1)
+
+
+def _joined(job: str, workers: set[str]) -> bool:
+    """Whether the worker job named ``job`` by dask-jobqueue has a worker among ``workers`` (one process per
+    job: the job's name; several: the name and ``-N``)."""
+    return job in workers or any(worker.startswith(f"{job}-") for worker in workers)
