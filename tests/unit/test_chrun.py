@@ -419,5 +419,5 @@ def test_an_engine_passed_over_for_several_unpinned_images_is_told_without_the_o
         raise ImageProblemsError([UnpinnedImageError(f"dicompose/{t}:0.1.0", "no pin") for t in ("a", "b")])
 
     said = missing_image(unpinned)
-    assert said is not None and said.startswith("2 images cannot run: image dicompose/a:0.1.0 is not pinned")
+    assert said is not None and said.startswith("image dicompose/a:0.1.0 is not pinned by digest (no pin)")
     assert "dicompose/b:0.1.0" in said and "--allow-unpinned" not in said

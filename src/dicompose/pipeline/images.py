@@ -79,7 +79,7 @@ def missing_image(resolve: Callable[[], object]) -> str | None:
     try:
         resolve()
     except ImageProblemsError as exc:
-        return f"{len(exc.errors)} images cannot run: " + "; ".join(_why_not(error) for error in exc.errors)
+        return "; ".join(_why_not(error) for error in exc.errors)  # "docker answers but image A …; image B …"
     except UsageError as exc:
         return _why_not(exc)
     return None
