@@ -167,8 +167,13 @@ def test_association_limits_are_options(pacs: Orthanc, tmp_path: Path):
     assert code == 2 and "per_association" in err and "Traceback" not in err
 
 
+def _published(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*.dcm") if ".dicompose-partial" not in path.parts]
+
+
 def _pull_under_way(pacs: Orthanc, tmp_path: Path, series: str, *options: str) -> tuple[Any, list[str]]:
-    """A 240-instance study pushed, then a pull of it started and seen to have written 5 instances."""
+    """A 240-instance study pushed, then a pull of it started and seen to have published 5 instances (files
+    still in its staging folder, ``.dicompose-partial``, do not count: an interrupt discards them)."""
     synthetic.write_ct_series(tmp_path / "big", series, 240, 256, 256)
     code, _out, err = dicompose(pacs, tmp_path / "home", "pacs", "push", str(tmp_path / "big"), "--to", pacs.url)
     assert code == 0, err
@@ -177,7 +182,7 @@ def _pull_under_way(pacs: Orthanc, tmp_path: Path, series: str, *options: str) -
     argv = [str(BIN / "dicompose"), "pacs", "pull", pacs.url, "--study", study, "--out", str(tmp_path / "out")]
     run = pacs.popen([*argv, *options], env=env)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list((tmp_path / "out").rglob("*.dcm"))) < 5:
+    while time.monotonic() < deadline and len(_published(tmp_path / "out")) < 5:
         time.sleep(0.01)
     return run, argv
 
