@@ -102,16 +102,12 @@ def scheduler_problems(name: str, slurm: Sequence[str] = ()) -> list[str]:
     except UsageError as exc:
         return [str(exc)]
     if name == "slurm":
-        import shutil
         from pathlib import Path
 
         from dicompose.config import load_config
-        from dicompose.schedulers.slurm import job_script, log_folder, options_from, sbatch_refusal
+        from dicompose.schedulers.slurm import log_folder, options_from, submission_problem
 
-        if shutil.which("sbatch") is None:
-            return ["--scheduler slurm: sbatch is not on PATH (run on a SLURM login or compute node)"]
         options = options_from(list(slurm), load_config().get("slurm", {}))
-        script = job_script(options, log_folder(Path(".dicompose"), "check"), "dicompose-check")
-        refusal = sbatch_refusal(script, options)
-        return [refusal] if refusal else []
+        problem = submission_problem(options, log_folder(Path(".dicompose"), "check"), "dicompose-check")
+        return [problem] if problem else []
     return []

@@ -264,6 +264,19 @@ def sbatch_refusal(script: str, options: SlurmOptions | None = None) -> str | No
     return f"--scheduler slurm: sbatch refuses the worker jobs ({reason})"
 
 
+def submission_problem(options: SlurmOptions, log_directory: Path, job_name: str) -> str | None:
+    """Why worker jobs of ``options`` logging into ``log_directory`` cannot be submitted here (no ``sbatch``, a
+    path the job script cannot quote, ``sbatch --test-only``'s refusal), or None. Nothing is submitted."""
+    if shutil.which("sbatch") is None:
+        return "--scheduler slurm: sbatch is not on PATH (run on a SLURM login or compute node)"
+    if '"' in str(log_directory) or "\n" in str(log_directory):
+        return (
+            f"--scheduler slurm: a workspace path with a double quote or a newline cannot hold the "
+            f"worker jobs' logs ({log_directory}); choose another --workspace"
+        )
+    return sbatch_refusal(job_script(options, log_directory, job_name), options)
+
+
 def describe(options: SlurmOptions) -> str:
     """The scheduler as runs, plans and records name it: ``slurm (2 worker jobs × 4 cores)``."""
     jobs = f"{options.min_jobs or 0}-{options.most_jobs}" if options.adaptive else str(options.jobs or 1)
@@ -282,15 +295,8 @@ class SlurmScheduler:
         """Checks the worker jobs with ``sbatch --test-only``. ``eager``: submits them now, so that they start
         while the run plans (a first run: it will launch); else nothing until the first launch (a rerun, which
         may have nothing to do, or a plan, asks SLURM for no job)."""
-        if shutil.which("sbatch") is None:
-            raise UsageError("--scheduler slurm: sbatch is not on PATH (run on a SLURM login or compute node)")
-        if '"' in str(log_directory) or "\n" in str(log_directory):
-            raise UsageError(
-                f"--scheduler slurm: a workspace path with a double quote or a newline cannot hold the "
-                f"worker jobs' logs ({log_directory}); choose another --workspace"
-            )
-        if (refusal := sbatch_refusal(job_script(options, log_directory, job_name), options)) is not None:
-            raise UsageError(refusal)
+        if (problem := submission_problem(options, log_directory, job_name)) is not None:
+            raise UsageError(problem)
         self.options = options
         self.cores_per_worker: int | None = options.cores
         self.cores: int | None = options.cores_at_most
@@ -371,14 +377,8 @@ class SlurmScheduler:
     def _say_why_waiting(self) -> None:
         """No worker has joined yet: say which jobs the run waits for and what SLURM says of them (pending:
         Resources, Priority...), once each time that changes (a busy queue can hold them for hours)."""
-        queue = subprocess.run(
-            [shutil.which("squeue") or "squeue", "-h", "-n", self.job_name, "-o", "%i %T %r"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        jobs = [line.split(None, 2) for line in queue.stdout.splitlines() if line.strip()]
-        if queue.returncode != 0 or not jobs:
+        jobs = self._queue("%i %T %r", fields=3)
+        if not jobs:
             return
         pending = [fields_ for fields_ in jobs if len(fields_) > 1 and fields_[1] == "PENDING"]
         if not pending:  # started: their workers join within seconds
@@ -398,13 +398,7 @@ class SlurmScheduler:
         started = sorted(self.log_directory.glob("*.err"), key=lambda p: p.stat().st_mtime)
         if not started:
             return None  # none has started yet (pending, or an adaptive cluster with nothing asked of it)
-        queue = subprocess.run(
-            [shutil.which("squeue") or "squeue", "-h", "-n", self.job_name, "-o", "%i"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if queue.returncode != 0 or queue.stdout.strip():
+        if self._queue("%i") != []:  # some still queued, or squeue did not answer
             return None
         lines = [line.strip() for line in started[-1].read_text(errors="replace").splitlines() if line.strip()]
         last = lines[-1][:200] if lines else ""
@@ -429,6 +423,20 @@ class SlurmScheduler:
             self._dask.cancel_all()
         self._scancel()
 
+    def _queue(self, format_: str, fields: int = 2, timeout: float | None = None) -> list[list[str]] | None:
+        """This run's worker jobs in the queue, each line of ``squeue -o format_`` split into at most ``fields``
+        fields; None when squeue fails."""
+        queue = subprocess.run(
+            [shutil.which("squeue") or "squeue", "-h", "-n", self.job_name, "-o", format_],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+        if queue.returncode != 0:
+            return None
+        return [line.split(None, fields - 1) for line in queue.stdout.splitlines() if line.strip()]
+
     def _scancel(self) -> None:
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):  # no scancel, a slurmctld that hangs
             subprocess.run(
@@ -452,7 +460,7 @@ class SlurmScheduler:
             if not self._cancelled:
                 deadline = time.monotonic() + JOB_END_WAIT_S
                 told = self._dask.close_workers(JOB_END_WAIT_S)
-                joined = {job for name, job in self._dask.job_ids().items() if _joined(name, told)}
+                joined = {job for name, job in self._dask.job_ids().items() if name in told}  # one worker a job
                 self._wait_jobs_ended(joined, deadline)
         except (Exception, KeyboardInterrupt):  # the run's work is done: its jobs are cancelled instead
             self._scancel()
@@ -466,17 +474,11 @@ class SlurmScheduler:
         """Until none of this run's worker jobs is in the queue (or only completing), or ``deadline`` (a
         monotonic time). Jobs not in ``joined`` (pending, or started without their worker joining: nothing told
         them to end) are cancelled at once."""
-        squeue, cancelled = shutil.which("squeue") or "squeue", set[str]()
+        cancelled = set[str]()
         while (left := deadline - time.monotonic()) > 0:
-            queue = subprocess.run(
-                [squeue, "-h", "-n", self.job_name, "-o", "%i %T"],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=left,
-            )
-            jobs = dict(line.split(None, 1) for line in queue.stdout.splitlines() if len(line.split()) == 2)
-            if queue.returncode != 0 or all(state == "COMPLETING" for state in jobs.values()):
+            queued = self._queue("%i %T", timeout=left)
+            jobs = {fields_[0]: fields_[1:] for fields_ in queued or []}
+            if queued is None or all(state == ["COMPLETING"] for state in jobs.values()):
                 return
             if stray := sorted(set(jobs) - joined - cancelled):
                 subprocess.run(
@@ -484,9 +486,3 @@ class SlurmScheduler:
                 )
                 cancelled.update(stray)
             time.sleep(0.1)
-
-
-def _joined(job: str, workers: set[str]) -> bool:
-    """Whether the worker job named ``job`` by dask-jobqueue has a worker among ``workers`` (one process per
-    job: the job's name; several: the name and ``-N``)."""
-    return job in workers or any(worker.startswith(f"{job}-") for worker in workers)
