@@ -37,6 +37,30 @@ def test_runs_attempts_and_their_steps(index: Index):
     assert len(every) == 3 and every[2]["cached"] is True and every[1]["outputs"] == [{"name": "a", "sha256": "x"}]
 
 
+def test_run_counts_and_task_keys_come_from_sqlite_alone(index: Index):
+    """What ``runs`` and ``gc`` read of every run: launches, attempts that ran, cached tasks, task keys; a run
+    recorded before packed launches (no launch rows) counts one launch per attempt that ran."""
+    from dicompose.records.index import Launch
+
+    packed, old, empty = "20261201-000000-aaaaaa", "20261201-000001-bbbbbb", "20261201-000002-cccccc"
+    for run_id in (packed, old, empty):
+        _start(index, run_id)
+    index.record_attempts(
+        [
+            Attempt(packed, "normalize", "k1", "s1", 1, "failed"),
+            Attempt(packed, "normalize", "k1", "s1", 2, "ok"),
+            Attempt(packed, "normalize", "k2", "s2", 1, "ok"),
+            Attempt(packed, "mask", "k3", "s1", 0, "ok", cached=True),
+            Attempt(old, "normalize", "k1", "s1", 0, "ok", cached=True),
+            Attempt(old, "mask", "k4", "s1", 1, "ok"),
+        ]
+    )
+    for number in (1, 2):
+        index.record_launch(Launch(f"{packed}-000{number}", packed, "normalize", ["k1", "k2"], 1, 0, 0.0, 1.0, []))
+    assert index.run_counts() == {packed: (2, 3, 1), old: (0, 1, 1)}
+    assert index.task_keys(packed) == {"k1", "k2", "k3"} and index.task_keys(empty) == set()
+
+
 def test_a_prefix_finds_one_run_and_never_guesses_between_several(index: Index):
     for run_id in ("20261201-000000-aaaaaa", "20261201-000001-bbbbbb"):
         _start(index, run_id)

@@ -66,11 +66,11 @@ def runs(
     """List the runs recorded in a workspace, oldest first."""
     index = _index(workspace)
     items = index.runs()
+    counts = index.run_counts()
     for item in items:
-        attempts = index.attempts(item["id"])
-        launches = index.launches(item["id"])  # runs recorded before packed launches: one per attempt
-        item["launches"] = len(launches) if launches else sum(1 for a in attempts if not a["cached"])
-        item["cached"] = sum(1 for a in attempts if a["cached"])
+        launches, ran, cached = counts.get(item["id"], (0, 0, 0))
+        item["launches"] = launches or ran  # runs recorded before packed launches: one per attempt
+        item["cached"] = cached
     if as_json:
         emit_json(None, items)  # a bare list, newest last
         return

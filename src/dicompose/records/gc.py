@@ -40,7 +40,7 @@ def plan_gc(workspace: Workspace, index: Index, keep: int = 1) -> GcPlan:
         by_target[(run["kind"], run["target"])].append(run["id"])
     kept = [run_id for runs in by_target.values() for run_id in runs[len(runs) - keep :]] if keep > 0 else []
     collected = [run_id for runs in by_target.values() for run_id in runs if run_id not in kept]
-    needed = {attempt["task_key"] for run_id in kept for attempt in index.attempts(run_id)}
+    needed = {key for run_id in kept for key in index.task_keys(run_id)}
     reasons: dict[str, int] = defaultdict(int)
     task_dirs = []
     for folder in sorted((workspace.root / "work").glob("*/*")):

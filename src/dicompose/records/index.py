@@ -354,6 +354,21 @@ class Index:
             result.append(item)
         return result
 
+    def task_keys(self, run_id: str) -> set[str]:
+        """The task keys ``run_id`` ran or reused (no file lists read: ``gc`` asks this of every kept run)."""
+        return {key for (key,) in self.db.execute("SELECT DISTINCT task_key FROM attempts WHERE run_id = ?", (run_id,))}
+
+    def run_counts(self) -> dict[str, tuple[int, int, int]]:
+        """run id → (launches, attempts that ran, cached tasks), counted by SQLite: ``runs`` lists every run,
+        and decoding each attempt's file lists cost seconds once a workspace held a few 10,000-file runs."""
+        counts: dict[str, list[int]] = {}
+        query = "SELECT run_id, SUM(cached = 0), SUM(cached != 0) FROM attempts GROUP BY run_id"
+        for run_id, ran, cached in self.db.execute(query):
+            counts[run_id] = [0, int(ran or 0), int(cached or 0)]
+        for run_id, launches in self.db.execute("SELECT run_id, COUNT(*) FROM launches GROUP BY run_id"):
+            counts.setdefault(run_id, [0, 0, 0])[0] = int(launches)
+        return {run_id: (c[0], c[1], c[2]) for run_id, c in counts.items()}
+
     def _run_row(self, row: tuple[Any, ...]) -> dict[str, Any]:
         names = [
             "id",
