@@ -3,11 +3,13 @@ collected runs, and the file memo that lets a no-op rerun skip hashing (valid on
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+from dicompose.errors import DicomposeError
 from dicompose.records.index import Attempt, FileStat, Index, Memo
 
 
@@ -59,6 +61,34 @@ def test_run_counts_and_task_keys_come_from_sqlite_alone(index: Index):
         index.record_launch(Launch(f"{packed}-000{number}", packed, "normalize", ["k1", "k2"], 1, 0, 0.0, 1.0, []))
     assert index.run_counts() == {packed: (2, 3, 1), old: (0, 1, 1)}
     assert index.task_keys(packed) == {"k1", "k2", "k3"} and index.task_keys(empty) == set()
+
+
+def test_long_file_lists_are_stored_once_and_read_back_whole(index: Index):
+    """A no-op rerun repeats each task's file lists: stored once by content, so the index grows by a row per
+    task, not by the lists; short lists stay inline; rows written before (inline JSON) read as they did."""
+    from dicompose.records.index import SHARED_LIST_MIN
+
+    files = [{"name": f"slice_{n:04d}.dcm", "sha256": f"{n:064x}"} for n in range(SHARED_LIST_MIN + 500)]
+    short = files[: SHARED_LIST_MIN - 1]
+    runs = ["20261201-000000-aaaaaa", "20261201-000001-bbbbbb"]
+    for run_id in runs:
+        _start(index, run_id)
+        index.record_attempts([Attempt(run_id, "normalize", "k1", "s1", 0, "ok", True, inputs=files, outputs=short)])
+    index.db.execute(
+        "INSERT INTO attempts (run_id, step, task_key, task_label, attempt, status, cached, inputs, outputs)"
+        " VALUES (?, 'mask', 'k2', 's1', 1, 'ok', 0, ?, '[]')",
+        (runs[1], json.dumps(files)),
+    )
+    assert index.db.execute("SELECT COUNT(*) FROM file_lists").fetchone() == (1,)  # both runs, one list
+    stored = [row[0] for row in index.db.execute("SELECT inputs FROM attempts WHERE step = 'normalize'")]
+    assert all(text.startswith("sha256:") and len(text) < 80 for text in stored)
+    for run_id in runs:
+        (attempt,) = index.attempts(run_id, "normalize")
+        assert attempt["inputs"] == files and attempt["outputs"] == short
+    assert index.attempts(runs[1], "mask")[0]["inputs"] == files
+    index.db.execute("DELETE FROM file_lists")  # a damaged index says so, never returns an empty list
+    with pytest.raises(DicomposeError, match=r"index\.sqlite: damaged, it lacks the file list"):
+        index.attempts(runs[0])
 
 
 def test_a_prefix_finds_one_run_and_never_guesses_between_several(index: Index):

@@ -7,6 +7,7 @@ lock writes; WAL mode lets ``dicompose runs``/``show`` read while a run is going
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dicompose.errors import UsageError
+from dicompose.errors import DicomposeError, UsageError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -45,12 +46,19 @@ CREATE TABLE IF NOT EXISTS published (
     PRIMARY KEY (scope, path)
 );
 CREATE INDEX IF NOT EXISTS published_path ON published (path);
+CREATE TABLE IF NOT EXISTS file_lists (sha256 TEXT PRIMARY KEY, list TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS file_memo2 (
     path TEXT PRIMARY KEY, device INTEGER NOT NULL, inode INTEGER NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, series TEXT, instance TEXT
 );
 """
 
+
+#: An attempt's inputs or outputs of at least this many files are stored once, by content, in ``file_lists``
+#: and named in the attempt by ``sha256:<hex>``: a no-op rerun of a 10,000-file pipeline repeats the same
+#: lists in every run, which was 5.5 MB of index per rerun.
+SHARED_LIST_MIN = 16
+_LIST_REF = "sha256:"
 
 _MEMO_ALL = "SELECT path, device, inode, size, mtime_ns, sha256, series, instance FROM file_memo2"
 _MEMO_BY_PATH = _MEMO_ALL + " WHERE path = ?"
@@ -134,6 +142,7 @@ STOPPED_WITH_RUN = "stopped with its run; the tasks it had finished were sealed,
 
 class Index:
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -257,8 +266,14 @@ class Index:
         )
 
     def record_attempts(self, attempts: Iterable[Attempt]) -> None:
+        shared: dict[str, str] = {}  # sha256 → a long file list's JSON, stored once (see SHARED_LIST_MIN)
         rows = [  # a shallow copy: asdict's deep copy of every input and output cost 1 s per 10,000 files
-            {**vars(a), "cached": int(a.cached), "inputs": json.dumps(a.inputs), "outputs": json.dumps(a.outputs)}
+            {
+                **vars(a),
+                "cached": int(a.cached),
+                "inputs": _list_column(a.inputs, shared),
+                "outputs": _list_column(a.outputs, shared),
+            }
             for a in attempts
         ]
         if not rows:
@@ -266,6 +281,7 @@ class Index:
         columns = list(rows[0])
         sql = f"INSERT INTO attempts ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"  # noqa: S608 - column names are Attempt fields
         with self.db:
+            self.db.executemany("INSERT OR IGNORE INTO file_lists VALUES (?, ?)", shared.items())
             self.db.executemany(sql, rows)
 
     def record_attempt(self, attempt: Attempt) -> None:
@@ -345,14 +361,27 @@ class Index:
         else:
             cursor = self.db.execute("SELECT * FROM attempts WHERE run_id = ? ORDER BY id", (run_id,))
         names = [c[0] for c in cursor.description]
-        result = []
-        for row in cursor.fetchall():
-            item = dict(zip(names, row, strict=True))
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        shared = self._shared_lists({row[c] for row in rows for c in ("inputs", "outputs")})
+        for item in rows:
             item["cached"] = bool(item["cached"])
-            item["inputs"] = json.loads(item["inputs"])
-            item["outputs"] = json.loads(item["outputs"])
-            result.append(item)
-        return result
+            for column in ("inputs", "outputs"):
+                text: str = item[column]
+                item[column] = json.loads(shared.get(text, text))
+        return rows
+
+    def _shared_lists(self, columns: set[str]) -> dict[str, str]:
+        """``sha256:<hex>`` → the file list's JSON, for the references among ``columns``."""
+        wanted = sorted(c[len(_LIST_REF) :] for c in columns if c.startswith(_LIST_REF))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):  # below SQLite's limit on parameters
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT sha256, list FROM file_lists WHERE sha256 IN ({marks})"  # noqa: S608 - placeholders only
+            found.update((_LIST_REF + sha, text) for sha, text in self.db.execute(query, chunk))
+        if missing := [sha for sha in wanted if _LIST_REF + sha not in found]:
+            raise DicomposeError(f"{self.path}: damaged, it lacks the file list {missing[0]} an attempt names")
+        return found
 
     def task_keys(self, run_id: str) -> set[str]:
         """The task keys ``run_id`` ran or reused (no file lists read: ``gc`` asks this of every kept run)."""
@@ -386,6 +415,16 @@ class Index:
         item = dict(zip(names, row, strict=True))
         item["details"] = json.loads(item["details"])
         return item
+
+
+def _list_column(files: list[dict[str, str]], shared: dict[str, str]) -> str:
+    """What an attempt stores of a file list: its JSON, or for a long one a reference to it in ``shared``."""
+    text = json.dumps(files)
+    if len(files) < SHARED_LIST_MIN:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    shared[digest] = text
+    return _LIST_REF + digest
 
 
 def existing_index(workspace: Path) -> Index:
